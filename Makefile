@@ -1,0 +1,131 @@
+# veil: a userspace WireGuard tunnel. See README.md.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+RUNSTATEDIR ?= /var/run
+
+PKG_CONFIG ?= pkg-config
+CC ?= cc
+CFLAGS ?= -O2 -g
+WERROR ?= 1
+V ?= 0
+
+VERSION := $(shell git describe --always --dirty --tags 2>/dev/null || echo 0.0.0)
+
+# Build variants live in their own directories so a sanitizer build never
+# mixes objects with the release build.
+ifeq ($(SANITIZE),)
+BUILD ?= build
+SAN_FLAGS :=
+else
+BUILD ?= build/san
+ifeq ($(SANITIZE),1)
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
+endif
+endif
+
+WARN := -Wall -Wextra -Wshadow -Wpointer-arith -Wcast-qual -Wsign-compare \
+	-Wmissing-prototypes -Wstrict-prototypes -Wformat=2
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+# Recursive (=) so pkg-config runs only when a recipe needs the flags, which
+# is after the deps target has installed whatever was missing.
+DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags libsodium libuv libmnl)
+DEP_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libuv libmnl)
+CORE_LIBS = $(shell $(PKG_CONFIG) --libs libsodium)
+TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka)
+TEST_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
+
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(SAN_FLAGS) -MMD -MP \
+	-Iinclude -Isrc -DVEIL_VERSION='"$(VERSION)"' $(DEP_CFLAGS) $(CFLAGS) $(CPPFLAGS)
+ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+CORE_SRC := $(wildcard src/core/*.c)
+CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o)
+CORE_LIB := $(BUILD)/libveilcore.a
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard tests/bench/*.c)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+
+DEPS_STAMP := build/.deps-ok
+
+.PHONY: all deps check check-unit check-netns check-san demo bench install clean
+.DEFAULT_GOAL := all
+
+all: $(CORE_LIB)
+
+# Installs exactly the missing Debian packages (tools/install-deps.sh says
+# what it installs). Re-checked when the script changes.
+$(DEPS_STAMP): tools/install-deps.sh
+	$(Q)tools/install-deps.sh build
+	$(Q)mkdir -p $(@D) && touch $@
+
+deps: $(DEPS_STAMP)
+
+$(BUILD)/%.o: src/%.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@[ "$(V)" = 1 ] || echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(CORE_LIB): $(CORE_OBJ)
+	@[ "$(V)" = 1 ] || echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# Each unit test includes the .c it tests (to reach static functions) and
+# takes everything else from the core archive.
+$(BUILD)/tests/%: tests/unit/%.c $(CORE_LIB) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $(TEST_CFLAGS) -o $@ $< $(CORE_LIB) \
+		$(ALL_LDFLAGS) $(TEST_LIBS) $(CORE_LIBS)
+
+$(BUILD)/bench/%: tests/bench/%.c $(CORE_LIB) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(CORE_LIB) $(ALL_LDFLAGS) $(CORE_LIBS)
+
+check-unit: $(UNIT_BIN)
+	$(Q)tools/run-unit-tests.sh $(UNIT_BIN)
+
+# The whole suite: unit tests in the release build and again under
+# AddressSanitizer + UndefinedBehaviorSanitizer, then the namespace tests.
+check: check-unit
+	$(Q)$(MAKE) --no-print-directory SANITIZE=1 check-unit
+	$(Q)$(MAKE) --no-print-directory check-netns
+
+check-san:
+	$(Q)$(MAKE) --no-print-directory SANITIZE=1 check-unit
+
+check-netns: all
+	$(Q)tools/run-netns-tests.sh
+
+demo: all
+	@echo "make demo: the daemon (veild) is not built yet; the protocol core is."
+	@echo "Run 'make check' to exercise it."
+
+bench: $(BENCH_BIN)
+	$(Q)for b in $(BENCH_BIN); do $$b || exit 1; done
+
+install: all
+	@echo "make install: nothing to install until veild and veilctl exist."
+
+clean:
+	rm -rf build
+
+-include $(CORE_OBJ:.o=.d) $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)

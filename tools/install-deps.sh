@@ -1,0 +1,38 @@
+#!/bin/sh
+# Install exactly the Debian 12 packages veil needs and this machine lacks,
+# and say which. Usage: tools/install-deps.sh [build|test|bench|all]...
+# "build" is what compiling and the unit tests need; "test" adds what the
+# network-namespace tests run (wireguard-go, wg, tshark, iperf3, ...).
+set -eu
+
+want=""
+for set in "${@:-build}"; do
+	case "$set" in
+	build) want="$want gcc make pkg-config libsodium-dev libuv1-dev libmnl-dev libcmocka-dev" ;;
+	test) want="$want iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping" ;;
+	bench) want="$want iproute2 wireguard-go wireguard-tools iperf3 iputils-ping" ;;
+	all) want="$want gcc make pkg-config libsodium-dev libuv1-dev libmnl-dev libcmocka-dev iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping" ;;
+	*) echo "install-deps: unknown set '$set' (build, test, bench, all)" >&2; exit 2 ;;
+	esac
+done
+
+missing=""
+for pkg in $want; do
+	case " $missing " in *" $pkg "*) continue ;; esac
+	status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+	[ "$status" = installed ] || missing="$missing $pkg"
+done
+
+[ -n "$missing" ] || exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps: missing Debian packages:$missing" >&2
+	echo "install-deps: run as root, or: apt-get install$missing" >&2
+	exit 1
+fi
+
+echo "install-deps: installing missing Debian packages:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing

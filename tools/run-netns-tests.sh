@@ -1,0 +1,27 @@
+#!/bin/sh
+# Run every tests/netns/*.sh in turn. They need root (network namespaces).
+set -u
+cd "$(dirname "$0")/.."
+tests=$(ls tests/netns/*.sh 2>/dev/null || true)
+if [ -z "$tests" ]; then
+	echo "netns: no namespace tests yet (the daemon is not built)"
+	exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+	echo "netns: these tests need root" >&2
+	exit 1
+fi
+tools/install-deps.sh test
+pass=0
+fail=0
+for t in $tests; do
+	echo "=== $t"
+	if timeout 900 bash "$t"; then
+		pass=$((pass + 1))
+	else
+		echo "FAILED: $t" >&2
+		fail=$((fail + 1))
+	fi
+done
+echo "netns: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
