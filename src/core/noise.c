@@ -1,0 +1,573 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s, as WireGuard specifies it:
+ *
+ *   <- s
+ *   ...
+ *   -> e, es, s, ss, {t}
+ *   <- e, ee, se, psk, {}
+ *
+ * followed by the transport keypairs and their rotation. Step comments carry
+ * the Noise tokens. Every function works on temporaries and commits to the
+ * handshake state only on success, so a bad or replayed message never
+ * disturbs a handshake in progress. Every temporary that held key material is
+ * wiped at the single exit label.
+ */
+#include "noise.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "blake2s.h"
+#include "timers.h"
+
+const uint8_t noise_initial_chaining_key[NOISE_HASH_LEN] = {
+	0x60, 0xe2, 0x6d, 0xae, 0xf3, 0x27, 0xef, 0xc0, 0x2e, 0xc3, 0x35, 0xe2, 0xa0, 0x25, 0xd2, 0xd0,
+	0x16, 0xeb, 0x42, 0x06, 0xf8, 0x72, 0x77, 0xf5, 0x2d, 0x38, 0xd1, 0x98, 0x8b, 0x78, 0xcd, 0x36,
+};
+
+const uint8_t noise_initial_hash[NOISE_HASH_LEN] = {
+	0x22, 0x11, 0xb3, 0x61, 0x08, 0x1a, 0xc5, 0x66, 0x69, 0x12, 0x43, 0xdb, 0x45, 0x8a, 0xd5, 0x32,
+	0x2d, 0x9c, 0x6c, 0x66, 0x22, 0x93, 0xe8, 0xb7, 0x0e, 0xe1, 0x9c, 0x65, 0xba, 0x07, 0x9e, 0xf3,
+};
+
+static void mix_hash(uint8_t h[static 32], const uint8_t *in, size_t len)
+{
+	struct blake2s_state s;
+
+	blake2s_init(&s, NOISE_HASH_LEN, NULL, 0);
+	blake2s_update(&s, h, NOISE_HASH_LEN);
+	blake2s_update(&s, in, len);
+	blake2s_final(&s, h);
+}
+
+/* ck = KDF1(ck, in) */
+static void mix_key1(uint8_t ck[static 32], const uint8_t *in, size_t len)
+{
+	blake2s_kdf(ck, NULL, NULL, ck, in, len);
+}
+
+/* (ck, k) = KDF2(ck, in) */
+static void mix_key2(uint8_t ck[static 32], uint8_t k[static 32], const uint8_t *in, size_t len)
+{
+	blake2s_kdf(ck, k, NULL, ck, in, len);
+}
+
+/* ck = KDF1(ck, DH(priv, pub)); false if the DH result is all zero. */
+static bool mix_dh(uint8_t ck[static 32], const uint8_t priv[static 32], const uint8_t pub[static 32])
+{
+	uint8_t shared[32];
+	bool ok;
+
+	ok = crypto_scalarmult(shared, priv, pub) == 0;
+	if (ok)
+		mix_key1(ck, shared, sizeof(shared));
+	sodium_memzero(shared, sizeof(shared));
+	return ok;
+}
+
+static void aead_nonce(uint8_t nonce[static 12], uint64_t counter)
+{
+	memset(nonce, 0, 4);
+	le64_write(nonce + 4, counter);
+}
+
+/* Handshake AEADs use a fresh key each time, so their counter is always zero. */
+static void seal(uint8_t *out, const uint8_t *plain, size_t len, const uint8_t key[static 32],
+		 const uint8_t h[static 32])
+{
+	uint8_t nonce[12];
+
+	aead_nonce(nonce, 0);
+	crypto_aead_chacha20poly1305_ietf_encrypt(out, NULL, plain, len, h, NOISE_HASH_LEN, NULL,
+						  nonce, key);
+}
+
+static bool open_sealed(uint8_t *out, const uint8_t *in, size_t len, const uint8_t key[static 32],
+			const uint8_t h[static 32])
+{
+	uint8_t nonce[12], none[1];
+
+	aead_nonce(nonce, 0);
+	return crypto_aead_chacha20poly1305_ietf_decrypt(out ? out : none, NULL, NULL, in, len, h, NOISE_HASH_LEN,
+							 nonce, key) == 0;
+}
+
+static void new_ephemeral(uint8_t priv[static 32], uint8_t pub[static 32], const struct wg_rng *rng)
+{
+	wg_rng_fill(rng, priv, 32);
+	priv[0] &= 248;
+	priv[31] = (priv[31] & 127) | 64;
+	crypto_scalarmult_base(pub, priv);
+}
+
+void noise_tai64n(uint8_t out[static NOISE_TIMESTAMP_LEN], uint64_t unix_ns)
+{
+	uint64_t sec = 0x400000000000000aULL + unix_ns / NSEC_PER_SEC;
+	/* Round down to 2^24 ns so the timestamp does not reveal a precise clock. */
+	uint32_t nsec = (uint32_t)(unix_ns % NSEC_PER_SEC) & ~0xffffffu;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		out[i] = (uint8_t)(sec >> (56 - 8 * i));
+	for (i = 0; i < 4; i++)
+		out[8 + i] = (uint8_t)(nsec >> (24 - 8 * i));
+}
+
+void noise_identity_set(struct noise_static_identity *id, const uint8_t private_key[static 32])
+{
+	memcpy(id->private_key, private_key, 32);
+	id->has_identity = !sodium_is_zero(private_key, 32);
+	if (!id->has_identity) {
+		sodium_memzero(id->public_key, sizeof(id->public_key));
+		return;
+	}
+	/* Store the clamped scalar, as the kernel and wireguard-go report it. */
+	id->private_key[0] &= 248;
+	id->private_key[31] = (id->private_key[31] & 127) | 64;
+	crypto_scalarmult_base(id->public_key, id->private_key);
+}
+
+void noise_handshake_precompute(struct noise_handshake *hs, const struct noise_static_identity *id)
+{
+	if (!id->has_identity ||
+	    crypto_scalarmult(hs->precomputed_static_static, id->private_key, hs->remote_static))
+		sodium_memzero(hs->precomputed_static_static, 32);
+}
+
+void noise_handshake_init(struct noise_handshake *hs, const struct noise_static_identity *id,
+			  const uint8_t remote_static[static 32], const uint8_t *psk, void *peer)
+{
+	memset(hs, 0, sizeof(*hs));
+	hs->entry.kind = INDEX_HANDSHAKE;
+	hs->entry.peer = peer;
+	memcpy(hs->remote_static, remote_static, 32);
+	noise_handshake_set_psk(hs, psk);
+	noise_handshake_precompute(hs, id);
+}
+
+void noise_handshake_set_psk(struct noise_handshake *hs, const uint8_t *psk)
+{
+	if (psk)
+		memcpy(hs->preshared_key, psk, 32);
+	else
+		sodium_memzero(hs->preshared_key, 32);
+}
+
+void noise_handshake_clear(struct noise_handshake *hs, struct index_table *idx)
+{
+	index_table_remove(idx, &hs->entry);
+	sodium_memzero(hs->ephemeral_private, sizeof(hs->ephemeral_private));
+	sodium_memzero(hs->remote_ephemeral, sizeof(hs->remote_ephemeral));
+	sodium_memzero(hs->chaining_key, sizeof(hs->chaining_key));
+	sodium_memzero(hs->hash, sizeof(hs->hash));
+	hs->remote_index = 0;
+	hs->state = HANDSHAKE_ZEROED;
+}
+
+int noise_create_initiation(struct noise_handshake *hs, const struct noise_static_identity *id,
+			    struct index_table *idx, uint8_t msg[static INITIATION_LEN],
+			    uint64_t wall_ns, const struct wg_rng *rng)
+{
+	uint8_t ck[32], h[32], k[32], e_priv[32], ts[NOISE_TIMESTAMP_LEN];
+	int ret = -ENOKEY;
+
+	if (!id->has_identity || sodium_is_zero(hs->precomputed_static_static, 32))
+		goto out;
+
+	memset(msg, 0, INITIATION_LEN);
+	le32_write(msg, MESSAGE_HANDSHAKE_INITIATION);
+	memcpy(ck, noise_initial_chaining_key, 32);
+	memcpy(h, noise_initial_hash, 32);
+	mix_hash(h, hs->remote_static, 32);
+
+	/* e */
+	new_ephemeral(e_priv, msg + INITIATION_EPHEMERAL, rng);
+	mix_key1(ck, msg + INITIATION_EPHEMERAL, 32);
+	mix_hash(h, msg + INITIATION_EPHEMERAL, 32);
+
+	/* es */
+	ret = -EINVAL;
+	if (crypto_scalarmult(k, e_priv, hs->remote_static))
+		goto out;
+	mix_key2(ck, k, k, 32);
+
+	/* s */
+	seal(msg + INITIATION_STATIC, id->public_key, 32, k, h);
+	mix_hash(h, msg + INITIATION_STATIC, NOISE_ENCRYPTED_LEN(32));
+
+	/* ss */
+	mix_key2(ck, k, hs->precomputed_static_static, 32);
+
+	/* {t} */
+	noise_tai64n(ts, wall_ns);
+	seal(msg + INITIATION_TIMESTAMP, ts, sizeof(ts), k, h);
+	mix_hash(h, msg + INITIATION_TIMESTAMP, NOISE_ENCRYPTED_LEN(NOISE_TIMESTAMP_LEN));
+
+	/* Every initiation gets a new sender index; the old one is dropped. */
+	index_table_remove(idx, &hs->entry);
+	ret = index_table_insert(idx, &hs->entry, rng);
+	if (ret)
+		goto out;
+	le32_write(msg + INITIATION_SENDER, hs->entry.index);
+
+	memcpy(hs->ephemeral_private, e_priv, 32);
+	memcpy(hs->chaining_key, ck, 32);
+	memcpy(hs->hash, h, 32);
+	hs->state = HANDSHAKE_CREATED_INITIATION;
+	ret = 0;
+out:
+	sodium_memzero(ck, sizeof(ck));
+	sodium_memzero(h, sizeof(h));
+	sodium_memzero(k, sizeof(k));
+	sodium_memzero(e_priv, sizeof(e_priv));
+	sodium_memzero(ts, sizeof(ts));
+	return ret;
+}
+
+int noise_consume_initiation(const uint8_t msg[static INITIATION_LEN],
+			     const struct noise_static_identity *id,
+			     struct noise_handshake *(*lookup)(void *ctx, const uint8_t pub[32]),
+			     void *ctx, uint64_t now, struct noise_handshake **out)
+{
+	uint8_t ck[32], h[32], k[32], s[32], ts[NOISE_TIMESTAMP_LEN];
+	const uint8_t *e = msg + INITIATION_EPHEMERAL;
+	struct noise_handshake *hs;
+	bool replay, flood;
+	int ret = -ENOKEY;
+
+	if (!id->has_identity)
+		goto out;
+	memcpy(ck, noise_initial_chaining_key, 32);
+	memcpy(h, noise_initial_hash, 32);
+	mix_hash(h, id->public_key, 32);
+
+	/* e */
+	mix_key1(ck, e, 32);
+	mix_hash(h, e, 32);
+
+	/* es */
+	ret = -EBADMSG;
+	if (crypto_scalarmult(k, id->private_key, e))
+		goto out;
+	mix_key2(ck, k, k, 32);
+
+	/* s */
+	if (!open_sealed(s, msg + INITIATION_STATIC, NOISE_ENCRYPTED_LEN(32), k, h))
+		goto out;
+	mix_hash(h, msg + INITIATION_STATIC, NOISE_ENCRYPTED_LEN(32));
+
+	/* The decrypted static key is how the responder learns who calls. */
+	ret = -ENOENT;
+	hs = lookup(ctx, s);
+	if (!hs)
+		goto out;
+
+	/* ss */
+	ret = -EBADMSG;
+	if (sodium_is_zero(hs->precomputed_static_static, 32))
+		goto out;
+	mix_key2(ck, k, hs->precomputed_static_static, 32);
+
+	/* {t} */
+	if (!open_sealed(ts, msg + INITIATION_TIMESTAMP, NOISE_ENCRYPTED_LEN(NOISE_TIMESTAMP_LEN), k, h))
+		goto out;
+	mix_hash(h, msg + INITIATION_TIMESTAMP, NOISE_ENCRYPTED_LEN(NOISE_TIMESTAMP_LEN));
+
+	/* The timestamp must be strictly newer: a replayed initiation fails here. */
+	replay = memcmp(ts, hs->latest_timestamp, NOISE_TIMESTAMP_LEN) <= 0;
+	flood = hs->have_consumed_initiation &&
+		now - hs->last_initiation_consumed < INITIATION_MIN_INTERVAL;
+	ret = replay ? -EEXIST : -EBUSY;
+	if (replay || flood)
+		goto out;
+
+	memcpy(hs->latest_timestamp, ts, NOISE_TIMESTAMP_LEN);
+	hs->last_initiation_consumed = now;
+	hs->have_consumed_initiation = true;
+	memcpy(hs->remote_ephemeral, e, 32);
+	memcpy(hs->chaining_key, ck, 32);
+	memcpy(hs->hash, h, 32);
+	hs->remote_index = le32_read(msg + INITIATION_SENDER);
+	hs->state = HANDSHAKE_CONSUMED_INITIATION;
+	*out = hs;
+	ret = 0;
+out:
+	sodium_memzero(ck, sizeof(ck));
+	sodium_memzero(h, sizeof(h));
+	sodium_memzero(k, sizeof(k));
+	sodium_memzero(s, sizeof(s));
+	sodium_memzero(ts, sizeof(ts));
+	return ret;
+}
+
+/* The responder's and initiator's shared tail: psk, then {} over the empty string. */
+static void mix_psk(uint8_t ck[static 32], uint8_t h[static 32], uint8_t k[static 32],
+		    const uint8_t psk[static 32])
+{
+	uint8_t tau[32];
+
+	blake2s_kdf(ck, tau, k, ck, psk, 32);
+	mix_hash(h, tau, sizeof(tau));
+	sodium_memzero(tau, sizeof(tau));
+}
+
+int noise_create_response(struct noise_handshake *hs, const struct noise_static_identity *id,
+			  struct index_table *idx, uint8_t msg[static RESPONSE_LEN],
+			  const struct wg_rng *rng)
+{
+	uint8_t ck[32], h[32], k[32], e_priv[32];
+	uint8_t *e = msg + RESPONSE_EPHEMERAL;
+	int ret = -EINVAL;
+
+	if (hs->state != HANDSHAKE_CONSUMED_INITIATION || !id->has_identity)
+		goto out;
+	memset(msg, 0, RESPONSE_LEN);
+	le32_write(msg, MESSAGE_HANDSHAKE_RESPONSE);
+	le32_write(msg + RESPONSE_RECEIVER, hs->remote_index);
+	memcpy(ck, hs->chaining_key, 32);
+	memcpy(h, hs->hash, 32);
+
+	/* e */
+	new_ephemeral(e_priv, e, rng);
+	mix_key1(ck, e, 32);
+	mix_hash(h, e, 32);
+
+	/* ee, se */
+	if (!mix_dh(ck, e_priv, hs->remote_ephemeral) || !mix_dh(ck, e_priv, hs->remote_static))
+		goto out;
+
+	/* psk, {} */
+	mix_psk(ck, h, k, hs->preshared_key);
+	seal(msg + RESPONSE_EMPTY, NULL, 0, k, h);
+	mix_hash(h, msg + RESPONSE_EMPTY, NOISE_AUTHTAG_LEN);
+
+	index_table_remove(idx, &hs->entry);
+	ret = index_table_insert(idx, &hs->entry, rng);
+	if (ret)
+		goto out;
+	le32_write(msg + RESPONSE_SENDER, hs->entry.index);
+
+	memcpy(hs->ephemeral_private, e_priv, 32);
+	memcpy(hs->chaining_key, ck, 32);
+	memcpy(hs->hash, h, 32);
+	hs->state = HANDSHAKE_CREATED_RESPONSE;
+	ret = 0;
+out:
+	sodium_memzero(ck, sizeof(ck));
+	sodium_memzero(h, sizeof(h));
+	sodium_memzero(k, sizeof(k));
+	sodium_memzero(e_priv, sizeof(e_priv));
+	return ret;
+}
+
+int noise_consume_response(const uint8_t msg[static RESPONSE_LEN], struct noise_handshake *hs,
+			   const struct noise_static_identity *id)
+{
+	uint8_t ck[32], h[32], k[32];
+	const uint8_t *e = msg + RESPONSE_EPHEMERAL;
+	int ret = -EINVAL;
+
+	if (hs->state != HANDSHAKE_CREATED_INITIATION || !id->has_identity)
+		goto out;
+	memcpy(ck, hs->chaining_key, 32);
+	memcpy(h, hs->hash, 32);
+
+	/* e */
+	mix_key1(ck, e, 32);
+	mix_hash(h, e, 32);
+
+	/* ee, se */
+	ret = -EBADMSG;
+	if (!mix_dh(ck, hs->ephemeral_private, e) || !mix_dh(ck, id->private_key, e))
+		goto out;
+
+	/* psk, {} */
+	mix_psk(ck, h, k, hs->preshared_key);
+	if (!open_sealed(NULL, msg + RESPONSE_EMPTY, NOISE_AUTHTAG_LEN, k, h))
+		goto out;
+	mix_hash(h, msg + RESPONSE_EMPTY, NOISE_AUTHTAG_LEN);
+
+	memcpy(hs->remote_ephemeral, e, 32);
+	memcpy(hs->chaining_key, ck, 32);
+	memcpy(hs->hash, h, 32);
+	hs->remote_index = le32_read(msg + RESPONSE_SENDER);
+	hs->state = HANDSHAKE_CONSUMED_RESPONSE;
+	ret = 0;
+out:
+	sodium_memzero(ck, sizeof(ck));
+	sodium_memzero(h, sizeof(h));
+	sodium_memzero(k, sizeof(k));
+	return ret;
+}
+
+static void keypair_wipe(struct noise_keypair *kp, struct index_table *idx)
+{
+	if (!kp)
+		return;
+	index_table_remove(idx, &kp->entry);
+	sodium_memzero(kp, sizeof(*kp));
+}
+
+static struct noise_keypair *free_slot(struct noise_keypairs *kps)
+{
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		struct noise_keypair *kp = &kps->slot[i];
+
+		if (kp != kps->previous && kp != kps->current && kp != kps->next)
+			return kp;
+	}
+	return NULL;
+}
+
+struct noise_keypair *noise_keypairs_derive(struct noise_keypairs *kps, struct noise_handshake *hs,
+					    struct index_table *idx, uint64_t now)
+{
+	struct noise_keypair *kp;
+	bool initiator;
+
+	if (hs->state == HANDSHAKE_CONSUMED_RESPONSE)
+		initiator = true;
+	else if (hs->state == HANDSHAKE_CREATED_RESPONSE)
+		initiator = false;
+	else
+		return NULL;
+
+	/*
+	 * Slot rotation (reference 7.5). The initiator may use its new keypair
+	 * at once; the responder parks it in next until the initiator's first
+	 * transport message confirms it.
+	 */
+	if (initiator) {
+		if (kps->next) {
+			keypair_wipe(kps->previous, idx);
+			keypair_wipe(kps->current, idx);
+			kps->previous = kps->next;
+			kps->current = NULL;
+			kps->next = NULL;
+		} else {
+			keypair_wipe(kps->previous, idx);
+			kps->previous = kps->current;
+			kps->current = NULL;
+		}
+	} else {
+		keypair_wipe(kps->next, idx);
+		keypair_wipe(kps->previous, idx);
+		kps->next = NULL;
+		kps->previous = NULL;
+	}
+	kp = free_slot(kps);
+
+	memset(kp, 0, sizeof(*kp));
+	kp->entry.kind = INDEX_KEYPAIR;
+	kp->entry.peer = hs->entry.peer;
+	if (initiator)
+		blake2s_kdf(kp->send_key, kp->recv_key, NULL, hs->chaining_key, NULL, 0);
+	else
+		blake2s_kdf(kp->recv_key, kp->send_key, NULL, hs->chaining_key, NULL, 0);
+	replay_init(&kp->replay);
+	kp->created = now;
+	kp->is_initiator = initiator;
+	kp->remote_index = hs->remote_index;
+	kp->sending_valid = true;
+	/* The keypair takes over the handshake's index number (4.6). */
+	index_table_replace(idx, &hs->entry, &kp->entry);
+
+	if (initiator)
+		kps->current = kp;
+	else
+		kps->next = kp;
+
+	sodium_memzero(hs->ephemeral_private, sizeof(hs->ephemeral_private));
+	sodium_memzero(hs->remote_ephemeral, sizeof(hs->remote_ephemeral));
+	sodium_memzero(hs->chaining_key, sizeof(hs->chaining_key));
+	sodium_memzero(hs->hash, sizeof(hs->hash));
+	hs->remote_index = 0;
+	hs->state = HANDSHAKE_ZEROED;
+	return kp;
+}
+
+bool noise_keypairs_confirm(struct noise_keypairs *kps, struct noise_keypair *kp,
+			    struct index_table *idx)
+{
+	if (!kp || kp != kps->next)
+		return false;
+	keypair_wipe(kps->previous, idx);
+	kps->previous = kps->current;
+	kps->current = kps->next;
+	kps->next = NULL;
+	return true;
+}
+
+void noise_keypairs_clear(struct noise_keypairs *kps, struct index_table *idx)
+{
+	keypair_wipe(kps->previous, idx);
+	keypair_wipe(kps->current, idx);
+	keypair_wipe(kps->next, idx);
+	kps->previous = kps->current = kps->next = NULL;
+}
+
+void noise_keypairs_expire(struct noise_keypairs *kps)
+{
+	if (kps->current)
+		kps->current->sending_valid = false;
+	if (kps->next)
+		kps->next->sending_valid = false;
+}
+
+size_t noise_padded_len(size_t len, unsigned int mtu)
+{
+	size_t x, padded;
+
+	if (!mtu)
+		return (len + MESSAGE_PADDING_MULTIPLE - 1) & ~(size_t)(MESSAGE_PADDING_MULTIPLE - 1);
+	x = len > mtu ? len % mtu : len;
+	padded = (x + MESSAGE_PADDING_MULTIPLE - 1) & ~(size_t)(MESSAGE_PADDING_MULTIPLE - 1);
+	if (padded > mtu)
+		padded = mtu;
+	return len + (padded - x);
+}
+
+int noise_keypair_encrypt(struct noise_keypair *kp, uint8_t *msg, const uint8_t *plain,
+			  size_t len, uint64_t now)
+{
+	uint8_t nonce[12];
+	uint64_t n;
+
+	if (!kp->sending_valid || timers_keypair_expired(kp->created, kp->send_counter, now))
+		return -EKEYEXPIRED;
+	n = kp->send_counter++;
+	aead_nonce(nonce, n);
+	le32_write(msg, MESSAGE_DATA);
+	le32_write(msg + DATA_RECEIVER, kp->remote_index);
+	le64_write(msg + DATA_COUNTER, n);
+	crypto_aead_chacha20poly1305_ietf_encrypt(msg + DATA_HEADER_LEN, NULL, plain, len, NULL, 0,
+						  NULL, nonce, kp->send_key);
+	return 0;
+}
+
+int noise_keypair_decrypt(struct noise_keypair *kp, uint8_t *plain, const uint8_t *msg,
+			  size_t len, uint64_t now)
+{
+	uint8_t nonce[12];
+	uint64_t n;
+
+	if (len < DATA_MIN_LEN)
+		return -EBADMSG;
+	n = le64_read(msg + DATA_COUNTER);
+	if (!kp->entry.hashed || timers_keypair_expired(kp->created, n, now))
+		return -EKEYEXPIRED;
+	aead_nonce(nonce, n);
+	if (crypto_aead_chacha20poly1305_ietf_decrypt(plain, NULL, NULL, msg + DATA_HEADER_LEN,
+						      len - DATA_HEADER_LEN, NULL, 0, nonce,
+						      kp->recv_key))
+		return -EBADMSG;
+	/* The replay window moves only for authenticated counters. */
+	if (!replay_check_and_set(&kp->replay, n))
+		return -EEXIST;
+	return (int)(len - DATA_MIN_LEN);
+}

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Noise_IKpsk2 as WireGuard uses it (reference section 4), the transport
+ * keypairs it yields (4.6, 6.1-6.3) and their previous/current/next slots
+ * (7.5). Pure: time and randomness come in as arguments.
+ */
+#ifndef VEIL_NOISE_H
+#define VEIL_NOISE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compiler.h"
+#include "index.h"
+#include "messages.h"
+#include "replay.h"
+#include "rng.h"
+
+/* The interface's static identity. The daemon keeps it in sodium_malloc memory. */
+struct noise_static_identity {
+	uint8_t private_key[NOISE_PUBLIC_KEY_LEN];
+	uint8_t public_key[NOISE_PUBLIC_KEY_LEN];
+	bool has_identity;
+};
+
+enum noise_handshake_state {
+	HANDSHAKE_ZEROED,
+	HANDSHAKE_CREATED_INITIATION,
+	HANDSHAKE_CONSUMED_INITIATION,
+	HANDSHAKE_CREATED_RESPONSE,
+	HANDSHAKE_CONSUMED_RESPONSE,
+};
+
+/* Per-peer handshake state (reference 4.1). */
+struct noise_handshake {
+	struct index_entry entry;
+	enum noise_handshake_state state;
+	uint8_t remote_static[NOISE_PUBLIC_KEY_LEN];
+	uint8_t precomputed_static_static[NOISE_PUBLIC_KEY_LEN];
+	uint8_t preshared_key[NOISE_SYMMETRIC_KEY_LEN];
+	uint8_t ephemeral_private[NOISE_PUBLIC_KEY_LEN];
+	uint8_t remote_ephemeral[NOISE_PUBLIC_KEY_LEN];
+	uint8_t chaining_key[NOISE_HASH_LEN];
+	uint8_t hash[NOISE_HASH_LEN];
+	uint8_t latest_timestamp[NOISE_TIMESTAMP_LEN];
+	uint32_t remote_index;
+	uint64_t last_initiation_consumed;
+	bool have_consumed_initiation;
+};
+
+struct noise_keypair {
+	struct index_entry entry;
+	uint8_t send_key[NOISE_SYMMETRIC_KEY_LEN];
+	uint8_t recv_key[NOISE_SYMMETRIC_KEY_LEN];
+	uint64_t send_counter;
+	struct replay_counter replay;
+	uint64_t created;
+	uint32_t remote_index;
+	bool is_initiator;
+	/* Cleared when the private key changes: the keypair may still receive. */
+	bool sending_valid;
+};
+
+/* Three preallocated slots; previous/current/next point into them or are NULL. */
+struct noise_keypairs {
+	struct noise_keypair slot[3];
+	struct noise_keypair *previous, *current, *next;
+};
+
+/* The Noise protocol's initial chaining key and hash (reference 2.1). */
+extern const uint8_t noise_initial_chaining_key[NOISE_HASH_LEN];
+extern const uint8_t noise_initial_hash[NOISE_HASH_LEN];
+
+/* Identity: clamps and derives the public key; all-zero means "no identity". */
+void noise_identity_set(struct noise_static_identity *id, const uint8_t private_key[static 32]);
+
+/*
+ * Sets up hs for the peer with the given public key; psk may be NULL. The
+ * static-static DH is precomputed; if it fails (or there is no identity) it
+ * stays zero and handshakes with this peer are refused.
+ */
+void noise_handshake_init(struct noise_handshake *hs, const struct noise_static_identity *id,
+			  const uint8_t remote_static[static 32], const uint8_t *psk, void *peer);
+void noise_handshake_set_psk(struct noise_handshake *hs, const uint8_t *psk);
+/* Recompute the static-static DH after the identity changed. */
+void noise_handshake_precompute(struct noise_handshake *hs, const struct noise_static_identity *id);
+/* Wipe the in-progress handshake and drop its index. */
+void noise_handshake_clear(struct noise_handshake *hs, struct index_table *idx);
+
+/*
+ * Fill msg (INITIATION_LEN) except mac1/mac2. wall_ns is Unix time in
+ * nanoseconds for the TAI64N timestamp. 0 or -ENOKEY, -EINVAL, -ENOMEM.
+ */
+int noise_create_initiation(struct noise_handshake *hs, const struct noise_static_identity *id,
+			    struct index_table *idx, uint8_t msg[static INITIATION_LEN],
+			    uint64_t wall_ns, const struct wg_rng *rng) __must_check;
+
+/*
+ * Consume an initiation whose MACs were already checked. lookup maps the
+ * decrypted static key to a peer's handshake (NULL if unknown). On success
+ * *out is that handshake, in state CONSUMED_INITIATION. Nothing is changed
+ * on failure: -ENOENT unknown peer, -EBADMSG bad AEAD or DH, -EEXIST replayed
+ * timestamp, -EBUSY initiation flood, -ENOKEY no identity.
+ */
+int noise_consume_initiation(const uint8_t msg[static INITIATION_LEN],
+			     const struct noise_static_identity *id,
+			     struct noise_handshake *(*lookup)(void *ctx, const uint8_t pub[32]),
+			     void *ctx, uint64_t now, struct noise_handshake **out) __must_check;
+
+int noise_create_response(struct noise_handshake *hs, const struct noise_static_identity *id,
+			  struct index_table *idx, uint8_t msg[static RESPONSE_LEN],
+			  const struct wg_rng *rng) __must_check;
+
+/* hs is the handshake found under the message's receiver index. */
+int noise_consume_response(const uint8_t msg[static RESPONSE_LEN], struct noise_handshake *hs,
+			   const struct noise_static_identity *id) __must_check;
+
+/*
+ * Derive the transport keypair from a completed handshake (4.6) and place it
+ * in the slots (7.5); the handshake is wiped. Returns the new keypair or NULL
+ * if the handshake is in no state to derive one.
+ */
+struct noise_keypair *noise_keypairs_derive(struct noise_keypairs *kps, struct noise_handshake *hs,
+					    struct index_table *idx, uint64_t now);
+/* If kp is the responder's unconfirmed next keypair, promote it. True if so. */
+bool noise_keypairs_confirm(struct noise_keypairs *kps, struct noise_keypair *kp,
+			    struct index_table *idx);
+/* Wipe all three keypairs and drop their indices. */
+void noise_keypairs_clear(struct noise_keypairs *kps, struct index_table *idx);
+/* Make current and next unusable for sending (private key changed). */
+void noise_keypairs_expire(struct noise_keypairs *kps);
+
+/* Zero padding of a plaintext of len bytes (reference 6.2). */
+size_t noise_padded_len(size_t len, unsigned int mtu);
+
+/*
+ * Encrypt plain (len bytes, padding already included) into msg, which has
+ * room for DATA_HEADER_LEN + len + NOISE_AUTHTAG_LEN bytes. msg and plain may
+ * be msg + DATA_HEADER_LEN == plain (in place). -EKEYEXPIRED if kp must not
+ * send any more.
+ */
+int noise_keypair_encrypt(struct noise_keypair *kp, uint8_t *msg, const uint8_t *plain,
+			  size_t len, uint64_t now) __must_check;
+/*
+ * Authenticate and decrypt a data message into plain (room for len - 32
+ * bytes; may be msg + DATA_HEADER_LEN), then check the replay window.
+ * Returns the plaintext length or -EKEYEXPIRED, -EBADMSG, -EEXIST (replay).
+ */
+int noise_keypair_decrypt(struct noise_keypair *kp, uint8_t *plain, const uint8_t *msg,
+			  size_t len, uint64_t now) __must_check;
+
+/* TAI64N of a Unix time in nanoseconds (reference 1.7). */
+void noise_tai64n(uint8_t out[static NOISE_TIMESTAMP_LEN], uint64_t unix_ns);
+
+#endif
