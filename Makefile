@@ -58,8 +58,14 @@ CORE_SRC := $(wildcard src/core/*.c)
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o)
 CORE_LIB := $(BUILD)/libveilcore.a
 
+DAEMON_SRC := $(filter-out src/veild.c,$(wildcard src/*.c))
+DAEMON_OBJ := $(DAEMON_SRC:src/%.c=$(BUILD)/%.o)
+VEILD := $(BUILD)/veild
+
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
@@ -68,7 +74,7 @@ DEPS_STAMP := build/.deps-ok
 .PHONY: all deps check check-unit check-netns check-san demo bench install clean
 .DEFAULT_GOAL := all
 
-all: $(CORE_LIB)
+all: $(CORE_LIB) $(VEILD)
 
 # Installs exactly the missing Debian packages (tools/install-deps.sh says
 # what it installs). Re-checked when the script changes.
@@ -87,6 +93,10 @@ $(CORE_LIB): $(CORE_OBJ)
 	@[ "$(V)" = 1 ] || echo "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+$(VEILD): $(BUILD)/veild.o $(DAEMON_OBJ) $(CORE_LIB)
+	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
+	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(DEP_LIBS)
+
 # Each unit test includes the .c it tests (to reach static functions) and
 # takes everything else from the core archive.
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_LIB) | $(DEPS_STAMP)
@@ -94,6 +104,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(CORE_LIB) | $(DEPS_STAMP)
 	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $(TEST_CFLAGS) -o $@ $< $(CORE_LIB) \
 		$(ALL_LDFLAGS) $(TEST_LIBS) $(CORE_LIBS)
+
+$(BUILD)/tools/%: tests/tools/%.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) $(CORE_LIBS)
 
 $(BUILD)/bench/%: tests/bench/%.c $(CORE_LIB) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
@@ -112,20 +127,20 @@ check: check-unit
 check-san:
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 check-unit
 
-check-netns: all
-	$(Q)tools/run-netns-tests.sh
+check-netns: all $(TOOL_BIN)
+	$(Q)BUILD=$(BUILD) tools/run-netns-tests.sh
 
-demo: all
-	@echo "make demo: the daemon (veild) is not built yet; the protocol core is."
-	@echo "Run 'make check' to exercise it."
+demo: all $(TOOL_BIN)
+	$(Q)BUILD=$(BUILD) tools/demo.sh
 
 bench: $(BENCH_BIN)
 	$(Q)for b in $(BENCH_BIN); do $$b || exit 1; done
 
 install: all
-	@echo "make install: nothing to install until veild and veilctl exist."
+	install -d $(DESTDIR)$(SBINDIR)
+	install -m 0755 $(VEILD) $(DESTDIR)$(SBINDIR)/veild
 
 clean:
 	rm -rf build
 
--include $(CORE_OBJ:.o=.d) $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)
+-include $(CORE_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(BUILD)/veild.d $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)

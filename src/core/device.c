@@ -1,0 +1,708 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The receive and send paths of reference sections 4-7, in the order the
+ * kernel's receive.c and send.c take them, with the timer hooks of 7.1 at
+ * the same points. The caller owns buffers and sockets; this file owns the
+ * protocol decisions.
+ *
+ * Teardown order of a peer: stop its timers, purge its staged packets
+ * (caller), drop its allowed IPs, wipe its keypairs and handshake (which
+ * unhashes their indices), unlink it from the hash and list, wipe, free.
+ */
+#include "device.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+/*
+ * "Under load" (reference 2.4): more than UNDER_LOAD_THRESHOLD handshake
+ * messages in one window of UNDER_LOAD_WINDOW; it then lasts
+ * UNDER_LOAD_AFTER past the last window that crossed it. 128 per 1/8 s is
+ * 1024 handshakes a second, about a fifth of what one core completes.
+ */
+#define UNDER_LOAD_WINDOW (NSEC_PER_SEC / 8)
+#define UNDER_LOAD_THRESHOLD 128
+#define UNDER_LOAD_AFTER NSEC_PER_SEC
+
+struct wg_device {
+	const struct wg_device_ops *ops;
+	void *ctx;
+	const struct wg_rng *rng;
+	struct noise_static_identity *identity; /* sodium_malloc: guarded, locked */
+	struct cookie_checker cookie;
+	struct index_table *index;
+	struct allowedips *allowedips;
+	struct wg_peer **buckets;
+	size_t nbuckets, npeers;
+	struct wg_peer *list_head;
+	uint8_t hash_key[16];
+	unsigned int mtu;
+	bool forced_load, was_under_load;
+	uint64_t load_window_start, load_until;
+	unsigned int load_count;
+	struct wg_device_stats stats;
+};
+
+static void emit(struct wg_device *dev, struct wg_peer *peer, enum wg_event ev, int arg)
+{
+	if (dev->ops->event)
+		dev->ops->event(dev->ctx, peer, ev, arg);
+}
+
+struct wg_device *wg_device_new(const struct wg_device_ops *ops, void *ctx,
+				const struct wg_rng *rng)
+{
+	struct wg_device *dev = calloc(1, sizeof(*dev));
+
+	if (!dev)
+		return NULL;
+	dev->ops = ops;
+	dev->ctx = ctx;
+	dev->rng = rng;
+	dev->mtu = DEFAULT_MTU;
+	dev->nbuckets = 64;
+	dev->identity = sodium_malloc(sizeof(*dev->identity));
+	dev->index = index_table_new();
+	dev->allowedips = allowedips_new();
+	dev->buckets = calloc(dev->nbuckets, sizeof(*dev->buckets));
+	if (!dev->identity || !dev->index || !dev->allowedips || !dev->buckets) {
+		wg_device_free(dev);
+		return NULL;
+	}
+	memset(dev->identity, 0, sizeof(*dev->identity));
+	cookie_checker_init(&dev->cookie, NULL);
+	wg_rng_fill(rng, dev->hash_key, sizeof(dev->hash_key));
+	return dev;
+}
+
+void wg_device_free(struct wg_device *dev)
+{
+	if (!dev)
+		return;
+	if (dev->buckets)
+		wg_device_peers_clear(dev);
+	free(dev->buckets);
+	allowedips_free(dev->allowedips);
+	index_table_free(dev->index);
+	if (dev->identity)
+		sodium_free(dev->identity);
+	sodium_memzero(dev, sizeof(*dev));
+	free(dev);
+}
+
+const struct noise_static_identity *wg_device_identity(const struct wg_device *dev)
+{
+	return dev->identity;
+}
+
+unsigned int wg_device_mtu(const struct wg_device *dev)
+{
+	return dev->mtu;
+}
+
+void wg_device_set_mtu(struct wg_device *dev, unsigned int mtu)
+{
+	dev->mtu = mtu;
+}
+
+const struct wg_device_stats *wg_device_stats(const struct wg_device *dev)
+{
+	return &dev->stats;
+}
+
+struct allowedips *wg_device_allowedips(struct wg_device *dev)
+{
+	return dev->allowedips;
+}
+
+/* ---- peers ---------------------------------------------------------------- */
+
+static size_t bucket_of(const struct wg_device *dev, const uint8_t pub[static 32])
+{
+	uint8_t h[8];
+	uint64_t v;
+
+	/* Keyed SipHash: a caller cannot choose keys that pile into one bucket. */
+	crypto_shorthash(h, pub, 32, dev->hash_key);
+	memcpy(&v, h, sizeof(v));
+	return (size_t)(v & (dev->nbuckets - 1));
+}
+
+static void rehash(struct wg_device *dev)
+{
+	struct wg_peer **nb = calloc(dev->nbuckets * 2, sizeof(*nb)), *p;
+	size_t b;
+
+	if (!nb)
+		return; /* Keep the old table: slower, still correct. */
+	dev->nbuckets *= 2;
+	for (p = dev->list_head; p; p = p->list_next) {
+		b = bucket_of(dev, p->public_key);
+		p->hash_next = nb[b];
+		nb[b] = p;
+	}
+	free(dev->buckets);
+	dev->buckets = nb;
+}
+
+struct wg_peer *wg_device_peer_lookup(const struct wg_device *dev, const uint8_t pub[static 32])
+{
+	struct wg_peer *p;
+
+	for (p = dev->buckets[bucket_of(dev, pub)]; p; p = p->hash_next)
+		if (sodium_memcmp(p->public_key, pub, 32) == 0)
+			return p;
+	return NULL;
+}
+
+int wg_device_peer_add(struct wg_device *dev, const uint8_t pub[static 32], struct wg_peer **out)
+{
+	struct wg_peer *peer;
+	size_t b;
+
+	if (dev->identity->has_identity && sodium_memcmp(pub, dev->identity->public_key, 32) == 0)
+		return -EEXIST;
+	if (wg_device_peer_lookup(dev, pub))
+		return -EEXIST;
+	peer = calloc(1, sizeof(*peer));
+	if (!peer)
+		return -ENOMEM;
+	peer->dev = dev;
+	memcpy(peer->public_key, pub, 32);
+	noise_handshake_init(&peer->handshake, dev->identity, pub, NULL, peer);
+	cookie_maker_init(&peer->cookie, pub);
+	timers_init(&peer->timers, dev->rng);
+
+	if (dev->npeers + 1 > dev->nbuckets)
+		rehash(dev);
+	b = bucket_of(dev, pub);
+	peer->hash_next = dev->buckets[b];
+	dev->buckets[b] = peer;
+	peer->list_next = dev->list_head;
+	if (dev->list_head)
+		dev->list_head->list_prev = peer;
+	dev->list_head = peer;
+	dev->npeers++;
+	*out = peer;
+	return 0;
+}
+
+void wg_device_peer_remove(struct wg_device *dev, struct wg_peer *peer)
+{
+	struct wg_peer **pp;
+
+	timers_stop(&peer->timers);
+	dev->ops->purge_staged(dev->ctx, peer);
+	if (dev->ops->peer_removed)
+		dev->ops->peer_removed(dev->ctx, peer);
+	allowedips_remove_owner(dev->allowedips, &peer->allowedips);
+	noise_keypairs_clear(&peer->keypairs, dev->index);
+	noise_handshake_clear(&peer->handshake, dev->index);
+
+	for (pp = &dev->buckets[bucket_of(dev, peer->public_key)]; *pp; pp = &(*pp)->hash_next) {
+		if (*pp == peer) {
+			*pp = peer->hash_next;
+			break;
+		}
+	}
+	if (peer->list_prev)
+		peer->list_prev->list_next = peer->list_next;
+	else
+		dev->list_head = peer->list_next;
+	if (peer->list_next)
+		peer->list_next->list_prev = peer->list_prev;
+	dev->npeers--;
+	sodium_memzero(peer, sizeof(*peer));
+	free(peer);
+}
+
+void wg_device_peers_clear(struct wg_device *dev)
+{
+	while (dev->list_head)
+		wg_device_peer_remove(dev, dev->list_head);
+}
+
+struct wg_peer *wg_device_peer_first(const struct wg_device *dev)
+{
+	return dev->list_head;
+}
+
+struct wg_peer *wg_device_peer_next(const struct wg_peer *peer)
+{
+	return peer->list_next;
+}
+
+size_t wg_device_peer_count(const struct wg_device *dev)
+{
+	return dev->npeers;
+}
+
+int wg_device_set_private_key(struct wg_device *dev, const uint8_t key[static 32])
+{
+	struct noise_static_identity *id = dev->identity;
+	struct wg_peer *peer, *next;
+
+	uint8_t clamped[32];
+	bool same;
+
+	/* Compare clamped forms: a key differing only in clamped bits is the same identity. */
+	memcpy(clamped, key, 32);
+	clamped[0] &= 248;
+	clamped[31] = (clamped[31] & 127) | 64;
+	same = id->has_identity ? sodium_memcmp(id->private_key, clamped, 32) == 0
+				: sodium_is_zero(key, 32);
+	sodium_memzero(clamped, sizeof(clamped));
+	if (same)
+		return 0;
+	noise_identity_set(id, key);
+	cookie_checker_init(&dev->cookie, id->has_identity ? id->public_key : NULL);
+
+	for (peer = dev->list_head; peer; peer = next) {
+		next = peer->list_next;
+		if (id->has_identity && sodium_memcmp(peer->public_key, id->public_key, 32) == 0) {
+			wg_device_peer_remove(dev, peer);
+			continue;
+		}
+		/* New identity: old sessions can no longer send, handshakes restart. */
+		noise_handshake_clear(&peer->handshake, dev->index);
+		noise_handshake_precompute(&peer->handshake, id);
+		noise_keypairs_expire(&peer->keypairs);
+		peer->timers.have_sent_handshake = false;
+	}
+	return 0;
+}
+
+void wg_peer_set_psk(struct wg_peer *peer, const uint8_t *psk)
+{
+	peer->has_psk = psk && !sodium_is_zero(psk, 32);
+	noise_handshake_set_psk(&peer->handshake, peer->has_psk ? psk : NULL);
+}
+
+void wg_peer_set_endpoint(struct wg_peer *peer, const struct sockaddr *sa, socklen_t len)
+{
+	memset(&peer->endpoint, 0, sizeof(peer->endpoint));
+	if (len > sizeof(peer->endpoint.addr))
+		len = sizeof(peer->endpoint.addr);
+	memcpy(&peer->endpoint.addr, sa, len);
+	peer->has_endpoint = true;
+}
+
+/* ---- sending --------------------------------------------------------------- */
+
+static void send_to_peer(struct wg_peer *peer, const uint8_t *buf, size_t len)
+{
+	if (!peer->has_endpoint)
+		return;
+	peer->tx_bytes += len;
+	peer->dev->ops->send(peer->dev->ctx, peer, &peer->endpoint, buf, len);
+}
+
+void wg_peer_initiate(struct wg_peer *peer, struct wg_now now, bool is_retry)
+{
+	struct wg_device *dev = peer->dev;
+	uint8_t msg[INITIATION_LEN];
+
+	if (!timers_may_send_initiation(&peer->timers, now.mono, is_retry))
+		return;
+	if (noise_create_initiation(&peer->handshake, dev->identity, dev->index, msg, now.wall,
+				    dev->rng))
+		return;
+	cookie_add_macs(&peer->cookie, msg, sizeof(msg), now.mono);
+	if (dev->ops->keylog)
+		dev->ops->keylog(dev->ctx, peer, peer->handshake.ephemeral_private);
+	timers_event_any_authenticated_packet_traversal(&peer->timers, now.mono);
+	timers_event_any_authenticated_packet_sent(&peer->timers, now.mono);
+	send_to_peer(peer, msg, sizeof(msg));
+	timers_event_handshake_initiated(&peer->timers, now.mono);
+	emit(dev, peer, WG_EVENT_HANDSHAKE_SENT, is_retry);
+}
+
+int wg_peer_encrypt(struct wg_peer *peer, struct wg_now now, uint8_t *buf, size_t len,
+		    size_t *out_len)
+{
+	struct noise_keypair *kp = peer->keypairs.current;
+	size_t padded = len ? noise_padded_len(len, peer->dev->mtu) : 0;
+	int ret;
+
+	if (!kp) {
+		wg_peer_initiate(peer, now, false);
+		return -ENOKEY;
+	}
+	memset(buf + DATA_HEADER_LEN + len, 0, padded - len);
+	ret = noise_keypair_encrypt(kp, buf, buf + DATA_HEADER_LEN, padded, now.mono);
+	if (ret) {
+		wg_peer_initiate(peer, now, false);
+		return -ENOKEY;
+	}
+	*out_len = DATA_HEADER_LEN + padded + NOISE_AUTHTAG_LEN;
+	return 0;
+}
+
+void wg_peer_sent(struct wg_peer *peer, struct wg_now now, size_t bytes, bool had_data)
+{
+	struct noise_keypair *kp = peer->keypairs.current;
+
+	peer->tx_bytes += bytes;
+	timers_event_any_authenticated_packet_traversal(&peer->timers, now.mono);
+	timers_event_any_authenticated_packet_sent(&peer->timers, now.mono);
+	if (had_data)
+		timers_event_data_sent(&peer->timers, now.mono);
+	if (kp && timers_want_rekey_on_send(kp->is_initiator, kp->created, kp->send_counter, now.mono))
+		wg_peer_initiate(peer, now, false);
+}
+
+void wg_peer_send_keepalive(struct wg_peer *peer, struct wg_now now)
+{
+	uint8_t buf[KEEPALIVE_LEN];
+	size_t len;
+
+	if (!peer->has_endpoint)
+		return;
+	if (wg_peer_encrypt(peer, now, buf, 0, &len))
+		return;
+	peer->dev->ops->send(peer->dev->ctx, peer, &peer->endpoint, buf, len);
+	wg_peer_sent(peer, now, len, false);
+}
+
+void wg_peer_set_persistent_keepalive(struct wg_peer *peer, uint16_t interval, struct wg_now now)
+{
+	peer->persistent_keepalive = interval;
+	if (timers_set_persistent_keepalive(&peer->timers, interval, now.mono) && peer->dev->identity->has_identity)
+		wg_peer_send_keepalive(peer, now);
+}
+
+uint64_t wg_peer_next_deadline(const struct wg_peer *peer)
+{
+	return timers_next_deadline(&peer->timers);
+}
+
+uint64_t wg_peer_run_timers(struct wg_peer *peer, struct wg_now now)
+{
+	struct wg_device *dev = peer->dev;
+	unsigned int act = timers_run(&peer->timers, now.mono);
+
+	if (act & TIMERS_CLEAR_SOURCE)
+		peer->endpoint.has_src = false;
+	if (act & TIMERS_GIVE_UP) {
+		dev->ops->purge_staged(dev->ctx, peer);
+		emit(dev, peer, WG_EVENT_GAVE_UP, 0);
+	}
+	if (act & TIMERS_SEND_INITIATION_RETRY)
+		wg_peer_initiate(peer, now, true);
+	if (act & TIMERS_SEND_INITIATION)
+		wg_peer_initiate(peer, now, false);
+	if (act & TIMERS_SEND_KEEPALIVE)
+		wg_peer_send_keepalive(peer, now);
+	if (act & TIMERS_WIPE_KEYS) {
+		noise_keypairs_clear(&peer->keypairs, dev->index);
+		noise_handshake_clear(&peer->handshake, dev->index);
+		emit(dev, peer, WG_EVENT_KEYS_WIPED, 0);
+	}
+	return timers_next_deadline(&peer->timers);
+}
+
+/* ---- receiving ------------------------------------------------------------- */
+
+size_t wg_endpoint_cookie_bytes(const struct wg_endpoint *ep, uint8_t out[static 18])
+{
+	if (ep->addr.sa.sa_family == AF_INET6) {
+		memcpy(out, &ep->addr.in6.sin6_addr, 16);
+		memcpy(out + 16, &ep->addr.in6.sin6_port, 2);
+		return 18;
+	}
+	memcpy(out, &ep->addr.in4.sin_addr, 4);
+	memcpy(out + 4, &ep->addr.in4.sin_port, 2);
+	return 6;
+}
+
+bool wg_endpoint_equal(const struct wg_endpoint *a, const struct wg_endpoint *b)
+{
+	if (a->addr.sa.sa_family != b->addr.sa.sa_family)
+		return false;
+	if (a->addr.sa.sa_family == AF_INET6)
+		return a->addr.in6.sin6_port == b->addr.in6.sin6_port &&
+		       !memcmp(&a->addr.in6.sin6_addr, &b->addr.in6.sin6_addr, 16) &&
+		       a->addr.in6.sin6_scope_id == b->addr.in6.sin6_scope_id &&
+		       a->has_src == b->has_src && (!a->has_src || !memcmp(&a->src.v6, &b->src.v6, 16));
+	return a->addr.in4.sin_port == b->addr.in4.sin_port &&
+	       a->addr.in4.sin_addr.s_addr == b->addr.in4.sin_addr.s_addr &&
+	       a->has_src == b->has_src && (!a->has_src || a->src.v4.s_addr == b->src.v4.s_addr);
+}
+
+/* Roaming (reference 6.5): the endpoint follows every authenticated packet. */
+static void update_endpoint(struct wg_peer *peer, const struct wg_endpoint *src)
+{
+	if (peer->has_endpoint && wg_endpoint_equal(&peer->endpoint, src))
+		return;
+	peer->endpoint = *src;
+	peer->has_endpoint = true;
+	emit(peer->dev, peer, WG_EVENT_ENDPOINT_CHANGED, 0);
+}
+
+void wg_device_force_under_load(struct wg_device *dev, bool on)
+{
+	dev->forced_load = on;
+}
+
+bool wg_device_under_load(struct wg_device *dev, uint64_t now)
+{
+	bool load = dev->forced_load || (dev->load_until && now < dev->load_until);
+
+	if (load != dev->was_under_load) {
+		dev->was_under_load = load;
+		emit(dev, NULL, WG_EVENT_UNDER_LOAD, load);
+	}
+	return load;
+}
+
+static void count_handshake(struct wg_device *dev, uint64_t now)
+{
+	if (now - dev->load_window_start >= UNDER_LOAD_WINDOW) {
+		dev->load_window_start = now;
+		dev->load_count = 0;
+	}
+	if (++dev->load_count > UNDER_LOAD_THRESHOLD)
+		dev->load_until = now + UNDER_LOAD_AFTER;
+}
+
+static struct noise_handshake *lookup_handshake(void *ctx, const uint8_t pub[32])
+{
+	struct wg_peer *peer = wg_device_peer_lookup(ctx, pub);
+
+	return peer ? &peer->handshake : NULL;
+}
+
+/* mac1 always; mac2 under load, answering with a cookie reply when it is missing. */
+static enum wg_drop check_macs(struct wg_device *dev, struct wg_now now,
+			       const struct wg_endpoint *src, const uint8_t *buf, size_t len)
+{
+	uint8_t srcb[18], reply[COOKIE_REPLY_LEN];
+	size_t srclen = wg_endpoint_cookie_bytes(src, srcb);
+	bool load;
+	enum cookie_mac_state st;
+
+	count_handshake(dev, now.mono);
+	load = wg_device_under_load(dev, now.mono);
+	st = cookie_validate(&dev->cookie, buf, len, srcb, srclen, load, now.mono, dev->rng);
+	if (st == COOKIE_MAC_INVALID)
+		return WG_DROP_BAD_MAC;
+	if (!load || st == COOKIE_MAC_VALID_WITH_COOKIE)
+		return WG_DROP_NONE;
+	cookie_create_reply(&dev->cookie, reply, buf, len, srcb, srclen, now.mono, dev->rng);
+	dev->ops->send(dev->ctx, NULL, src, reply, sizeof(reply));
+	dev->stats.cookie_replies_sent++;
+	return WG_DROP_COOKIE_SENT;
+}
+
+static enum wg_drop receive_initiation(struct wg_device *dev, struct wg_now now,
+				       const struct wg_endpoint *src, const uint8_t *buf, size_t len)
+{
+	uint8_t resp[RESPONSE_LEN];
+	struct noise_handshake *hs;
+	struct wg_peer *peer;
+	enum wg_drop drop;
+	int ret;
+
+	if (len != INITIATION_LEN)
+		return WG_DROP_MALFORMED;
+	drop = check_macs(dev, now, src, buf, len);
+	if (drop)
+		return drop;
+	ret = noise_consume_initiation(buf, dev->identity, lookup_handshake, dev, now.mono, &hs);
+	if (ret) {
+		if (ret != -ENOENT)
+			emit(dev, NULL, WG_EVENT_HANDSHAKE_FAILED, ret);
+		return WG_DROP_HANDSHAKE;
+	}
+	peer = hs->entry.peer;
+	update_endpoint(peer, src);
+	peer->rx_bytes += len;
+	timers_event_any_authenticated_packet_received(&peer->timers, now.mono);
+	timers_event_any_authenticated_packet_traversal(&peer->timers, now.mono);
+
+	if (noise_create_response(hs, dev->identity, dev->index, resp, dev->rng))
+		return WG_DROP_HANDSHAKE;
+	cookie_add_macs(&peer->cookie, resp, sizeof(resp), now.mono);
+	if (dev->ops->keylog)
+		dev->ops->keylog(dev->ctx, peer, hs->ephemeral_private);
+	if (!noise_keypairs_derive(&peer->keypairs, hs, dev->index, now.mono))
+		return WG_DROP_HANDSHAKE;
+	timers_event_session_derived(&peer->timers, now.mono);
+	timers_event_response_sent(&peer->timers, now.mono);
+	timers_event_any_authenticated_packet_traversal(&peer->timers, now.mono);
+	timers_event_any_authenticated_packet_sent(&peer->timers, now.mono);
+	send_to_peer(peer, resp, sizeof(resp));
+	return WG_DROP_NONE;
+}
+
+static void handshake_complete(struct wg_peer *peer, struct wg_now now, bool initiator)
+{
+	timers_event_handshake_complete(&peer->timers, now.mono);
+	peer->last_handshake_wall = now.wall;
+	peer->dev->stats.handshakes_completed++;
+	emit(peer->dev, peer, WG_EVENT_HANDSHAKE_COMPLETE, initiator);
+}
+
+static enum wg_drop receive_response(struct wg_device *dev, struct wg_now now,
+				     const struct wg_endpoint *src, const uint8_t *buf, size_t len)
+{
+	struct index_entry *e;
+	struct wg_peer *peer;
+	enum wg_drop drop;
+	int ret;
+
+	if (len != RESPONSE_LEN)
+		return WG_DROP_MALFORMED;
+	drop = check_macs(dev, now, src, buf, len);
+	if (drop)
+		return drop;
+	e = index_table_lookup(dev->index, le32_read(buf + RESPONSE_RECEIVER));
+	if (!e || e->kind != INDEX_HANDSHAKE)
+		return WG_DROP_HANDSHAKE;
+	peer = e->peer;
+	ret = noise_consume_response(buf, &peer->handshake, dev->identity);
+	if (ret) {
+		emit(dev, peer, WG_EVENT_HANDSHAKE_FAILED, ret);
+		return WG_DROP_HANDSHAKE;
+	}
+	if (!noise_keypairs_derive(&peer->keypairs, &peer->handshake, dev->index, now.mono))
+		return WG_DROP_HANDSHAKE;
+	update_endpoint(peer, src);
+	peer->rx_bytes += len;
+	timers_event_session_derived(&peer->timers, now.mono);
+	handshake_complete(peer, now, true);
+	timers_event_any_authenticated_packet_received(&peer->timers, now.mono);
+	timers_event_any_authenticated_packet_traversal(&peer->timers, now.mono);
+	/* Key confirmation: staged data, or else an empty keepalive (reference 7.5). */
+	if (!dev->ops->keypair_ready(dev->ctx, peer))
+		wg_peer_send_keepalive(peer, now);
+	return WG_DROP_NONE;
+}
+
+static enum wg_drop receive_cookie(struct wg_device *dev, struct wg_now now, const uint8_t *buf,
+				   size_t len)
+{
+	struct index_entry *e;
+	struct wg_peer *peer;
+
+	if (len != COOKIE_REPLY_LEN)
+		return WG_DROP_MALFORMED;
+	e = index_table_lookup(dev->index, le32_read(buf + COOKIE_REPLY_RECEIVER));
+	if (!e)
+		return WG_DROP_COOKIE;
+	peer = e->peer;
+	if (cookie_consume_reply(&peer->cookie, buf, now.mono))
+		return WG_DROP_COOKIE;
+	return WG_DROP_NONE;
+}
+
+/* Length and inner source address of a decrypted IP packet (reference 6.3). */
+static bool inner_packet(const uint8_t *p, size_t len, size_t *tot, int *family,
+			 const uint8_t **addr)
+{
+	if (len >= 20 && p[0] >> 4 == 4) {
+		*tot = (size_t)p[2] << 8 | p[3];
+		*family = AF_INET;
+		*addr = p + 12;
+		return *tot >= 20 && *tot <= len;
+	}
+	if (len >= 40 && p[0] >> 4 == 6) {
+		*tot = 40 + ((size_t)p[4] << 8 | p[5]);
+		*family = AF_INET6;
+		*addr = p + 8;
+		return *tot <= len;
+	}
+	return false;
+}
+
+static enum wg_drop receive_data(struct wg_device *dev, struct wg_now now,
+				 const struct wg_endpoint *src, uint8_t *buf, size_t len)
+{
+	uint8_t *plain = buf + DATA_HEADER_LEN;
+	struct noise_keypair *kp;
+	struct index_entry *e;
+	struct wg_peer *peer;
+	const uint8_t *addr;
+	size_t tot;
+	int family, n;
+
+	if (len < DATA_MIN_LEN)
+		return WG_DROP_MALFORMED;
+	e = index_table_lookup(dev->index, le32_read(buf + DATA_RECEIVER));
+	if (!e || e->kind != INDEX_KEYPAIR)
+		return WG_DROP_NO_KEYPAIR;
+	kp = container_of(e, struct noise_keypair, entry);
+	peer = e->peer;
+	n = noise_keypair_decrypt(kp, plain, buf, len, now.mono);
+	if (n == -EKEYEXPIRED)
+		return WG_DROP_NO_KEYPAIR;
+	if (n == -EEXIST)
+		return WG_DROP_REPLAY;
+	if (n < 0)
+		return WG_DROP_DECRYPT;
+
+	if (noise_keypairs_confirm(&peer->keypairs, kp, dev->index)) {
+		handshake_complete(peer, now, false);
+		dev->ops->keypair_ready(dev->ctx, peer);
+	}
+	update_endpoint(peer, src);
+	if (kp == peer->keypairs.current &&
+	    timers_want_rekey_on_receive(&peer->timers, kp->is_initiator, kp->created, now.mono))
+		wg_peer_initiate(peer, now, false);
+	timers_event_any_authenticated_packet_received(&peer->timers, now.mono);
+	timers_event_any_authenticated_packet_traversal(&peer->timers, now.mono);
+	peer->rx_bytes += len;
+	if (n == 0)
+		return WG_DROP_NONE; /* keepalive */
+	timers_event_data_received(&peer->timers, now.mono);
+
+	if (!inner_packet(plain, (size_t)n, &tot, &family, &addr))
+		return WG_DROP_BAD_INNER;
+	/* Cryptokey routing: the inner source must belong to this peer. */
+	if (allowedips_lookup(dev->allowedips, family, addr) != &peer->allowedips) {
+		peer->allowedips_drops++;
+		return WG_DROP_ALLOWEDIPS;
+	}
+	dev->ops->deliver(dev->ctx, peer, plain, tot);
+	return WG_DROP_NONE;
+}
+
+enum wg_drop wg_device_receive(struct wg_device *dev, struct wg_now now,
+			       const struct wg_endpoint *src, uint8_t *buf, size_t len)
+{
+	enum wg_drop drop;
+
+	switch (message_type_of(buf, len)) {
+	case MESSAGE_HANDSHAKE_INITIATION:
+		drop = receive_initiation(dev, now, src, buf, len);
+		break;
+	case MESSAGE_HANDSHAKE_RESPONSE:
+		drop = receive_response(dev, now, src, buf, len);
+		break;
+	case MESSAGE_HANDSHAKE_COOKIE:
+		drop = receive_cookie(dev, now, buf, len);
+		break;
+	case MESSAGE_DATA:
+		drop = receive_data(dev, now, src, buf, len);
+		break;
+	default:
+		drop = WG_DROP_MALFORMED;
+		break;
+	}
+	dev->stats.drops[drop]++;
+	return drop;
+}
+
+struct wg_peer *wg_device_route(const struct wg_device *dev, const uint8_t *pkt, size_t len)
+{
+	struct allowedips_owner *o = NULL;
+
+	if (len >= 20 && pkt[0] >> 4 == 4)
+		o = allowedips_lookup(dev->allowedips, AF_INET, pkt + 16);
+	else if (len >= 40 && pkt[0] >> 4 == 6)
+		o = allowedips_lookup(dev->allowedips, AF_INET6, pkt + 24);
+	return o ? container_of(o, struct wg_peer, allowedips) : NULL;
+}

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The protocol engine of one interface: peers, the index table, allowed IPs,
+ * the cookie checker, and what to do with every datagram received and every
+ * packet to send. It performs no I/O: what must go out is handed to the
+ * caller's ops (an upcall table, as OpenBSD's wg_noise does), and time comes
+ * in with each call. The daemon drives it; so do the in-process tests and the
+ * fuzz targets, through the very same entry points.
+ */
+#ifndef VEIL_DEVICE_H
+#define VEIL_DEVICE_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "allowedips.h"
+#include "compiler.h"
+#include "cookie.h"
+#include "noise.h"
+#include "rng.h"
+#include "timers.h"
+
+struct wg_now {
+	uint64_t mono; /* monotonic nanoseconds: every timer and age */
+	uint64_t wall; /* Unix nanoseconds: TAI64N and last-handshake time */
+};
+
+/* A remote address and the local address it last reached us on. */
+struct wg_endpoint {
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in4;
+		struct sockaddr_in6 in6;
+	} addr;
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	} src;
+	unsigned int src_ifindex;
+	bool has_src;
+};
+
+/* Why a received datagram was dropped: counted per device, shown by metrics later. */
+enum wg_drop {
+	WG_DROP_NONE = 0,
+	WG_DROP_MALFORMED,     /* bad length or type */
+	WG_DROP_BAD_MAC,       /* mac1 wrong */
+	WG_DROP_COOKIE_SENT,   /* under load without a valid mac2: answered with a cookie */
+	WG_DROP_HANDSHAKE,     /* handshake refused: unknown peer, bad AEAD, replay, flood */
+	WG_DROP_COOKIE,        /* cookie reply refused */
+	WG_DROP_NO_KEYPAIR,    /* transport for an unknown or expired index */
+	WG_DROP_DECRYPT,       /* transport failed authentication */
+	WG_DROP_REPLAY,        /* transport counter seen before or too old */
+	WG_DROP_BAD_INNER,     /* decrypted packet is not a sound IPv4/IPv6 packet */
+	WG_DROP_ALLOWEDIPS,    /* inner source not in the sending peer's allowed IPs */
+	WG_DROP_COUNT,
+};
+
+enum wg_event {
+	WG_EVENT_HANDSHAKE_SENT,        /* initiation sent (arg: 1 if a retry) */
+	WG_EVENT_HANDSHAKE_COMPLETE,    /* a keypair is confirmed (arg: 1 if we initiated) */
+	WG_EVENT_HANDSHAKE_FAILED,      /* a handshake message from this peer refused (arg: -errno) */
+	WG_EVENT_GAVE_UP,               /* no answer after all retries */
+	WG_EVENT_KEYS_WIPED,            /* zero_key_material fired */
+	WG_EVENT_ENDPOINT_CHANGED,      /* roaming */
+	WG_EVENT_UNDER_LOAD,            /* arg: 1 entering, 0 leaving */
+};
+
+struct wg_peer;
+struct wg_device;
+
+struct wg_device_ops {
+	/* Send buf to ep. peer is NULL for cookie replies. */
+	void (*send)(void *ctx, struct wg_peer *peer, const struct wg_endpoint *ep,
+		     const uint8_t *buf, size_t len);
+	/* A decrypted and checked IP packet for the TUN device. */
+	void (*deliver)(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len);
+	/* peer has a usable keypair now: send its staged packets. Returns how many went out. */
+	size_t (*keypair_ready)(void *ctx, struct wg_peer *peer);
+	/* Drop peer's staged packets. */
+	void (*purge_staged)(void *ctx, struct wg_peer *peer);
+	/* Something worth a log line or a metric happened. May be NULL. */
+	void (*event)(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg);
+	/* peer is about to be freed (also when a key change removes it). May be NULL. */
+	void (*peer_removed)(void *ctx, struct wg_peer *peer);
+	/*
+	 * Debugging aid: the ephemeral private key of a handshake message we
+	 * just created, for a Wireshark key log. NULL (the default) disables it.
+	 */
+	void (*keylog)(void *ctx, struct wg_peer *peer, const uint8_t ephemeral_private[32]);
+};
+
+struct wg_peer {
+	struct wg_device *dev;
+	uint8_t public_key[NOISE_PUBLIC_KEY_LEN];
+	struct noise_handshake handshake;
+	struct noise_keypairs keypairs;
+	struct cookie_maker cookie;
+	struct timers timers;
+	struct allowedips_owner allowedips;
+	struct wg_endpoint endpoint;
+	bool has_endpoint;
+	bool has_psk;
+	uint16_t persistent_keepalive;
+	uint64_t rx_bytes, tx_bytes;
+	uint64_t last_handshake_wall;
+	uint64_t allowedips_drops;
+	struct wg_peer *hash_next;
+	struct wg_peer *list_prev, *list_next;
+	void *user; /* the daemon's per-peer state */
+};
+
+struct wg_device_stats {
+	uint64_t drops[WG_DROP_COUNT];
+	uint64_t cookie_replies_sent;
+	uint64_t handshakes_completed;
+};
+
+struct wg_device *wg_device_new(const struct wg_device_ops *ops, void *ctx,
+				const struct wg_rng *rng);
+/* Removes every peer (purge_staged is called for each), wipes all keys. */
+void wg_device_free(struct wg_device *dev);
+
+const struct noise_static_identity *wg_device_identity(const struct wg_device *dev);
+/* All zero removes the key. A peer with the new public key is removed (reference 9.3). */
+int wg_device_set_private_key(struct wg_device *dev, const uint8_t key[static 32]) __must_check;
+unsigned int wg_device_mtu(const struct wg_device *dev);
+void wg_device_set_mtu(struct wg_device *dev, unsigned int mtu);
+/* Tests and operators may force cookie mode; otherwise load is measured (see device.c). */
+void wg_device_force_under_load(struct wg_device *dev, bool on);
+bool wg_device_under_load(struct wg_device *dev, uint64_t now);
+const struct wg_device_stats *wg_device_stats(const struct wg_device *dev);
+struct allowedips *wg_device_allowedips(struct wg_device *dev);
+
+/* Peers. Adding our own public key is refused with -EEXIST. */
+int wg_device_peer_add(struct wg_device *dev, const uint8_t pub[static 32],
+		       struct wg_peer **out) __must_check;
+struct wg_peer *wg_device_peer_lookup(const struct wg_device *dev, const uint8_t pub[static 32]);
+void wg_device_peer_remove(struct wg_device *dev, struct wg_peer *peer);
+void wg_device_peers_clear(struct wg_device *dev);
+struct wg_peer *wg_device_peer_first(const struct wg_device *dev);
+struct wg_peer *wg_device_peer_next(const struct wg_peer *peer);
+size_t wg_device_peer_count(const struct wg_device *dev);
+
+void wg_peer_set_psk(struct wg_peer *peer, const uint8_t *psk);
+void wg_peer_set_endpoint(struct wg_peer *peer, const struct sockaddr *sa, socklen_t len);
+/* Changing the interval from 0 sends a keepalive at once (reference 7.3). */
+void wg_peer_set_persistent_keepalive(struct wg_peer *peer, uint16_t interval, struct wg_now now);
+
+/*
+ * Process one received datagram. buf is modified (decrypted in place).
+ * Returns WG_DROP_NONE when it was accepted, otherwise the reason.
+ */
+enum wg_drop wg_device_receive(struct wg_device *dev, struct wg_now now,
+			       const struct wg_endpoint *src, uint8_t *buf, size_t len);
+
+/* The peer an outgoing IP packet is routed to (by destination), or NULL. */
+struct wg_peer *wg_device_route(const struct wg_device *dev, const uint8_t *pkt, size_t len);
+
+/*
+ * Encrypt one outgoing packet for peer. The plaintext is at buf +
+ * DATA_HEADER_LEN (len bytes; zero for a keepalive); buf must have room for
+ * wg_packet_room(len) bytes. On success *out_len is the message length.
+ * -ENOKEY: no usable keypair (keep the packet staged; a handshake was started).
+ */
+int wg_peer_encrypt(struct wg_peer *peer, struct wg_now now, uint8_t *buf, size_t len,
+		    size_t *out_len) __must_check;
+/* After a batch of wg_peer_encrypt calls went out: timers and the rekey check. */
+void wg_peer_sent(struct wg_peer *peer, struct wg_now now, size_t bytes, bool had_data);
+void wg_peer_send_keepalive(struct wg_peer *peer, struct wg_now now);
+/* Start a handshake unless one was sent in the last REKEY_TIMEOUT. */
+void wg_peer_initiate(struct wg_peer *peer, struct wg_now now, bool is_retry);
+
+/* Run the peer's expired timers; returns the next deadline (UINT64_MAX if none). */
+uint64_t wg_peer_run_timers(struct wg_peer *peer, struct wg_now now);
+uint64_t wg_peer_next_deadline(const struct wg_peer *peer);
+
+static inline size_t wg_packet_room(size_t len)
+{
+	return DATA_HEADER_LEN + len + MESSAGE_PADDING_MULTIPLE + NOISE_AUTHTAG_LEN;
+}
+
+/* Cookie source bytes of an endpoint: address then port, big-endian (kernel's form). */
+size_t wg_endpoint_cookie_bytes(const struct wg_endpoint *ep, uint8_t out[static 18]);
+bool wg_endpoint_equal(const struct wg_endpoint *a, const struct wg_endpoint *b);
+
+#endif

@@ -1,0 +1,1072 @@
+// SPDX-License-Identifier: MIT
+/*
+ * veild's event loop. Callbacks stay thin: they find their context, call the
+ * protocol engine (src/core/device.c) and act on its answer.
+ *
+ * Data path, UDP in: recvmmsg a batch into pool buffers, hand each datagram
+ * to wg_device_receive (decrypted in place; the deliver upcall writes the
+ * inner packet to the TUN fd). Data path, TUN in: read a batch, route each
+ * packet to its peer and stage it; then, once per batch, encrypt each
+ * touched peer's staged packets in place and send them with sendmmsg.
+ * Per-peer timers are re-armed once per batch, for the peers it touched.
+ *
+ * Peer teardown order: the engine stops its timers and calls purge_staged,
+ * then peer_removed, where the uv timer is stopped and closed; the daemon's
+ * peer state is freed in the close callback, after the engine freed its part.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include "core/device.h"
+#include "log.h"
+#include "tun.h"
+#include "uapi.h"
+#include "udp.h"
+
+enum {
+	BATCH = 64,
+	PKT_CAP = 9216 + 64, /* the largest inner packet we carry (jumbo MTU 9000 fits) */
+	POOL_MAX = 8192,
+	STAGED_MAX = MAX_PEER_QUEUED_PACKETS,
+};
+
+struct pkt {
+	struct pkt *next;
+	size_t len;
+	uint8_t data[DATA_HEADER_LEN + PKT_CAP + MESSAGE_PADDING_MULTIPLE + NOISE_AUTHTAG_LEN];
+};
+
+struct vpeer {
+	struct daemon *d;
+	struct wg_peer *wp; /* NULL once the engine removed it */
+	uv_timer_t timer;
+	struct pkt *staged[STAGED_MAX];
+	unsigned int head, count;
+	bool dirty, flush;
+	struct vpeer *dirty_next, *flush_next;
+};
+
+struct upoll {
+	uv_poll_t h;
+	struct daemon *d;
+	int fd;
+};
+
+struct daemon {
+	uv_loop_t loop;
+	const struct daemon_config *cfg;
+	struct wg_device *wg;
+	struct udp_sockets udp;
+	struct upoll *udp4, *udp6;
+	uv_poll_t tun_poll;
+	int tun_fd;
+	uv_pipe_t uapi;
+	uv_signal_t sigint, sigterm;
+	FILE *keylog;
+	struct pkt *pool;
+	size_t pool_count, pool_total;
+	struct vpeer *dirty_head, *flush_head;
+	struct udp_msg tx[BATCH];
+	struct pkt *tx_pkt[BATCH];
+	struct vpeer *tx_peer[BATCH];
+	unsigned int ntx;
+	uint64_t icmp_window, icmp_count;
+	int exit_status;
+};
+
+/* ---- time and buffers ------------------------------------------------------ */
+
+static struct wg_now now_of(struct daemon *d)
+{
+	struct timespec ts;
+	struct wg_now n;
+
+	(void)d;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	n.mono = (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	n.wall = (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+	return n;
+}
+
+static struct pkt *pkt_get(struct daemon *d)
+{
+	struct pkt *p = d->pool;
+
+	if (p) {
+		d->pool = p->next;
+		d->pool_count--;
+		return p;
+	}
+	if (d->pool_total >= POOL_MAX)
+		return NULL;
+	p = malloc(sizeof(*p));
+	if (p)
+		d->pool_total++;
+	return p;
+}
+
+static void pkt_put(struct daemon *d, struct pkt *p)
+{
+	p->next = d->pool;
+	d->pool = p;
+	d->pool_count++;
+}
+
+/* ---- per-peer timers ------------------------------------------------------- */
+
+static void mark_dirty(struct vpeer *vp)
+{
+	if (vp->dirty)
+		return;
+	vp->dirty = true;
+	vp->dirty_next = vp->d->dirty_head;
+	vp->d->dirty_head = vp;
+}
+
+static void peer_timer_cb(uv_timer_t *t);
+
+static void arm_timer(struct vpeer *vp, struct wg_now now)
+{
+	uint64_t deadline = wg_peer_next_deadline(vp->wp), ms;
+
+	if (deadline == UINT64_MAX) {
+		uv_timer_stop(&vp->timer);
+		return;
+	}
+	ms = deadline > now.mono ? (deadline - now.mono + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC : 0;
+	uv_timer_start(&vp->timer, peer_timer_cb, ms, 0);
+}
+
+static void flush_tx(struct daemon *d);
+static void send_staged(struct vpeer *vp, struct wg_now now);
+
+/* End of every callback: send what was staged, re-arm the timers it touched. */
+static void finish_batch(struct daemon *d)
+{
+	struct wg_now now = now_of(d);
+	struct vpeer *vp;
+
+	while ((vp = d->flush_head)) {
+		d->flush_head = vp->flush_next;
+		vp->flush = false;
+		if (vp->wp)
+			send_staged(vp, now);
+	}
+	flush_tx(d);
+	while ((vp = d->dirty_head)) {
+		d->dirty_head = vp->dirty_next;
+		vp->dirty = false;
+		if (vp->wp)
+			arm_timer(vp, now);
+	}
+}
+
+static void peer_timer_cb(uv_timer_t *t)
+{
+	struct vpeer *vp = container_of(t, struct vpeer, timer);
+
+	if (!vp->wp)
+		return;
+	wg_peer_run_timers(vp->wp, now_of(vp->d));
+	mark_dirty(vp);
+	finish_batch(vp->d);
+}
+
+/* ---- staging and sending ---------------------------------------------------- */
+
+static void purge(struct vpeer *vp)
+{
+	while (vp->count) {
+		pkt_put(vp->d, vp->staged[vp->head]);
+		vp->head = (vp->head + 1) % STAGED_MAX;
+		vp->count--;
+	}
+}
+
+static void stage(struct vpeer *vp, struct pkt *p)
+{
+	/* Bounded: the oldest packet makes room (reference 2.4). */
+	if (vp->count == STAGED_MAX) {
+		pkt_put(vp->d, vp->staged[vp->head]);
+		vp->head = (vp->head + 1) % STAGED_MAX;
+		vp->count--;
+	}
+	vp->staged[(vp->head + vp->count) % STAGED_MAX] = p;
+	vp->count++;
+	if (!vp->flush) {
+		vp->flush = true;
+		vp->flush_next = vp->d->flush_head;
+		vp->d->flush_head = vp;
+	}
+}
+
+static void flush_tx(struct daemon *d)
+{
+	unsigned int i;
+
+	if (!d->ntx)
+		return;
+	udp_send_batch(&d->udp, d->tx, d->ntx);
+	for (i = 0; i < d->ntx; i++) {
+		struct vpeer *vp = d->tx_peer[i];
+
+		if (d->tx[i].src_failed && vp->wp)
+			vp->wp->endpoint.has_src = false;
+		pkt_put(d, d->tx_pkt[i]);
+	}
+	d->ntx = 0;
+}
+
+/* Encrypt staged packets in place and queue them for sendmmsg. Returns how many. */
+static size_t send_staged_count(struct vpeer *vp, struct wg_now now)
+{
+	struct daemon *d = vp->d;
+	struct wg_peer *wp = vp->wp;
+	size_t sent = 0, bytes = 0, len;
+
+	if (!wp->has_endpoint) {
+		/* Nowhere to send: drop, as the kernel does (it also answers ICMP). */
+		purge(vp);
+		return 0;
+	}
+	while (vp->count) {
+		struct pkt *p = vp->staged[vp->head];
+
+		if (wg_peer_encrypt(wp, now, p->data, p->len, &len))
+			break; /* no session yet: a handshake is under way */
+		vp->head = (vp->head + 1) % STAGED_MAX;
+		vp->count--;
+		if (d->ntx == BATCH)
+			flush_tx(d);
+		d->tx[d->ntx].buf = p->data;
+		d->tx[d->ntx].len = len;
+		d->tx[d->ntx].ep = wp->endpoint;
+		d->tx_peer[d->ntx] = vp;
+		d->tx_pkt[d->ntx++] = p;
+		bytes += len;
+		sent++;
+	}
+	if (sent)
+		wg_peer_sent(wp, now, bytes, true);
+	mark_dirty(vp);
+	return sent;
+}
+
+static void send_staged(struct vpeer *vp, struct wg_now now)
+{
+	send_staged_count(vp, now);
+}
+
+/* ---- the engine's upcalls ---------------------------------------------------- */
+
+static void op_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *ep,
+		    const uint8_t *buf, size_t len)
+{
+	struct daemon *d = ctx;
+	int err = udp_send(&d->udp, ep, buf, len);
+
+	if (err < 0)
+		log_debug("%s: send failed: %s", d->cfg->ifname, strerror(-err));
+	if (peer) {
+		if (err == 1)
+			peer->endpoint.has_src = false;
+		mark_dirty(peer->user);
+	}
+}
+
+static void op_deliver(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len)
+{
+	struct daemon *d = ctx;
+
+	if (write(d->tun_fd, pkt, len) < 0)
+		log_debug("%s: TUN write failed: %s", d->cfg->ifname, strerror(errno));
+	mark_dirty(peer->user);
+}
+
+static size_t op_keypair_ready(void *ctx, struct wg_peer *peer)
+{
+	struct vpeer *vp = peer->user;
+
+	(void)ctx;
+	mark_dirty(vp);
+	return send_staged_count(vp, now_of(vp->d));
+}
+
+static void op_purge_staged(void *ctx, struct wg_peer *peer)
+{
+	(void)ctx;
+	purge(peer->user);
+}
+
+static void free_vpeer(uv_handle_t *h)
+{
+	struct vpeer *vp = container_of((uv_timer_t *)h, struct vpeer, timer);
+
+	free(vp);
+}
+
+static void op_peer_removed(void *ctx, struct wg_peer *peer)
+{
+	struct vpeer *vp = peer->user;
+
+	(void)ctx;
+	purge(vp);
+	vp->wp = NULL;
+	uv_timer_stop(&vp->timer);
+	uv_close((uv_handle_t *)&vp->timer, free_vpeer);
+}
+
+static void fingerprint(const uint8_t *pub, char out[12])
+{
+	char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+
+	sodium_bin2base64(b64, sizeof(b64), pub, 32, sodium_base64_VARIANT_ORIGINAL);
+	memcpy(out, b64, 11);
+	out[11] = '\0';
+}
+
+static void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
+{
+	struct daemon *d = ctx;
+	char fp[12] = "-";
+
+	if (peer) {
+		fingerprint(peer->public_key, fp);
+		mark_dirty(peer->user);
+	}
+	switch (ev) {
+	case WG_EVENT_HANDSHAKE_SENT:
+		log_debug("%s: peer %s…: sending handshake initiation%s", d->cfg->ifname, fp,
+			  arg ? " (retry)" : "");
+		break;
+	case WG_EVENT_HANDSHAKE_COMPLETE:
+		log_info("%s: peer %s…: handshake complete (%s)", d->cfg->ifname, fp,
+			 arg ? "initiator" : "responder");
+		break;
+	case WG_EVENT_HANDSHAKE_FAILED:
+		log_info("%s: peer %s…: handshake message refused: %s", d->cfg->ifname, fp,
+			 strerror(-arg));
+		break;
+	case WG_EVENT_GAVE_UP:
+		log_info("%s: peer %s…: no handshake answer after %d attempts, dropping queue",
+			 d->cfg->ifname, fp, MAX_TIMER_HANDSHAKES + 2);
+		break;
+	case WG_EVENT_KEYS_WIPED:
+		log_info("%s: peer %s…: session keys wiped after %d s of silence", d->cfg->ifname,
+			 fp, REJECT_AFTER_TIME_SEC * 3);
+		break;
+	case WG_EVENT_ENDPOINT_CHANGED:
+		log_debug("%s: peer %s…: endpoint changed", d->cfg->ifname, fp);
+		break;
+	case WG_EVENT_UNDER_LOAD:
+		log_info("%s: %s cookie mode (handshake load)", d->cfg->ifname,
+			 arg ? "entering" : "leaving");
+		break;
+	}
+}
+
+static void op_keylog(void *ctx, struct wg_peer *peer, const uint8_t eph[32])
+{
+	struct daemon *d = ctx;
+	const struct noise_static_identity *id = wg_device_identity(d->wg);
+	char b[4][sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+	int i;
+
+	if (!d->keylog)
+		return;
+	sodium_bin2base64(b[0], sizeof(b[0]), id->private_key, 32, sodium_base64_VARIANT_ORIGINAL);
+	sodium_bin2base64(b[1], sizeof(b[1]), peer->public_key, 32, sodium_base64_VARIANT_ORIGINAL);
+	sodium_bin2base64(b[2], sizeof(b[2]), eph, 32, sodium_base64_VARIANT_ORIGINAL);
+	sodium_bin2base64(b[3], sizeof(b[3]), peer->handshake.preshared_key, 32,
+			  sodium_base64_VARIANT_ORIGINAL);
+	fprintf(d->keylog,
+		"LOCAL_STATIC_PRIVATE_KEY = %s\nREMOTE_STATIC_PUBLIC_KEY = %s\n"
+		"LOCAL_EPHEMERAL_PRIVATE_KEY = %s\nPRESHARED_KEY = %s\n",
+		b[0], b[1], b[2], b[3]);
+	fflush(d->keylog);
+	for (i = 0; i < 4; i++)
+		sodium_memzero(b[i], sizeof(b[i]));
+}
+
+static const struct wg_device_ops engine_ops = {
+	.send = op_send,
+	.deliver = op_deliver,
+	.keypair_ready = op_keypair_ready,
+	.purge_staged = op_purge_staged,
+	.event = op_event,
+	.peer_removed = op_peer_removed,
+	.keylog = op_keylog,
+};
+
+/* ---- ICMP unreachable for packets with no peer ------------------------------ */
+
+static uint16_t csum_fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)p[i] << 8 | p[i + 1];
+	if (len & 1)
+		sum += (uint32_t)p[len - 1] << 8;
+	return sum;
+}
+
+/*
+ * Answer like the kernel module: ICMP host unreachable (v4) or address
+ * unreachable (v6), from the unreachable destination itself, at most 10 a
+ * second so a flood of such packets cannot turn into a flood of replies.
+ */
+static void icmp_unreachable(struct daemon *d, const uint8_t *pkt, size_t len, uint64_t now)
+{
+	uint8_t out[1280];
+	size_t quote, n;
+
+	if (now - d->icmp_window >= NSEC_PER_SEC) {
+		d->icmp_window = now;
+		d->icmp_count = 0;
+	}
+	if (++d->icmp_count > 10)
+		return;
+	memset(out, 0, sizeof(out));
+	if (len >= 20 && pkt[0] >> 4 == 4) {
+		if (pkt[9] == 1 && len > 20 && pkt[20] != 8)
+			return; /* never answer ICMP errors */
+		quote = len < 28 + 548 ? len : 548;
+		n = 20 + 8 + quote;
+		out[0] = 0x45;
+		out[2] = (uint8_t)(n >> 8);
+		out[3] = (uint8_t)n;
+		out[8] = 64;
+		out[9] = 1;
+		memcpy(out + 12, pkt + 16, 4);
+		memcpy(out + 16, pkt + 12, 4);
+		{
+			uint16_t c = csum_fold(csum_add(0, out, 20));
+
+			out[10] = (uint8_t)(c >> 8);
+			out[11] = (uint8_t)c;
+		}
+		out[20] = 3;
+		out[21] = 1;
+		memcpy(out + 28, pkt, quote);
+		{
+			uint16_t c = csum_fold(csum_add(0, out + 20, 8 + quote));
+
+			out[22] = (uint8_t)(c >> 8);
+			out[23] = (uint8_t)c;
+		}
+	} else if (len >= 40 && pkt[0] >> 4 == 6) {
+		uint32_t sum;
+		uint8_t pseudo[8] = { 0 };
+
+		if (pkt[6] == 58 && len > 40 && pkt[40] < 128)
+			return;
+		quote = len < 1280 - 48 ? len : 1280 - 48;
+		n = 40 + 8 + quote;
+		out[0] = 0x60;
+		out[4] = (uint8_t)((n - 40) >> 8);
+		out[5] = (uint8_t)(n - 40);
+		out[6] = 58;
+		out[7] = 64;
+		memcpy(out + 8, pkt + 24, 16);
+		memcpy(out + 24, pkt + 8, 16);
+		out[40] = 1;
+		out[41] = 3;
+		memcpy(out + 48, pkt, quote);
+		pseudo[2] = (uint8_t)((n - 40) >> 8);
+		pseudo[3] = (uint8_t)(n - 40);
+		pseudo[7] = 58;
+		sum = csum_add(0, out + 8, 32);
+		sum = csum_add(sum, pseudo, 8);
+		sum = csum_add(sum, out + 40, n - 40);
+		{
+			uint16_t c = csum_fold(sum);
+
+			out[42] = (uint8_t)(c >> 8);
+			out[43] = (uint8_t)c;
+		}
+	} else {
+		return;
+	}
+	if (write(d->tun_fd, out, n) < 0)
+		log_debug("%s: ICMP write failed: %s", d->cfg->ifname, strerror(errno));
+}
+
+/* ---- the data path ------------------------------------------------------------ */
+
+static void stop(struct daemon *d, int status)
+{
+	d->exit_status = status;
+	uv_stop(&d->loop);
+}
+
+static void tun_cb(uv_poll_t *h, int status, int events)
+{
+	struct daemon *d = container_of(h, struct daemon, tun_poll);
+	struct wg_now now = now_of(d);
+	int i;
+
+	(void)events;
+	if (status < 0) {
+		/* The interface was deleted under us: stop cleanly, like wireguard-go. */
+		log_info("%s: TUN device gone (%s), shutting down", d->cfg->ifname,
+			 uv_strerror(status));
+		stop(d, 0);
+		return;
+	}
+	for (i = 0; i < BATCH; i++) {
+		struct pkt *p = pkt_get(d);
+		struct wg_peer *wp;
+		ssize_t r;
+
+		if (!p)
+			break;
+		r = read(d->tun_fd, p->data + DATA_HEADER_LEN, PKT_CAP);
+		if (r <= 0) {
+			int err = r < 0 ? errno : EIO;
+
+			pkt_put(d, p);
+			if (err == EAGAIN || err == EINTR)
+				break;
+			/* The interface was deleted under us: stop cleanly, like wireguard-go. */
+			log_info("%s: TUN device gone (%s), shutting down", d->cfg->ifname, strerror(err));
+			stop(d, 0);
+			break;
+		}
+		p->len = (size_t)r;
+		wp = wg_device_route(d->wg, p->data + DATA_HEADER_LEN, p->len);
+		if (!wp || !wg_device_identity(d->wg)->has_identity) {
+			if (!wp)
+				icmp_unreachable(d, p->data + DATA_HEADER_LEN, p->len, now.mono);
+			pkt_put(d, p);
+			continue;
+		}
+		stage(wp->user, p);
+	}
+	finish_batch(d);
+}
+
+static void udp_cb(uv_poll_t *h, int status, int events)
+{
+	struct upoll *up = container_of(h, struct upoll, h);
+	struct daemon *d = up->d;
+	struct udp_msg msgs[BATCH];
+	struct pkt *bufs[BATCH];
+	unsigned int n, i;
+	int got, rounds;
+
+	(void)events;
+	if (status < 0)
+		return;
+	for (rounds = 0; rounds < 4; rounds++) {
+		struct wg_now now;
+
+		for (n = 0; n < BATCH; n++) {
+			bufs[n] = pkt_get(d);
+			if (!bufs[n])
+				break;
+			msgs[n].buf = bufs[n]->data;
+			msgs[n].len = sizeof(bufs[n]->data);
+		}
+		got = n ? udp_recv_batch(up->fd, msgs, n) : 0;
+		now = now_of(d);
+		for (i = 0; got > 0 && i < (unsigned int)got; i++)
+			wg_device_receive(d->wg, now, &msgs[i].ep, msgs[i].buf, msgs[i].len);
+		for (i = 0; i < n; i++)
+			pkt_put(d, bufs[i]);
+		if (got < (int)BATCH)
+			break;
+	}
+	finish_batch(d);
+}
+
+static void close_free(uv_handle_t *h)
+{
+	free(container_of((uv_poll_t *)h, struct upoll, h));
+}
+
+static struct upoll *watch_udp(struct daemon *d, int fd)
+{
+	struct upoll *up;
+
+	if (fd < 0)
+		return NULL;
+	up = calloc(1, sizeof(*up));
+	if (!up)
+		return NULL;
+	up->d = d;
+	up->fd = fd;
+	if (uv_poll_init(&d->loop, &up->h, fd) || uv_poll_start(&up->h, UV_READABLE, udp_cb)) {
+		free(up);
+		return NULL;
+	}
+	return up;
+}
+
+static void unwatch(struct upoll **up)
+{
+	if (!*up)
+		return;
+	uv_poll_stop(&(*up)->h);
+	uv_close((uv_handle_t *)&(*up)->h, close_free);
+	*up = NULL;
+}
+
+static int listen_on(struct daemon *d, uint16_t port)
+{
+	struct udp_sockets nu;
+	int err;
+
+	err = udp_open(&nu, port, d->udp.fwmark);
+	if (err)
+		return err;
+	unwatch(&d->udp4);
+	unwatch(&d->udp6);
+	udp_close(&d->udp);
+	d->udp = nu;
+	d->udp4 = watch_udp(d, nu.fd4);
+	d->udp6 = watch_udp(d, nu.fd6);
+	log_info("%s: listening on UDP port %u", d->cfg->ifname, nu.port);
+	return 0;
+}
+
+/* ---- the UAPI backend ---------------------------------------------------------- */
+
+static int be_set_private_key(void *ctx, const uint8_t key[32])
+{
+	struct daemon *d = ctx;
+	struct wg_peer *p;
+	int err = wg_device_set_private_key(d->wg, key);
+
+	for (p = wg_device_peer_first(d->wg); p; p = wg_device_peer_next(p))
+		mark_dirty(p->user);
+	return err;
+}
+
+static int be_set_listen_port(void *ctx, uint16_t port)
+{
+	struct daemon *d = ctx;
+
+	if (port && port == d->udp.port)
+		return 0;
+	return listen_on(d, port) ? -EADDRINUSE : 0;
+}
+
+static int be_set_fwmark(void *ctx, uint32_t mark)
+{
+	struct daemon *d = ctx;
+
+	return udp_set_fwmark(&d->udp, mark) ? -EADDRINUSE : 0;
+}
+
+static int be_replace_peers(void *ctx)
+{
+	struct daemon *d = ctx;
+
+	wg_device_peers_clear(d->wg);
+	return 0;
+}
+
+static int be_peer_select(void *ctx, const uint8_t pub[32], bool create, void **out)
+{
+	struct daemon *d = ctx;
+	struct wg_peer *wp = wg_device_peer_lookup(d->wg, pub);
+	struct vpeer *vp;
+	int err;
+
+	*out = wp;
+	if (wp || !create)
+		return 0;
+	vp = calloc(1, sizeof(*vp));
+	if (!vp)
+		return -ENOMEM;
+	err = wg_device_peer_add(d->wg, pub, &wp);
+	if (err == -EEXIST) {
+		/* Our own public key: its lines are accepted and ignored (reference 9.3). */
+		free(vp);
+		return 0;
+	}
+	if (err) {
+		free(vp);
+		return err;
+	}
+	vp->d = d;
+	vp->wp = wp;
+	wp->user = vp;
+	uv_timer_init(&d->loop, &vp->timer);
+	*out = wp;
+	return 0;
+}
+
+static int be_peer_remove(void *ctx, void *peer)
+{
+	struct daemon *d = ctx;
+
+	wg_device_peer_remove(d->wg, peer);
+	return 0;
+}
+
+static int be_peer_psk(void *ctx, void *peer, const uint8_t psk[32])
+{
+	(void)ctx;
+	wg_peer_set_psk(peer, psk);
+	return 0;
+}
+
+static int be_peer_endpoint(void *ctx, void *peer, const struct sockaddr *sa, socklen_t len)
+{
+	(void)ctx;
+	wg_peer_set_endpoint(peer, sa, len);
+	mark_dirty(((struct wg_peer *)peer)->user);
+	return 0;
+}
+
+static int be_peer_keepalive(void *ctx, void *peer, uint16_t interval)
+{
+	struct daemon *d = ctx;
+	struct wg_peer *wp = peer;
+
+	wg_peer_set_persistent_keepalive(wp, interval, now_of(d));
+	mark_dirty(wp->user);
+	return 0;
+}
+
+static int be_peer_replace_allowed_ips(void *ctx, void *peer)
+{
+	struct daemon *d = ctx;
+
+	allowedips_remove_owner(wg_device_allowedips(d->wg), &((struct wg_peer *)peer)->allowedips);
+	return 0;
+}
+
+static int be_peer_add_allowed_ip(void *ctx, void *peer, int family, const uint8_t *addr,
+				  uint8_t cidr)
+{
+	struct daemon *d = ctx;
+
+	return allowedips_insert(wg_device_allowedips(d->wg), family, addr, cidr,
+				 &((struct wg_peer *)peer)->allowedips);
+}
+
+static int be_peer_remove_allowed_ip(void *ctx, void *peer, int family, const uint8_t *addr,
+				     uint8_t cidr)
+{
+	struct daemon *d = ctx;
+	int err = allowedips_remove(wg_device_allowedips(d->wg), family, addr, cidr,
+				    &((struct wg_peer *)peer)->allowedips);
+
+	/* Removing a prefix the peer does not hold is not an error for wg. */
+	return err == -ENOENT ? 0 : err;
+}
+
+struct walk_ctx {
+	struct uapi_writer *w;
+};
+
+static int walk_ip(void *ctx, int family, const uint8_t *addr, uint8_t cidr)
+{
+	struct walk_ctx *wc = ctx;
+
+	uapi_get_allowed_ip(wc->w, family, addr, cidr);
+	return 0;
+}
+
+static int be_get(void *ctx, struct uapi_writer *w)
+{
+	struct daemon *d = ctx;
+	const struct noise_static_identity *id = wg_device_identity(d->wg);
+	struct wg_peer *p;
+
+	uapi_get_device(w, id->has_identity ? id->private_key : NULL, d->udp.port, d->udp.fwmark);
+	for (p = wg_device_peer_first(d->wg); p; p = wg_device_peer_next(p)) {
+		struct uapi_peer_info info;
+		struct walk_ctx wc = { w };
+
+		memset(&info, 0, sizeof(info));
+		memcpy(info.public_key, p->public_key, 32);
+		if (p->has_psk)
+			memcpy(info.preshared_key, p->handshake.preshared_key, 32);
+		info.endpoint = p->has_endpoint ? &p->endpoint.addr.sa : NULL;
+		info.last_handshake_sec = p->last_handshake_wall / NSEC_PER_SEC;
+		info.last_handshake_nsec = (uint32_t)(p->last_handshake_wall % NSEC_PER_SEC);
+		info.rx_bytes = p->rx_bytes;
+		info.tx_bytes = p->tx_bytes;
+		info.persistent_keepalive = p->persistent_keepalive;
+		uapi_get_peer(w, &info);
+		sodium_memzero(info.preshared_key, sizeof(info.preshared_key));
+		allowedips_walk_owner(&p->allowedips, walk_ip, &wc);
+	}
+	return 0;
+}
+
+static void be_set_end(void *ctx, int err)
+{
+	struct daemon *d = ctx;
+
+	(void)err;
+	finish_batch(d);
+}
+
+static const struct uapi_backend_ops uapi_ops = {
+	.set_private_key = be_set_private_key,
+	.set_listen_port = be_set_listen_port,
+	.set_fwmark = be_set_fwmark,
+	.replace_peers = be_replace_peers,
+	.peer_select = be_peer_select,
+	.peer_remove = be_peer_remove,
+	.peer_set_preshared_key = be_peer_psk,
+	.peer_set_endpoint = be_peer_endpoint,
+	.peer_set_keepalive = be_peer_keepalive,
+	.peer_replace_allowed_ips = be_peer_replace_allowed_ips,
+	.peer_add_allowed_ip = be_peer_add_allowed_ip,
+	.peer_remove_allowed_ip = be_peer_remove_allowed_ip,
+	.set_end = be_set_end,
+	.get = be_get,
+};
+
+/* ---- the control socket ---------------------------------------------------------- */
+
+struct uconn {
+	uv_pipe_t pipe;
+	struct daemon *d;
+	struct uapi_conn *conn;
+	bool closing;
+};
+
+struct wreq {
+	uv_write_t req;
+	char *data;
+	size_t len;
+	struct uconn *uc;
+	bool close_after;
+};
+
+static void uconn_closed(uv_handle_t *h)
+{
+	struct uconn *uc = container_of((uv_pipe_t *)h, struct uconn, pipe);
+
+	uapi_conn_free(uc->conn);
+	free(uc);
+}
+
+static void uconn_close(struct uconn *uc)
+{
+	if (uc->closing)
+		return;
+	uc->closing = true;
+	uv_close((uv_handle_t *)&uc->pipe, uconn_closed);
+}
+
+static void write_done(uv_write_t *req, int status)
+{
+	struct wreq *wr = container_of(req, struct wreq, req);
+
+	if (status < 0 || wr->close_after)
+		uconn_close(wr->uc);
+	/* Replies carry private and pre-shared keys in hex. */
+	sodium_memzero(wr->data, wr->len);
+	free(wr->data);
+	free(wr);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)h;
+	(void)suggested;
+	buf->base = malloc(4096);
+	buf->len = buf->base ? 4096 : 0;
+}
+
+static void uconn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct uconn *uc = container_of((uv_pipe_t *)s, struct uconn, pipe);
+	struct uapi_buf out = { 0 };
+	int ret = 0;
+
+	if (n > 0) {
+		ret = uapi_conn_feed(uc->conn, buf->base, (size_t)n, &out);
+		if (out.len) {
+			struct wreq *wr = calloc(1, sizeof(*wr));
+			uv_buf_t b = uv_buf_init(out.data, (unsigned int)out.len);
+
+			if (wr) {
+				wr->data = out.data;
+				wr->len = out.len;
+				wr->uc = uc;
+				wr->close_after = ret != 0;
+				out.data = NULL;
+				if (uv_write(&wr->req, s, &b, 1, write_done)) {
+					sodium_memzero(wr->data, wr->len);
+					free(wr->data);
+					free(wr);
+					ret = -EIO;
+				}
+			}
+		}
+		if (out.data) {
+			sodium_memzero(out.data, out.len);
+			free(out.data);
+			if (ret)
+				uconn_close(uc);
+		} else if (ret && !out.len) {
+			uconn_close(uc);
+		}
+	} else if (n < 0) {
+		uconn_close(uc);
+	}
+	if (buf->base) {
+		sodium_memzero(buf->base, buf->len);
+		free(buf->base);
+	}
+}
+
+static void uapi_accept(uv_stream_t *server, int status)
+{
+	struct daemon *d = container_of((uv_pipe_t *)server, struct daemon, uapi);
+	struct uconn *uc;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	uv_os_fd_t fd;
+
+	if (status < 0)
+		return;
+	uc = calloc(1, sizeof(*uc));
+	if (!uc)
+		return;
+	uc->d = d;
+	uv_pipe_init(&d->loop, &uc->pipe, 0);
+	if (uv_accept(server, (uv_stream_t *)&uc->pipe)) {
+		uc->closing = true;
+		uv_close((uv_handle_t *)&uc->pipe, (uv_close_cb)free);
+		return;
+	}
+	/* Only root may talk to the interface: the socket's mode says so, and so do we. */
+	if (uv_fileno((uv_handle_t *)&uc->pipe, &fd) ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.uid != 0) {
+		log_info("%s: control connection from uid %u refused", d->cfg->ifname,
+			 (unsigned int)cred.uid);
+		uc->closing = true;
+		uv_close((uv_handle_t *)&uc->pipe, (uv_close_cb)free);
+		return;
+	}
+	uc->conn = uapi_conn_new(&uapi_ops, d);
+	if (!uc->conn) {
+		uc->closing = true;
+		uv_close((uv_handle_t *)&uc->pipe, (uv_close_cb)free);
+		return;
+	}
+	uv_read_start((uv_stream_t *)&uc->pipe, alloc_cb, uconn_read);
+}
+
+/* ---- set-up and teardown ------------------------------------------------------------ */
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+	struct daemon *d = s->data;
+
+	log_info("%s: received signal %d, shutting down", d->cfg->ifname, signum);
+	stop(d, 0);
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *arg)
+{
+	struct daemon *d = calloc(1, sizeof(*d));
+	struct pkt *p;
+	unsigned int mtu;
+	int err, status = 1;
+
+	if (!d)
+		return 1;
+	d->cfg = cfg;
+	d->tun_fd = cfg->tun_fd;
+	d->udp.fd4 = d->udp.fd6 = -1;
+	signal(SIGPIPE, SIG_IGN);
+	if (uv_loop_init(&d->loop))
+		goto out_free;
+	d->wg = wg_device_new(&engine_ops, d, &wg_rng_system);
+	if (!d->wg)
+		goto out_loop;
+	if (!tun_get_mtu(cfg->ifname, &mtu))
+		wg_device_set_mtu(d->wg, mtu);
+	if (cfg->keylog_path) {
+		d->keylog = fopen(cfg->keylog_path, "ae");
+		if (!d->keylog)
+			log_error("%s: cannot open VEIL_KEYLOG_FILE %s: %s", cfg->ifname,
+				  cfg->keylog_path, strerror(errno));
+		else
+			log_error("%s: WARNING: writing session keys to %s (VEIL_KEYLOG_FILE); "
+				  "anyone who reads it can decrypt this interface's traffic",
+				  cfg->ifname, cfg->keylog_path);
+	}
+	err = listen_on(d, 0);
+	if (err) {
+		log_error("%s: cannot open UDP sockets: %s", cfg->ifname, strerror(-err));
+		goto out_dev;
+	}
+	if (uv_poll_init(&d->loop, &d->tun_poll, d->tun_fd) ||
+	    uv_poll_start(&d->tun_poll, UV_READABLE, tun_cb) ||
+	    uv_pipe_init(&d->loop, &d->uapi, 0) || uv_pipe_open(&d->uapi, cfg->uapi_fd) ||
+	    uv_listen((uv_stream_t *)&d->uapi, 16, uapi_accept)) {
+		log_error("%s: cannot set up the event loop", cfg->ifname);
+		goto out_dev;
+	}
+	uv_signal_init(&d->loop, &d->sigint);
+	uv_signal_init(&d->loop, &d->sigterm);
+	d->sigint.data = d->sigterm.data = d;
+	uv_signal_start(&d->sigint, signal_cb, SIGINT);
+	uv_signal_start(&d->sigterm, signal_cb, SIGTERM);
+
+	log_info("%s: interface ready (MTU %u)", cfg->ifname, wg_device_mtu(d->wg));
+	if (ready)
+		ready(arg);
+	uv_run(&d->loop, UV_RUN_DEFAULT);
+	status = d->exit_status;
+out_dev:
+	/* Peers first (their timers close), then every handle, then the keys. */
+	wg_device_free(d->wg);
+	d->wg = NULL;
+	udp_close(&d->udp);
+	uv_walk(&d->loop, close_walk, NULL);
+	uv_run(&d->loop, UV_RUN_DEFAULT);
+	if (cfg->uapi_path)
+		unlink(cfg->uapi_path);
+out_loop:
+	uv_loop_close(&d->loop);
+out_free:
+	while ((p = d->pool)) {
+		d->pool = p->next;
+		sodium_memzero(p, sizeof(*p));
+		free(p);
+	}
+	if (d->keylog)
+		fclose(d->keylog);
+	free(d);
+	return status;
+}

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: MIT
+#include "tun.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int tun_open(const char *ifname)
+{
+	struct ifreq ifr;
+	int fd, err;
+
+	if (strlen(ifname) >= IFNAMSIZ)
+		return -ENAMETOOLONG;
+	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+	memcpy(ifr.ifr_name, ifname, strlen(ifname));
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static int ifreq_ioctl(const char *ifname, unsigned long req, struct ifreq *ifr)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err = 0;
+
+	if (s < 0)
+		return -errno;
+	memset(ifr->ifr_name, 0, IFNAMSIZ);
+	strncpy(ifr->ifr_name, ifname, IFNAMSIZ - 1);
+	if (ioctl(s, req, ifr) < 0)
+		err = -errno;
+	close(s);
+	return err;
+}
+
+int tun_set_mtu(const char *ifname, unsigned int mtu)
+{
+	struct ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_mtu = (int)mtu;
+	return ifreq_ioctl(ifname, SIOCSIFMTU, &ifr);
+}
+
+int tun_get_mtu(const char *ifname, unsigned int *mtu)
+{
+	struct ifreq ifr;
+	int err;
+
+	memset(&ifr, 0, sizeof(ifr));
+	err = ifreq_ioctl(ifname, SIOCGIFMTU, &ifr);
+	if (!err)
+		*mtu = (unsigned int)ifr.ifr_mtu;
+	return err;
+}
+
+int tun_ifindex(const char *ifname)
+{
+	unsigned int i = if_nametoindex(ifname);
+
+	return i ? (int)i : -errno;
+}

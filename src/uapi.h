@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The cross-platform userspace API (protocol reference, section 9): the text
+ * protocol stock `wg` speaks over /var/run/wireguard/<IFNAME>.sock.
+ *
+ * This module does no I/O. The daemon feeds it the bytes it reads from one
+ * connection and writes back the reply bytes it produces. A `set` is applied
+ * line by line through the backend's ops table as the lines arrive; a `get`
+ * asks the backend to describe itself through the uapi_get_* writers.
+ *
+ * Not thread-safe: one uapi_conn per connection, all calls on one thread.
+ */
+#ifndef VEIL_UAPI_H
+#define VEIL_UAPI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/compiler.h"
+
+/* Longest request line accepted, without its '\n'. Real lines are < 100 bytes. */
+#define UAPI_LINE_MAX 4096
+
+/*
+ * A growable byte buffer for replies. Zero-initialise it. Replies to `get`
+ * hold the private key in hex, so release bytes only through
+ * uapi_buf_consume() and uapi_buf_free(), which wipe them.
+ */
+struct uapi_buf {
+	char *data;
+	size_t len, cap;
+};
+
+/* Drops the first n bytes (already written to the socket) and wipes them. */
+void uapi_buf_consume(struct uapi_buf *b, size_t n);
+
+/* Wipes and frees the storage; the buffer is then empty and reusable. */
+void uapi_buf_free(struct uapi_buf *b);
+
+/* Handed to the backend's get op; opaque, used only with uapi_get_*. */
+struct uapi_writer;
+
+/*
+ * What the daemon implements. Every op returns 0 or a negative errno, which
+ * becomes the reply's errno= value as is (reference 9.4: a failed rebind of
+ * listen_port must return -EADDRINUSE). A NULL op answers -EOPNOTSUPP, except
+ * set_begin and set_end, which are optional hooks.
+ *
+ * Peer handles are opaque to this module and valid until the end of the
+ * request or until the module passes them to peer_remove, whichever is first.
+ */
+struct uapi_backend_ops {
+	/* Device keys. An all-zero private key removes it. */
+	int (*set_private_key)(void *ctx, const uint8_t key[static 32]);
+	int (*set_listen_port)(void *ctx, uint16_t port);
+	int (*set_fwmark)(void *ctx, uint32_t mark);
+	int (*replace_peers)(void *ctx);
+
+	/*
+	 * Looks up the peer with this public key and creates it if absent and
+	 * create is true. Sets *peer to its handle, or to NULL when there is no
+	 * such peer (create false) or when the key must be ignored (it equals
+	 * the device's own public key); the lines for a NULL peer are checked
+	 * and discarded. To learn whether a peer is new, the module looks up
+	 * first and creates in a second call only when the first found nothing.
+	 */
+	int (*peer_select)(void *ctx, const uint8_t pub[static 32], bool create, void **peer);
+	int (*peer_remove)(void *ctx, void *peer);
+	/* An all-zero key means no preshared key. */
+	int (*peer_set_preshared_key)(void *ctx, void *peer, const uint8_t psk[static 32]);
+	/* sa is a sockaddr_in or a sockaddr_in6 (sin6_scope_id filled in). */
+	int (*peer_set_endpoint)(void *ctx, void *peer, const struct sockaddr *sa, socklen_t len);
+	int (*peer_set_keepalive)(void *ctx, void *peer, uint16_t interval);
+	int (*peer_replace_allowed_ips)(void *ctx, void *peer);
+	/*
+	 * family is AF_INET (addr: 4 bytes) or AF_INET6 (16 bytes), network
+	 * order, cidr already range-checked. Host bits are passed as received.
+	 */
+	int (*peer_add_allowed_ip)(void *ctx, void *peer, int family, const uint8_t *addr, uint8_t cidr);
+	int (*peer_remove_allowed_ip)(void *ctx, void *peer, int family, const uint8_t *addr, uint8_t cidr);
+
+	/*
+	 * set_begin runs when the `set=1` line arrives; set_end runs once the
+	 * request ends, before the reply, with the error being reported (0 on
+	 * success). Lines in between may arrive over several feeds. If the
+	 * connection is freed in the middle of a set, set_end gets -EIO.
+	 */
+	void (*set_begin)(void *ctx);
+	void (*set_end)(void *ctx, int err);
+
+	/*
+	 * Describes the device: uapi_get_device once, then for each peer
+	 * uapi_get_peer followed by its uapi_get_allowed_ip lines. The module
+	 * appends "errno=0\n\n" on success; on error it drops what was written
+	 * and replies with the error alone.
+	 */
+	int (*get)(void *ctx, struct uapi_writer *w);
+};
+
+/* One peer as `get` reports it. */
+struct uapi_peer_info {
+	uint8_t public_key[32];
+	uint8_t preshared_key[32];	/* all zeros when none */
+	const struct sockaddr *endpoint; /* sockaddr_in or sockaddr_in6, or NULL */
+	uint64_t last_handshake_sec;	/* wall clock, both 0 if never */
+	uint32_t last_handshake_nsec;
+	uint64_t tx_bytes, rx_bytes;
+	uint16_t persistent_keepalive;
+};
+
+/* private_key is emitted only if non-NULL; listen_port and fwmark only if non-zero. */
+void uapi_get_device(struct uapi_writer *w, const uint8_t *private_key, uint16_t listen_port,
+		     uint32_t fwmark);
+void uapi_get_peer(struct uapi_writer *w, const struct uapi_peer_info *p);
+/* family AF_INET or AF_INET6; addr in network order. */
+void uapi_get_allowed_ip(struct uapi_writer *w, int family, const uint8_t *addr, uint8_t cidr);
+
+/* Per-connection parser state. */
+struct uapi_conn;
+
+/* Returns NULL when out of memory. ops and ctx must outlive the connection. */
+struct uapi_conn *uapi_conn_new(const struct uapi_backend_ops *ops, void *ctx);
+
+/* Ends an unfinished set (set_end with -EIO), wipes the buffers and frees. NULL is a no-op. */
+void uapi_conn_free(struct uapi_conn *c);
+
+/*
+ * Consumes len received bytes and appends any replies to out. Returns 0 to
+ * keep reading, 1 when the connection must be closed once out is flushed
+ * (unknown operation, garbage after `get=1`), or a negative errno (-ENOMEM)
+ * when it must be closed at once. After a non-zero return, further feeds
+ * return 1 and do nothing.
+ *
+ * The parser buffers at most one line; out grows with every reply, so the
+ * caller should stop reading while a large reply is still unflushed.
+ */
+int __must_check uapi_conn_feed(struct uapi_conn *c, const char *data, size_t len,
+				struct uapi_buf *out);
+
+#endif

@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: MIT
+#include "udp.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum { CMSG_SPACE_MAX = 64, BATCH_MAX = 128 };
+
+static int open_one(int family, uint16_t port, uint32_t fwmark, uint16_t *bound)
+{
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in4;
+		struct sockaddr_in6 in6;
+	} a;
+	socklen_t len;
+	int fd, one = 1, err;
+
+	fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	memset(&a, 0, sizeof(a));
+	if (family == AF_INET) {
+		a.in4.sin_family = AF_INET;
+		a.in4.sin_port = htons(port);
+		len = sizeof(a.in4);
+		if (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) < 0)
+			goto fail;
+	} else {
+		a.in6.sin6_family = AF_INET6;
+		a.in6.sin6_port = htons(port);
+		len = sizeof(a.in6);
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0 ||
+		    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) < 0)
+			goto fail;
+	}
+	if (fwmark && setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof(fwmark)) < 0)
+		goto fail;
+	if (bind(fd, &a.sa, len) < 0 || getsockname(fd, &a.sa, &len) < 0)
+		goto fail;
+	*bound = ntohs(family == AF_INET ? a.in4.sin_port : a.in6.sin6_port);
+	return fd;
+fail:
+	err = -errno;
+	close(fd);
+	return err;
+}
+
+int udp_open(struct udp_sockets *u, uint16_t port, uint32_t fwmark)
+{
+	uint16_t bound = 0;
+	int tries, fd4 = -1, fd6 = -1;
+
+	/* With port 0 the v6 bind can lose a race for the v4 port: retry a few times. */
+	for (tries = 0; tries < 10; tries++) {
+		fd4 = open_one(AF_INET, port, fwmark, &bound);
+		if (fd4 < 0 && fd4 != -EAFNOSUPPORT)
+			return fd4;
+		fd6 = open_one(AF_INET6, fd4 >= 0 ? bound : port, fwmark, &bound);
+		if (fd6 >= 0 || fd6 == -EAFNOSUPPORT)
+			break;
+		if (fd4 >= 0)
+			close(fd4);
+		if (port || fd6 != -EADDRINUSE)
+			return fd6;
+	}
+	if (fd4 < 0 && fd6 < 0)
+		return -EAFNOSUPPORT;
+	u->fd4 = fd4;
+	u->fd6 = fd6 >= 0 ? fd6 : -1;
+	u->port = bound;
+	u->fwmark = fwmark;
+	return 0;
+}
+
+void udp_close(struct udp_sockets *u)
+{
+	if (u->fd4 >= 0)
+		close(u->fd4);
+	if (u->fd6 >= 0)
+		close(u->fd6);
+	u->fd4 = u->fd6 = -1;
+}
+
+int udp_set_fwmark(struct udp_sockets *u, uint32_t fwmark)
+{
+	if (u->fd4 >= 0 && setsockopt(u->fd4, SOL_SOCKET, SO_MARK, &fwmark, sizeof(fwmark)) < 0)
+		return -errno;
+	if (u->fd6 >= 0 && setsockopt(u->fd6, SOL_SOCKET, SO_MARK, &fwmark, sizeof(fwmark)) < 0)
+		return -errno;
+	u->fwmark = fwmark;
+	return 0;
+}
+
+static void read_pktinfo(struct msghdr *mh, struct wg_endpoint *ep)
+{
+	struct cmsghdr *c;
+
+	ep->has_src = false;
+	for (c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			ep->src.v4 = pi.ipi_addr;
+			ep->src_ifindex = (unsigned int)pi.ipi_ifindex;
+			ep->has_src = true;
+		} else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			ep->src.v6 = pi.ipi6_addr;
+			ep->src_ifindex = pi.ipi6_ifindex;
+			ep->has_src = true;
+		}
+	}
+}
+
+int udp_recv_batch(int fd, struct udp_msg *msgs, unsigned int n)
+{
+	struct mmsghdr mm[BATCH_MAX];
+	struct iovec iov[BATCH_MAX];
+	uint8_t cbuf[BATCH_MAX][CMSG_SPACE_MAX];
+	unsigned int i;
+	int got;
+
+	if (n > BATCH_MAX)
+		n = BATCH_MAX;
+	memset(mm, 0, sizeof(mm[0]) * n);
+	for (i = 0; i < n; i++) {
+		iov[i].iov_base = msgs[i].buf;
+		iov[i].iov_len = msgs[i].len;
+		mm[i].msg_hdr.msg_name = &msgs[i].ep.addr;
+		mm[i].msg_hdr.msg_namelen = sizeof(msgs[i].ep.addr);
+		mm[i].msg_hdr.msg_iov = &iov[i];
+		mm[i].msg_hdr.msg_iovlen = 1;
+		mm[i].msg_hdr.msg_control = cbuf[i];
+		mm[i].msg_hdr.msg_controllen = CMSG_SPACE_MAX;
+	}
+	got = recvmmsg(fd, mm, n, MSG_DONTWAIT, NULL);
+	if (got < 0)
+		return -errno;
+	for (i = 0; i < (unsigned int)got; i++) {
+		msgs[i].len = mm[i].msg_len;
+		/* A datagram larger than the buffer is damaged: make it unparseable. */
+		if (mm[i].msg_hdr.msg_flags & MSG_TRUNC)
+			msgs[i].len = 0;
+		read_pktinfo(&mm[i].msg_hdr, &msgs[i].ep);
+	}
+	return got;
+}
+
+static size_t write_pktinfo(const struct wg_endpoint *ep, uint8_t *cbuf)
+{
+	struct cmsghdr *c = (struct cmsghdr *)(void *)cbuf;
+
+	if (!ep->has_src)
+		return 0;
+	memset(cbuf, 0, CMSG_SPACE_MAX);
+	if (ep->addr.sa.sa_family == AF_INET) {
+		struct in_pktinfo pi = { .ipi_spec_dst = ep->src.v4 };
+
+		c->cmsg_level = IPPROTO_IP;
+		c->cmsg_type = IP_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+		return CMSG_SPACE(sizeof(pi));
+	}
+	{
+		struct in6_pktinfo pi = { .ipi6_addr = ep->src.v6, .ipi6_ifindex = ep->src_ifindex };
+
+		c->cmsg_level = IPPROTO_IPV6;
+		c->cmsg_type = IPV6_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+		return CMSG_SPACE(sizeof(pi));
+	}
+}
+
+static int fd_for(struct udp_sockets *u, const struct wg_endpoint *ep)
+{
+	return ep->addr.sa.sa_family == AF_INET6 ? u->fd6 : u->fd4;
+}
+
+static socklen_t name_len(const struct wg_endpoint *ep)
+{
+	return ep->addr.sa.sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						 : sizeof(struct sockaddr_in);
+}
+
+int udp_send(struct udp_sockets *u, const struct wg_endpoint *ep, const uint8_t *buf, size_t len)
+{
+	uint8_t cbuf[CMSG_SPACE_MAX];
+	struct iovec iov = { .iov_base = (void *)(uintptr_t)buf, .iov_len = len };
+	struct msghdr mh = {
+		.msg_name = (void *)(uintptr_t)&ep->addr,
+		.msg_namelen = name_len(ep),
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+	};
+	int fd = fd_for(u, ep);
+
+	if (fd < 0)
+		return -EAFNOSUPPORT;
+	mh.msg_controllen = write_pktinfo(ep, cbuf);
+	mh.msg_control = mh.msg_controllen ? cbuf : NULL;
+	if (sendmsg(fd, &mh, MSG_DONTWAIT) >= 0)
+		return 0;
+	/*
+	 * The remembered source address may have gone away (roaming, an
+	 * address removed): let the kernel choose, and tell the caller.
+	 */
+	if (mh.msg_controllen && errno != EAGAIN && errno != ENOBUFS) {
+		mh.msg_control = NULL;
+		mh.msg_controllen = 0;
+		if (sendmsg(fd, &mh, MSG_DONTWAIT) >= 0)
+			return 1;
+	}
+	return -errno;
+}
+
+int udp_send_batch(struct udp_sockets *u, struct udp_msg *msgs, unsigned int n)
+{
+	struct mmsghdr mm[BATCH_MAX];
+	struct iovec iov[BATCH_MAX];
+	uint8_t cbuf[BATCH_MAX][CMSG_SPACE_MAX];
+	unsigned int i, start = 0, sent = 0;
+
+	if (n > BATCH_MAX)
+		n = BATCH_MAX;
+	memset(mm, 0, sizeof(mm[0]) * n);
+	for (i = 0; i < n; i++) {
+		iov[i].iov_base = msgs[i].buf;
+		iov[i].iov_len = msgs[i].len;
+		mm[i].msg_hdr.msg_name = &msgs[i].ep.addr;
+		mm[i].msg_hdr.msg_namelen = name_len(&msgs[i].ep);
+		mm[i].msg_hdr.msg_iov = &iov[i];
+		mm[i].msg_hdr.msg_iovlen = 1;
+		msgs[i].src_failed = false;
+		mm[i].msg_hdr.msg_controllen = write_pktinfo(&msgs[i].ep, cbuf[i]);
+		mm[i].msg_hdr.msg_control = mm[i].msg_hdr.msg_controllen ? cbuf[i] : NULL;
+	}
+	/* One sendmmsg per run of the same family. */
+	while (start < n) {
+		int fd = fd_for(u, &msgs[start].ep), r;
+		unsigned int end = start + 1;
+
+		while (end < n && msgs[end].ep.addr.sa.sa_family == msgs[start].ep.addr.sa.sa_family)
+			end++;
+		if (fd < 0) {
+			start = end;
+			continue;
+		}
+		r = sendmmsg(fd, mm + start, end - start, MSG_DONTWAIT);
+		if (r <= 0) {
+			/* Fall back to one at a time so one bad datagram does not stall the rest. */
+			if (udp_send(u, &msgs[start].ep, msgs[start].buf, msgs[start].len) == 1)
+				msgs[start].src_failed = true;
+			r = 1;
+		}
+		sent += (unsigned int)r;
+		start += (unsigned int)r;
+	}
+	return (int)sent;
+}

@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: MIT
+/*
+ * veild [-f|--foreground] IFNAME: wireguard-go's command line, so wg-quick's
+ * WG_QUICK_USERSPACE_IMPLEMENTATION can name us. The TUN device and the
+ * listening control socket are created before we fork, and the parent exits 0
+ * only once the child reports that its loop is ready.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "core/messages.h"
+#include "daemon.h"
+#include "log.h"
+#include "tun.h"
+
+#ifndef VEIL_VERSION
+#define VEIL_VERSION "unknown"
+#endif
+#ifndef RUNSTATEDIR
+#define RUNSTATEDIR "/var/run"
+#endif
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: veild [-f|--foreground] IFNAME\n"
+		"       veild --version | --help\n"
+		"\n"
+		"Creates the TUN interface IFNAME and serves WireGuard's userspace API on\n"
+		"%s/wireguard/IFNAME.sock, so that wg(8) and wg-quick(8) configure it.\n"
+		"Without -f it goes to the background once the interface is ready.\n"
+		"\n"
+		"Environment:\n"
+		"  LOG_LEVEL=error|verbose|debug|silent   how much to log (default error)\n"
+		"  WG_PROCESS_FOREGROUND=1                 same as -f\n"
+		"  VEIL_KEYLOG_FILE=PATH                   append session keys for Wireshark (debugging only)\n",
+		RUNSTATEDIR);
+}
+
+static bool valid_ifname(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n == 0 || n > 15 || !strcmp(s, ".") || !strcmp(s, ".."))
+		return false;
+	for (i = 0; i < n; i++)
+		if (!(s[i] == '_' || s[i] == '=' || s[i] == '+' || s[i] == '.' || s[i] == '-' ||
+		      (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= 'A' && s[i] <= 'Z')))
+			return false;
+	return true;
+}
+
+/* Bind the control socket, replacing a stale file but never a live daemon's socket. */
+static int uapi_listen(const char *path)
+{
+	struct sockaddr_un sun;
+	mode_t old;
+	int fd, err;
+
+	if (mkdir(RUNSTATEDIR "/wireguard", 0755) < 0 && errno != EEXIST)
+		return -errno;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sun.sun_path, path);
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		close(fd);
+		return -EADDRINUSE;
+	}
+	close(fd);
+	unlink(path);
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	old = umask(0077);
+	err = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -errno : 0;
+	umask(old);
+	if (!err && listen(fd, 16) < 0)
+		err = -errno;
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static void notify_ready(void *arg)
+{
+	int fd = *(int *)arg;
+	char c = 1;
+
+	if (fd >= 0) {
+		if (write(fd, &c, 1) < 0)
+			log_error("cannot tell the parent we are ready: %s", strerror(errno));
+		close(fd);
+		*(int *)arg = -1;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *fg_env = getenv("WG_PROCESS_FOREGROUND");
+	bool foreground = fg_env && !strcmp(fg_env, "1");
+	struct daemon_config cfg = { 0 };
+	char path[108];
+	int c, tun_fd, uapi_fd, ready_pipe[2] = { -1, -1 }, status;
+
+	while ((c = getopt_long(argc, argv, "fhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			foreground = true;
+			break;
+		case 'V':
+			printf("veild %s (WireGuard userspace API, protocol version 1)\n", VEIL_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return 1;
+	}
+	cfg.ifname = argv[optind];
+	log_init("veild", false);
+	log_set_level(log_level_parse(getenv("LOG_LEVEL")));
+	if (!valid_ifname(cfg.ifname)) {
+		fprintf(stderr, "veild: invalid interface name '%s' (1-15 of [a-zA-Z0-9_=+.-])\n",
+			cfg.ifname);
+		return 1;
+	}
+	if (sodium_init() < 0) {
+		fprintf(stderr, "veild: libsodium failed to initialise\n");
+		return 1;
+	}
+	/* Keys must never reach swap or a core dump. */
+	prctl(PR_SET_DUMPABLE, 0);
+	if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
+		log_info("mlockall failed (%s): key memory may be swapped", strerror(errno));
+
+	snprintf(path, sizeof(path), RUNSTATEDIR "/wireguard/%s.sock", cfg.ifname);
+	uapi_fd = uapi_listen(path);
+	if (uapi_fd < 0) {
+		fprintf(stderr, "veild: %s: %s\n", path,
+			uapi_fd == -EADDRINUSE ? "another daemon is serving this interface"
+					       : strerror(-uapi_fd));
+		return 1;
+	}
+	tun_fd = tun_open(cfg.ifname);
+	if (tun_fd < 0) {
+		fprintf(stderr, "veild: cannot create TUN interface %s: %s\n", cfg.ifname,
+			strerror(-tun_fd));
+		unlink(path);
+		return 1;
+	}
+	tun_set_mtu(cfg.ifname, DEFAULT_MTU);
+	cfg.tun_fd = tun_fd;
+	cfg.uapi_fd = uapi_fd;
+	cfg.uapi_path = path;
+	cfg.keylog_path = getenv("VEIL_KEYLOG_FILE");
+
+	if (!foreground) {
+		char ok = 0;
+		pid_t pid;
+
+		if (pipe2(ready_pipe, O_CLOEXEC) < 0) {
+			perror("veild: pipe");
+			return 1;
+		}
+		pid = fork();
+		if (pid < 0) {
+			perror("veild: fork");
+			return 1;
+		}
+		if (pid > 0) {
+			close(ready_pipe[1]);
+			if (read(ready_pipe[0], &ok, 1) != 1 || ok != 1) {
+				fprintf(stderr, "veild: %s: the daemon failed to start\n", cfg.ifname);
+				return 1;
+			}
+			return 0;
+		}
+		close(ready_pipe[0]);
+		setsid();
+		{
+			int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+			if (devnull >= 0) {
+				dup2(devnull, 0);
+				dup2(devnull, 1);
+				dup2(devnull, 2);
+				close(devnull);
+			}
+		}
+		log_init("veild", true);
+	}
+	status = daemon_run(&cfg, notify_ready, &ready_pipe[1]);
+	if (ready_pipe[1] >= 0)
+		close(ready_pipe[1]);
+	close(tun_fd);
+	return status;
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# An independent check of our key schedule: tshark's WireGuard dissector, given
+# the keys veild appends to VEIL_KEYLOG_FILE, must find MAC1 valid, complete
+# the handshake (wg.handshake_ok) and decrypt the ICMP packets in a capture.
+. "$(dirname "$0")/lib.sh"
+
+setup_hosts
+genkeys
+IFA="ka$RUN"
+IFB="kb$RUN"
+DAEMON_ENV="VEIL_KEYLOG_FILE=$TMP/keylog" start_daemon "$NS1" veild "$IFA"
+start_daemon "$NS2" veild "$IFB"
+grep -q "WARNING: writing session keys" "$TMP/$IFA.log" || fail "no loud warning about the key log"
+run wg set "$IFA" private-key "$TMP/k1" listen-port 51001 \
+	peer "$(cat "$TMP/p2")" preshared-key "$TMP/psk" allowed-ips 192.0.2.2/32 endpoint 198.18.0.2:51002
+run wg set "$IFB" private-key "$TMP/k2" listen-port 51002 \
+	peer "$(cat "$TMP/p1")" preshared-key "$TMP/psk" allowed-ips 192.0.2.1/32 endpoint 198.18.0.1:51001
+n1 ip addr add 192.0.2.1/24 dev "$IFA"
+n1 ip link set "$IFA" up
+n2 ip addr add 192.0.2.2/24 dev "$IFB"
+n2 ip link set "$IFB" up
+
+n2 timeout 30 tcpdump -U -n -i "w$RUN" -w "$TMP/cap.pcap" -c 12 udp >"$TMP/tcpdump.log" 2>&1 &
+TCPDUMP=$!
+PIDS+=($TCPDUMP)
+for _ in $(seq 50); do grep -q "listening on" "$TMP/tcpdump.log" && break; sleep 0.1; done
+ping_ok "$NS1" 192.0.2.2 5
+wait $TCPDUMP || true
+
+[ "$(grep -c LOCAL_EPHEMERAL_PRIVATE_KEY "$TMP/keylog")" -ge 1 ] || fail "key log is empty"
+tshark_fields() {
+	tshark -r "$TMP/cap.pcap" -o "wg.keylog_file:$TMP/keylog" -o wg.dissect_packet:TRUE "$@" 2>/dev/null
+}
+tshark_fields -T fields -e wg.type -e wg.handshake_ok -e wg.receiver_pubkey -e wg.static -e icmp.type \
+	-Y wg >"$TMP/fields"
+cat "$TMP/fields"
+# Initiation (type 1): MAC1 identified the receiver's public key and the static decrypted.
+awk -F'\t' '$1 == 1 && $3 != "" && $4 != ""' "$TMP/fields" | grep -q . ||
+	fail "tshark did not validate MAC1 / decrypt the initiation"
+grep -q "$(cat "$TMP/p1")" "$TMP/fields" || fail "decrypted static key is not A's public key"
+# Response (type 2): the dissector derived the same keys (handshake_ok = 1).
+awk -F'\t' '$1 == 2 && $2 == 1' "$TMP/fields" | grep -q . || fail "tshark: response handshake_ok != 1"
+# Transport (type 4): inner ICMP echo request (8) and reply (0) decrypted.
+awk -F'\t' '$1 == 4 && $5 == 8' "$TMP/fields" | grep -q . || fail "tshark did not decrypt an echo request"
+awk -F'\t' '$1 == 4 && $5 == 0' "$TMP/fields" | grep -q . || fail "tshark did not decrypt an echo reply"
+log "keylog: tshark validated MAC1, the handshake and decrypted transport"

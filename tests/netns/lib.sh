@@ -1,0 +1,133 @@
+# shellcheck shell=bash
+# Shared set-up for the namespace tests, in the spirit of the kernel's netns.sh:
+# two hosts (namespaces) joined by a veth pair, daemons started by us and
+# stopped by PID, everything removed by a trap even when a test fails.
+#
+# Addresses: underlay 198.18.0.0/24 and 2001:db8::/64, tunnel 192.0.2.0/24
+# and fd00::/64. No default route is ever added.
+
+set -eu
+set -o pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${BUILD:-build}
+VEILD="$ROOT/$BUILD/veild"
+XFER="$ROOT/$BUILD/tools/xfer"
+RUN=$(printf '%04x' $((RANDOM % 65536)))$$
+RUN=${RUN:0:6}
+NS1="veil-$RUN-a"
+NS2="veil-$RUN-b"
+NS3="veil-$RUN-c"
+TMP=$(mktemp -d)
+PIDS=()
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
+fail() { log "FAIL: $*"; exit 1; }
+# Echo each command, as the kernel's netns.sh does.
+run() { printf '+ %s\n' "$*"; "$@"; }
+n1() { ip netns exec "$NS1" "$@"; }
+n2() { ip netns exec "$NS2" "$@"; }
+n3() { ip netns exec "$NS3" "$@"; }
+
+cleanup() {
+	local status=$? pid
+	set +e
+	for pid in "${PIDS[@]}"; do
+		kill "$pid" 2>/dev/null
+	done
+	for pid in "${PIDS[@]}"; do
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$pid" 2>/dev/null
+	done
+	ip netns del "$NS1" 2>/dev/null
+	ip netns del "$NS2" 2>/dev/null
+	ip netns del "$NS3" 2>/dev/null
+	if [ $status -ne 0 ]; then
+		for f in "$TMP"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }; done
+	fi
+	rm -rf "$TMP"
+	exit $status
+}
+trap cleanup EXIT
+
+# Two hosts on one veth link, v4 and v6 underlay.
+setup_hosts() {
+	run ip netns add "$NS1"
+	run ip netns add "$NS2"
+	n1 ip link set lo up
+	n2 ip link set lo up
+	run ip link add "v$RUN" netns "$NS1" type veth peer name "w$RUN" netns "$NS2"
+	n1 ip addr add 198.18.0.1/24 dev "v$RUN"
+	n2 ip addr add 198.18.0.2/24 dev "w$RUN"
+	n1 ip addr add 2001:db8::1/64 dev "v$RUN" nodad
+	n2 ip addr add 2001:db8::2/64 dev "w$RUN" nodad
+	n1 ip link set "v$RUN" up
+	n2 ip link set "w$RUN" up
+}
+
+# start_daemon NS IMPL IFNAME: run a userspace daemon in the foreground, remember its PID,
+# and wait (bounded) for its control socket.
+start_daemon() {
+	local ns=$1 impl=$2 ifname=$3 i
+	case "$impl" in
+	veild) ip netns exec "$ns" env LOG_LEVEL=${LOG_LEVEL:-verbose} ${DAEMON_ENV:-} "$VEILD" -f "$ifname" \
+		>"$TMP/$ifname.log" 2>&1 &
+		;;
+	wireguard-go) ip netns exec "$ns" env LOG_LEVEL=verbose WG_PROCESS_FOREGROUND=1 wireguard-go -f "$ifname" \
+		>"$TMP/$ifname.log" 2>&1 &
+		;;
+	esac
+	PIDS+=($!)
+	for i in $(seq 100); do
+		[ -S "/var/run/wireguard/$ifname.sock" ] && wg show "$ifname" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	fail "$impl $ifname did not come up"
+}
+
+# A third host behind NS2, on 198.18.1.0/24 and 2001:db8:1::/64.
+setup_third_host() {
+	run ip netns add "$NS3"
+	n3 ip link set lo up
+	run ip link add "x$RUN" netns "$NS2" type veth peer name "y$RUN" netns "$NS3"
+	n2 ip addr add 198.18.1.2/24 dev "x$RUN"
+	n3 ip addr add 198.18.1.3/24 dev "y$RUN"
+	n2 ip link set "x$RUN" up
+	n3 ip link set "y$RUN" up
+}
+
+# wg_up NS IFNAME KEYFILE PORT ADDR: give an interface its key, port and tunnel address.
+wg_up() {
+	local ns=$1 ifname=$2 key=$3 port=$4 addr=$5
+	run wg set "$ifname" private-key "$key" listen-port "$port"
+	ip netns exec "$ns" ip addr add "$addr" dev "$ifname"
+	ip netns exec "$ns" ip link set "$ifname" up
+}
+
+genkeys() {
+	umask 077
+	wg genkey >"$TMP/k1"
+	wg genkey >"$TMP/k2"
+	wg pubkey <"$TMP/k1" >"$TMP/p1"
+	wg pubkey <"$TMP/k2" >"$TMP/p2"
+	wg genpsk >"$TMP/psk"
+}
+
+# ping_ok NS ADDR [COUNT]: bounded ping that must succeed.
+ping_ok() {
+	local ns=$1 addr=$2 count=${3:-3}
+	ip netns exec "$ns" ping -q -c "$count" -i 0.2 -W 2 -w 20 "$addr" >/dev/null
+}
+
+# transfer SRC_NS DST_NS DST_ADDR MB: TCP transfer, compare byte count and hash at both ends.
+transfer() {
+	local sns=$1 dns=$2 addr=$3 mb=$4 port=$((20000 + RANDOM % 10000)) i out_r out_s
+	ip netns exec "$dns" timeout 150 "$XFER" recv "$port" >"$TMP/recv.out" 2>"$TMP/recv.log" &
+	local rpid=$!
+	for i in $(seq 50); do grep -q listening "$TMP/recv.out" 2>/dev/null && break; sleep 0.1; done
+	out_s=$(ip netns exec "$sns" timeout 150 "$XFER" send "$addr" "$port" "$mb") || { kill $rpid 2>/dev/null; fail "send to $addr failed"; }
+	wait $rpid || fail "receiver at $addr failed"
+	out_r=$(tail -n 1 "$TMP/recv.out")
+	[ "$out_s" = "$out_r" ] || fail "transfer to $addr: sent '$out_s', received '$out_r'"
+	log "transfer of $mb MB to $addr: ok ($out_r)"
+}
