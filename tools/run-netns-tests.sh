@@ -2,9 +2,9 @@
 # Run every tests/netns/*.sh in turn. They need root (network namespaces).
 set -u
 cd "$(dirname "$0")/.."
-tests=$(ls tests/netns/*.sh 2>/dev/null || true)
+tests=$(ls tests/netns/*.sh 2>/dev/null | grep -v "/lib.sh$" || true)
 if [ -z "$tests" ]; then
-	echo "netns: no namespace tests yet (the daemon is not built)"
+	echo "netns: no namespace tests found"
 	exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
