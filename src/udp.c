@@ -9,6 +9,20 @@
 
 enum { CMSG_SPACE_MAX = 64, BATCH_MAX = 128 };
 
+/*
+ * Bursts of a batch per wake-up overflow the default socket buffers (about
+ * 200 KB); ask for 7 MB as wireguard-go does, past rmem_max when we may.
+ */
+static void set_buffers(int fd)
+{
+	int size = 7 << 20;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+}
+
 static int open_one(int family, uint16_t port, uint32_t fwmark, uint16_t *bound)
 {
 	union {
@@ -39,6 +53,7 @@ static int open_one(int family, uint16_t port, uint32_t fwmark, uint16_t *bound)
 	}
 	if (fwmark && setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof(fwmark)) < 0)
 		goto fail;
+	set_buffers(fd);
 	if (bind(fd, &a.sa, len) < 0 || getsockname(fd, &a.sa, &len) < 0)
 		goto fail;
 	*bound = ntohs(family == AF_INET ? a.in4.sin_port : a.in6.sin6_port);
