@@ -39,6 +39,11 @@ cleanup() {
 		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -9 "$pid" 2>/dev/null
 	done
+	# A sanitizer build reports in the daemons' logs: any report fails the test.
+	if grep -l -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$TMP"/*.log 2>/dev/null; then
+		echo "sanitizer report in a daemon log" >&2
+		status=1
+	fi
 	ip netns del "$NS1" 2>/dev/null
 	ip netns del "$NS2" 2>/dev/null
 	ip netns del "$NS3" 2>/dev/null
@@ -71,10 +76,10 @@ start_daemon() {
 	local ns=$1 impl=$2 ifname=$3 i
 	case "$impl" in
 	veild) ip netns exec "$ns" env LOG_LEVEL=${LOG_LEVEL:-verbose} ${DAEMON_ENV:-} "$VEILD" -f "$ifname" \
-		>"$TMP/$ifname.log" 2>&1 &
+		>>"$TMP/$ifname.log" 2>&1 &
 		;;
 	wireguard-go) ip netns exec "$ns" env LOG_LEVEL=verbose WG_PROCESS_FOREGROUND=1 wireguard-go -f "$ifname" \
-		>"$TMP/$ifname.log" 2>&1 &
+		>>"$TMP/$ifname.log" 2>&1 &
 		;;
 	esac
 	PIDS+=($!)
