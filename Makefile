@@ -133,8 +133,8 @@ check-netns: all $(TOOL_BIN)
 demo: all $(TOOL_BIN)
 	$(Q)BUILD=$(BUILD) tools/demo.sh
 
-bench: $(BENCH_BIN)
-	$(Q)for b in $(BENCH_BIN); do $$b || exit 1; done
+bench: all $(BENCH_BIN)
+	$(Q)BUILD=$(BUILD) tools/bench.sh
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR)
