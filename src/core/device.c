@@ -17,6 +17,8 @@
 
 #include <sodium.h>
 
+#include "ratelimiter.h"
+
 /*
  * "Under load" (reference 2.4): more than UNDER_LOAD_THRESHOLD handshake
  * messages in one window of UNDER_LOAD_WINDOW; it then lasts
@@ -43,6 +45,7 @@ struct wg_device {
 	bool forced_load, was_under_load;
 	uint64_t load_window_start, load_until;
 	unsigned int load_count;
+	struct ratelimiter *ratelimiter;
 	struct wg_device_stats stats;
 };
 
@@ -75,6 +78,11 @@ struct wg_device *wg_device_new(const struct wg_device_ops *ops, void *ctx,
 	memset(dev->identity, 0, sizeof(*dev->identity));
 	cookie_checker_init(&dev->cookie, NULL);
 	wg_rng_fill(rng, dev->hash_key, sizeof(dev->hash_key));
+	dev->ratelimiter = ratelimiter_new(dev->hash_key);
+	if (!dev->ratelimiter) {
+		wg_device_free(dev);
+		return NULL;
+	}
 	return dev;
 }
 
@@ -85,6 +93,7 @@ void wg_device_free(struct wg_device *dev)
 	if (dev->buckets)
 		wg_device_peers_clear(dev);
 	free(dev->buckets);
+	ratelimiter_free(dev->ratelimiter);
 	allowedips_free(dev->allowedips);
 	index_table_free(dev->index);
 	if (dev->identity)
@@ -489,8 +498,18 @@ static enum wg_drop check_macs(struct wg_device *dev, struct wg_now now,
 	st = cookie_validate(&dev->cookie, buf, len, srcb, srclen, load, now.mono, dev->rng);
 	if (st == COOKIE_MAC_INVALID)
 		return WG_DROP_BAD_MAC;
-	if (!load || st == COOKIE_MAC_VALID_WITH_COOKIE)
+	if (!load)
 		return WG_DROP_NONE;
+	if (st == COOKIE_MAC_VALID_WITH_COOKIE) {
+		/* The source proved it receives at its address: now limit its rate. */
+		const uint8_t *a = src->addr.sa.sa_family == AF_INET6
+					   ? (const uint8_t *)&src->addr.in6.sin6_addr
+					   : (const uint8_t *)&src->addr.in4.sin_addr;
+
+		if (!ratelimiter_allow(dev->ratelimiter, src->addr.sa.sa_family, a, now.mono))
+			return WG_DROP_RATELIMIT;
+		return WG_DROP_NONE;
+	}
 	cookie_create_reply(&dev->cookie, reply, buf, len, srcb, srclen, now.mono, dev->rng);
 	dev->ops->send(dev->ctx, NULL, src, reply, sizeof(reply));
 	dev->stats.cookie_replies_sent++;

@@ -49,6 +49,7 @@ enum wg_drop {
 	WG_DROP_MALFORMED,     /* bad length or type */
 	WG_DROP_BAD_MAC,       /* mac1 wrong */
 	WG_DROP_COOKIE_SENT,   /* under load without a valid mac2: answered with a cookie */
+	WG_DROP_RATELIMIT,     /* under load, valid mac2, but over 20 handshakes/s from this source */
 	WG_DROP_HANDSHAKE,     /* handshake refused: unknown peer, bad AEAD, replay, flood */
 	WG_DROP_COOKIE,        /* cookie reply refused */
 	WG_DROP_NO_KEYPAIR,    /* transport for an unknown or expired index */
