@@ -105,10 +105,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(CORE_LIB) | $(DEPS_STAMP)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $(TEST_CFLAGS) -o $@ $< $(CORE_LIB) \
 		$(ALL_LDFLAGS) $(TEST_LIBS) $(CORE_LIBS)
 
-$(BUILD)/tools/%: tests/tools/%.c | $(DEPS_STAMP)
+# Test tools may use the protocol core (to craft real handshake messages).
+$(BUILD)/tools/%: tests/tools/%.c $(CORE_LIB) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) $(CORE_LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(CORE_LIB) $(ALL_LDFLAGS) $(CORE_LIBS)
 
 $(BUILD)/bench/%: tests/bench/%.c $(CORE_LIB) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
