@@ -16,7 +16,9 @@
  */
 #include "daemon.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -60,8 +62,9 @@ struct vpeer {
 	uv_timer_t timer;
 	struct pkt *staged[STAGED_MAX];
 	unsigned int head, count;
-	bool dirty, flush;
-	struct vpeer *dirty_next, *flush_next;
+	bool dirty, flush, ips_touched;
+	struct vpeer *dirty_next, *flush_next, *ips_next;
+	uint8_t ips_before[16];
 };
 
 struct upoll {
@@ -93,8 +96,13 @@ struct daemon {
 	struct vpeer *tx_peer[BATCH];
 	unsigned int ntx;
 	uint64_t icmp_window, icmp_count;
+	long who_uid, who_pid; /* the control-socket caller being served, or -1 */
+	struct vpeer *ips_touched;
 	int exit_status;
 };
+
+static void audit(struct daemon *d, const char *event, const uint8_t *pub, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 /* ---- time and buffers ------------------------------------------------------ */
 
@@ -332,7 +340,7 @@ static void op_peer_removed(void *ctx, struct wg_peer *peer)
 {
 	struct vpeer *vp = peer->user;
 
-	(void)ctx;
+	audit(ctx, "peer_removed", peer->public_key, NULL);
 	purge(vp);
 	vp->wp = NULL;
 	uv_timer_stop(&vp->timer);
@@ -346,6 +354,31 @@ static void fingerprint(const uint8_t *pub, char out[12])
 	sodium_bin2base64(b64, sizeof(b64), pub, 32, sodium_base64_VARIANT_ORIGINAL);
 	memcpy(out, b64, 11);
 	out[11] = '\0';
+}
+
+/*
+ * One structured line per change of configuration or key event: event name,
+ * interface, peer fingerprint (never a key), who asked, and the time (added
+ * by log_audit). uid=- pid=- means the daemon itself.
+ */
+static void audit(struct daemon *d, const char *event, const uint8_t *pub, const char *fmt, ...)
+{
+	char fp[12] = "-", extra[256] = "", who[48];
+	va_list ap;
+
+	if (pub)
+		fingerprint(pub, fp);
+	if (fmt) {
+		extra[0] = ' ';
+		va_start(ap, fmt);
+		vsnprintf(extra + 1, sizeof(extra) - 1, fmt, ap);
+		va_end(ap);
+	}
+	if (d->who_uid >= 0)
+		snprintf(who, sizeof(who), "uid=%ld pid=%ld", d->who_uid, d->who_pid);
+	else
+		snprintf(who, sizeof(who), "uid=- pid=-");
+	log_audit("event=%s iface=%s peer=%s %s%s", event, d->cfg->ifname, fp, who, extra);
 }
 
 static void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
@@ -365,18 +398,27 @@ static void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
 	case WG_EVENT_HANDSHAKE_COMPLETE:
 		log_info("%s: peer %s…: handshake complete (%s)", d->cfg->ifname, fp,
 			 arg ? "initiator" : "responder");
+		/* A session replaced by a new one is a rekey. */
+		audit(d, peer->keypairs.previous ? "rekey" : "handshake_completed",
+		      peer->public_key, "role=%s", arg ? "initiator" : "responder");
 		break;
 	case WG_EVENT_HANDSHAKE_FAILED:
 		log_info("%s: peer %s…: handshake message refused: %s", d->cfg->ifname, fp,
 			 strerror(-arg));
+		audit(d, "handshake_failed", peer ? peer->public_key : NULL, "reason=\"%s\"",
+		      strerror(-arg));
 		break;
 	case WG_EVENT_GAVE_UP:
 		log_info("%s: peer %s…: no handshake answer after %d attempts, dropping queue",
 			 d->cfg->ifname, fp, MAX_TIMER_HANDSHAKES + 2);
+		audit(d, "handshake_failed", peer->public_key, "reason=\"no answer after %d attempts\"",
+		      MAX_TIMER_HANDSHAKES + 2);
 		break;
 	case WG_EVENT_KEYS_WIPED:
 		log_info("%s: peer %s…: session keys wiped after %d s of silence", d->cfg->ifname,
 			 fp, REJECT_AFTER_TIME_SEC * 3);
+		audit(d, "keypair_expired", peer->public_key, "reason=\"no session for %d s\"",
+		      REJECT_AFTER_TIME_SEC * 3);
 		break;
 	case WG_EVENT_ENDPOINT_CHANGED:
 		log_debug("%s: peer %s…: endpoint changed", d->cfg->ifname, fp);
@@ -384,6 +426,7 @@ static void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
 	case WG_EVENT_UNDER_LOAD:
 		log_info("%s: %s cookie mode (handshake load)", d->cfg->ifname,
 			 arg ? "entering" : "leaving");
+		audit(d, arg ? "cookie_mode_entered" : "cookie_mode_left", NULL, NULL);
 		break;
 	}
 }
@@ -665,11 +708,18 @@ static int listen_on(struct daemon *d, uint16_t port)
 static int be_set_private_key(void *ctx, const uint8_t key[32])
 {
 	struct daemon *d = ctx;
+	const struct noise_static_identity *id = wg_device_identity(d->wg);
+	uint8_t before[32];
 	struct wg_peer *p;
-	int err = wg_device_set_private_key(d->wg, key);
+	bool had = id->has_identity;
+	int err;
 
+	memcpy(before, id->public_key, 32);
+	err = wg_device_set_private_key(d->wg, key);
 	for (p = wg_device_peer_first(d->wg); p; p = wg_device_peer_next(p))
 		mark_dirty(p->user);
+	if (!err && (had != id->has_identity || sodium_memcmp(before, id->public_key, 32)))
+		audit(d, id->has_identity ? "private_key_set" : "private_key_removed", NULL, NULL);
 	return err;
 }
 
@@ -679,20 +729,30 @@ static int be_set_listen_port(void *ctx, uint16_t port)
 
 	if (port && port == d->udp.port)
 		return 0;
-	return listen_on(d, port) ? -EADDRINUSE : 0;
+	if (listen_on(d, port))
+		return -EADDRINUSE;
+	audit(d, "listen_port_set", NULL, "port=%u", d->udp.port);
+	return 0;
 }
 
 static int be_set_fwmark(void *ctx, uint32_t mark)
 {
 	struct daemon *d = ctx;
 
-	return udp_set_fwmark(&d->udp, mark) ? -EADDRINUSE : 0;
+	if (mark == d->udp.fwmark)
+		return 0;
+	if (udp_set_fwmark(&d->udp, mark))
+		return -EADDRINUSE;
+	audit(d, "fwmark_set", NULL, "fwmark=0x%x", mark);
+	return 0;
 }
 
 static int be_replace_peers(void *ctx)
 {
 	struct daemon *d = ctx;
 
+	if (wg_device_peer_count(d->wg))
+		audit(d, "peers_replaced", NULL, "removed=%zu", wg_device_peer_count(d->wg));
 	wg_device_peers_clear(d->wg);
 	return 0;
 }
@@ -725,6 +785,7 @@ static int be_peer_select(void *ctx, const uint8_t pub[32], bool create, void **
 	wp->user = vp;
 	uv_timer_init(&d->loop, &vp->timer);
 	*out = wp;
+	audit(d, "peer_added", pub, NULL);
 	return 0;
 }
 
@@ -738,16 +799,46 @@ static int be_peer_remove(void *ctx, void *peer)
 
 static int be_peer_psk(void *ctx, void *peer, const uint8_t psk[32])
 {
-	(void)ctx;
-	wg_peer_set_psk(peer, psk);
+	struct wg_peer *wp = peer;
+	bool same = wp->has_psk ? sodium_memcmp(wp->handshake.preshared_key, psk, 32) == 0
+				: sodium_is_zero(psk, 32);
+
+	wg_peer_set_psk(wp, psk);
+	if (!same)
+		audit(ctx, wp->has_psk ? "psk_changed" : "psk_removed", wp->public_key, NULL);
 	return 0;
+}
+
+static void endpoint_str(const struct sockaddr *sa, char *out, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+		snprintf(out, len, "[%s]:%u", a, ntohs(s6->sin6_port));
+	} else {
+		const struct sockaddr_in *s4 = (const void *)sa;
+
+		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+		snprintf(out, len, "%s:%u", a, ntohs(s4->sin_port));
+	}
 }
 
 static int be_peer_endpoint(void *ctx, void *peer, const struct sockaddr *sa, socklen_t len)
 {
-	(void)ctx;
+	struct wg_peer *wp = peer;
+	struct wg_endpoint ep = { 0 };
+	char buf[64];
+
+	memcpy(&ep.addr, sa, len < sizeof(ep.addr) ? len : sizeof(ep.addr));
+	if (!wp->has_endpoint || !wg_endpoint_equal_addr(&wp->endpoint, &ep)) {
+		endpoint_str(sa, buf, sizeof(buf));
+		audit(ctx, "endpoint_set", wp->public_key, "endpoint=%s", buf);
+	}
 	wg_peer_set_endpoint(peer, sa, len);
-	mark_dirty(((struct wg_peer *)peer)->user);
+	mark_dirty(wp->user);
 	return 0;
 }
 
@@ -756,15 +847,52 @@ static int be_peer_keepalive(void *ctx, void *peer, uint16_t interval)
 	struct daemon *d = ctx;
 	struct wg_peer *wp = peer;
 
+	if (interval != wp->persistent_keepalive)
+		audit(d, "keepalive_set", wp->public_key, "interval=%u", interval);
 	wg_peer_set_persistent_keepalive(wp, interval, now_of(d));
 	mark_dirty(wp->user);
 	return 0;
+}
+
+/* An order-independent digest of a peer's allowed IPs, to log only real changes. */
+static int digest_ip(void *ctx, int family, const uint8_t *addr, uint8_t cidr)
+{
+	uint8_t *acc = ctx, in[18] = { 0 }, h[16];
+	size_t i;
+
+	in[0] = (uint8_t)family;
+	in[1] = cidr;
+	memcpy(in + 2, addr, family == AF_INET6 ? 16 : 4);
+	crypto_generichash(h, sizeof(h), in, sizeof(in), NULL, 0);
+	for (i = 0; i < sizeof(h); i++)
+		acc[i] ^= h[i];
+	return 0;
+}
+
+static void ips_digest(struct wg_peer *wp, uint8_t out[16])
+{
+	memset(out, 0, 16);
+	allowedips_walk_owner(&wp->allowedips, digest_ip, out);
+	out[0] ^= (uint8_t)wp->allowedips.count;
+}
+
+static void touch_ips(struct daemon *d, struct wg_peer *wp)
+{
+	struct vpeer *vp = wp->user;
+
+	if (vp->ips_touched)
+		return;
+	vp->ips_touched = true;
+	ips_digest(wp, vp->ips_before);
+	vp->ips_next = d->ips_touched;
+	d->ips_touched = vp;
 }
 
 static int be_peer_replace_allowed_ips(void *ctx, void *peer)
 {
 	struct daemon *d = ctx;
 
+	touch_ips(d, peer);
 	allowedips_remove_owner(wg_device_allowedips(d->wg), &((struct wg_peer *)peer)->allowedips);
 	return 0;
 }
@@ -774,6 +902,7 @@ static int be_peer_add_allowed_ip(void *ctx, void *peer, int family, const uint8
 {
 	struct daemon *d = ctx;
 
+	touch_ips(d, peer);
 	return allowedips_insert(wg_device_allowedips(d->wg), family, addr, cidr,
 				 &((struct wg_peer *)peer)->allowedips);
 }
@@ -782,9 +911,11 @@ static int be_peer_remove_allowed_ip(void *ctx, void *peer, int family, const ui
 				     uint8_t cidr)
 {
 	struct daemon *d = ctx;
-	int err = allowedips_remove(wg_device_allowedips(d->wg), family, addr, cidr,
-				    &((struct wg_peer *)peer)->allowedips);
+	int err;
 
+	touch_ips(d, peer);
+	err = allowedips_remove(wg_device_allowedips(d->wg), family, addr, cidr,
+				&((struct wg_peer *)peer)->allowedips);
 	/* Removing a prefix the peer does not hold is not an error for wg. */
 	return err == -ENOENT ? 0 : err;
 }
@@ -832,8 +963,20 @@ static int be_get(void *ctx, struct uapi_writer *w)
 static void be_set_end(void *ctx, int err)
 {
 	struct daemon *d = ctx;
+	struct vpeer *vp;
+	uint8_t after[16];
 
 	(void)err;
+	while ((vp = d->ips_touched)) {
+		d->ips_touched = vp->ips_next;
+		vp->ips_touched = false;
+		if (!vp->wp)
+			continue;
+		ips_digest(vp->wp, after);
+		if (memcmp(after, vp->ips_before, sizeof(after)))
+			audit(d, "allowed_ips_changed", vp->wp->public_key, "count=%zu",
+			      vp->wp->allowedips.count);
+	}
 	finish_batch(d);
 }
 
@@ -860,6 +1003,7 @@ struct uconn {
 	uv_pipe_t pipe;
 	struct daemon *d;
 	struct uapi_conn *conn;
+	struct ucred cred;
 	bool closing;
 };
 
@@ -914,7 +1058,10 @@ static void uconn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	int ret = 0;
 
 	if (n > 0) {
+		uc->d->who_uid = (long)uc->cred.uid;
+		uc->d->who_pid = (long)uc->cred.pid;
 		ret = uapi_conn_feed(uc->conn, buf->base, (size_t)n, &out);
+		uc->d->who_uid = uc->d->who_pid = -1;
 		if (out.len) {
 			struct wreq *wr = calloc(1, sizeof(*wr));
 			uv_buf_t b = uv_buf_init(out.data, (unsigned int)out.len);
@@ -979,6 +1126,7 @@ static void uapi_accept(uv_stream_t *server, int status)
 		uv_close((uv_handle_t *)&uc->pipe, (uv_close_cb)free);
 		return;
 	}
+	uc->cred = cred;
 	uc->conn = uapi_conn_new(&uapi_ops, d);
 	if (!uc->conn) {
 		uc->closing = true;
@@ -1105,6 +1253,7 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 		return 1;
 	d->cfg = cfg;
 	d->tun_fd = cfg->tun_fd;
+	d->who_uid = d->who_pid = -1;
 	d->udp.fd4 = d->udp.fd6 = -1;
 	signal(SIGPIPE, SIG_IGN);
 	if (uv_loop_init(&d->loop))

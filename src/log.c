@@ -87,3 +87,28 @@ void log_debug(const char *fmt, ...)
 	vlog(LOG_LEVEL_DEBUG, LOG_DEBUG, "DEBUG", fmt, ap);
 	va_end(ap);
 }
+
+void log_audit(const char *fmt, ...)
+{
+	char line[1024];
+	struct timespec ts;
+	struct tm tm;
+	va_list ap;
+
+	if (level == LOG_LEVEL_SILENT)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	if (to_syslog) {
+		syslog(LOG_NOTICE | LOG_AUTHPRIV, "AUDIT: time=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s",
+		       tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		       tm.tm_sec, ts.tv_nsec / 1000000, line);
+		return;
+	}
+	fprintf(stderr, "%s: AUDIT: time=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s\n", prefix,
+		tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		ts.tv_nsec / 1000000, line);
+}

@@ -24,5 +24,7 @@ enum log_level log_get_level(void);
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Audit records: shown at every level but silent, tagged AUDIT, with a precise time. */
+void log_audit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -427,6 +427,18 @@ size_t wg_endpoint_cookie_bytes(const struct wg_endpoint *ep, uint8_t out[static
 	return 6;
 }
 
+bool wg_endpoint_equal_addr(const struct wg_endpoint *a, const struct wg_endpoint *b)
+{
+	if (a->addr.sa.sa_family != b->addr.sa.sa_family)
+		return false;
+	if (a->addr.sa.sa_family == AF_INET6)
+		return a->addr.in6.sin6_port == b->addr.in6.sin6_port &&
+		       !memcmp(&a->addr.in6.sin6_addr, &b->addr.in6.sin6_addr, 16) &&
+		       a->addr.in6.sin6_scope_id == b->addr.in6.sin6_scope_id;
+	return a->addr.in4.sin_port == b->addr.in4.sin_port &&
+	       a->addr.in4.sin_addr.s_addr == b->addr.in4.sin_addr.s_addr;
+}
+
 bool wg_endpoint_equal(const struct wg_endpoint *a, const struct wg_endpoint *b)
 {
 	if (a->addr.sa.sa_family != b->addr.sa.sa_family)

@@ -187,5 +187,7 @@ static inline size_t wg_packet_room(size_t len)
 /* Cookie source bytes of an endpoint: address then port, big-endian (kernel's form). */
 size_t wg_endpoint_cookie_bytes(const struct wg_endpoint *ep, uint8_t out[static 18]);
 bool wg_endpoint_equal(const struct wg_endpoint *a, const struct wg_endpoint *b);
+/* Same remote address and port, whatever local source each remembers. */
+bool wg_endpoint_equal_addr(const struct wg_endpoint *a, const struct wg_endpoint *b);
 
 #endif
