@@ -39,6 +39,7 @@
 
 #include "core/device.h"
 #include "log.h"
+#include "sandbox.h"
 #include "tun.h"
 #include "uapi.h"
 #include "udp.h"
@@ -1097,6 +1098,22 @@ static void uconn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 }
 
+static bool caller_allowed(const struct daemon *d, const struct ucred *cred)
+{
+	size_t i;
+
+	if (cred->uid == 0)
+		return true;
+	if (!d->cfg->has_control_group)
+		return false;
+	if (cred->gid == d->cfg->control_gid)
+		return true;
+	for (i = 0; i < d->cfg->ncontrol_uids; i++)
+		if (cred->uid == d->cfg->control_uids[i])
+			return true;
+	return false;
+}
+
 static void uapi_accept(uv_stream_t *server, int status)
 {
 	struct daemon *d = container_of((uv_pipe_t *)server, struct daemon, uapi);
@@ -1117,9 +1134,9 @@ static void uapi_accept(uv_stream_t *server, int status)
 		uv_close((uv_handle_t *)&uc->pipe, (uv_close_cb)free);
 		return;
 	}
-	/* Only root may talk to the interface: the socket's mode says so, and so do we. */
+	/* Only root (or the control group) may talk to the interface: the socket's mode says so, and so do we. */
 	if (uv_fileno((uv_handle_t *)&uc->pipe, &fd) ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.uid != 0) {
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || !caller_allowed(d, &cred)) {
 		log_info("%s: control connection from uid %u refused", d->cfg->ifname,
 			 (unsigned int)cred.uid);
 		uc->closing = true;
@@ -1294,6 +1311,24 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 	uv_signal_start(&d->sigint, signal_cb, SIGINT);
 	uv_signal_start(&d->sigterm, signal_cb, SIGTERM);
 
+	if (cfg->user) {
+		err = sandbox_drop_user(cfg->user);
+		if (err) {
+			log_error("%s: cannot switch to user %s: %s", cfg->ifname, cfg->user,
+				  err == -ENOENT ? "no such user" : strerror(-err));
+			goto out_dev;
+		}
+		log_info("%s: running as user %s with CAP_NET_ADMIN and CAP_NET_BIND_SERVICE only",
+			 cfg->ifname, cfg->user);
+	}
+	if (cfg->seccomp) {
+		err = sandbox_seccomp();
+		if (err) {
+			log_error("%s: cannot install the seccomp filter: %s", cfg->ifname,
+				  strerror(-err));
+			goto out_dev;
+		}
+	}
 	log_info("%s: interface ready (MTU %u)", cfg->ifname, wg_device_mtu(d->wg));
 	if (ready)
 		ready(arg);

@@ -8,6 +8,7 @@
 #define VEIL_DAEMON_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct daemon_config {
 	const char *ifname;
@@ -15,6 +16,13 @@ struct daemon_config {
 	int uapi_fd; /* already listening UAPI socket */
 	const char *uapi_path;
 	const char *keylog_path; /* VEIL_KEYLOG_FILE, or NULL */
+	const char *user;        /* switch to this user once set up, or NULL */
+	bool seccomp;            /* install the system-call filter */
+	/* Besides root, members of this group may use the control socket. */
+	bool has_control_group;
+	unsigned int control_gid;
+	const unsigned int *control_uids; /* its members, resolved at start */
+	size_t ncontrol_uids;
 };
 
 /* Runs until a signal, the interface's deletion or a fatal error. Returns the exit status. */

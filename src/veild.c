@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,7 @@
 #include "core/messages.h"
 #include "daemon.h"
 #include "log.h"
+#include "sandbox.h"
 #include "tun.h"
 
 #ifndef VEIL_VERSION
@@ -42,6 +45,14 @@ static void usage(FILE *f)
 		"Creates the TUN interface IFNAME and serves WireGuard's userspace API on\n"
 		"%s/wireguard/IFNAME.sock, so that wg(8) and wg-quick(8) configure it.\n"
 		"Without -f it goes to the background once the interface is ready.\n"
+		"\n"
+		"Options:\n"
+		"  -f, --foreground          stay in the foreground, log to stderr\n"
+		"  -u, --user USER           run as USER once set up (keeps CAP_NET_ADMIN and\n"
+		"                            CAP_NET_BIND_SERVICE only); also VEIL_USER\n"
+		"  -g, --control-group GROUP let GROUP use the control socket besides root;\n"
+		"                            also VEIL_CONTROL_GROUP\n"
+		"      --no-seccomp          do not install the system-call filter (debugging)\n"
 		"\n"
 		"Environment:\n"
 		"  LOG_LEVEL=error|verbose|debug|silent   how much to log (default error)\n"
@@ -104,6 +115,34 @@ static int uapi_listen(const char *path)
 	return fd;
 }
 
+/* The group's id and members (by name and by primary group), resolved before any sandboxing. */
+static int resolve_group(const char *name, struct daemon_config *cfg)
+{
+	static unsigned int uids[1024];
+	struct group *gr = getgrnam(name);
+	struct passwd *pw;
+	size_t n = 0;
+	char **m;
+
+	if (!gr)
+		return -ENOENT;
+	cfg->has_control_group = true;
+	cfg->control_gid = gr->gr_gid;
+	for (m = gr->gr_mem; *m && n < 1024; m++) {
+		pw = getpwnam(*m);
+		if (pw)
+			uids[n++] = pw->pw_uid;
+	}
+	setpwent();
+	while ((pw = getpwent()) && n < 1024)
+		if (pw->pw_gid == cfg->control_gid)
+			uids[n++] = pw->pw_uid;
+	endpwent();
+	cfg->control_uids = uids;
+	cfg->ncontrol_uids = n;
+	return 0;
+}
+
 static void notify_ready(void *arg)
 {
 	int fd = *(int *)arg;
@@ -121,20 +160,34 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "foreground", no_argument, NULL, 'f' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "control-group", required_argument, NULL, 'g' },
+		{ "no-seccomp", no_argument, NULL, 'S' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *fg_env = getenv("WG_PROCESS_FOREGROUND");
 	bool foreground = fg_env && !strcmp(fg_env, "1");
-	struct daemon_config cfg = { 0 };
+	struct daemon_config cfg = { .seccomp = SANDBOX_SECCOMP_DEFAULT };
+	const char *group = getenv("VEIL_CONTROL_GROUP");
 	char path[108];
 	int c, tun_fd, uapi_fd, ready_pipe[2] = { -1, -1 }, status;
 
-	while ((c = getopt_long(argc, argv, "fhV", opts, NULL)) != -1) {
+	cfg.user = getenv("VEIL_USER");
+	while ((c = getopt_long(argc, argv, "fhVu:g:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			foreground = true;
+			break;
+		case 'u':
+			cfg.user = optarg;
+			break;
+		case 'g':
+			group = optarg;
+			break;
+		case 'S':
+			cfg.seccomp = false;
 			break;
 		case 'V':
 			printf("veild %s (WireGuard userspace API, protocol version 1)\n", VEIL_VERSION);
@@ -168,12 +221,30 @@ int main(int argc, char **argv)
 	if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
 		log_info("mlockall failed (%s): key memory may be swapped", strerror(errno));
 
+	if (cfg.user && *cfg.user && !getpwnam(cfg.user)) {
+		fprintf(stderr, "veild: no such user '%s'\n", cfg.user);
+		return 1;
+	}
+	if (cfg.user && !*cfg.user)
+		cfg.user = NULL;
+	if (group && *group && resolve_group(group, &cfg)) {
+		fprintf(stderr, "veild: no such group '%s'\n", group);
+		return 1;
+	}
 	snprintf(path, sizeof(path), RUNSTATEDIR "/wireguard/%s.sock", cfg.ifname);
 	uapi_fd = uapi_listen(path);
 	if (uapi_fd < 0) {
 		fprintf(stderr, "veild: %s: %s\n", path,
 			uapi_fd == -EADDRINUSE ? "another daemon is serving this interface"
 					       : strerror(-uapi_fd));
+		return 1;
+	}
+	if (cfg.has_control_group &&
+	    (chown(path, 0, cfg.control_gid) < 0 || chmod(path, 0660) < 0)) {
+		fprintf(stderr, "veild: %s: cannot open it to group %s: %s\n", path, group,
+			strerror(errno));
+		close(uapi_fd);
+		unlink(path);
 		return 1;
 	}
 	tun_fd = tun_open(cfg.ifname);

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Least privilege for veild, applied once the TUN device, the sockets and the
+ * watches are open: an optional switch to an unprivileged user keeping only
+ * CAP_NET_ADMIN and CAP_NET_BIND_SERVICE (to re-bind the UDP port and set
+ * SO_MARK later), no new privileges ever, and a seccomp filter that allows
+ * only the system calls the event loop, the data path and the control socket
+ * make. Anything else kills the process: a compromised veild cannot exec,
+ * open files, ptrace or mount.
+ */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <linux/audit.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pwd.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__x86_64__)
+#define SANDBOX_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define SANDBOX_ARCH AUDIT_ARCH_AARCH64
+#else
+#error "seccomp filter: add this architecture's AUDIT_ARCH"
+#endif
+
+/*
+ * Measured with strace over the namespace tests (data path both ways,
+ * handshakes, every wg subcommand, MTU change, port re-bind, shutdown),
+ * plus what libc's abort and syslog need.
+ */
+static const int allowed[] = {
+	/* event loop and data path */
+	SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_recvmmsg, SYS_sendmmsg, SYS_recvmsg,
+	SYS_sendmsg, SYS_recvfrom, SYS_sendto, SYS_epoll_ctl, SYS_epoll_pwait,
+#ifdef SYS_epoll_wait
+	SYS_epoll_wait,
+#endif
+	SYS_getrandom, SYS_clock_gettime, SYS_gettimeofday, SYS_nanosleep, SYS_clock_nanosleep,
+	/* memory */
+	SYS_brk, SYS_mmap, SYS_munmap, SYS_mremap, SYS_mprotect, SYS_madvise, SYS_mlock,
+	SYS_munlock,
+	/* control socket, UDP re-bind, rtnetlink, fwmark */
+	SYS_socket, SYS_bind, SYS_connect, SYS_accept4, SYS_getsockname, SYS_getsockopt,
+	SYS_setsockopt, SYS_ioctl, SYS_fcntl, SYS_close, SYS_shutdown,
+	/* the socket-file watch and shutdown */
+	SYS_newfstatat, SYS_fstat, SYS_unlink, SYS_inotify_rm_watch,
+#ifdef SYS_statx
+	SYS_statx,
+#endif
+	/* signals, threads' basics, exit */
+	SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_restart_syscall, SYS_futex,
+	SYS_getpid, SYS_gettid, SYS_tgkill, SYS_sched_yield, SYS_exit, SYS_exit_group,
+};
+
+#define ARRAY_SIZE_ALLOWED (sizeof(allowed) / sizeof(allowed[0]))
+
+/* Load what libc reads lazily (time zone, messages) while files may still be opened. */
+static void prewarm(void)
+{
+	struct tm tm;
+	time_t t = time(NULL);
+
+	tzset();
+	localtime_r(&t, &tm);
+	(void)strerror(EINVAL);
+}
+
+int sandbox_seccomp(void)
+{
+	struct sock_filter f[10 + ARRAY_SIZE_ALLOWED * 2];
+	struct sock_fprog prog;
+	size_t n = 0, i;
+
+	/* Right architecture, and on x86-64 no x32 calls, or die. */
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+					      offsetof(struct seccomp_data, arch));
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SANDBOX_ARCH, 1, 0);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+					      offsetof(struct seccomp_data, nr));
+#if defined(__x86_64__)
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+#endif
+	/*
+	 * Opening files is refused, but gently: libc may lazily look for a
+	 * message catalog or time zone file, and must then fall back, not die.
+	 */
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat, 0, 1);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES);
+	for (i = 0; i < ARRAY_SIZE_ALLOWED; i++) {
+		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+						      (unsigned int)allowed[i], 0, 1);
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	}
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+
+	prewarm();
+	prog.len = (unsigned short)n;
+	prog.filter = f;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+		return -errno;
+	return 0;
+}
+
+static int keep_net_caps(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+	uint32_t keep = 1u << CAP_NET_ADMIN | 1u << CAP_NET_BIND_SERVICE;
+
+	memset(data, 0, sizeof(data));
+	data[0].effective = keep;
+	data[0].permitted = keep;
+	return syscall(SYS_capset, &hdr, data) < 0 ? -errno : 0;
+}
+
+int sandbox_drop_user(const char *user)
+{
+	struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
+	struct passwd *pw = getpwnam(user);
+
+	if (!pw)
+		return -ENOENT;
+	if (pw->pw_uid == 0)
+		return 0;
+	/*
+	 * mlockall(MCL_FUTURE) stays in force: lift the lock limit while we
+	 * still may, or the unprivileged process could not allocate.
+	 */
+	setrlimit(RLIMIT_MEMLOCK, &unlimited);
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 || setgroups(0, NULL) < 0 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
+		return -errno;
+	if (keep_net_caps() < 0)
+		return -errno;
+	prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+	/* Paranoia: root must be gone for good. */
+	if (setuid(0) == 0)
+		return -EPERM;
+	return 0;
+}

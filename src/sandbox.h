@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+/* Least privilege for veild: user switch, no new privileges, seccomp. */
+#ifndef VEIL_SANDBOX_H
+#define VEIL_SANDBOX_H
+
+/*
+ * Become user, keeping only CAP_NET_ADMIN and CAP_NET_BIND_SERVICE.
+ * 0, or -ENOENT (no such user), or a negative errno. A uid-0 user is a no-op.
+ */
+int sandbox_drop_user(const char *user);
+/*
+ * PR_SET_NO_NEW_PRIVS and the system-call allow list; irreversible.
+ * Sanitizer runtimes make calls of their own, so sanitizer builds of veild
+ * do not install it (SANDBOX_SECCOMP_DEFAULT).
+ */
+#ifdef __SANITIZE_ADDRESS__
+#define SANDBOX_SECCOMP_DEFAULT false
+#else
+#define SANDBOX_SECCOMP_DEFAULT true
+#endif
+int sandbox_seccomp(void);
+
+#endif

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Least privilege: veild --user nobody keeps only CAP_NET_ADMIN and CAP_NET_BIND_SERVICE,
+# has no_new_privs, a seccomp filter and no core dumps, and still carries traffic and
+# takes configuration (port re-bind, fwmark). The control socket admits root and, with
+# --control-group, that group's members; anyone else gets nothing.
+. "$(dirname "$0")/lib.sh"
+
+setup_hosts
+genkeys
+A="pa$RUN" B="pb$RUN"
+DAEMON_ENV="VEIL_USER=nobody VEIL_CONTROL_GROUP=nogroup" start_daemon "$NS1" veild "$A"
+PA=${PIDS[-1]}
+start_daemon "$NS2" veild "$B"
+st="/proc/$PA/status"
+grep -E "^(Uid|Gid|CapEff|CapPrm|NoNewPrivs|Seccomp):" "$st"
+[ "$(awk '/^Uid:/ { print $2 }' "$st")" = "$(id -u nobody)" ] || fail "not running as nobody"
+[ "$(awk '/^Uid:/ { print $4 }' "$st")" = "$(id -u nobody)" ] || fail "saved uid is not nobody"
+# CAP_NET_BIND_SERVICE (10) and CAP_NET_ADMIN (12) only: 0x1400.
+[ "$(awk '/^CapEff:/ { print $2 }' "$st")" = 0000000000001400 ] || fail "effective capabilities"
+[ "$(awk '/^CapPrm:/ { print $2 }' "$st")" = 0000000000001400 ] || fail "permitted capabilities"
+[ "$(awk '/^NoNewPrivs:/ { print $2 }' "$st")" = 1 ] || fail "no_new_privs not set"
+if [ "$(awk '/^Seccomp:/ { print $2 }' "$st")" != 2 ]; then
+	case "$BUILD" in *san*) log "sanitizer build: no seccomp filter, as documented" ;;
+	*) fail "no seccomp filter" ;; esac
+fi
+[ "$(stat -c '%a %G' "/var/run/wireguard/$A.sock")" = "660 nogroup" ] || fail "socket not opened to the control group"
+
+run wg set "$A" private-key "$TMP/k1" listen-port 51001 fwmark 0x42 \
+	peer "$(cat "$TMP/p2")" allowed-ips 192.0.2.2/32 endpoint 198.18.0.2:51002
+run wg set "$B" private-key "$TMP/k2" listen-port 51002 \
+	peer "$(cat "$TMP/p1")" allowed-ips 192.0.2.1/32 endpoint 198.18.0.1:51001
+n1 ip addr add 192.0.2.1/24 dev "$A"
+n1 ip link set "$A" up
+n2 ip addr add 192.0.2.2/24 dev "$B"
+n2 ip link set "$B" up
+ping_ok "$NS1" 192.0.2.2 || fail "no traffic as nobody"
+transfer "$NS2" "$NS1" 192.0.2.1 10
+[ "$(wg show "$A" fwmark)" = 0x42 ] || fail "fwmark not applied"
+run wg set "$A" listen-port 51011
+run wg set "$B" peer "$(cat "$TMP/p1")" endpoint 198.18.0.1:51011
+ping_ok "$NS2" 192.0.2.1 || fail "no traffic after re-binding as nobody"
+
+log "--- the control socket: root, the control group, and nobody else"
+runuser -u nobody -- wg show "$A" >/dev/null || fail "a member of the control group was refused"
+if runuser -u daemon -- wg show "$A" >/dev/null 2>&1; then fail "a stranger was let in"; fi
+kill -0 "$PA" || fail "veild died"
+log "privilege: all passed"
