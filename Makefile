@@ -71,7 +71,18 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
 DEPS_STAMP := build/.deps-ok
 
-.PHONY: all deps check check-unit check-netns check-san demo bench install clean
+# libFuzzer targets, built with clang from the sources themselves (never
+# from the gcc-built archive), always in build/fuzz whatever BUILD says.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+CHECK_FUZZ_SECONDS ?= 10
+FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(FUZZ_SAN) -g -O1 -Iinclude -Isrc \
+	$(shell $(PKG_CONFIG) --cflags libsodium)
+FUZZ_BIN := build/fuzz/fuzz_packet build/fuzz/fuzz_uapi
+FUZZ_DEPS_STAMP := build/.deps-fuzz-ok
+
+.PHONY: all deps check check-unit check-valgrind check-netns check-san check-fuzz fuzz demo bench install clean
 .DEFAULT_GOAL := all
 
 all: $(CORE_LIB) $(VEILD)
@@ -83,6 +94,10 @@ $(DEPS_STAMP): tools/install-deps.sh
 	$(Q)mkdir -p $(@D) && touch $@
 
 deps: $(DEPS_STAMP)
+
+$(FUZZ_DEPS_STAMP): tools/install-deps.sh
+	$(Q)tools/install-deps.sh fuzz
+	$(Q)mkdir -p $(@D) && touch $@
 
 $(BUILD)/%.o: src/%.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
@@ -116,20 +131,49 @@ $(BUILD)/bench/%: tests/bench/%.c $(CORE_LIB) | $(DEPS_STAMP)
 	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(CORE_LIB) $(ALL_LDFLAGS) $(CORE_LIBS)
 
+# The packet target drives the whole core; the UAPI target only the parser.
+build/fuzz/fuzz_packet: tests/fuzz/fuzz_packet.c $(CORE_SRC) $(wildcard src/core/*.h) | $(FUZZ_DEPS_STAMP)
+build/fuzz/fuzz_uapi: tests/fuzz/fuzz_uapi.c src/uapi.c src/uapi.h src/core/compiler.h | $(FUZZ_DEPS_STAMP)
+
+$(FUZZ_BIN):
+	@mkdir -p $(@D)
+	@[ "$(V)" = 1 ] || echo "  FUZZCC  $@"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(shell $(PKG_CONFIG) --libs libsodium)
+
 check-unit: $(UNIT_BIN)
 	$(Q)tools/run-unit-tests.sh $(UNIT_BIN)
 
 # The whole suite: unit tests in the release build and again under
-# AddressSanitizer + UndefinedBehaviorSanitizer, then the namespace tests.
+# AddressSanitizer + UndefinedBehaviorSanitizer, a bounded fuzz run, then
+# the namespace tests.
+# The namespace tests run against the release build (seccomp on) and again
+# against the sanitizer build; the 150 s rekey test only once.
 check: check-unit
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 check-unit
+	$(Q)$(MAKE) --no-print-directory check-valgrind
+	$(Q)$(MAKE) --no-print-directory check-fuzz
 	$(Q)$(MAKE) --no-print-directory check-netns
+	$(Q)$(MAKE) --no-print-directory SANITIZE=1 NETNS_SKIP=rekey check-netns
+
+# The release unit tests again under valgrind: no leak, no invalid access.
+check-valgrind: $(UNIT_BIN)
+	$(Q)tools/install-deps.sh valgrind
+	$(Q)VALGRIND="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect" \
+		tools/run-unit-tests.sh $(UNIT_BIN)
+
+# Every committed seed once, then CHECK_FUZZ_SECONDS of fuzzing per target.
+check-fuzz: $(FUZZ_BIN)
+	$(Q)tools/run-fuzz.sh check $(CHECK_FUZZ_SECONDS) $(FUZZ_BIN)
+
+# FUZZ_SECONDS per target on a growing copy of the corpus in build/fuzz/corpus.
+fuzz: $(FUZZ_BIN)
+	$(Q)tools/run-fuzz.sh fuzz $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 check-san:
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 check-unit
 
 check-netns: all $(TOOL_BIN)
-	$(Q)BUILD=$(BUILD) tools/run-netns-tests.sh
+	$(Q)BUILD=$(BUILD) NETNS_SKIP="$(NETNS_SKIP)" tools/run-netns-tests.sh
 
 demo: all $(TOOL_BIN)
 	$(Q)BUILD=$(BUILD) tools/demo.sh

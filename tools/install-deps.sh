@@ -1,8 +1,9 @@
 #!/bin/sh
 # Install exactly the Debian 12 packages veil needs and this machine lacks,
-# and say which. Usage: tools/install-deps.sh [build|test|bench|all]...
+# and say which. Usage: tools/install-deps.sh [build|test|bench|fuzz|valgrind|all]...
 # "build" is what compiling and the unit tests need; "test" adds what the
-# network-namespace tests run (wireguard-go, wg, tshark, iperf3, ...).
+# network-namespace tests run (wireguard-go, wg, tshark, iperf3, ...);
+# "fuzz" is clang with its libFuzzer and sanitizer runtimes (make fuzz).
 set -eu
 
 want=""
@@ -11,8 +12,10 @@ for set in "${@:-build}"; do
 	build) want="$want gcc make pkg-config libsodium-dev libuv1-dev libmnl-dev libcmocka-dev" ;;
 	test) want="$want iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping" ;;
 	bench) want="$want iproute2 wireguard-go wireguard-tools iperf3 iputils-ping" ;;
-	all) want="$want gcc make pkg-config libsodium-dev libuv1-dev libmnl-dev libcmocka-dev iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping" ;;
-	*) echo "install-deps: unknown set '$set' (build, test, bench, all)" >&2; exit 2 ;;
+	valgrind) want="$want valgrind" ;;
+	fuzz) want="$want clang libclang-rt-14-dev pkg-config libsodium-dev" ;;
+	all) want="$want gcc make pkg-config libsodium-dev libuv1-dev libmnl-dev libcmocka-dev iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping clang libclang-rt-14-dev valgrind" ;;
+	*) echo "install-deps: unknown set '$set' (build, test, bench, fuzz, valgrind, all)" >&2; exit 2 ;;
 	esac
 done
 

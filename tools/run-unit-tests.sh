@@ -5,7 +5,8 @@ set -u
 pass=0
 fail=0
 for t in "$@"; do
-	if "$t"; then
+	# VALGRIND, when set, is the command to run each test under.
+	if ${VALGRIND:-} "$t"; then
 		pass=$((pass + 1))
 	else
 		echo "FAILED: $t" >&2
