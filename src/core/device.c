@@ -675,11 +675,12 @@ static enum wg_drop receive_data(struct wg_device *dev, struct wg_now now,
 	if (n < 0)
 		return WG_DROP_DECRYPT;
 
+	/* Endpoint first: the staged packets sent below must go to the new address. */
+	update_endpoint(peer, src);
 	if (noise_keypairs_confirm(&peer->keypairs, kp, dev->index)) {
 		handshake_complete(peer, now, false);
 		dev->ops->keypair_ready(dev->ctx, peer);
 	}
-	update_endpoint(peer, src);
 	if (kp == peer->keypairs.current &&
 	    timers_want_rekey_on_receive(&peer->timers, kp->is_initiator, kp->created, now.mono))
 		wg_peer_initiate(peer, now, false);

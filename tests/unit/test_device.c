@@ -1,0 +1,1433 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Two (sometimes three) devices talking through an in-memory wire, on a fake
+ * clock: the handshake, transport, rekeying, timers, cookies, allowed IPs,
+ * roaming, key changes and hostile input, all through the same entry points
+ * the daemon uses. The ops below play the daemon's part: a staging queue per
+ * peer, a FIFO of datagrams (the "wire") and a record of what reached each
+ * TUN device. Nothing sleeps; time jumps from one timer deadline to the next.
+ */
+#include "core/device.c"
+
+#include <stdlib.h>
+
+#include "core/index.h"
+#include "test_util.h"
+
+enum {
+	NODE_A,
+	NODE_B,
+	NODE_C,
+	NODES,
+};
+
+enum {
+	MAX_PKT = DEFAULT_MTU,	/* largest inner packet the tests send */
+	BUF_ROOM = 2048,	/* any datagram, hostile ones included */
+	STAGE_MAX = MAX_PEER_QUEUED_PACKETS,
+	WIRE_MAX = 512,
+	LOG_HEAD = 256,		/* bytes of each datagram kept in the log */
+	MAX_SEQ = 16384,
+	MAX_HS = 256,
+	EVENTS = WG_EVENT_UNDER_LOAD + 1,
+};
+
+#define SEC NSEC_PER_SEC
+#define MSEC NSEC_PER_MSEC
+
+/* The daemon's per-peer staging queue, in miniature. */
+struct staged {
+	size_t len;
+	uint8_t data[MAX_PKT];
+};
+
+struct stage {
+	struct staged q[STAGE_MAX];
+	size_t head, count;
+	unsigned int purges;
+};
+
+struct world;
+
+struct node {
+	struct world *w;
+	int id;
+	struct wg_device *dev;
+	struct wg_peer *peer;		/* its entry for the node it talks to */
+	struct test_rng_state rs;
+	struct wg_rng rng;
+	uint8_t priv[32], pub[32];
+	struct wg_endpoint addr;	/* where it receives and what it sends from */
+	uint8_t tun4[4], tun6[16];
+	struct stage stage;
+	bool blackholed;		/* everything it sends is lost */
+	uint32_t tx_seq;
+	uint64_t delivered;
+	uint8_t seen[MAX_SEQ];		/* deliveries per sequence number */
+	uint8_t last_rx[MAX_PKT];
+	size_t last_rx_len;
+	uint64_t verdicts[WG_DROP_COUNT]; /* of datagrams the wire brought it */
+	uint64_t events[EVENTS];
+	int last_fail;			/* arg of the last HANDSHAKE_FAILED */
+	uint64_t hs_at[MAX_HS];		/* completions of handshakes it initiated */
+	size_t n_hs;
+	uint64_t wire_bytes;		/* what it sent on behalf of a peer */
+};
+
+struct datagram {
+	int from;
+	size_t log;
+	struct wg_endpoint src, dst;
+	size_t len;
+	uint8_t data[BUF_ROOM];
+};
+
+/* Every datagram ever sent, with its fate. */
+struct logrec {
+	uint64_t at;
+	int from, to;
+	bool has_peer;
+	struct wg_endpoint dst;
+	enum wg_drop verdict;
+	size_t len;
+	uint32_t type;
+	uint8_t head[LOG_HEAD];
+};
+
+struct world {
+	struct node n[NODES];
+	struct wg_now now;
+	uint64_t mono0, wall0;
+	struct datagram wire[WIRE_MAX];
+	size_t wire_head, wire_count;
+	struct logrec *log;
+	size_t nlog, caplog;
+};
+
+/* ---- inner IP packets ------------------------------------------------------ */
+
+static uint16_t be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static void put_be16(uint8_t *p, size_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint16_t ip_checksum(const uint8_t *p, size_t len)
+{
+	uint32_t sum = 0;
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		sum += be16(p + i);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/*
+ * A minimal but sound IPv4 or IPv6 packet of exactly len bytes (protocol
+ * 253, "for experimentation"), whose payload is a function of seq.
+ */
+static void build_pkt(uint8_t *p, int family, const uint8_t *src, const uint8_t *dst,
+		      uint32_t seq, size_t len)
+{
+	size_t hdr = family == AF_INET ? 20 : 40, i;
+
+	assert_true(len >= hdr + 4 && len <= MAX_PKT);
+	memset(p, 0, hdr);
+	if (family == AF_INET) {
+		p[0] = 0x45;
+		put_be16(p + 2, len);
+		p[8] = 64;
+		p[9] = 253;
+		memcpy(p + 12, src, 4);
+		memcpy(p + 16, dst, 4);
+		put_be16(p + 10, ip_checksum(p, 20));
+	} else {
+		p[0] = 0x60;
+		put_be16(p + 4, len - 40);
+		p[6] = 253;
+		p[7] = 64;
+		memcpy(p + 8, src, 16);
+		memcpy(p + 24, dst, 16);
+	}
+	p[hdr] = (uint8_t)(seq >> 24);
+	p[hdr + 1] = (uint8_t)(seq >> 16);
+	p[hdr + 2] = (uint8_t)(seq >> 8);
+	p[hdr + 3] = (uint8_t)seq;
+	for (i = hdr + 4; i < len; i++)
+		p[i] = (uint8_t)(seq * 31 + i);
+}
+
+/* A delivered packet must be exactly what build_pkt made: no padding, no damage. */
+static uint32_t check_pkt(const uint8_t *p, size_t len)
+{
+	uint8_t want[MAX_PKT];
+	const uint8_t *src, *dst;
+	int family;
+	size_t hdr;
+	uint32_t seq;
+
+	assert_true(len >= 24 && len <= MAX_PKT);
+	if (p[0] >> 4 == 4) {
+		family = AF_INET;
+		hdr = 20;
+		assert_int_equal(be16(p + 2), len);
+		src = p + 12;
+		dst = p + 16;
+	} else {
+		assert_int_equal(p[0] >> 4, 6);
+		family = AF_INET6;
+		hdr = 40;
+		assert_int_equal(40 + be16(p + 4), len);
+		src = p + 8;
+		dst = p + 24;
+	}
+	seq = be32(p + hdr);
+	build_pkt(want, family, src, dst, seq, len);
+	assert_memory_equal(p, want, len);
+	return seq;
+}
+
+/* ---- the ops: what the daemon would do -------------------------------------- */
+
+static struct logrec *log_append(struct world *w)
+{
+	if (w->nlog == w->caplog) {
+		size_t cap = w->caplog ? w->caplog * 2 : 1024;
+		struct logrec *l = realloc(w->log, cap * sizeof(*l));
+
+		assert_non_null(l);
+		w->log = l;
+		w->caplog = cap;
+	}
+	memset(&w->log[w->nlog], 0, sizeof(w->log[0]));
+	return &w->log[w->nlog++];
+}
+
+static void op_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *ep,
+		    const uint8_t *buf, size_t len)
+{
+	struct node *n = ctx;
+	struct world *w = n->w;
+	struct datagram *d;
+	struct logrec *r;
+
+	assert_true(len <= BUF_ROOM);
+	assert_true(w->wire_count < WIRE_MAX);
+	d = &w->wire[(w->wire_head + w->wire_count++) % WIRE_MAX];
+	d->from = n->id;
+	d->src = n->addr;
+	d->dst = *ep;
+	d->len = len;
+	memcpy(d->data, buf, len);
+	if (peer)
+		n->wire_bytes += len;
+
+	d->log = w->nlog;
+	r = log_append(w);
+	r->at = w->now.mono;
+	r->from = n->id;
+	r->to = -1;
+	r->has_peer = peer != NULL;
+	r->dst = *ep;
+	r->verdict = WG_DROP_COUNT;
+	r->len = len;
+	r->type = message_type_of(buf, len);
+	memcpy(r->head, buf, len < LOG_HEAD ? len : LOG_HEAD);
+}
+
+static void op_deliver(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len)
+{
+	struct node *n = ctx;
+	uint32_t seq = check_pkt(pkt, len);
+
+	assert_non_null(peer);
+	assert_true(seq < MAX_SEQ);
+	n->seen[seq]++;
+	n->delivered++;
+	memcpy(n->last_rx, pkt, len);
+	n->last_rx_len = len;
+}
+
+/* Encrypt what is staged for peer with its current keypair; keep the rest staged. */
+static size_t flush_stage(struct node *n, struct wg_peer *peer)
+{
+	struct stage *s = peer->user;
+	struct wg_now now = n->w->now;
+	uint8_t buf[BUF_ROOM];
+	size_t sent = 0, bytes = 0, len;
+
+	while (s->count) {
+		const struct staged *p = &s->q[s->head];
+
+		assert_true(wg_packet_room(p->len) <= sizeof(buf));
+		memcpy(buf + DATA_HEADER_LEN, p->data, p->len);
+		if (wg_peer_encrypt(peer, now, buf, p->len, &len))
+			break;
+		s->head = (s->head + 1) % STAGE_MAX;
+		s->count--;
+		n->dev->ops->send(n, peer, &peer->endpoint, buf, len);
+		bytes += len;
+		sent++;
+	}
+	if (sent)
+		wg_peer_sent(peer, now, bytes, true);
+	return sent;
+}
+
+static size_t op_keypair_ready(void *ctx, struct wg_peer *peer)
+{
+	return flush_stage(ctx, peer);
+}
+
+static void op_purge_staged(void *ctx, struct wg_peer *peer)
+{
+	struct stage *s = peer->user;
+
+	(void)ctx;
+	s->head = s->count = 0;
+	s->purges++;
+}
+
+static void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
+{
+	struct node *n = ctx;
+
+	(void)peer;
+	assert_true((unsigned int)ev < EVENTS);
+	n->events[ev]++;
+	if (ev == WG_EVENT_HANDSHAKE_FAILED)
+		n->last_fail = arg;
+	if (ev == WG_EVENT_HANDSHAKE_COMPLETE && arg) {
+		assert_true(n->n_hs < MAX_HS);
+		n->hs_at[n->n_hs++] = n->w->now.mono;
+	}
+}
+
+static void op_peer_removed(void *ctx, struct wg_peer *peer)
+{
+	struct node *n = ctx;
+
+	if (n->peer == peer)
+		n->peer = NULL;
+}
+
+static const struct wg_device_ops ops = {
+	.send = op_send,
+	.deliver = op_deliver,
+	.keypair_ready = op_keypair_ready,
+	.purge_staged = op_purge_staged,
+	.event = op_event,
+	.peer_removed = op_peer_removed,
+};
+
+/* Route a packet from the TUN side, stage it, and send whatever can go. */
+static size_t tun_send(struct node *n, const uint8_t *pkt, size_t len)
+{
+	struct wg_peer *peer = wg_device_route(n->dev, pkt, len);
+	struct stage *s;
+
+	assert_non_null(peer);
+	s = peer->user;
+	if (s->count == STAGE_MAX) {
+		s->head = (s->head + 1) % STAGE_MAX;
+		s->count--;
+	}
+	s->q[(s->head + s->count) % STAGE_MAX].len = len;
+	memcpy(s->q[(s->head + s->count) % STAGE_MAX].data, pkt, len);
+	s->count++;
+	return flush_stage(n, peer);
+}
+
+/* A fresh packet from one node's tunnel address to another's. */
+static size_t send_pkt(struct node *from, const struct node *to, int family, size_t len)
+{
+	uint8_t pkt[MAX_PKT];
+
+	if (family == AF_INET)
+		build_pkt(pkt, family, from->tun4, to->tun4, from->tx_seq++, len);
+	else
+		build_pkt(pkt, family, from->tun6, to->tun6, from->tx_seq++, len);
+	return tun_send(from, pkt, len);
+}
+
+/* ---- the wire and the clock --------------------------------------------------- */
+
+static struct node *node_at(struct world *w, const struct wg_endpoint *ep)
+{
+	int i;
+
+	for (i = 0; i < NODES; i++)
+		if (w->n[i].dev && wg_endpoint_equal_addr(&w->n[i].addr, ep))
+			return &w->n[i];
+	return NULL;
+}
+
+static bool wire_take(struct world *w, struct datagram *out)
+{
+	if (!w->wire_count)
+		return false;
+	*out = w->wire[w->wire_head];
+	w->wire_head = (w->wire_head + 1) % WIRE_MAX;
+	w->wire_count--;
+	return true;
+}
+
+/* Deliver everything on the wire, including what the deliveries send back. */
+static void pump(struct world *w)
+{
+	struct datagram d;
+	unsigned int guard = 0;
+
+	while (wire_take(w, &d)) {
+		struct node *to = node_at(w, &d.dst);
+		enum wg_drop v;
+
+		assert_true(++guard < 100000);
+		if (w->n[d.from].blackholed || !to)
+			continue;
+		v = wg_device_receive(to->dev, w->now, &d.src, d.data, d.len);
+		to->verdicts[v]++;
+		w->log[d.log].to = to->id;
+		w->log[d.log].verdict = v;
+	}
+}
+
+static void set_time(struct world *w, uint64_t mono)
+{
+	assert_true(mono >= w->now.mono);
+	w->now.mono = mono;
+	w->now.wall = w->wall0 + (mono - w->mono0);
+}
+
+static uint64_t next_deadline(const struct world *w)
+{
+	uint64_t next = UINT64_MAX, d;
+	const struct wg_peer *p;
+	int i;
+
+	for (i = 0; i < NODES; i++) {
+		if (!w->n[i].dev)
+			continue;
+		for (p = wg_device_peer_first(w->n[i].dev); p; p = wg_device_peer_next(p)) {
+			d = wg_peer_next_deadline(p);
+			if (d < next)
+				next = d;
+		}
+	}
+	return next;
+}
+
+static void run_timers(struct world *w)
+{
+	struct wg_peer *p;
+	int i;
+
+	for (i = 0; i < NODES; i++) {
+		if (!w->n[i].dev)
+			continue;
+		for (p = wg_device_peer_first(w->n[i].dev); p; p = wg_device_peer_next(p))
+			wg_peer_run_timers(p, w->now);
+		pump(w);
+	}
+}
+
+/* Jump from deadline to deadline up to mono, firing timers and pumping at each. */
+static void advance_to(struct world *w, uint64_t mono)
+{
+	unsigned int guard = 0;
+	uint64_t d;
+
+	pump(w);
+	while ((d = next_deadline(w)) <= mono) {
+		assert_true(++guard < 1000000);
+		set_time(w, d > w->now.mono ? d : w->now.mono);
+		run_timers(w);
+	}
+	set_time(w, mono);
+}
+
+static void advance(struct world *w, uint64_t delta)
+{
+	advance_to(w, w->now.mono + delta);
+}
+
+/* ---- setting up ------------------------------------------------------------------ */
+
+static void node_set_addr4(struct node *n, uint32_t host_addr, uint16_t port)
+{
+	memset(&n->addr, 0, sizeof(n->addr));
+	n->addr.addr.in4.sin_family = AF_INET;
+	n->addr.addr.in4.sin_port = htons(port);
+	n->addr.addr.in4.sin_addr.s_addr = htonl(host_addr);
+}
+
+static void node_init(struct world *w, int id)
+{
+	struct node *n = &w->n[id];
+	int i;
+
+	n->w = w;
+	n->id = id;
+	n->rs.s = 0x9e3779b97f4a7c15ULL * (uint64_t)(id + 1);
+	n->rng.fill = test_rng_fill;
+	n->rng.ctx = &n->rs;
+	n->dev = wg_device_new(&ops, n, &n->rng);
+	assert_non_null(n->dev);
+	for (i = 0; i < 32; i++)
+		n->priv[i] = (uint8_t)(0x40 * (id + 1) + 13 * i + 1);
+	assert_int_equal(wg_device_set_private_key(n->dev, n->priv), 0);
+	memcpy(n->pub, wg_device_identity(n->dev)->public_key, 32);
+	node_set_addr4(n, 0xc6120001u + (uint32_t)id, 51820); /* 198.18.0.x */
+	n->tun4[0] = 192;
+	n->tun4[1] = 0;
+	n->tun4[2] = 2;
+	n->tun4[3] = (uint8_t)(id + 1);
+	n->tun6[0] = 0xfd;
+	n->tun6[15] = (uint8_t)(id + 1);
+}
+
+/* n adds other as its peer: other's tunnel addresses, other's endpoint. */
+static void node_link(struct node *n, const struct node *other)
+{
+	struct allowedips *t = wg_device_allowedips(n->dev);
+	struct wg_peer *p;
+
+	assert_int_equal(wg_device_peer_add(n->dev, other->pub, &p), 0);
+	p->user = &n->stage;
+	assert_int_equal(allowedips_insert(t, AF_INET, other->tun4, 32, &p->allowedips), 0);
+	assert_int_equal(allowedips_insert(t, AF_INET6, other->tun6, 128, &p->allowedips), 0);
+	wg_peer_set_endpoint(p, &other->addr.addr.sa, sizeof(struct sockaddr_in));
+	n->peer = p;
+}
+
+static int setup(void **state)
+{
+	struct world *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return -1;
+	w->mono0 = 1 * SEC; /* a clock shortly after boot */
+	w->wall0 = 1700000000ULL * SEC;
+	w->now.mono = w->mono0;
+	w->now.wall = w->wall0;
+	node_init(w, NODE_A);
+	node_init(w, NODE_B);
+	node_link(&w->n[NODE_A], &w->n[NODE_B]);
+	node_link(&w->n[NODE_B], &w->n[NODE_A]);
+	*state = w;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct world *w = *state;
+	int i;
+
+	for (i = 0; i < NODES; i++)
+		wg_device_free(w->n[i].dev);
+	free(w->log);
+	free(w);
+	return 0;
+}
+
+/* One packet each way at the current time; the first one starts the handshake. */
+static void establish(struct world *w)
+{
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	uint64_t da = a->delivered, db = b->delivered;
+
+	send_pkt(a, b, AF_INET, 64);
+	pump(w);
+	assert_int_equal(b->delivered, db + 1);
+	assert_int_equal(send_pkt(b, a, AF_INET, 64), 1);
+	pump(w);
+	assert_int_equal(a->delivered, da + 1);
+	assert_non_null(a->peer->keypairs.current);
+	assert_non_null(b->peer->keypairs.current);
+}
+
+static size_t count_sent(const struct world *w, size_t from_log, int from, uint32_t type)
+{
+	size_t i, c = 0;
+
+	for (i = from_log; i < w->nlog; i++)
+		if (w->log[i].from == from && w->log[i].type == type)
+			c++;
+	return c;
+}
+
+static uint64_t bad_verdicts(const struct node *n)
+{
+	uint64_t sum = 0;
+	int i;
+
+	for (i = WG_DROP_NONE + 1; i < WG_DROP_COUNT; i++)
+		sum += n->verdicts[i];
+	return sum;
+}
+
+static size_t keypairs_in_use(const struct wg_peer *p)
+{
+	return (p->keypairs.previous != NULL) + (p->keypairs.current != NULL) +
+	       (p->keypairs.next != NULL);
+}
+
+/* ---- 1, 2: the first packet, IPv6, pre-shared keys ------------------------------ */
+
+static void test_first_packet(void **state)
+{
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	uint8_t pkt[MAX_PKT];
+
+	build_pkt(pkt, AF_INET, a->tun4, b->tun4, a->tx_seq++, 83);
+	assert_int_equal(tun_send(a, pkt, 83), 0); /* no session: staged */
+	assert_int_equal(a->stage.count, 1);
+	assert_int_equal(w->wire_count, 1);
+	assert_int_equal(b->delivered, 0);
+	pump(w);
+
+	/* Delivered intact: the 13 bytes of padding are gone. */
+	assert_int_equal(b->delivered, 1);
+	assert_int_equal(b->last_rx_len, 83);
+	assert_memory_equal(b->last_rx, pkt, 83);
+	assert_int_equal(a->stage.count, 0);
+
+	/* initiation, response, the staged packet (no separate keepalive). */
+	assert_int_equal(w->nlog, 3);
+	assert_int_equal(w->log[0].from, NODE_A);
+	assert_int_equal(w->log[0].type, MESSAGE_HANDSHAKE_INITIATION);
+	assert_int_equal(w->log[0].len, 148);
+	assert_int_equal(w->log[1].from, NODE_B);
+	assert_int_equal(w->log[1].type, MESSAGE_HANDSHAKE_RESPONSE);
+	assert_int_equal(w->log[1].len, 92);
+	assert_int_equal(w->log[2].from, NODE_A);
+	assert_int_equal(w->log[2].type, MESSAGE_DATA);
+	assert_int_equal(w->log[2].len, 32 + 96);
+
+	/* B answers at once: its keypair was confirmed by A's packet. */
+	build_pkt(pkt, AF_INET, b->tun4, a->tun4, b->tx_seq++, 61);
+	assert_int_equal(tun_send(b, pkt, 61), 1);
+	pump(w);
+	assert_int_equal(a->delivered, 1);
+	assert_int_equal(a->last_rx_len, 61);
+	assert_memory_equal(a->last_rx, pkt, 61);
+	assert_int_equal(w->nlog, 4);
+	assert_int_equal(w->log[3].len, 32 + 64);
+
+	assert_int_equal(a->peer->tx_bytes, 148 + 128);
+	assert_int_equal(b->peer->rx_bytes, 148 + 128);
+	assert_int_equal(b->peer->tx_bytes, 92 + 96);
+	assert_int_equal(a->peer->rx_bytes, 92 + 96);
+	assert_int_equal(a->wire_bytes, a->peer->tx_bytes);
+	assert_int_equal(b->wire_bytes, b->peer->tx_bytes);
+	assert_int_equal(a->verdicts[WG_DROP_NONE], 2);
+	assert_int_equal(b->verdicts[WG_DROP_NONE], 2);
+	assert_int_equal(bad_verdicts(a) + bad_verdicts(b), 0);
+	assert_int_equal(wg_device_stats(a->dev)->handshakes_completed, 1);
+	assert_int_equal(wg_device_stats(b->dev)->handshakes_completed, 1);
+	assert_int_equal(a->peer->last_handshake_wall, w->now.wall);
+	assert_int_equal(b->peer->last_handshake_wall, w->now.wall);
+	assert_int_equal(a->n_hs, 1);
+	assert_int_equal(b->n_hs, 0); /* B was the responder */
+}
+
+static void test_ipv6_with_psk(void **state)
+{
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	uint8_t psk[32], pkt[MAX_PKT];
+
+	memset(psk, 0x5a, sizeof(psk));
+	wg_peer_set_psk(a->peer, psk);
+	wg_peer_set_psk(b->peer, psk);
+	assert_true(a->peer->has_psk && b->peer->has_psk);
+
+	/* A full-MTU packet is not padded at all. */
+	build_pkt(pkt, AF_INET6, a->tun6, b->tun6, a->tx_seq++, MAX_PKT);
+	assert_int_equal(tun_send(a, pkt, MAX_PKT), 0);
+	pump(w);
+	assert_int_equal(b->delivered, 1);
+	assert_int_equal(b->last_rx_len, MAX_PKT);
+	assert_memory_equal(b->last_rx, pkt, MAX_PKT);
+	assert_int_equal(w->log[2].len, 32 + MAX_PKT);
+
+	build_pkt(pkt, AF_INET6, b->tun6, a->tun6, b->tx_seq++, 44);
+	assert_int_equal(tun_send(b, pkt, 44), 1);
+	pump(w);
+	assert_int_equal(a->delivered, 1);
+	assert_int_equal(a->last_rx_len, 44);
+	assert_memory_equal(a->last_rx, pkt, 44);
+
+	assert_int_equal(a->peer->tx_bytes, 148 + 32 + MAX_PKT);
+	assert_int_equal(b->peer->rx_bytes, a->peer->tx_bytes);
+	assert_int_equal(b->peer->tx_bytes, 92 + 32 + 48);
+	assert_int_equal(a->peer->rx_bytes, b->peer->tx_bytes);
+	assert_int_equal(bad_verdicts(a) + bad_verdicts(b), 0);
+}
+
+static void test_psk_mismatch(void **state)
+{
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	uint8_t psk_a[32], psk_b[32];
+	uint64_t t0 = w->now.mono;
+
+	memset(psk_a, 0x5a, sizeof(psk_a));
+	memcpy(psk_b, psk_a, sizeof(psk_b));
+	psk_b[31] ^= 1;
+	wg_peer_set_psk(a->peer, psk_a);
+	wg_peer_set_psk(b->peer, psk_b);
+
+	send_pkt(a, b, AF_INET, 100);
+	advance_to(w, t0 + 31 * SEC);
+
+	/* B accepts each initiation (the psk comes later), A refuses each response. */
+	assert_int_equal(b->delivered, 0);
+	assert_null(a->peer->keypairs.current);
+	assert_null(b->peer->keypairs.current);
+	assert_true(count_sent(w, 0, NODE_A, MESSAGE_HANDSHAKE_INITIATION) >= 6);
+	assert_int_equal(count_sent(w, 0, NODE_B, MESSAGE_HANDSHAKE_RESPONSE),
+			 count_sent(w, 0, NODE_A, MESSAGE_HANDSHAKE_INITIATION));
+	assert_int_equal(a->verdicts[WG_DROP_HANDSHAKE],
+			 count_sent(w, 0, NODE_B, MESSAGE_HANDSHAKE_RESPONSE));
+	assert_int_equal(a->events[WG_EVENT_HANDSHAKE_FAILED], a->verdicts[WG_DROP_HANDSHAKE]);
+	assert_int_equal(count_sent(w, 0, NODE_A, MESSAGE_DATA), 0);
+	assert_int_equal(a->stage.count, 1); /* still waiting for a session */
+	assert_int_equal(wg_device_stats(a->dev)->handshakes_completed, 0);
+	assert_int_equal(wg_device_stats(b->dev)->handshakes_completed, 0);
+
+	/* Fixing the psk lets the next retry through, and the staged packet with it. */
+	wg_peer_set_psk(b->peer, psk_a);
+	advance(w, 6 * SEC);
+	assert_int_equal(b->delivered, 1);
+	assert_int_equal(a->stage.count, 0);
+}
+
+/* ---- 3: hours of traffic ---------------------------------------------------------- */
+
+static void test_hours_of_traffic(void **state)
+{
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	const unsigned int seconds = 2 * 3600;
+	struct test_rng_state rs = { 0x7a11c0de5eedULL };
+	unsigned int s;
+	uint32_t i;
+
+	for (s = 0; s < seconds; s++) {
+		/* Either side may speak first, so both see a keypair reach its rekey age. */
+		bool b_first = s > 0 && test_rng_next(&rs) & 1;
+
+		if (b_first) {
+			send_pkt(b, a, s % 2 ? AF_INET6 : AF_INET, 44 + (s * 53) % (MAX_PKT - 44));
+			pump(w);
+		}
+		send_pkt(a, b, AF_INET, 24 + (s * 37) % (MAX_PKT - 24));
+		pump(w);
+		if (!b_first) {
+			send_pkt(b, a, s % 2 ? AF_INET6 : AF_INET, 44 + (s * 53) % (MAX_PKT - 44));
+			pump(w);
+		}
+		/*
+		 * With no latency the initiator's confirmation (its staged data or
+		 * else a keepalive) reaches B at once: B never holds a
+		 * next keypair when the wire is quiet.
+		 */
+		assert_null(b->peer->keypairs.next);
+		assert_int_equal(wg_device_stats(b->dev)->handshakes_completed, a->n_hs);
+		/* Three slots, plus at most one handshake in flight. */
+		assert_true(index_table_count(a->dev->index) <= 4);
+		assert_true(index_table_count(b->dev->index) <= 4);
+		assert_true(keypairs_in_use(a->peer) <= 3 && keypairs_in_use(b->peer) <= 3);
+		assert_true(a->peer->keypairs.current->created + REKEY_AFTER_TIME + 2 * SEC >
+			    w->now.mono);
+		advance(w, SEC);
+	}
+
+	/* Nothing lost, nothing duplicated, nothing refused. */
+	assert_int_equal(a->tx_seq, seconds);
+	assert_int_equal(b->tx_seq, seconds);
+	for (i = 0; i < seconds; i++) {
+		assert_int_equal(b->seen[i], 1);
+		assert_int_equal(a->seen[i], 1);
+	}
+	assert_int_equal(a->stage.count + b->stage.count, 0);
+	assert_int_equal(bad_verdicts(a) + bad_verdicts(b), 0);
+	assert_int_equal(a->peer->tx_bytes, b->peer->rx_bytes);
+	assert_int_equal(b->peer->tx_bytes, a->peer->rx_bytes);
+	assert_int_equal(a->wire_bytes, a->peer->tx_bytes);
+	assert_int_equal(b->wire_bytes, b->peer->tx_bytes);
+
+	/* Only the initiator rekeys on age: one handshake every 120 s and a bit. */
+	assert_int_equal(b->events[WG_EVENT_HANDSHAKE_SENT], 0);
+	assert_true(a->n_hs >= 55 && a->n_hs <= 62);
+	for (i = 1; i < a->n_hs; i++) {
+		uint64_t gap = a->hs_at[i] - a->hs_at[i - 1];
+
+		assert_true(gap >= REKEY_AFTER_TIME && gap <= REKEY_AFTER_TIME + 2 * SEC);
+	}
+	assert_int_equal(wg_device_stats(a->dev)->handshakes_completed, a->n_hs);
+	assert_int_equal(wg_device_stats(b->dev)->handshakes_completed, a->n_hs);
+	assert_int_equal(count_sent(w, 0, NODE_A, MESSAGE_HANDSHAKE_INITIATION), a->n_hs);
+}
+
+/* ---- 4: silence ------------------------------------------------------------------- */
+
+static void test_silence_wipes_keys(void **state)
+{
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	uint64_t t0 = w->now.mono;
+	size_t mark;
+
+	establish(w); /* both keypairs derived at t0 */
+	mark = w->nlog;
+	advance_to(w, t0 + ZERO_KEY_MATERIAL_TIMEOUT - 1);
+
+	/* A answers B's last packet with one passive keepalive; B sends nothing. */
+	assert_int_equal(w->nlog, mark + 1);
+	assert_int_equal(w->log[mark].from, NODE_A);
+	assert_int_equal(w->log[mark].len, KEEPALIVE_LEN);
+	assert_int_equal(w->log[mark].at, t0 + KEEPALIVE_TIMEOUT);
+	assert_int_equal(w->log[mark].verdict, WG_DROP_NONE);
+	assert_non_null(a->peer->keypairs.current);
+	assert_non_null(b->peer->keypairs.current);
+
+	advance(w, 1);
+	assert_null(a->peer->keypairs.current);
+	assert_null(b->peer->keypairs.current);
+	assert_int_equal(keypairs_in_use(a->peer) + keypairs_in_use(b->peer), 0);
+	assert_int_equal(index_table_count(a->dev->index), 0);
+	assert_int_equal(index_table_count(b->dev->index), 0);
+	assert_int_equal(a->events[WG_EVENT_KEYS_WIPED], 1);
+	assert_int_equal(b->events[WG_EVENT_KEYS_WIPED], 1);
+	assert_int_equal(wg_peer_next_deadline(a->peer), UINT64_MAX);
+	assert_int_equal(wg_peer_next_deadline(b->peer), UINT64_MAX);
+
+	advance(w, 3600 * SEC);
+	assert_int_equal(w->nlog, mark + 1);
+
+	/* New traffic simply starts a new session. */
+	establish(w);
+	assert_int_equal(bad_verdicts(a) + bad_verdicts(b), 0);
+}
+
+/* ---- 5: an unreachable peer -------------------------------------------------------- */
+
+static void test_unreachable_gives_up(void **state)
+{
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	uint64_t t0 = w->now.mono, prev = 0, first_gap = 0;
+	bool gaps_differ = false;
+	size_t i, inits = 0, mark;
+
+	a->blackholed = true;
+	assert_int_equal(send_pkt(a, b, AF_INET, 100), 0);
+	advance_to(w, t0 + 150 * SEC);
+
+	for (i = 0; i < w->nlog; i++) {
+		const struct logrec *r = &w->log[i];
+
+		assert_int_equal(r->from, NODE_A);
+		assert_int_equal(r->type, MESSAGE_HANDSHAKE_INITIATION);
+		if (inits == 0) {
+			assert_int_equal(r->at, t0);
+		} else {
+			uint64_t gap = r->at - prev;
+
+			assert_true(gap >= REKEY_TIMEOUT &&
+				    gap < REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX_MS * MSEC);
+			if (inits == 1)
+				first_gap = gap;
+			else if (gap != first_gap)
+				gaps_differ = true;
+		}
+		prev = r->at;
+		inits++;
+	}
+	assert_int_equal(inits, 20);
+	assert_true(gaps_differ); /* the jitter is really random */
+	assert_int_equal(a->stage.purges, 1);
+	assert_int_equal(a->stage.count, 0);
+	assert_int_equal(a->events[WG_EVENT_GAVE_UP], 1);
+	assert_int_equal(a->events[WG_EVENT_HANDSHAKE_SENT], 20);
+	assert_int_equal(b->peer->rx_bytes, 0);
+
+	/* Nothing more, ever (the zero-key timer fires silently). */
+	mark = w->nlog;
+	advance(w, 3600 * SEC);
+	assert_int_equal(w->nlog, mark);
+	assert_int_equal(wg_peer_next_deadline(a->peer), UINT64_MAX);
+	assert_int_equal(a->stage.purges, 1);
+}
+
+/* ---- 6: under load --------------------------------------------------------------------- */
+
+static void test_cookie_round_trip(void **state)
+{
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	static const uint8_t zero[COOKIE_LEN];
+	uint64_t t0 = w->now.mono, gap;
+
+	wg_device_force_under_load(b->dev, true);
+	assert_int_equal(send_pkt(a, b, AF_INET, 100), 0);
+	pump(w);
+
+	/* Initiation without mac2, answered with a cookie reply to its very source. */
+	assert_int_equal(w->nlog, 2);
+	assert_int_equal(w->log[0].type, MESSAGE_HANDSHAKE_INITIATION);
+	assert_memory_equal(w->log[0].head + INITIATION_MAC2, zero, COOKIE_LEN);
+	assert_int_equal(w->log[0].verdict, WG_DROP_COOKIE_SENT);
+	assert_int_equal(w->log[1].from, NODE_B);
+	assert_int_equal(w->log[1].type, MESSAGE_HANDSHAKE_COOKIE);
+	assert_int_equal(w->log[1].len, COOKIE_REPLY_LEN);
+	assert_false(w->log[1].has_peer);
+	assert_true(wg_endpoint_equal_addr(&w->log[1].dst, &a->addr));
+	assert_int_equal(w->log[1].verdict, WG_DROP_NONE);
+	assert_int_equal(wg_device_stats(b->dev)->cookie_replies_sent, 1);
+	assert_int_equal(b->verdicts[WG_DROP_COOKIE_SENT], 1);
+	assert_int_equal(b->peer->rx_bytes, 0);
+	assert_int_equal(a->peer->rx_bytes, 0); /* cookie replies are not counted */
+	assert_true(wg_device_under_load(b->dev, w->now.mono));
+
+	/* The cookie does not trigger a resend: the retransmit does, with mac2. */
+	advance(w, 6 * SEC);
+	assert_int_equal(w->log[2].from, NODE_A);
+	assert_int_equal(w->log[2].type, MESSAGE_HANDSHAKE_INITIATION);
+	gap = w->log[2].at - t0;
+	assert_true(gap >= REKEY_TIMEOUT && gap < REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX_MS * MSEC);
+	assert_memory_not_equal(w->log[2].head + INITIATION_MAC2, zero, COOKIE_LEN);
+	assert_int_equal(w->log[2].verdict, WG_DROP_NONE);
+	assert_int_equal(w->log[3].type, MESSAGE_HANDSHAKE_RESPONSE);
+	assert_int_equal(b->delivered, 1);
+	assert_int_equal(wg_device_stats(b->dev)->cookie_replies_sent, 1);
+
+	/* Data flows both ways while B stays under load. */
+	assert_int_equal(send_pkt(b, a, AF_INET, 70), 1);
+	assert_int_equal(send_pkt(a, b, AF_INET6, 70), 1);
+	pump(w);
+	assert_int_equal(a->delivered, 1);
+	assert_int_equal(b->delivered, 2);
+	assert_int_equal(wg_device_stats(b->dev)->cookie_replies_sent, 1);
+}
+
+/* ---- 7: hostile input --------------------------------------------------------------------- */
+
+static const struct logrec *first_sent(const struct world *w, int from, uint32_t type)
+{
+	size_t i;
+
+	for (i = 0; i < w->nlog; i++)
+		if (w->log[i].from == from && w->log[i].type == type)
+			return &w->log[i];
+	fail_msg("no message of type %u from node %d", type, from);
+	return NULL;
+}
+
+static enum wg_drop feed(struct world *w, struct node *to, const struct wg_endpoint *src,
+			 const uint8_t *msg, size_t len)
+{
+	uint8_t buf[BUF_ROOM];
+
+	assert_true(len <= sizeof(buf));
+	memcpy(buf, msg, len);
+	return wg_device_receive(to->dev, w->now, src, buf, len);
+}
+
+static void test_hostile_input(void **state)
+{
+	static const struct {
+		uint32_t type;
+		size_t len;
+	} wrong[] = {
+		{ MESSAGE_HANDSHAKE_INITIATION, 4 },
+		{ MESSAGE_HANDSHAKE_INITIATION, 147 },
+		{ MESSAGE_HANDSHAKE_INITIATION, 149 },
+		{ MESSAGE_HANDSHAKE_INITIATION, 1500 },
+		{ MESSAGE_HANDSHAKE_RESPONSE, 91 },
+		{ MESSAGE_HANDSHAKE_RESPONSE, 93 },
+		{ MESSAGE_HANDSHAKE_RESPONSE, 148 },
+		{ MESSAGE_HANDSHAKE_COOKIE, 63 },
+		{ MESSAGE_HANDSHAKE_COOKIE, 65 },
+		{ MESSAGE_HANDSHAKE_COOKIE, 92 },
+		{ MESSAGE_DATA, 4 },
+		{ MESSAGE_DATA, DATA_MIN_LEN - 1 },
+		{ MESSAGE_INVALID, 148 },
+		{ 5, 64 },
+		{ 0x101, 148 },		/* reserved bytes must be zero */
+		{ 0x1000004, 80 },
+		{ 0xffffffff, 92 },
+	};
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B], *c = &w->n[NODE_C];
+	struct test_rng_state rs = { 0x0badc0ffee15bad5ULL };
+	struct wg_endpoint evil;
+	struct noise_keypair *kpa, *kpb;
+	struct datagram cap, back;
+	uint8_t buf[BUF_ROOM], init[INITIATION_LEN], resp[RESPONSE_LEN];
+	uint32_t live_index, pending;
+	uint64_t delivered_b, fails;
+	size_t len, i, bit;
+	int variant;
+
+	establish(w);
+	memcpy(init, first_sent(w, NODE_A, MESSAGE_HANDSHAKE_INITIATION)->head, sizeof(init));
+	memcpy(resp, first_sent(w, NODE_B, MESSAGE_HANDSHAKE_RESPONSE)->head, sizeof(resp));
+	kpa = a->peer->keypairs.current;
+	kpb = b->peer->keypairs.current;
+
+	/* A captured transport packet each way, then delivered as normal. */
+	assert_int_equal(send_pkt(a, b, AF_INET, 60), 1);
+	assert_true(wire_take(w, &cap));
+	assert_int_equal(cap.len, 32 + 64);
+	assert_int_equal(feed(w, b, &a->addr, cap.data, cap.len), WG_DROP_NONE);
+	assert_int_equal(send_pkt(b, a, AF_INET, 60), 1);
+	assert_true(wire_take(w, &back));
+	assert_int_equal(feed(w, a, &b->addr, back.data, back.len), WG_DROP_NONE);
+	live_index = le32_read(cap.data + DATA_RECEIVER);
+	delivered_b = b->delivered;
+
+	memset(&evil, 0, sizeof(evil));
+	evil.addr.in4.sin_family = AF_INET;
+	evil.addr.in4.sin_port = htons(666);
+	evil.addr.in4.sin_addr.s_addr = htonl(0xcb007109); /* 203.0.113.9 */
+
+	/*
+	 * Random datagrams of every length: raw, then with each type word, with
+	 * B's live receiver index planted where each type carries one.
+	 */
+	for (len = 0; len <= 1500; len++) {
+		for (variant = 0; variant <= 4; variant++) {
+			test_rng_fill(&rs, buf, len);
+			if (variant && len >= 4)
+				le32_write(buf, (uint32_t)variant);
+			if (variant == MESSAGE_HANDSHAKE_RESPONSE && len >= 12)
+				le32_write(buf + RESPONSE_RECEIVER, live_index);
+			if ((variant == MESSAGE_HANDSHAKE_COOKIE || variant == MESSAGE_DATA) &&
+			    len >= 8 && len % 2)
+				le32_write(buf + 4, live_index);
+			assert_int_not_equal(feed(w, b, &evil, buf, len), WG_DROP_NONE);
+			assert_int_not_equal(feed(w, a, &evil, buf, len), WG_DROP_NONE);
+		}
+	}
+
+	/* Every type with a wrong length, and types that do not exist. */
+	for (i = 0; i < ARRAY_SIZE(wrong); i++) {
+		memset(buf, 0, sizeof(buf));
+		le32_write(buf, wrong[i].type);
+		assert_int_equal(feed(w, b, &a->addr, buf, wrong[i].len), WG_DROP_MALFORMED);
+	}
+
+	/*
+	 * A truncated or extended initiation, then the genuine one replayed,
+	 * late enough that only its old timestamp can betray it.
+	 */
+	advance(w, 1 * SEC);
+	assert_int_equal(w->wire_count, 0);
+	fails = b->events[WG_EVENT_HANDSHAKE_FAILED];
+	assert_int_equal(feed(w, b, &a->addr, init, INITIATION_LEN - 1), WG_DROP_MALFORMED);
+	memcpy(buf, init, INITIATION_LEN);
+	buf[INITIATION_LEN] = 0;
+	assert_int_equal(feed(w, b, &a->addr, buf, INITIATION_LEN + 1), WG_DROP_MALFORMED);
+	assert_int_equal(feed(w, b, &a->addr, init, INITIATION_LEN), WG_DROP_HANDSHAKE);
+	assert_int_equal(b->events[WG_EVENT_HANDSHAKE_FAILED], fails + 1);
+	assert_int_equal(b->last_fail, -EEXIST);
+	assert_int_equal(w->wire_count, 0); /* no response */
+	assert_null(b->peer->keypairs.next);
+	/* The response replayed to A finds no handshake under its receiver index. */
+	assert_int_equal(feed(w, a, &b->addr, resp, RESPONSE_LEN), WG_DROP_HANDSHAKE);
+
+	/* Every single-bit flip of a valid transport packet is refused. */
+	for (bit = 0; bit < cap.len * 8; bit++) {
+		enum wg_drop v;
+
+		memcpy(buf, cap.data, cap.len);
+		buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		v = wg_device_receive(b->dev, w->now, &a->addr, buf, cap.len);
+		if (bit < 32)
+			assert_int_equal(v, WG_DROP_MALFORMED);
+		else if (bit < 64)
+			assert_true(v == WG_DROP_NO_KEYPAIR || v == WG_DROP_DECRYPT);
+		else
+			assert_int_equal(v, WG_DROP_DECRYPT);
+	}
+	/* And the intact packet is a replay now. */
+	assert_int_equal(feed(w, b, &a->addr, cap.data, cap.len), WG_DROP_REPLAY);
+	assert_int_equal(feed(w, a, &b->addr, back.data, back.len), WG_DROP_REPLAY);
+
+	/* A valid initiation from a key B does not know. */
+	node_init(w, NODE_C);
+	node_link(c, b);
+	assert_int_equal(send_pkt(c, b, AF_INET, 60), 0);
+	pump(w);
+	assert_int_equal(b->verdicts[WG_DROP_HANDSHAKE], 1);
+	assert_int_equal(w->log[w->nlog - 1].from, NODE_C);
+	assert_int_equal(w->log[w->nlog - 1].type, MESSAGE_HANDSHAKE_INITIATION);
+	assert_null(c->peer->keypairs.current);
+	assert_int_equal(wg_device_peer_count(b->dev), 1);
+
+	/* C's pending handshake index is no keypair; a forged cookie reply fails. */
+	pending = le32_read(w->log[w->nlog - 1].head + INITIATION_SENDER);
+	memset(buf, 0, sizeof(buf));
+	le32_write(buf, MESSAGE_DATA);
+	le32_write(buf + DATA_RECEIVER, pending);
+	assert_int_equal(feed(w, c, &b->addr, buf, 80), WG_DROP_NO_KEYPAIR);
+	le32_write(buf, MESSAGE_HANDSHAKE_COOKIE);
+	assert_int_equal(feed(w, c, &b->addr, buf, COOKIE_REPLY_LEN), WG_DROP_COOKIE);
+	assert_false(c->peer->cookie.have_cookie);
+
+	/* None of it reached the TUN or disturbed the session. */
+	assert_int_equal(b->delivered, delivered_b);
+	assert_ptr_equal(a->peer->keypairs.current, kpa);
+	assert_ptr_equal(b->peer->keypairs.current, kpb);
+	assert_true(wg_endpoint_equal_addr(&b->peer->endpoint, &a->addr));
+	assert_true(wg_endpoint_equal_addr(&a->peer->endpoint, &b->addr));
+	advance(w, 2 * SEC);
+	assert_false(wg_device_under_load(b->dev, w->now.mono));
+	assert_int_equal(send_pkt(a, b, AF_INET6, 200), 1);
+	assert_int_equal(send_pkt(b, a, AF_INET, 300), 1);
+	pump(w);
+	assert_int_equal(b->delivered, delivered_b + 1);
+	assert_int_equal(a->delivered, 3);
+	assert_ptr_equal(a->peer->keypairs.current, kpa);
+	assert_ptr_equal(b->peer->keypairs.current, kpb);
+}
+
+/* ---- 8: allowed IPs ------------------------------------------------------------------------ */
+
+/* Encrypt an arbitrary inner packet for peer, past routing and staging. */
+static void send_inner(struct node *n, struct wg_peer *peer, const uint8_t *pkt, size_t len)
+{
+	uint8_t buf[BUF_ROOM];
+	size_t out;
+
+	memcpy(buf + DATA_HEADER_LEN, pkt, len);
+	assert_int_equal(wg_peer_encrypt(peer, n->w->now, buf, len, &out), 0);
+	n->dev->ops->send(n, peer, &peer->endpoint, buf, out);
+	wg_peer_sent(peer, n->w->now, out, true);
+}
+
+static void test_allowed_ips(void **state)
+{
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	const uint8_t spoof4[4] = { 192, 0, 2, 99 };
+	uint8_t spoof6[16] = { 0xfd }, pkt[MAX_PKT];
+	uint64_t delivered;
+
+	spoof6[15] = 0x99;
+	establish(w);
+	delivered = b->delivered;
+
+	build_pkt(pkt, AF_INET, spoof4, b->tun4, a->tx_seq++, 80);
+	assert_int_equal(tun_send(a, pkt, 80), 1);
+	pump(w);
+	assert_int_equal(b->verdicts[WG_DROP_ALLOWEDIPS], 1);
+	assert_int_equal(b->peer->allowedips_drops, 1);
+	assert_int_equal(b->delivered, delivered);
+
+	build_pkt(pkt, AF_INET6, spoof6, b->tun6, a->tx_seq++, 80);
+	assert_int_equal(tun_send(a, pkt, 80), 1);
+	pump(w);
+	assert_int_equal(b->verdicts[WG_DROP_ALLOWEDIPS], 2);
+	assert_int_equal(b->peer->allowedips_drops, 2);
+	assert_int_equal(b->delivered, delivered);
+
+	/* A packet whose IP header claims more than was sent. */
+	build_pkt(pkt, AF_INET, a->tun4, b->tun4, a->tx_seq++, 80);
+	put_be16(pkt + 2, 81);
+	send_inner(a, a->peer, pkt, 80);
+	/* Neither IPv4 nor IPv6. */
+	pkt[0] = 0x55;
+	send_inner(a, a->peer, pkt, 80);
+	pump(w);
+	assert_int_equal(b->verdicts[WG_DROP_BAD_INNER], 2);
+	assert_int_equal(b->delivered, delivered);
+
+	/* Give the addresses to A's entry on B: now they pass. */
+	assert_int_equal(allowedips_insert(wg_device_allowedips(b->dev), AF_INET, spoof4, 32,
+					   &b->peer->allowedips), 0);
+	assert_int_equal(allowedips_insert(wg_device_allowedips(b->dev), AF_INET6, spoof6, 128,
+					   &b->peer->allowedips), 0);
+	build_pkt(pkt, AF_INET, spoof4, b->tun4, a->tx_seq++, 80);
+	assert_int_equal(tun_send(a, pkt, 80), 1);
+	build_pkt(pkt, AF_INET6, spoof6, b->tun6, a->tx_seq++, 90);
+	assert_int_equal(tun_send(a, pkt, 90), 1);
+	pump(w);
+	assert_int_equal(b->delivered, delivered + 2);
+	assert_int_equal(b->last_rx_len, 90);
+	assert_memory_equal(b->last_rx, pkt, 90);
+	assert_int_equal(b->peer->allowedips_drops, 2);
+	assert_int_equal(b->verdicts[WG_DROP_ALLOWEDIPS], 2);
+}
+
+/* ---- 9: roaming --------------------------------------------------------------------------------- */
+
+static void test_roaming(void **state)
+{
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	struct wg_endpoint old = a->addr, other;
+	const struct logrec *r;
+	struct datagram cap;
+	uint8_t buf[BUF_ROOM];
+	uint64_t changes;
+
+	establish(w);
+	changes = b->events[WG_EVENT_ENDPOINT_CHANGED];
+	assert_true(wg_endpoint_equal_addr(&b->peer->endpoint, &old));
+
+	/* Unauthenticated or replayed packets from elsewhere move nothing. */
+	assert_int_equal(send_pkt(a, b, AF_INET, 50), 1);
+	assert_true(wire_take(w, &cap));
+	assert_int_equal(feed(w, b, &old, cap.data, cap.len), WG_DROP_NONE);
+	memset(&other, 0, sizeof(other));
+	other.addr.in4.sin_family = AF_INET;
+	other.addr.in4.sin_port = htons(4444);
+	other.addr.in4.sin_addr.s_addr = htonl(0xcb007105);
+	assert_int_equal(feed(w, b, &other, cap.data, cap.len), WG_DROP_REPLAY);
+	memcpy(buf, cap.data, cap.len);
+	buf[cap.len - 1] ^= 1;
+	assert_int_equal(wg_device_receive(b->dev, w->now, &other, buf, cap.len), WG_DROP_DECRYPT);
+	assert_true(wg_endpoint_equal_addr(&b->peer->endpoint, &old));
+	assert_int_equal(b->events[WG_EVENT_ENDPOINT_CHANGED], changes);
+
+	/* A moves to another address and port (a NAT rebinding). */
+	node_set_addr4(a, 0xc612004d, 40000); /* 198.18.0.77 */
+	assert_int_equal(send_pkt(a, b, AF_INET, 50), 1);
+	pump(w);
+	assert_true(wg_endpoint_equal_addr(&b->peer->endpoint, &a->addr));
+	assert_int_equal(b->events[WG_EVENT_ENDPOINT_CHANGED], changes + 1);
+	assert_int_equal(send_pkt(b, a, AF_INET, 50), 1);
+	pump(w);
+	r = &w->log[w->nlog - 1];
+	assert_int_equal(r->from, NODE_B);
+	assert_true(wg_endpoint_equal_addr(&r->dst, &a->addr));
+	assert_int_equal(r->to, NODE_A);
+	assert_int_equal(r->verdict, WG_DROP_NONE);
+	assert_int_equal(a->delivered, 2);
+
+	/* And on to IPv6: 2001:db8::1 port 51821. */
+	memset(&a->addr, 0, sizeof(a->addr));
+	a->addr.addr.in6.sin6_family = AF_INET6;
+	a->addr.addr.in6.sin6_port = htons(51821);
+	a->addr.addr.in6.sin6_addr.s6_addr[0] = 0x20;
+	a->addr.addr.in6.sin6_addr.s6_addr[1] = 0x01;
+	a->addr.addr.in6.sin6_addr.s6_addr[2] = 0x0d;
+	a->addr.addr.in6.sin6_addr.s6_addr[3] = 0xb8;
+	a->addr.addr.in6.sin6_addr.s6_addr[15] = 1;
+	assert_int_equal(send_pkt(a, b, AF_INET6, 50), 1);
+	pump(w);
+	assert_true(wg_endpoint_equal_addr(&b->peer->endpoint, &a->addr));
+	assert_int_equal(b->events[WG_EVENT_ENDPOINT_CHANGED], changes + 2);
+	assert_int_equal(send_pkt(b, a, AF_INET6, 50), 1);
+	pump(w);
+	r = &w->log[w->nlog - 1];
+	assert_true(wg_endpoint_equal_addr(&r->dst, &a->addr));
+	assert_int_equal(r->to, NODE_A);
+	assert_int_equal(a->delivered, 3);
+	assert_int_equal(bad_verdicts(a), 0);
+}
+
+/* Deliver one datagram taken off the wire, from a source of the test's choosing. */
+static enum wg_drop deliver_from(struct world *w, struct datagram *d, const struct wg_endpoint *src)
+{
+	struct node *to = node_at(w, &d->dst);
+
+	assert_non_null(to);
+	return wg_device_receive(to->dev, w->now, src, d->data, d->len);
+}
+
+/*
+ * The initiator moves between its initiation and its first data packet. The
+ * responder learns the new address from that packet and must send what it
+ * had staged there, not to where the initiation came from (the kernel sets
+ * the endpoint before it confirms the keypair and sends staged packets).
+ */
+static void test_roaming_during_handshake(void **state)
+{
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	struct datagram d;
+	const struct logrec *r;
+
+	/* B has a packet for A, but its own initiation is lost. */
+	b->blackholed = true;
+	assert_int_equal(send_pkt(b, a, AF_INET, 90), 0);
+	pump(w);
+	b->blackholed = false;
+	assert_int_equal(b->stage.count, 1);
+
+	/* A initiates; initiation and response cross normally. */
+	assert_int_equal(send_pkt(a, b, AF_INET, 60), 0);
+	assert_true(wire_take(w, &d));
+	assert_int_equal(deliver_from(w, &d, &a->addr), WG_DROP_NONE);
+	assert_true(wire_take(w, &d));
+	assert_int_equal(d.len, RESPONSE_LEN);
+	assert_int_equal(deliver_from(w, &d, &b->addr), WG_DROP_NONE);
+
+	/* A's data (the key confirmation) arrives from a new address. */
+	assert_true(wire_take(w, &d));
+	assert_int_equal(message_type_of(d.data, d.len), MESSAGE_DATA);
+	node_set_addr4(a, 0xc612004d, 40000);
+	assert_int_equal(deliver_from(w, &d, &a->addr), WG_DROP_NONE);
+	assert_int_equal(b->delivered, 1);
+	assert_int_equal(b->stage.count, 0);
+	assert_true(wg_endpoint_equal_addr(&b->peer->endpoint, &a->addr));
+
+	r = &w->log[w->nlog - 1];
+	assert_int_equal(r->from, NODE_B);
+	assert_int_equal(r->type, MESSAGE_DATA);
+	assert_true(wg_endpoint_equal_addr(&r->dst, &a->addr));
+	pump(w);
+	assert_int_equal(a->delivered, 1);
+}
+
+/* ---- 10: removing a peer, changing the private key ------------------------------------------ */
+
+static void test_peer_remove(void **state)
+{
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	struct datagram cap;
+	uint8_t pkt[MAX_PKT];
+	uint64_t delivered;
+
+	establish(w);
+	assert_int_equal(send_pkt(a, b, AF_INET, 70), 1);
+	assert_true(wire_take(w, &cap));
+	/*
+	 * Something staged on B too, so removal must purge it: a session that
+	 * may not send (as after a key change), and no new initiation yet
+	 * because B's response went out less than REKEY_TIMEOUT ago.
+	 */
+	b->peer->keypairs.current->sending_valid = false;
+	assert_int_equal(send_pkt(b, a, AF_INET, 70), 0);
+	assert_int_equal(b->stage.count, 1);
+	assert_int_equal(w->wire_count, 0);
+	delivered = b->delivered;
+
+	wg_device_peer_remove(b->dev, b->peer);
+	assert_null(b->peer);
+	assert_int_equal(b->stage.count, 0);
+	assert_int_equal(b->stage.purges, 1);
+	assert_int_equal(wg_device_peer_count(b->dev), 0);
+	assert_int_equal(index_table_count(b->dev->index), 0);
+	build_pkt(pkt, AF_INET, b->tun4, a->tun4, 0, 40);
+	assert_null(wg_device_route(b->dev, pkt, 40));
+
+	/* A's packets, captured or new, find no keypair on B. */
+	assert_int_equal(feed(w, b, &a->addr, cap.data, cap.len), WG_DROP_NO_KEYPAIR);
+	send_pkt(a, b, AF_INET, 70);
+	pump(w);
+	assert_int_equal(b->verdicts[WG_DROP_NO_KEYPAIR], 1);
+	assert_int_equal(b->delivered, delivered);
+
+	/* A gives up on the session in time; its initiations are refused. */
+	advance(w, 30 * SEC);
+	assert_true(b->verdicts[WG_DROP_HANDSHAKE] >= 1);
+	assert_int_equal(b->delivered, delivered);
+	assert_int_equal(wg_device_stats(b->dev)->handshakes_completed, 1);
+}
+
+static void test_private_key_change(void **state)
+{
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	uint8_t new_priv[32];
+	size_t mark;
+	int i;
+
+	establish(w);
+	for (i = 0; i < 32; i++)
+		new_priv[i] = (uint8_t)(0xa5 ^ (7 * i));
+
+	/* Setting the same key again changes nothing. */
+	assert_int_equal(wg_device_set_private_key(b->dev, b->priv), 0);
+	assert_true(b->peer->keypairs.current->sending_valid);
+
+	mark = w->nlog;
+	assert_int_equal(wg_device_set_private_key(b->dev, new_priv), 0);
+	assert_non_null(b->peer->keypairs.current);
+	assert_false(b->peer->keypairs.current->sending_valid);
+	assert_memory_not_equal(wg_device_identity(b->dev)->public_key, b->pub, 32);
+
+	/* B can no longer send on the old session; it starts a handshake at once. */
+	assert_int_equal(send_pkt(b, a, AF_INET, 70), 0);
+	assert_int_equal(b->stage.count, 1);
+	assert_int_equal(w->nlog, mark + 1);
+	assert_int_equal(w->log[mark].type, MESSAGE_HANDSHAKE_INITIATION);
+	pump(w);
+	/* A does not know B's new key. */
+	assert_int_equal(w->log[mark].verdict, WG_DROP_HANDSHAKE);
+	assert_int_equal(a->delivered, 1);
+
+	/* The old session can still receive, as in the kernel. */
+	assert_int_equal(send_pkt(a, b, AF_INET, 70), 1);
+	pump(w);
+	assert_int_equal(b->delivered, 2);
+
+	/* A's own handshakes (mac1 for the old key) are refused by B. */
+	advance(w, 20 * SEC);
+	assert_true(b->verdicts[WG_DROP_BAD_MAC] >= 1);
+	assert_int_equal(a->delivered, 1);
+
+	/* A learns B's new public key: a fresh handshake, and B's staged packet goes out. */
+	memcpy(b->priv, new_priv, 32);
+	memcpy(b->pub, wg_device_identity(b->dev)->public_key, 32);
+	wg_device_peer_remove(a->dev, a->peer);
+	node_link(a, b);
+	assert_int_equal(send_pkt(a, b, AF_INET, 70), 0);
+	pump(w);
+	assert_int_equal(b->delivered, 3);
+	assert_int_equal(a->delivered, 2);
+	assert_int_equal(b->stage.count, 0);
+	assert_true(b->peer->keypairs.current->sending_valid);
+	assert_int_equal(send_pkt(b, a, AF_INET6, 90), 1);
+	pump(w);
+	assert_int_equal(a->delivered, 3);
+
+	/* Taking A's own private key removes the peer with that public key (9.3). */
+	assert_int_equal(wg_device_set_private_key(b->dev, a->priv), 0);
+	assert_null(b->peer);
+	assert_int_equal(wg_device_peer_count(b->dev), 0);
+	assert_int_equal(index_table_count(b->dev->index), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_first_packet, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ipv6_with_psk, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_psk_mismatch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hours_of_traffic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_silence_wipes_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unreachable_gives_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cookie_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_input, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_allowed_ips, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_roaming, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_roaming_during_handshake, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peer_remove, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_private_key_change, setup, teardown),
+	};
+
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
