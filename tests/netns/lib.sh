@@ -73,7 +73,10 @@ setup_hosts() {
 # start_daemon NS IMPL IFNAME: run a userspace daemon in the foreground, remember its PID,
 # and wait (bounded) for its control socket.
 start_daemon() {
-	local ns=$1 impl=$2 ifname=$3 i
+	local ns=$1 impl=$2 ifname=$3 i sock="/var/run/wireguard/$3.sock" stale
+	# A stale socket left by a killed daemon: wait for the new daemon's own socket
+	# (another inode) before asking wg, or wg could unlink the fresh one as stale.
+	stale=$(stat -c "%i %y" "$sock" 2>/dev/null || true)
 	case "$impl" in
 	veild) ip netns exec "$ns" env LOG_LEVEL=${LOG_LEVEL:-verbose} ${DAEMON_ENV:-} "$VEILD" -f "$ifname" \
 		>>"$TMP/$ifname.log" 2>&1 &
@@ -84,7 +87,10 @@ start_daemon() {
 	esac
 	PIDS+=($!)
 	for i in $(seq 100); do
-		[ -S "/var/run/wireguard/$ifname.sock" ] && wg show "$ifname" >/dev/null 2>&1 && return 0
+		if [ -S "$sock" ] && [ "$(stat -c "%i %y" "$sock" 2>/dev/null)" != "$stale" ] &&
+			wg show "$ifname" >/dev/null 2>&1; then
+			return 0
+		fi
 		sleep 0.1
 	done
 	fail "$impl $ifname did not come up"

@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A numbered UDP stream, for the namespace tests to see what a tunnel delivers:
+ *   sequdp send ADDR PORT COUNT RATE   send COUNT datagrams numbered 0..COUNT-1, RATE a second
+ *   sequdp recv PORT COUNT             count what arrives, print one summary line
+ * The receiver prints "listening" once bound, then, when COUNT datagrams came in or
+ * nothing came for 2 s (30 s at most in all):
+ *   received=N unique=U duplicates=D lost=L reordered=R
+ * "reordered" counts datagrams numbered below the highest seen before them. Each
+ * datagram carries a per-run tag so strays from another stream are not counted.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+	PAYLOAD_LEN = 200,
+	MAX_COUNT = 1000000,
+	IDLE_MS = 2000,
+	TOTAL_MS = 30000,
+};
+
+static const uint8_t tag[8] = { 's', 'e', 'q', 'u', 'd', 'p', '0', '1' };
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int do_send(const char *host, const char *port, long count, long rate)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICHOST }, *ai;
+	uint8_t buf[PAYLOAD_LEN] = { 0 };
+	uint64_t start;
+	long i;
+	int s;
+
+	if (getaddrinfo(host, port, &hints, &ai)) {
+		fprintf(stderr, "sequdp: bad address %s\n", host);
+		return 1;
+	}
+	s = socket(ai->ai_family, SOCK_DGRAM, 0);
+	if (s < 0 || connect(s, ai->ai_addr, ai->ai_addrlen) < 0) {
+		perror("sequdp connect");
+		return 1;
+	}
+	freeaddrinfo(ai);
+	memcpy(buf, tag, sizeof(tag));
+	start = now_ms();
+	for (i = 0; i < count; i++) {
+		/* Pace: datagram i leaves no earlier than i / rate seconds after the start. */
+		uint64_t due = start + (uint64_t)i * 1000 / (uint64_t)rate;
+
+		while (now_ms() < due)
+			usleep(500);
+		for (int b = 0; b < 8; b++)
+			buf[8 + b] = (uint8_t)((uint64_t)i >> (8 * b));
+		/* A send error (no route yet, ICMP refused) is a loss the receiver will see. */
+		if (send(s, buf, sizeof(buf), 0) < 0 && errno != ECONNREFUSED)
+			perror("sequdp send");
+	}
+	close(s);
+	printf("sent=%ld\n", count);
+	return 0;
+}
+
+static int do_recv(const char *port, long count)
+{
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)atoi(port)) };
+	long received = 0, unique = 0, dups = 0, reordered = 0, highest = -1;
+	uint64_t start, last;
+	uint8_t buf[2048], *seen;
+	int s, zero = 0;
+
+	seen = calloc((size_t)count, 1);
+	s = socket(AF_INET6, SOCK_DGRAM, 0);
+	if (!seen || s < 0)
+		return 1;
+	setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (bind(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		perror("sequdp bind");
+		return 1;
+	}
+	printf("listening\n");
+	fflush(stdout);
+	start = last = now_ms();
+	while (unique < count && now_ms() - start < TOTAL_MS &&
+	       (received == 0 || now_ms() - last < IDLE_MS)) {
+		struct pollfd p = { .fd = s, .events = POLLIN };
+		ssize_t n;
+		long seq = 0;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		n = recv(s, buf, sizeof(buf), 0);
+		if (n != PAYLOAD_LEN || memcmp(buf, tag, sizeof(tag)))
+			continue;
+		for (int b = 7; b >= 0; b--)
+			seq = seq << 8 | buf[8 + b];
+		if (seq < 0 || seq >= count)
+			continue;
+		received++;
+		last = now_ms();
+		if (seen[seq]) {
+			dups++;
+			continue;
+		}
+		seen[seq] = 1;
+		unique++;
+		if (seq < highest)
+			reordered++;
+		else
+			highest = seq;
+	}
+	printf("received=%ld unique=%ld duplicates=%ld lost=%ld reordered=%ld\n", received, unique,
+	       dups, count - unique, reordered);
+	free(seen);
+	close(s);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 6 && !strcmp(argv[1], "send")) {
+		long count = atol(argv[4]), rate = atol(argv[5]);
+
+		if (count > 0 && count <= MAX_COUNT && rate > 0)
+			return do_send(argv[2], argv[3], count, rate);
+	}
+	if (argc == 4 && !strcmp(argv[1], "recv")) {
+		long count = atol(argv[3]);
+
+		if (count > 0 && count <= MAX_COUNT)
+			return do_recv(argv[2], count);
+	}
+	fprintf(stderr, "usage: sequdp send ADDR PORT COUNT RATE | sequdp recv PORT COUNT\n");
+	return 2;
+}
