@@ -178,7 +178,7 @@ check-netns: all $(TOOL_BIN)
 demo: all $(TOOL_BIN)
 	$(Q)BUILD=$(BUILD) tools/demo.sh
 
-bench: all $(BENCH_BIN)
+bench: all $(BENCH_BIN) $(TOOL_BIN)
 	$(Q)BUILD=$(BUILD) tools/bench.sh
 
 install: all

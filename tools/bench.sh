@@ -6,7 +6,9 @@
 # Per set-up: iperf3 TCP with 1 and 4 streams, iperf3 UDP at full rate with datagrams
 # that just fit the tunnel MTU (1392 bytes over IPv4), ping RTT (average and 99th
 # percentile of 300 pings), the daemons' CPU seconds during the 1-stream TCP run
-# (from /proc) to give Gbit/s per CPU-second, and the daemons' peak RSS.
+# (from /proc) to give Gbit/s per CPU-second, and the daemons' peak RSS. Then, for
+# both daemons, wg setconf / wg show times and RSS per peer with 10,000 peers, and the
+# core's own benchmarks (handshakes per second per core, allowed-IPs at 1M prefixes).
 [ "$(id -u)" = 0 ] || { echo "make bench: run as root (it creates network namespaces)" >&2; exit 1; }
 "$(dirname "$0")/install-deps.sh" bench
 . "$(dirname "$0")/../tests/netns/lib.sh"
@@ -130,6 +132,33 @@ awk -v g1="$g1" -v g4="$g4" -v gp="$gp" -v gr="$gr" -v gc="$gc" -v gm="$gm" \
 		(gc && vc) ? (v1 / vc) / (g1 / gc) : 0, gm ? vm / gm : 0 }'
 echo "(medians of $ROUNDS interleaved rounds of ${SECS} s each; $(nproc) CPUs; this machine is shared and noisy)"
 echo
+# Control plane and memory with 10,000 configured peers (no traffic).
+PEERS=${BENCH_PEERS:-10000}
+"$ROOT/$BUILD/tools/genpeers" "$PEERS" >"$TMP/peers.conf"
+printf '[Interface]\nPrivateKey = %s\nListenPort = 51001\n\n' "$(cat "$TMP/k1")" | cat - "$TMP/peers.conf" >"$TMP/many.conf"
+ms() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null || fail "$*"; t1=$(date +%s%N); echo $(((t1 - t0) / 1000000)); }
+for impl in wireguard-go veild; do
+	IFA="pa$RUN"
+	start_daemon "$NS1" "$impl" "$IFA"
+	D=${PIDS[-1]}
+	sleep 0.5
+	before=$(awk '/^VmRSS/ { print $2 }' "/proc/$D/status")
+	t_set=$(ms wg setconf "$IFA" "$TMP/many.conf")
+	t_show=$(ms wg show "$IFA")
+	t_dump=$(ms wg show "$IFA" dump)
+	sleep 0.5
+	after=$(awk '/^VmRSS/ { print $2 }' "/proc/$D/status")
+	[ "$(wg show "$IFA" peers | wc -l)" -eq "$PEERS" ] || fail "$impl did not take $PEERS peers"
+	printf '%-13s %d peers: wg setconf %d ms, wg show %d ms, dump %d ms; RSS %d -> %d kB = %.0f bytes per peer\n' \
+		"$impl" "$PEERS" "$t_set" "$t_show" "$t_dump" "$before" "$after" \
+		"$(awk -v a="$after" -v b="$before" -v n="$PEERS" 'BEGIN { print (a - b) * 1024 / n }')"
+	kill "$D" 2>/dev/null || true
+	wait "$D" 2>/dev/null || true
+	unset 'PIDS[-1]'
+	n1 ip link del "$IFA" 2>/dev/null || true
+done
+echo
 for b in "$ROOT/$BUILD"/bench/*; do
-	[ -x "$b" ] && "$b"
+	case "$b" in *.d) continue ;; esac
+	"$b" || fail "$b"
 done
