@@ -40,6 +40,7 @@
 #include "core/device.h"
 #include "log.h"
 #include "sandbox.h"
+#include "core/slab.h"
 #include "tun.h"
 #include "uapi.h"
 #include "udp.h"
@@ -49,6 +50,8 @@ enum {
 	PKT_CAP = 9216 + 64, /* the largest inner packet we carry (jumbo MTU 9000 fits) */
 	POOL_MAX = 8192,
 	STAGED_MAX = MAX_PEER_QUEUED_PACKETS,
+	POOL_RESERVE = BATCH, /* one receive batch stays warm */
+	POOL_TRIM_MS = 5000,
 };
 
 struct pkt {
@@ -84,6 +87,8 @@ struct daemon {
 	int tun_fd;
 	uv_pipe_t uapi;
 	uv_signal_t sigint, sigterm;
+	uv_timer_t pool_trim;
+	struct slab_cache pkt_cache;
 	struct mnl_socket *nl;
 	uv_poll_t nl_poll;
 	unsigned int ifindex;
@@ -92,6 +97,7 @@ struct daemon {
 	struct pkt *pool;
 	size_t pool_count, pool_total;
 	struct vpeer *dirty_head, *flush_head;
+	struct slab_cache vpeer_cache;
 	struct udp_msg tx[BATCH];
 	struct pkt *tx_pkt[BATCH];
 	struct vpeer *tx_peer[BATCH];
@@ -131,10 +137,28 @@ static struct pkt *pkt_get(struct daemon *d)
 	}
 	if (d->pool_total >= POOL_MAX)
 		return NULL;
-	p = malloc(sizeof(*p));
+	p = slab_alloc(&d->pkt_cache);
 	if (p)
 		d->pool_total++;
 	return p;
+}
+
+/*
+ * The pool grows to what a burst needed (staged packets for many peers, a
+ * full batch); once things are quiet it gives all but a reserve back, from
+ * slabs, so the memory really returns to the kernel.
+ */
+static void pool_trim_cb(uv_timer_t *t)
+{
+	struct daemon *d = container_of(t, struct daemon, pool_trim);
+	struct pkt *p;
+
+	while (d->pool_count > POOL_RESERVE && (p = d->pool)) {
+		d->pool = p->next;
+		d->pool_count--;
+		d->pool_total--;
+		slab_free(&d->pkt_cache, p);
+	}
 }
 
 static void pkt_put(struct daemon *d, struct pkt *p)
@@ -334,7 +358,7 @@ static void free_vpeer(uv_handle_t *h)
 {
 	struct vpeer *vp = container_of((uv_timer_t *)h, struct vpeer, timer);
 
-	free(vp);
+	slab_free(&vp->d->vpeer_cache, vp);
 }
 
 static void op_peer_removed(void *ctx, struct wg_peer *peer)
@@ -768,17 +792,17 @@ static int be_peer_select(void *ctx, const uint8_t pub[32], bool create, void **
 	*out = wp;
 	if (wp || !create)
 		return 0;
-	vp = calloc(1, sizeof(*vp));
+	vp = slab_alloc(&d->vpeer_cache);
 	if (!vp)
 		return -ENOMEM;
 	err = wg_device_peer_add(d->wg, pub, &wp);
 	if (err == -EEXIST) {
 		/* Our own public key: its lines are accepted and ignored (reference 9.3). */
-		free(vp);
+		slab_free(&d->vpeer_cache, vp);
 		return 0;
 	}
 	if (err) {
-		free(vp);
+		slab_free(&d->vpeer_cache, vp);
 		return err;
 	}
 	vp->d = d;
@@ -1271,6 +1295,8 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 	d->cfg = cfg;
 	d->tun_fd = cfg->tun_fd;
 	d->who_uid = d->who_pid = -1;
+	slab_cache_init(&d->vpeer_cache, sizeof(struct vpeer));
+	slab_cache_init(&d->pkt_cache, sizeof(struct pkt));
 	d->udp.fd4 = d->udp.fd6 = -1;
 	signal(SIGPIPE, SIG_IGN);
 	if (uv_loop_init(&d->loop))
@@ -1302,6 +1328,8 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 		log_error("%s: cannot set up the event loop", cfg->ifname);
 		goto out_dev;
 	}
+	uv_timer_init(&d->loop, &d->pool_trim);
+	uv_timer_start(&d->pool_trim, pool_trim_cb, POOL_TRIM_MS, POOL_TRIM_MS);
 	watch_netlink(d);
 	if (cfg->uapi_path && uv_fs_event_init(&d->loop, &d->sock_watch) == 0)
 		uv_fs_event_start(&d->sock_watch, sock_watch_cb, cfg->uapi_path, 0);
@@ -1352,8 +1380,7 @@ out_loop:
 out_free:
 	while ((p = d->pool)) {
 		d->pool = p->next;
-		sodium_memzero(p, sizeof(*p));
-		free(p);
+		slab_free(&d->pkt_cache, p); /* wipes: packets held plaintext */
 	}
 	if (d->keylog)
 		fclose(d->keylog);

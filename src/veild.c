@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -218,6 +219,13 @@ int main(int argc, char **argv)
 	}
 	/* Keys must never reach swap or a core dump. */
 	prctl(PR_SET_DUMPABLE, 0);
+	/*
+	 * Large transient buffers (a get of many peers, a big setconf) must come
+	 * from mmap so they go back when freed: under mlockall glibc cannot
+	 * return freed pages in the middle of its heap. A fixed threshold also
+	 * stops glibc from raising it after the first such buffer.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 64 * 1024);
 	if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
 		log_info("mlockall failed (%s): key memory may be swapped", strerror(errno));
 

@@ -18,6 +18,7 @@
 #include <sodium.h>
 
 #include "ratelimiter.h"
+#include "slab.h"
 
 /*
  * "Under load" (reference 2.4): more than UNDER_LOAD_THRESHOLD handshake
@@ -46,6 +47,7 @@ struct wg_device {
 	uint64_t load_window_start, load_until;
 	unsigned int load_count;
 	struct ratelimiter *ratelimiter;
+	struct slab_cache peer_cache; /* peers' memory goes back to the kernel when they go */
 	struct wg_device_stats stats;
 };
 
@@ -78,6 +80,7 @@ struct wg_device *wg_device_new(const struct wg_device_ops *ops, void *ctx,
 	memset(dev->identity, 0, sizeof(*dev->identity));
 	cookie_checker_init(&dev->cookie, NULL);
 	wg_rng_fill(rng, dev->hash_key, sizeof(dev->hash_key));
+	slab_cache_init(&dev->peer_cache, sizeof(struct wg_peer));
 	dev->ratelimiter = ratelimiter_new(dev->hash_key);
 	if (!dev->ratelimiter) {
 		wg_device_free(dev);
@@ -176,7 +179,7 @@ int wg_device_peer_add(struct wg_device *dev, const uint8_t pub[static 32], stru
 		return -EEXIST;
 	if (wg_device_peer_lookup(dev, pub))
 		return -EEXIST;
-	peer = calloc(1, sizeof(*peer));
+	peer = slab_alloc(&dev->peer_cache);
 	if (!peer)
 		return -ENOMEM;
 	peer->dev = dev;
@@ -225,7 +228,7 @@ void wg_device_peer_remove(struct wg_device *dev, struct wg_peer *peer)
 		peer->list_next->list_prev = peer->list_prev;
 	dev->npeers--;
 	sodium_memzero(peer, sizeof(*peer));
-	free(peer);
+	slab_free(&dev->peer_cache, peer);
 }
 
 void wg_device_peers_clear(struct wg_device *dev)

@@ -7,18 +7,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Watch device.c's frees: a watched block must be all zero when freed. */
+/* Watch device.c's peer frees: a watched block must be all zero when freed. */
+#include "core/slab.h"
 static void *watched;
 static size_t watched_len;
 static int watched_freed, watched_dirty;
-static void watch_free(void *p);
-#define free(p) watch_free(p)
+static void watch_free(struct slab_cache *c, void *p);
+#define slab_free(c, p) watch_free(c, p)
 #include "core/device.c"
-#undef free
+#undef slab_free
 
 #include "test_util.h"
 
-static void watch_free(void *p)
+static void watch_free(struct slab_cache *c, void *p)
 {
 	if (p && p == watched) {
 		const uint8_t *b = p;
@@ -28,7 +29,7 @@ static void watch_free(void *p)
 		for (i = 0; i < watched_len; i++)
 			watched_dirty |= b[i] != 0;
 	}
-	free(p);
+	slab_free(c, p);
 }
 
 struct link {
