@@ -104,6 +104,7 @@ struct daemon {
 	unsigned int ntx;
 	uint64_t icmp_window, icmp_count;
 	long who_uid, who_pid; /* the control-socket caller being served, or -1 */
+	bool stopping; /* tearing down: one audit line, not one per peer */
 	struct vpeer *ips_touched;
 	int exit_status;
 };
@@ -365,7 +366,8 @@ static void op_peer_removed(void *ctx, struct wg_peer *peer)
 {
 	struct vpeer *vp = peer->user;
 
-	audit(ctx, "peer_removed", peer->public_key, NULL);
+	if (!((struct daemon *)ctx)->stopping)
+		audit(ctx, "peer_removed", peer->public_key, NULL);
 	purge(vp);
 	vp->wp = NULL;
 	uv_timer_stop(&vp->timer);
@@ -1364,6 +1366,9 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 	status = d->exit_status;
 out_dev:
 	/* Peers first (their timers close), then every handle, then the keys. */
+	d->stopping = true;
+	if (d->wg)
+		audit(d, "interface_stopped", NULL, "peers=%zu", wg_device_peer_count(d->wg));
 	wg_device_free(d->wg);
 	d->wg = NULL;
 	unwatch(&d->udp4);
