@@ -71,6 +71,11 @@ for round in $(seq "$ROUNDS"); do
 	log "round $round: setconf of $N peers in $ms ms; VmRSS with them $with kB, after removal $after kB ($busy peers had sent a handshake)"
 	kill -0 "$PID" || fail "veild died"
 done
+case "$BUILD" in *san*)
+	# ASan keeps freed memory in quarantine and never returns it: RSS says nothing here.
+	log "faults-peers: all passed (sanitizer build: RSS not checked; kB ${afters[*]})"
+	exit 0 ;;
+esac
 [ "${afters[-1]}" -le $((afters[0] + 3072)) ] ||
 	fail "VmRSS grows from round to round: ${afters[*]} kB"
 # Peers, their daemon state and packet buffers live in mmap'd slabs, so the memory
