@@ -1351,6 +1351,11 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 		log_info("%s: running as user %s with CAP_NET_ADMIN and CAP_NET_BIND_SERVICE only",
 			 cfg->ifname, cfg->user);
 	}
+	err = sandbox_no_new_privs();
+	if (err) {
+		log_error("%s: cannot set no_new_privs: %s", cfg->ifname, strerror(-err));
+		goto out_dev;
+	}
 	if (cfg->seccomp) {
 		err = sandbox_seccomp();
 		if (err) {

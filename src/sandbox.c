@@ -116,6 +116,11 @@ int sandbox_seccomp(void)
 	return 0;
 }
 
+int sandbox_no_new_privs(void)
+{
+	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ? -errno : 0;
+}
+
 static int keep_net_caps(void)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };

@@ -8,6 +8,8 @@
  * 0, or -ENOENT (no such user), or a negative errno. A uid-0 user is a no-op.
  */
 int sandbox_drop_user(const char *user);
+/* No execve can ever grant privileges again (setuid binaries, file caps). */
+int sandbox_no_new_privs(void);
 /*
  * PR_SET_NO_NEW_PRIVS and the system-call allow list; irreversible.
  * Sanitizer runtimes make calls of their own, so sanitizer builds of veild
