@@ -82,7 +82,7 @@ FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(FUZZ_SAN) -g -O1 -Iinclude -Isrc 
 FUZZ_BIN := build/fuzz/fuzz_packet build/fuzz/fuzz_uapi
 FUZZ_DEPS_STAMP := build/.deps-fuzz-ok
 
-.PHONY: all deps check check-unit check-valgrind check-netns check-san check-fuzz fuzz demo bench install clean
+.PHONY: all deps check check-unit check-valgrind check-netns check-san check-fuzz fuzz lint demo bench install clean
 .DEFAULT_GOAL := all
 
 all: $(CORE_LIB) $(VEILD)
@@ -168,6 +168,11 @@ check-fuzz: $(FUZZ_BIN)
 # FUZZ_SECONDS per target on a growing copy of the corpus in build/fuzz/corpus.
 fuzz: $(FUZZ_BIN)
 	$(Q)tools/run-fuzz.sh fuzz $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+# cppcheck and clang-tidy (.clang-tidy) over src/, the test tools and the
+# fuzz targets; any finding fails.
+lint:
+	$(Q)PKG_CONFIG=$(PKG_CONFIG) tools/lint.sh
 
 check-san:
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 check-unit

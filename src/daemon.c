@@ -17,6 +17,7 @@
 #include "daemon.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <netinet/in.h>
@@ -398,6 +399,7 @@ static void audit(struct daemon *d, const char *event, const uint8_t *pub, const
 	if (fmt) {
 		extra[0] = ' ';
 		va_start(ap, fmt);
+		/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): va_start is right above; a clang-tidy 14 false positive. */
 		vsnprintf(extra + 1, sizeof(extra) - 1, fmt, ap);
 		va_end(ap);
 	}
@@ -413,6 +415,8 @@ static void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
 	struct daemon *d = ctx;
 	char fp[12] = "-";
 
+	/* Only these two events can come without a peer (device.h). */
+	assert(peer || ev == WG_EVENT_UNDER_LOAD || ev == WG_EVENT_HANDSHAKE_FAILED);
 	if (peer) {
 		fingerprint(peer->public_key, fp);
 		mark_dirty(peer->user);
@@ -743,6 +747,8 @@ static int be_set_private_key(void *ctx, const uint8_t key[32])
 
 	memcpy(before, id->public_key, 32);
 	err = wg_device_set_private_key(d->wg, key);
+	/* The identity changes behind our const pointer: fetch it again. */
+	id = wg_device_identity(d->wg);
 	for (p = wg_device_peer_first(d->wg); p; p = wg_device_peer_next(p))
 		mark_dirty(p->user);
 	if (!err && (had != id->has_identity || sodium_memcmp(before, id->public_key, 32)))
@@ -1000,7 +1006,7 @@ static void be_set_end(void *ctx, int err)
 		if (!vp->wp)
 			continue;
 		ips_digest(vp->wp, after);
-		if (memcmp(after, vp->ips_before, sizeof(after)))
+		if (memcmp(after, vp->ips_before, sizeof(after)) != 0)
 			audit(d, "allowed_ips_changed", vp->wp->public_key, "count=%zu",
 			      vp->wp->allowedips.count);
 	}
@@ -1082,7 +1088,7 @@ static void uconn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct uconn *uc = container_of((uv_pipe_t *)s, struct uconn, pipe);
 	struct uapi_buf out = { 0 };
-	int ret = 0;
+	int ret;
 
 	if (n > 0) {
 		uc->d->who_uid = (long)uc->cred.uid;
@@ -1144,7 +1150,8 @@ static void uapi_accept(uv_stream_t *server, int status)
 {
 	struct daemon *d = container_of((uv_pipe_t *)server, struct daemon, uapi);
 	struct uconn *uc;
-	struct ucred cred;
+	/* uid -1 (nobody) in the refusal line if the credentials cannot be read. */
+	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
 	socklen_t len = sizeof(cred);
 	uv_os_fd_t fd;
 

@@ -772,6 +772,7 @@ static void putf(struct uapi_writer *w, const char *key, const char *fmt, ...)
 	int n = snprintf(s, sizeof(s), "%s=", key);
 
 	va_start(ap, fmt);
+	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): va_start is right above; a clang-tidy 14 false positive. */
 	n += vsnprintf(s + n, sizeof(s) - (size_t)n, fmt, ap);
 	va_end(ap);
 	if (n >= (int)sizeof(s) - 1) {

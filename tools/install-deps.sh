@@ -1,9 +1,10 @@
 #!/bin/sh
 # Install exactly the Debian 12 packages veil needs and this machine lacks,
-# and say which. Usage: tools/install-deps.sh [build|test|bench|fuzz|valgrind|all]...
+# and say which. Usage: tools/install-deps.sh [build|test|bench|fuzz|valgrind|lint|all]...
 # "build" is what compiling and the unit tests need; "test" adds what the
 # network-namespace tests run (wireguard-go, wg, tshark, iperf3, ...);
-# "fuzz" is clang with its libFuzzer and sanitizer runtimes (make fuzz).
+# "fuzz" is clang with its libFuzzer and sanitizer runtimes (make fuzz);
+# "lint" is the two static analysers make lint runs.
 set -eu
 
 want=""
@@ -13,9 +14,10 @@ for set in "${@:-build}"; do
 	test) want="$want iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping" ;;
 	bench) want="$want iproute2 wireguard-go wireguard-tools iperf3 iputils-ping" ;;
 	valgrind) want="$want valgrind" ;;
+	lint) want="$want cppcheck clang-tidy" ;;
 	fuzz) want="$want clang libclang-rt-14-dev pkg-config libsodium-dev" ;;
-	all) want="$want gcc make pkg-config libsodium-dev libuv1-dev libmnl-dev libcmocka-dev iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping clang libclang-rt-14-dev valgrind" ;;
-	*) echo "install-deps: unknown set '$set' (build, test, bench, fuzz, valgrind, all)" >&2; exit 2 ;;
+	all) want="$want gcc make pkg-config libsodium-dev libuv1-dev libmnl-dev libcmocka-dev iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping clang libclang-rt-14-dev valgrind cppcheck clang-tidy" ;;
+	*) echo "install-deps: unknown set '$set' (build, test, bench, fuzz, valgrind, lint, all)" >&2; exit 2 ;;
 	esac
 done
 

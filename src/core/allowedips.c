@@ -318,8 +318,10 @@ static int insert(struct allowedips *t, struct trie *tr, const struct key *k,
 		while (x->cidr < cidr && x->child[key_bit(k, x->cidr)])
 			x = x->child[key_bit(k, x->cidr)];
 		/* Ownerless nodes have two children, so this ends on a prefix. */
-		while (!(x->flags & NODE_OWNED))
+		while (!(x->flags & NODE_OWNED)) {
+			assert(x->child[0] && x->child[1]);
 			x = x->child[0];
+		}
 		node_key(x, &lk);
 		d = key_common(k, &lk);
 		if (d > cidr)
@@ -337,6 +339,8 @@ static int insert(struct allowedips *t, struct trie *tr, const struct key *k,
 		return -ENOMEM;
 	if (y && d == cidr) {
 		/* k/cidr covers y: it goes in between, above y. */
+		/* No node is longer than the key, so cidr < y->cidr <= 128. */
+		assert(cidr < y->cidr && y->cidr <= 128);
 		z->t.child[key_bit(&lk, cidr)] = y;
 	} else if (y) {
 		/* k and y part ways at bit d: they need a branching node. */
@@ -457,7 +461,7 @@ int allowedips_insert(struct allowedips *t, int family, const uint8_t *addr,
 }
 
 int allowedips_remove(struct allowedips *t, int family, const uint8_t *addr,
-		      uint8_t cidr, struct allowedips_owner *owner)
+		      uint8_t cidr, const struct allowedips_owner *owner)
 {
 	int bits = family_bits(family);
 	struct trie *tr = family == AF_INET6 ? &t->v6 : &t->v4;
@@ -488,6 +492,8 @@ void allowedips_remove_owner(struct allowedips *t, struct allowedips_owner *owne
 
 	/* Each prefix is found again from the root, in O(depth). */
 	while ((f = owner->head)) {
+		/* The head's back link is the list head itself. */
+		assert(f->pprev == &owner->head);
 		tr = f->t.flags & NODE_V6 ? &t->v6 : &t->v4;
 		node_key(&f->t, &k);
 		link = find(tr, &k, f->t.cidr, &plink);

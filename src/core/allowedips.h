@@ -66,7 +66,7 @@ int __must_check allowedips_insert(struct allowedips *t, int family,
  * family or cidr. Never allocates in a way that can fail the removal.
  */
 int allowedips_remove(struct allowedips *t, int family, const uint8_t *addr,
-		      uint8_t cidr, struct allowedips_owner *owner);
+		      uint8_t cidr, const struct allowedips_owner *owner);
 
 /* Removes every prefix of owner; owner is left empty. */
 void allowedips_remove_owner(struct allowedips *t, struct allowedips_owner *owner);

@@ -57,7 +57,8 @@ static void compress(struct blake2s_state *s, const uint8_t block[BLAKE2S_BLOCK_
 		     uint32_t inc, int last)
 {
 	uint32_t m[16], v[16];
-	int i, r;
+	size_t i;
+	int r;
 
 	s->t[0] += inc;
 	if (s->t[0] < inc)
@@ -135,7 +136,7 @@ void blake2s_update(struct blake2s_state *s, const uint8_t *in, size_t inlen)
 void blake2s_final(struct blake2s_state *s, uint8_t *out)
 {
 	uint8_t full[BLAKE2S_HASH_SIZE];
-	int i;
+	size_t i;
 
 	memset(s->buf + s->buflen, 0, BLAKE2S_BLOCK_SIZE - s->buflen);
 	compress(s, s->buf, (uint32_t)s->buflen, 1);

@@ -72,6 +72,7 @@ struct wg_device *wg_device_new(const struct wg_device_ops *ops, void *ctx,
 	dev->identity = sodium_malloc(sizeof(*dev->identity));
 	dev->index = index_table_new();
 	dev->allowedips = allowedips_new();
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, as meant. */
 	dev->buckets = calloc(dev->nbuckets, sizeof(*dev->buckets));
 	if (!dev->identity || !dev->index || !dev->allowedips || !dev->buckets) {
 		wg_device_free(dev);
@@ -145,6 +146,7 @@ static size_t bucket_of(const struct wg_device *dev, const uint8_t pub[static 32
 
 static void rehash(struct wg_device *dev)
 {
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, as meant. */
 	struct wg_peer **nb = calloc(dev->nbuckets * 2, sizeof(*nb)), *p;
 	size_t b;
 

@@ -60,6 +60,10 @@ enum wg_drop {
 	WG_DROP_COUNT,
 };
 
+/*
+ * Events come with their peer, except UNDER_LOAD and a HANDSHAKE_FAILED whose
+ * sender is unknown (peer NULL).
+ */
 enum wg_event {
 	WG_EVENT_HANDSHAKE_SENT,        /* initiation sent (arg: 1 if a retry) */
 	WG_EVENT_HANDSHAKE_COMPLETE,    /* a keypair is confirmed (arg: 1 if we initiated) */

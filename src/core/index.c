@@ -23,6 +23,7 @@ struct index_table *index_table_new(void)
 
 	if (!t)
 		return NULL;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, as meant. */
 	t->slots = calloc(INITIAL_SLOTS, sizeof(*t->slots));
 	if (!t->slots) {
 		free(t);
@@ -54,6 +55,7 @@ static int grow(struct index_table *t)
 	struct index_entry **old = t->slots;
 	size_t old_size = t->mask + 1, i;
 
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, as meant. */
 	t->slots = calloc(old_size * 2, sizeof(*t->slots));
 	if (!t->slots) {
 		t->slots = old;

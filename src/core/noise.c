@@ -491,7 +491,7 @@ struct noise_keypair *noise_keypairs_derive(struct noise_keypairs *kps, struct n
 	return kp;
 }
 
-bool noise_keypairs_confirm(struct noise_keypairs *kps, struct noise_keypair *kp,
+bool noise_keypairs_confirm(struct noise_keypairs *kps, const struct noise_keypair *kp,
 			    struct index_table *idx)
 {
 	if (!kp || kp != kps->next)

@@ -124,7 +124,7 @@ int noise_consume_response(const uint8_t msg[static RESPONSE_LEN], struct noise_
 struct noise_keypair *noise_keypairs_derive(struct noise_keypairs *kps, struct noise_handshake *hs,
 					    struct index_table *idx, uint64_t now);
 /* If kp is the responder's unconfirmed next keypair, promote it. True if so. */
-bool noise_keypairs_confirm(struct noise_keypairs *kps, struct noise_keypair *kp,
+bool noise_keypairs_confirm(struct noise_keypairs *kps, const struct noise_keypair *kp,
 			    struct index_table *idx);
 /* Wipe all three keypairs and drop their indices. */
 void noise_keypairs_clear(struct noise_keypairs *kps, struct index_table *idx);

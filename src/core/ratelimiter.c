@@ -95,7 +95,7 @@ bool ratelimiter_allow(struct ratelimiter *rl, int family, const uint8_t *addr, 
 	if (now - rl->last_sweep > NSEC_PER_SEC)
 		sweep(rl, now);
 	for (e = rl->bucket[b]; e; e = e->next) {
-		if (memcmp(e->key, key, sizeof(key)))
+		if (memcmp(e->key, key, sizeof(key)) != 0)
 			continue;
 		e->tokens += now - e->last;
 		if (e->tokens > TOKEN_MAX)

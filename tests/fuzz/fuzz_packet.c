@@ -153,7 +153,7 @@ static struct wg_peer *peer_c; /* on A */
 static struct wg_now now;
 static bool trace; /* FUZZ_TRACE=1: one line per datagram received, to follow a reproducer */
 
-static void fail(void)
+__attribute__((noreturn)) static void fail(void)
 {
 	__builtin_trap();
 }
@@ -181,6 +181,7 @@ static void on_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *e
 	n->nout++;
 }
 
+/* cppcheck-suppress constParameter ; the deliver callback's signature. */
 static void on_deliver(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len)
 {
 	struct node *n = ctx;
@@ -298,7 +299,7 @@ static void network_down(void)
 }
 
 /* The other node of n. */
-static struct node *other(struct node *n)
+static struct node *other(const struct node *n)
 {
 	return n == &node_a ? &node_b : &node_a;
 }
@@ -608,8 +609,8 @@ static void mode_script(struct input *in)
 			break;
 		case 6: /* time passes: up to about 11 minutes, in 10 ms steps */
 			dt = take_u16(in);
-			now.mono += dt * 10 * NSEC_PER_MSEC;
-			now.wall += dt * 10 * NSEC_PER_MSEC;
+			now.mono += (uint64_t)dt * 10 * NSEC_PER_MSEC;
+			now.wall += (uint64_t)dt * 10 * NSEC_PER_MSEC;
 			run_timers();
 			break;
 		case 7:

@@ -54,13 +54,13 @@ struct model {
 	unsigned int sets;
 };
 
-static void fail(void)
+__attribute__((noreturn)) static void fail(void)
 {
 	__builtin_trap();
 }
 
 /* The model's slot for a handle; traps on a handle the module should not hold. */
-static size_t slot_of(struct model *m, void *handle)
+static size_t slot_of(const struct model *m, const void *handle)
 {
 	size_t i;
 

@@ -225,6 +225,8 @@ int main(int argc, char **argv)
 	f.sender = calloc(f.n, sizeof(*f.sender));
 	if (!f.msg || !f.sender || craft(&f, pub)) {
 		fprintf(stderr, "hsflood: cannot craft initiations\n");
+		free(f.msg);
+		free(f.sender);
 		return 1;
 	}
 	s = open_socket(src, argv[optind], argv[optind + 1]);

@@ -85,11 +85,14 @@ static int do_recv(const char *port, long count)
 
 	seen = calloc((size_t)count, 1);
 	s = socket(AF_INET6, SOCK_DGRAM, 0);
-	if (!seen || s < 0)
+	if (!seen || s < 0) {
+		free(seen);
 		return 1;
+	}
 	setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 	if (bind(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		perror("sequdp bind");
+		free(seen);
 		return 1;
 	}
 	printf("listening\n");
@@ -104,7 +107,7 @@ static int do_recv(const char *port, long count)
 		if (poll(&p, 1, 100) <= 0)
 			continue;
 		n = recv(s, buf, sizeof(buf), 0);
-		if (n != PAYLOAD_LEN || memcmp(buf, tag, sizeof(tag)))
+		if (n != PAYLOAD_LEN || memcmp(buf, tag, sizeof(tag)) != 0)
 			continue;
 		for (int b = 7; b >= 0; b--)
 			seq = seq << 8 | buf[8 + b];
