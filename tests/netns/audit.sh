@@ -10,7 +10,8 @@ A="aa$RUN" B="ab$RUN"
 LOG_LEVEL=error start_daemon "$NS1" veild "$A"
 start_daemon "$NS2" veild "$B"
 P1=$(cat "$TMP/p1") P2=$(cat "$TMP/p2")
-FP2=${P2:0:11}
+# The fingerprint is used in extended regular expressions below: escape its "+".
+FP2=$(printf '%s' "${P2:0:11}" | sed 's/+/\\+/g')
 
 run wg set "$A" private-key "$TMP/k1" listen-port 51001 fwmark 0x20 \
 	peer "$P2" preshared-key "$TMP/psk" allowed-ips 192.0.2.2/32 endpoint 198.18.0.2:51002 \
