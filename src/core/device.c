@@ -610,6 +610,11 @@ static enum wg_drop receive_response(struct wg_device *dev, struct wg_now now,
 	peer->rx_bytes += len;
 	timers_event_session_derived(&peer->timers, now.mono);
 	handshake_complete(peer, now, true);
+	/*
+	 * Timer events of this packet before anything is sent: data sent
+	 * below arms the new-handshake timer, which a received event after it
+	 * would cancel again.
+	 */
 	timers_event_any_authenticated_packet_received(&peer->timers, now.mono);
 	timers_event_any_authenticated_packet_traversal(&peer->timers, now.mono);
 	/* Key confirmation: staged data, or else an empty keepalive (reference 7.5). */
@@ -662,6 +667,7 @@ static enum wg_drop receive_data(struct wg_device *dev, struct wg_now now,
 	struct index_entry *e;
 	struct wg_peer *peer;
 	const uint8_t *addr;
+	bool confirmed;
 	size_t tot;
 	int family, n;
 
@@ -682,15 +688,17 @@ static enum wg_drop receive_data(struct wg_device *dev, struct wg_now now,
 
 	/* Endpoint first: the staged packets sent below must go to the new address. */
 	update_endpoint(peer, src);
-	if (noise_keypairs_confirm(&peer->keypairs, kp, dev->index)) {
+	confirmed = noise_keypairs_confirm(&peer->keypairs, kp, dev->index);
+	if (confirmed)
 		handshake_complete(peer, now, false);
-		dev->ops->keypair_ready(dev->ctx, peer);
-	}
 	if (kp == peer->keypairs.current &&
 	    timers_want_rekey_on_receive(&peer->timers, kp->is_initiator, kp->created, now.mono))
 		wg_peer_initiate(peer, now, false);
+	/* As for the response: this packet's timer events before the staged data goes. */
 	timers_event_any_authenticated_packet_received(&peer->timers, now.mono);
 	timers_event_any_authenticated_packet_traversal(&peer->timers, now.mono);
+	if (confirmed)
+		dev->ops->keypair_ready(dev->ctx, peer);
 	peer->rx_bytes += len;
 	if (n == 0)
 		return WG_DROP_NONE; /* keepalive */

@@ -77,6 +77,11 @@ enum wg_event {
 struct wg_peer;
 struct wg_device;
 
+/*
+ * The engine calls these from inside wg_device_receive, the timers and the
+ * peer calls. None of them may remove a peer or change the private key: the
+ * engine still holds the peer it called about.
+ */
 struct wg_device_ops {
 	/* Send buf to ep. peer is NULL for cookie replies. */
 	void (*send)(void *ctx, struct wg_peer *peer, const struct wg_endpoint *ep,

@@ -644,6 +644,42 @@ static void test_first_packet(void **state)
 	assert_int_equal(b->n_hs, 0); /* B was the responder */
 }
 
+/*
+ * The responder's staged data goes out when the initiator's first packet
+ * confirms the session. If it never gets an answer, a new handshake is due
+ * after KEEPALIVE_TIMEOUT + REKEY_TIMEOUT (reference 6.1): the confirming
+ * packet's own timer events must not cancel that timer afterwards.
+ */
+static void test_unanswered_confirmation(void **state)
+{
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	struct datagram d;
+	uint64_t sent, t0;
+
+	assert_int_equal(send_pkt(a, b, AF_INET, 100), 0);
+	assert_true(wire_take(w, &d)); /* A's initiation */
+	assert_int_equal(wg_device_receive(b->dev, w->now, &d.src, d.data, d.len), WG_DROP_NONE);
+	/* B has data too before the session is confirmed: it waits, staged. */
+	assert_int_equal(send_pkt(b, a, AF_INET, 100), 0);
+	assert_int_equal(b->stage.count, 1);
+	assert_true(wire_take(w, &d)); /* B's response: A sends its staged packet */
+	assert_int_equal(d.data[0], MESSAGE_HANDSHAKE_RESPONSE);
+	assert_int_equal(wg_device_receive(a->dev, w->now, &d.src, d.data, d.len), WG_DROP_NONE);
+	assert_true(wire_take(w, &d)); /* A's data confirms B's session: B sends its packet */
+	assert_int_equal(d.data[0], MESSAGE_DATA);
+	assert_int_equal(wg_device_receive(b->dev, w->now, &d.src, d.data, d.len), WG_DROP_NONE);
+	assert_int_equal(b->stage.count, 0);
+	sent = b->events[WG_EVENT_HANDSHAKE_SENT];
+	t0 = w->now.mono;
+
+	a->blackholed = true; /* A hears B but never answers again */
+	advance_to(w, t0 + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT - MSEC);
+	assert_int_equal(b->events[WG_EVENT_HANDSHAKE_SENT], sent);
+	advance_to(w, t0 + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX_MS * MSEC);
+	assert_int_equal(b->events[WG_EVENT_HANDSHAKE_SENT], sent + 1);
+}
+
 static void test_ipv6_with_psk(void **state)
 {
 	struct world *w = *state;
@@ -1413,6 +1449,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_first_packet, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unanswered_confirmation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6_with_psk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_psk_mismatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hours_of_traffic, setup, teardown),
