@@ -82,6 +82,8 @@ int udp_open(struct udp_sockets *u, uint16_t port, uint32_t fwmark)
 		if (port || fd6 != -EADDRINUSE)
 			return fd6;
 	}
+	if (tries == 10)
+		return -EADDRINUSE; /* fd4 is already closed */
 	if (fd4 < 0 && fd6 < 0)
 		return -EAFNOSUPPORT;
 	u->fd4 = fd4;
