@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -51,8 +52,16 @@ enum {
 	PKT_CAP = 9216 + 64, /* the largest inner packet we carry (jumbo MTU 9000 fits) */
 	POOL_MAX = 8192,
 	STAGED_MAX = MAX_PEER_QUEUED_PACKETS,
+	/*
+	 * Packets waiting for handshakes, all peers together, stay two batches
+	 * short of the pool: a TUN batch (staged for peers with a session and
+	 * sent at its end) and a UDP receive batch always find buffers,
+	 * however many peers wait.
+	 */
+	STAGED_TOTAL_MAX = POOL_MAX - 2 * BATCH,
 	POOL_RESERVE = BATCH, /* one receive batch stays warm */
 	POOL_TRIM_MS = 5000,
+	ANON_REASONS = 4, /* refusal reasons rate-limited apart */
 };
 
 struct pkt {
@@ -61,14 +70,23 @@ struct pkt {
 	uint8_t data[DATA_HEADER_LEN + PKT_CAP + MESSAGE_PADDING_MULTIPLE + NOISE_AUTHTAG_LEN];
 };
 
+/*
+ * A peer waits on up to three work lists (timers to re-arm, packets to
+ * send, allowed IPs to audit). The links are doubly linked so a removed
+ * peer leaves every list at once, whatever is half done: a control
+ * request split over several reads, a batch in progress.
+ */
+struct link {
+	struct link *next, **pprev; /* pprev NULL: on no list */
+};
+
 struct vpeer {
 	struct daemon *d;
 	struct wg_peer *wp; /* NULL once the engine removed it */
 	uv_timer_t timer;
 	struct pkt *staged[STAGED_MAX];
 	unsigned int head, count;
-	bool dirty, flush, ips_touched;
-	struct vpeer *dirty_next, *flush_next, *ips_next;
+	struct link dirty, flush, ips;
 	uint8_t ips_before[16];
 };
 
@@ -97,16 +115,20 @@ struct daemon {
 	FILE *keylog;
 	struct pkt *pool;
 	size_t pool_count, pool_total;
-	struct vpeer *dirty_head, *flush_head;
+	struct link *dirty_head, *flush_head, *ips_head;
+	size_t staged_total; /* over all peers, kept below STAGED_TOTAL_MAX */
 	struct slab_cache vpeer_cache;
 	struct udp_msg tx[BATCH];
 	struct pkt *tx_pkt[BATCH];
 	struct vpeer *tx_peer[BATCH];
 	unsigned int ntx;
 	uint64_t icmp_window, icmp_count;
+	struct anon_limit {
+		int err;
+		uint64_t window, count;
+	} anon[ANON_REASONS];
 	long who_uid, who_pid; /* the control-socket caller being served, or -1 */
 	bool stopping; /* tearing down: one audit line, not one per peer */
-	struct vpeer *ips_touched;
 	int exit_status;
 };
 
@@ -170,15 +192,51 @@ static void pkt_put(struct daemon *d, struct pkt *p)
 	d->pool_count++;
 }
 
+/* ---- work lists --------------------------------------------------------------- */
+
+static bool on_list(const struct link *l)
+{
+	return l->pprev != NULL;
+}
+
+static void link_push(struct link **head, struct link *l)
+{
+	if (on_list(l))
+		return;
+	l->next = *head;
+	if (*head)
+		(*head)->pprev = &l->next;
+	*head = l;
+	l->pprev = head;
+}
+
+static void link_del(struct link *l)
+{
+	if (!on_list(l))
+		return;
+	*l->pprev = l->next;
+	if (l->next)
+		l->next->pprev = l->pprev;
+	l->next = NULL;
+	l->pprev = NULL;
+}
+
+static struct link *link_pop(struct link **head)
+{
+	struct link *l = *head;
+
+	if (l)
+		link_del(l);
+	return l;
+}
+
 /* ---- per-peer timers ------------------------------------------------------- */
 
 static void mark_dirty(struct vpeer *vp)
 {
-	if (vp->dirty)
-		return;
-	vp->dirty = true;
-	vp->dirty_next = vp->d->dirty_head;
-	vp->d->dirty_head = vp;
+	if (!vp->wp)
+		return; /* removed: its timer is closing */
+	link_push(&vp->d->dirty_head, &vp->dirty);
 }
 
 static void peer_timer_cb(uv_timer_t *t);
@@ -202,21 +260,13 @@ static void send_staged(struct vpeer *vp, struct wg_now now);
 static void finish_batch(struct daemon *d)
 {
 	struct wg_now now = now_of(d);
-	struct vpeer *vp;
+	struct link *l;
 
-	while ((vp = d->flush_head)) {
-		d->flush_head = vp->flush_next;
-		vp->flush = false;
-		if (vp->wp)
-			send_staged(vp, now);
-	}
+	while ((l = link_pop(&d->flush_head)))
+		send_staged(container_of(l, struct vpeer, flush), now);
 	flush_tx(d);
-	while ((vp = d->dirty_head)) {
-		d->dirty_head = vp->dirty_next;
-		vp->dirty = false;
-		if (vp->wp)
-			arm_timer(vp, now);
-	}
+	while ((l = link_pop(&d->dirty_head)))
+		arm_timer(container_of(l, struct vpeer, dirty), now);
 }
 
 static void peer_timer_cb(uv_timer_t *t)
@@ -232,30 +282,45 @@ static void peer_timer_cb(uv_timer_t *t)
 
 /* ---- staging and sending ---------------------------------------------------- */
 
+/* Take the oldest staged packet off the peer's ring. */
+static struct pkt *unstage(struct vpeer *vp)
+{
+	struct pkt *p = vp->staged[vp->head];
+
+	vp->head = (vp->head + 1) % STAGED_MAX;
+	vp->count--;
+	vp->d->staged_total--;
+	return p;
+}
+
 static void purge(struct vpeer *vp)
 {
-	while (vp->count) {
-		pkt_put(vp->d, vp->staged[vp->head]);
-		vp->head = (vp->head + 1) % STAGED_MAX;
-		vp->count--;
-	}
+	while (vp->count)
+		pkt_put(vp->d, unstage(vp));
 }
 
 static void stage(struct vpeer *vp, struct pkt *p)
 {
-	/* Bounded: the oldest packet makes room (reference 2.4). */
+	struct daemon *d = vp->d;
+
+	/*
+	 * Bounded per peer: the oldest packet makes room (reference 2.4). A
+	 * peer waiting for a handshake is also bounded by what all waiting
+	 * peers hold; one with a session sends at the end of this batch.
+	 */
 	if (vp->count == STAGED_MAX) {
-		pkt_put(vp->d, vp->staged[vp->head]);
-		vp->head = (vp->head + 1) % STAGED_MAX;
-		vp->count--;
+		pkt_put(d, unstage(vp));
+	} else if (d->staged_total >= STAGED_TOTAL_MAX && !vp->wp->keypairs.current) {
+		if (!vp->count) {
+			pkt_put(d, p); /* others hold the whole budget */
+			return;
+		}
+		pkt_put(d, unstage(vp));
 	}
 	vp->staged[(vp->head + vp->count) % STAGED_MAX] = p;
 	vp->count++;
-	if (!vp->flush) {
-		vp->flush = true;
-		vp->flush_next = vp->d->flush_head;
-		vp->d->flush_head = vp;
-	}
+	d->staged_total++;
+	link_push(&d->flush_head, &vp->flush);
 }
 
 static void flush_tx(struct daemon *d)
@@ -268,7 +333,7 @@ static void flush_tx(struct daemon *d)
 	for (i = 0; i < d->ntx; i++) {
 		struct vpeer *vp = d->tx_peer[i];
 
-		if (d->tx[i].src_failed && vp->wp)
+		if (d->tx[i].src_failed && vp && vp->wp)
 			vp->wp->endpoint.has_src = false;
 		pkt_put(d, d->tx_pkt[i]);
 	}
@@ -292,8 +357,7 @@ static size_t send_staged_count(struct vpeer *vp, struct wg_now now)
 
 		if (wg_peer_encrypt(wp, now, p->data, p->len, &len))
 			break; /* no session yet: a handshake is under way */
-		vp->head = (vp->head + 1) % STAGED_MAX;
-		vp->count--;
+		unstage(vp);
 		if (d->ntx == BATCH)
 			flush_tx(d);
 		d->tx[d->ntx].buf = p->data;
@@ -304,6 +368,9 @@ static size_t send_staged_count(struct vpeer *vp, struct wg_now now)
 		bytes += len;
 		sent++;
 	}
+	/* What could not go waits for a handshake: back within the budget. */
+	while (d->staged_total > STAGED_TOTAL_MAX && vp->count)
+		pkt_put(d, unstage(vp));
 	if (sent)
 		wg_peer_sent(wp, now, bytes, true);
 	mark_dirty(vp);
@@ -363,13 +430,26 @@ static void free_vpeer(uv_handle_t *h)
 	slab_free(&vp->d->vpeer_cache, vp);
 }
 
+/*
+ * Teardown of a peer: its staged packets go back to the pool, it leaves
+ * every work list and the send batch, its timer stops, and the memory
+ * goes only in the timer's close callback, after this loop iteration.
+ */
 static void op_peer_removed(void *ctx, struct wg_peer *peer)
 {
+	struct daemon *d = ctx;
 	struct vpeer *vp = peer->user;
+	unsigned int i;
 
-	if (!((struct daemon *)ctx)->stopping)
-		audit(ctx, "peer_removed", peer->public_key, NULL);
+	if (!d->stopping)
+		audit(d, "peer_removed", peer->public_key, NULL);
 	purge(vp);
+	link_del(&vp->dirty);
+	link_del(&vp->flush);
+	link_del(&vp->ips);
+	for (i = 0; i < d->ntx; i++)
+		if (d->tx_peer[i] == vp)
+			d->tx_peer[i] = NULL;
 	vp->wp = NULL;
 	uv_timer_stop(&vp->timer);
 	uv_close((uv_handle_t *)&vp->timer, free_vpeer);
@@ -410,6 +490,40 @@ static void audit(struct daemon *d, const char *event, const uint8_t *pub, const
 	log_audit("event=%s iface=%s peer=%s %s%s", event, d->cfg->ifname, fp, who, extra);
 }
 
+/*
+ * An initiation with a valid MAC1 but no peer behind it costs a stranger
+ * one packet: report such failures at most once a second per reason, with
+ * how many the line stands for, so they cannot flood the log.
+ */
+static void anonymous_failure(struct daemon *d, int err)
+{
+	uint64_t now = now_of(d).mono;
+	struct anon_limit *a = &d->anon[0];
+	size_t i;
+
+	for (i = 0; i < ANON_REASONS; i++) {
+		if (d->anon[i].err == err) {
+			a = &d->anon[i];
+			break;
+		}
+		if (d->anon[i].window < a->window)
+			a = &d->anon[i]; /* a new reason takes the stalest slot */
+	}
+	if (a->err != err) {
+		a->err = err;
+		a->window = 0;
+		a->count = 0;
+	}
+	a->count++;
+	if (a->window && now - a->window < NSEC_PER_SEC)
+		return;
+	a->window = now;
+	log_info("%s: handshake initiation from no known peer refused: %s", d->cfg->ifname,
+		 strerror(-err));
+	audit(d, "handshake_failed", NULL, "reason=\"%s\" count=%" PRIu64, strerror(-err), a->count);
+	a->count = 0;
+}
+
 static void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
 {
 	struct daemon *d = ctx;
@@ -434,10 +548,13 @@ static void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
 		      peer->public_key, "role=%s", arg ? "initiator" : "responder");
 		break;
 	case WG_EVENT_HANDSHAKE_FAILED:
+		if (!peer) {
+			anonymous_failure(d, arg);
+			break;
+		}
 		log_info("%s: peer %s…: handshake message refused: %s", d->cfg->ifname, fp,
 			 strerror(-arg));
-		audit(d, "handshake_failed", peer ? peer->public_key : NULL, "reason=\"%s\"",
-		      strerror(-arg));
+		audit(d, "handshake_failed", peer->public_key, "reason=\"%s\"", strerror(-arg));
 		break;
 	case WG_EVENT_GAVE_UP:
 		log_info("%s: peer %s…: no handshake answer after %d attempts, dropping queue",
@@ -533,9 +650,11 @@ static void icmp_unreachable(struct daemon *d, const uint8_t *pkt, size_t len, u
 		return;
 	memset(out, 0, sizeof(out));
 	if (len >= 20 && pkt[0] >> 4 == 4) {
-		if (pkt[9] == 1 && len > 20 && pkt[20] != 8)
+		size_t ihl = (size_t)(pkt[0] & 0x0f) * 4;
+
+		if (pkt[9] == 1 && len > ihl && pkt[ihl] != 8)
 			return; /* never answer ICMP errors */
-		quote = len < 28 + 548 ? len : 548;
+		quote = len < 548 ? len : 548;
 		n = 20 + 8 + quote;
 		out[0] = 0x45;
 		out[2] = (uint8_t)(n >> 8);
@@ -604,6 +723,23 @@ static void stop(struct daemon *d, int status)
 	uv_stop(&d->loop);
 }
 
+/*
+ * No buffer to spare (it should not happen: staging is capped below the
+ * pool): take one packet off the fd into scratch and drop it, so a
+ * level-triggered poll does not spin on data nobody reads.
+ */
+static void drain_one(int fd, bool is_socket)
+{
+	static uint8_t scratch[65536];
+	ssize_t r;
+
+	if (is_socket)
+		r = recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+	else
+		r = read(fd, scratch, sizeof(scratch));
+	(void)r;
+}
+
 static void tun_cb(uv_poll_t *h, int status, int events)
 {
 	struct daemon *d = container_of(h, struct daemon, tun_poll);
@@ -623,9 +759,16 @@ static void tun_cb(uv_poll_t *h, int status, int events)
 		struct wg_peer *wp;
 		ssize_t r;
 
-		if (!p)
+		if (!p) {
+			drain_one(d->tun_fd, false);
 			break;
-		r = read(d->tun_fd, p->data + DATA_HEADER_LEN, PKT_CAP);
+		}
+		/*
+		 * One byte more than we carry, to see a longer packet: the kernel
+		 * truncates it to the buffer (or, on some versions, reports its
+		 * whole length). The buffer has room past PKT_CAP for padding.
+		 */
+		r = read(d->tun_fd, p->data + DATA_HEADER_LEN, PKT_CAP + 1);
 		if (r <= 0) {
 			int err = r < 0 ? errno : EIO;
 
@@ -636,6 +779,12 @@ static void tun_cb(uv_poll_t *h, int status, int events)
 			log_info("%s: TUN device gone (%s), shutting down", d->cfg->ifname, strerror(err));
 			stop(d, 0);
 			break;
+		}
+		if (r > PKT_CAP) {
+			log_debug("%s: dropping a packet longer than the %d bytes veil carries",
+				  d->cfg->ifname, PKT_CAP);
+			pkt_put(d, p);
+			continue;
 		}
 		p->len = (size_t)r;
 		wp = wg_device_route(d->wg, p->data + DATA_HEADER_LEN, p->len);
@@ -672,7 +821,11 @@ static void udp_cb(uv_poll_t *h, int status, int events)
 			msgs[n].buf = bufs[n]->data;
 			msgs[n].len = sizeof(bufs[n]->data);
 		}
-		got = n ? udp_recv_batch(up->fd, msgs, n) : 0;
+		if (!n) {
+			drain_one(up->fd, true);
+			break;
+		}
+		got = udp_recv_batch(up->fd, msgs, n);
 		now = now_of(d);
 		for (i = 0; got > 0 && i < (unsigned int)got; i++)
 			wg_device_receive(d->wg, now, &msgs[i].ep, msgs[i].buf, msgs[i].len);
@@ -913,12 +1066,10 @@ static void touch_ips(struct daemon *d, struct wg_peer *wp)
 {
 	struct vpeer *vp = wp->user;
 
-	if (vp->ips_touched)
+	if (on_list(&vp->ips))
 		return;
-	vp->ips_touched = true;
 	ips_digest(wp, vp->ips_before);
-	vp->ips_next = d->ips_touched;
-	d->ips_touched = vp;
+	link_push(&d->ips_head, &vp->ips);
 }
 
 static int be_peer_replace_allowed_ips(void *ctx, void *peer)
@@ -996,15 +1147,13 @@ static int be_get(void *ctx, struct uapi_writer *w)
 static void be_set_end(void *ctx, int err)
 {
 	struct daemon *d = ctx;
-	struct vpeer *vp;
+	struct link *l;
 	uint8_t after[16];
 
 	(void)err;
-	while ((vp = d->ips_touched)) {
-		d->ips_touched = vp->ips_next;
-		vp->ips_touched = false;
-		if (!vp->wp)
-			continue;
+	while ((l = link_pop(&d->ips_head))) {
+		struct vpeer *vp = container_of(l, struct vpeer, ips);
+
 		ips_digest(vp->wp, after);
 		if (memcmp(after, vp->ips_before, sizeof(after)) != 0)
 			audit(d, "allowed_ips_changed", vp->wp->public_key, "count=%zu",
@@ -1188,6 +1337,14 @@ static void uapi_accept(uv_stream_t *server, int status)
 
 /* ---- following the interface: MTU changes, socket file removal ------------------------ */
 
+static void set_mtu(struct daemon *d, unsigned int mtu)
+{
+	if (mtu > PKT_CAP)
+		log_error("%s: MTU %u is above the %d bytes veil carries: larger packets are dropped",
+			  d->cfg->ifname, mtu, PKT_CAP);
+	wg_device_set_mtu(d->wg, mtu);
+}
+
 static int link_attr_cb(const struct nlattr *attr, void *data)
 {
 	const struct nlattr **tb = data;
@@ -1213,7 +1370,7 @@ static int link_msg_cb(const struct nlmsghdr *nlh, void *data)
 
 		if (mtu != wg_device_mtu(d->wg)) {
 			log_info("%s: MTU is now %u", d->cfg->ifname, mtu);
-			wg_device_set_mtu(d->wg, mtu);
+			set_mtu(d, mtu);
 		}
 	}
 	return MNL_CB_OK;
@@ -1287,8 +1444,14 @@ static void signal_cb(uv_signal_t *s, int signum)
 
 static void close_walk(uv_handle_t *h, void *arg)
 {
-	(void)arg;
-	if (!uv_is_closing(h))
+	struct daemon *d = arg;
+
+	if (uv_is_closing(h))
+		return;
+	/* Control connections are freed and wiped: a half-read request may hold a key. */
+	if (h->type == UV_NAMED_PIPE && h != (uv_handle_t *)&d->uapi)
+		uconn_close(container_of((uv_pipe_t *)h, struct uconn, pipe));
+	else
 		uv_close(h, NULL);
 }
 
@@ -1314,7 +1477,7 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 	if (!d->wg)
 		goto out_loop;
 	if (!tun_get_mtu(cfg->ifname, &mtu))
-		wg_device_set_mtu(d->wg, mtu);
+		set_mtu(d, mtu);
 	if (cfg->keylog_path) {
 		d->keylog = fopen(cfg->keylog_path, "ae");
 		if (!d->keylog)
@@ -1386,7 +1549,7 @@ out_dev:
 	unwatch(&d->udp4);
 	unwatch(&d->udp6);
 	udp_close(&d->udp);
-	uv_walk(&d->loop, close_walk, NULL);
+	uv_walk(&d->loop, close_walk, d);
 	uv_run(&d->loop, UV_RUN_DEFAULT);
 	if (d->nl)
 		mnl_socket_close(d->nl);

@@ -6,15 +6,18 @@
 # an unknown key, with a broken AEAD, and from A's key with a stale timestamp;
 # captured initiations and transport packets replayed, and transport packets
 # with a forged counter or a flipped bit. Then a few thousand malformed
-# requests go to B's control socket. After each group B must be alive, must
-# not have answered, and the session must still carry traffic with no new
-# handshake. SEED=N repeats a run's random input.
+# requests go to B's control socket, and a valid one in pieces. After each
+# group B must be alive, must not have answered, and the session must still
+# carry traffic with no new handshake. Last, on the tunnel side of A: oversized packets under a jumbo MTU
+# and a flood to peers that never answer. SEED=N repeats a run's random input.
 . "$(dirname "$0")/lib.sh"
 
 UDPSEND="$ROOT/$BUILD/tools/udpsend"
 WGCRAFT="$ROOT/$BUILD/tools/wgcraft"
 UAPIFUZZ="$ROOT/$BUILD/tools/uapifuzz"
-for t in "$UDPSEND" "$WGCRAFT" "$UAPIFUZZ"; do
+SEQUDP="$ROOT/$BUILD/tools/sequdp"
+UAPISLOW="$ROOT/$BUILD/tools/uapislow"
+for t in "$UDPSEND" "$WGCRAFT" "$UAPIFUZZ" "$SEQUDP" "$UAPISLOW"; do
 	[ -x "$t" ] || fail "missing $t (make $BUILD/tools/$(basename "$t"))"
 done
 command -v tcpdump >/dev/null && command -v tshark >/dev/null ||
@@ -163,10 +166,65 @@ wg showconf "$ifb" >"$TMP/after.conf"
 diff -u "$TMP/before.conf" "$TMP/after.conf" || fail "configuration changed by refused requests"
 check_session "control requests"
 
+# A valid request that arrives in pieces, the daemon reading each on its own:
+# a new peer gets allowed IPs and an endpoint, then is removed, in one set.
+tmpk=$(wg genkey | wg pubkey | base64 -d | od -An -tx1 | tr -d ' \n')
+out=$(printf 'set=1\npublic_key=%s\nallowed_ip=192.0.2.99/32\n@pause\nendpoint=198.18.0.99:51009\n@pause\npublic_key=%s\nremove=true\n@pause\n\n' \
+	"$tmpk" "$tmpk" | timeout 20 "$UAPISLOW" "/var/run/wireguard/$ifb.sock") ||
+	fail "a request in pieces: $out"
+[ "$(wg show "$ifb" peers | wc -l)" -eq 1 ] || fail "the peer added and removed in pieces is still there"
+check_session "a request in pieces"
+
+# 6. The tunnel side of A. Packets longer than veil carries (9,280 bytes) under a
+# jumbo MTU are dropped, never read past a buffer; a packet that fits still
+# crosses. Then a flood to 70 peers that never answer (endpoints nobody
+# holds) fills their queues past the packet pool: the session with B must keep
+# working meanwhile, and removing those peers must leave A sound.
+APID=${PIDS[0]}
+a_logged() { grep -c -- "$1" "$TMP/$ifa.log" || true; }
+n1 ip link set mtu 9400 dev "$ifa"
+n2 ip link set mtu 9400 dev "$ifb"
+for _ in $(seq 50); do [ "$(a_logged "MTU is now 9400")" -gt 0 ] && break; sleep 0.1; done
+[ "$(a_logged "MTU is now 9400")" -gt 0 ] || fail "A did not follow the MTU change"
+n1 ping -q -c 2 -i 0.2 -W 2 -s 9000 -M do 192.0.2.2 >/dev/null || fail "a 9,028-byte packet did not cross"
+if n1 ping -q -c 2 -i 0.2 -W 1 -s 9300 -M do 192.0.2.2 >/dev/null; then
+	fail "a 9,328-byte packet crossed: more than veil's buffers hold"
+fi
+kill -0 "$APID" 2>/dev/null || fail "veild A died on an oversized packet"
+n1 ip link set mtu 1420 dev "$ifa"
+n2 ip link set mtu 1420 dev "$ifb"
+log "jumbo MTU: 9,028 bytes cross, 9,328 bytes are dropped, A alive"
+check_session "oversized packets"
+
+# 70 dead peers with 130 packets each: more than their 128-packet queues hold
+# in all (8,960) and more than the 8,192-packet pool.
+dead=()
+args=()
+for i in $(seq 0 69); do
+	dead+=("$(wg genkey | wg pubkey)")
+	args+=(peer "${dead[$i]}" allowed-ips "192.0.2.$((10 + i))/32" endpoint "198.18.0.$((100 + i)):51009")
+done
+wg set "$ifa" "${args[@]}" || fail "adding the dead peers"
+for i in $(seq 0 69); do
+	n1 timeout 20 "$SEQUDP" send "192.0.2.$((10 + i))" 9 130 50000 >/dev/null ||
+		fail "flood to dead peer $i"
+done
+kill -0 "$APID" 2>/dev/null || fail "veild A died under the flood to dead peers"
+n1 ping -q -c 2 -i 0.2 -W 1 -w 5 192.0.2.2 >/dev/null || fail "A -> B ping while dead peers hold the pool"
+args=()
+for i in $(seq 0 69); do
+	args+=(peer "${dead[$i]}" remove)
+done
+wg set "$ifa" "${args[@]}" || fail "removing the dead peers"
+[ "$(wg show "$ifa" peers | wc -l)" -eq 1 ] || fail "dead peers not removed"
+log "flood of 9,100 packets to 70 dead peers: A alive, session with B kept"
+check_session "a flood to dead peers"
+
 # The end: B still runs, and its log shows no crash.
 kill -0 "$BPID" 2>/dev/null || fail "veild B died"
+kill -0 "$APID" 2>/dev/null || fail "veild A died"
 if grep -E -i "segmentation fault|aborted|assertion|sanitizer|runtime error|double free|stack smashing" \
-	"$TMP/$ifb.log"; then
-	fail "B's log shows a crash"
+	"$TMP/$ifa.log" "$TMP/$ifb.log"; then
+	fail "a daemon's log shows a crash"
 fi
 log "hostile: all passed (seed $SEED)"
