@@ -27,7 +27,7 @@ static int connect_to(const char *path)
 		fprintf(stderr, "uapislow: socket path too long\n");
 		return -1;
 	}
-	strcpy(a.sun_path, path);
+	memcpy(a.sun_path, path, strlen(path) + 1);
 	s = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		perror("uapislow: connect");
@@ -41,7 +41,7 @@ static int connect_to(const char *path)
 static int send_request(int s)
 {
 	char line[4096];
-	const struct timespec pause = { 0, 300 * 1000 * 1000 };
+	const struct timespec pause = { 0, 300L * 1000 * 1000 };
 
 	while (fgets(line, sizeof(line), stdin)) {
 		size_t n = strlen(line);
