@@ -62,6 +62,12 @@ DAEMON_SRC := $(filter-out src/veild.c,$(wildcard src/*.c))
 DAEMON_OBJ := $(DAEMON_SRC:src/%.c=$(BUILD)/%.o)
 VEILD := $(BUILD)/veild
 
+# veilctl, the control tool: its own modules, the core archive for nothing
+# but shared helpers, libsodium for keys and libmnl for rtnetlink.
+VEILCTL_SRC := $(wildcard tools/veilctl/*.c)
+VEILCTL_OBJ := $(VEILCTL_SRC:tools/veilctl/%.c=$(BUILD)/ctl/%.o)
+VEILCTL := $(BUILD)/veilctl
+
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRC := $(wildcard tests/tools/*.c)
@@ -77,15 +83,15 @@ FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 CHECK_FUZZ_SECONDS ?= 10
 FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(FUZZ_SAN) -g -O1 -Iinclude -Isrc \
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(FUZZ_SAN) -g -O1 -Iinclude -Isrc -Itools/veilctl \
 	$(shell $(PKG_CONFIG) --cflags libsodium)
-FUZZ_BIN := build/fuzz/fuzz_packet build/fuzz/fuzz_uapi
+FUZZ_BIN := build/fuzz/fuzz_packet build/fuzz/fuzz_uapi build/fuzz/fuzz_conf
 FUZZ_DEPS_STAMP := build/.deps-fuzz-ok
 
 .PHONY: all deps check check-unit check-valgrind check-netns check-san check-fuzz fuzz lint demo bench install clean
 .DEFAULT_GOAL := all
 
-all: $(CORE_LIB) $(VEILD)
+all: $(CORE_LIB) $(VEILD) $(VEILCTL)
 
 # Installs exactly the missing Debian packages (tools/install-deps.sh says
 # what it installs). Re-checked when the script changes.
@@ -112,12 +118,21 @@ $(VEILD): $(BUILD)/veild.o $(DAEMON_OBJ) $(CORE_LIB)
 	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
 	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(DEP_LIBS)
 
+$(BUILD)/ctl/%.o: tools/veilctl/%.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@[ "$(V)" = 1 ] || echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -Itools/veilctl -c -o $@ $<
+
+$(VEILCTL): $(VEILCTL_OBJ) $(CORE_LIB)
+	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
+	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(DEP_LIBS)
+
 # Each unit test includes the .c it tests (to reach static functions) and
 # takes everything else from the core archive.
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_LIB) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $(TEST_CFLAGS) -o $@ $< $(CORE_LIB) \
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -Itools/veilctl $(TEST_CFLAGS) -o $@ $< $(CORE_LIB) \
 		$(ALL_LDFLAGS) $(TEST_LIBS) $(CORE_LIBS)
 
 # Test tools may use the protocol core (to craft real handshake messages).
@@ -134,6 +149,7 @@ $(BUILD)/bench/%: tests/bench/%.c $(CORE_LIB) | $(DEPS_STAMP)
 # The packet target drives the whole core; the UAPI target only the parser.
 build/fuzz/fuzz_packet: tests/fuzz/fuzz_packet.c $(CORE_SRC) $(wildcard src/core/*.h) | $(FUZZ_DEPS_STAMP)
 build/fuzz/fuzz_uapi: tests/fuzz/fuzz_uapi.c src/uapi.c src/uapi.h src/core/compiler.h | $(FUZZ_DEPS_STAMP)
+build/fuzz/fuzz_conf: tests/fuzz/fuzz_conf.c tools/veilctl/conf.c tools/veilctl/conf.h | $(FUZZ_DEPS_STAMP)
 
 $(FUZZ_BIN):
 	@mkdir -p $(@D)
@@ -189,8 +205,10 @@ bench: all $(BENCH_BIN) $(TOOL_BIN)
 install: all
 	install -d $(DESTDIR)$(SBINDIR)
 	install -m 0755 $(VEILD) $(DESTDIR)$(SBINDIR)/veild
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 $(VEILCTL) $(DESTDIR)$(BINDIR)/veilctl
 
 clean:
 	rm -rf build
 
--include $(CORE_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(BUILD)/veild.d $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)
+-include $(CORE_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(VEILCTL_OBJ:.o=.d) $(BUILD)/veild.d $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)

@@ -11,12 +11,12 @@ want=""
 for set in "${@:-build}"; do
 	case "$set" in
 	build) want="$want gcc make pkg-config libsodium-dev libuv1-dev libmnl-dev libcmocka-dev" ;;
-	test) want="$want iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping" ;;
+	test) want="$want iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping jq" ;;
 	bench) want="$want iproute2 wireguard-go wireguard-tools iperf3 iputils-ping" ;;
 	valgrind) want="$want valgrind" ;;
 	lint) want="$want cppcheck clang-tidy" ;;
 	fuzz) want="$want clang libclang-rt-14-dev pkg-config libsodium-dev" ;;
-	all) want="$want gcc make pkg-config libsodium-dev libuv1-dev libmnl-dev libcmocka-dev iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping clang libclang-rt-14-dev valgrind cppcheck clang-tidy" ;;
+	all) want="$want gcc make pkg-config libsodium-dev libuv1-dev libmnl-dev libcmocka-dev iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping jq clang libclang-rt-14-dev valgrind cppcheck clang-tidy" ;;
 	*) echo "install-deps: unknown set '$set' (build, test, bench, fuzz, valgrind, lint, all)" >&2; exit 2 ;;
 	esac
 done

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Static analysis: cppcheck, then clang-tidy (checks in .clang-tidy), over
-# the daemon, the core, the test tools and the fuzz targets. Any finding
+# the daemon, the core, veilctl, the test tools and the fuzz targets. Any finding
 # fails. Usage: tools/lint.sh [file.c ...] (default: all of them).
 set -eu
 cd "$(dirname "$0")/.."
@@ -10,7 +10,7 @@ PKG_CONFIG=${PKG_CONFIG:-pkg-config}
 if [ $# -gt 0 ]; then
 	files="$*"
 else
-	files=$(ls src/*.c src/core/*.c tests/tools/*.c tests/fuzz/*.c)
+	files=$(ls src/*.c src/core/*.c tools/veilctl/*.c tests/tools/*.c tests/fuzz/*.c)
 fi
 status=0
 
@@ -20,14 +20,14 @@ status=0
 # does it need to.
 # shellcheck disable=SC2086
 cppcheck --enable=warning,style,performance,portability --std=c11 \
-	--inline-suppr --error-exitcode=1 --quiet -D__x86_64__ -Isrc -Iinclude \
+	--inline-suppr --error-exitcode=1 --quiet -D__x86_64__ -Isrc -Iinclude -Itools/veilctl \
 	--suppress=variableScope --suppress=missingIncludeSystem \
 	--template='{file}:{line}: {severity}: {message} [{id}]' $files || status=1
 
 # clang-tidy sees each file with the flags of the Makefile build, two
 # processes at a time (it is the slow half). WarningsAsErrors in
 # .clang-tidy turns any finding into a non-zero exit, which xargs passes on.
-TIDY_FLAGS="-std=c11 -D_GNU_SOURCE -Isrc -Iinclude $($PKG_CONFIG --cflags libsodium libuv libmnl)"
+TIDY_FLAGS="-std=c11 -D_GNU_SOURCE -Isrc -Iinclude -Itools/veilctl $($PKG_CONFIG --cflags libsodium libuv libmnl)"
 export TIDY_FLAGS
 # shellcheck disable=SC2016,SC2086
 printf '%s\n' $files | xargs -P "$(nproc)" -n 4 sh -c \

@@ -29,8 +29,31 @@ n1() { ip netns exec "$NS1" "$@"; }
 n2() { ip netns exec "$NS2" "$@"; }
 n3() { ip netns exec "$NS3" "$@"; }
 
+# Namespaces a test adds beyond NS1..NS3, and state files of veilctl up to remove.
+EXTRA_NS=()
+STATE_FILES=()
+
+# Daemons that veilctl up started in the background: their PIDs are those of
+# the processes left in our own namespaces. Deleting a TUN link stops veild,
+# but a namespace is only freed when no process holds it.
+stop_namespace_processes() {
+	local ns pid pids=()
+	for ns in "$NS1" "$NS2" "$NS3" "${EXTRA_NS[@]}"; do
+		ip netns list 2>/dev/null | grep -q "^$ns\b" || continue
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do
+			pids+=("$pid")
+		done
+	done
+	[ ${#pids[@]} -gt 0 ] || return 0
+	kill "${pids[@]}" 2>/dev/null
+	for pid in "${pids[@]}"; do
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$pid" 2>/dev/null
+	done
+}
+
 cleanup() {
-	local status=$? pid
+	local status=$? pid ns
 	set +e
 	for pid in "${PIDS[@]}"; do
 		kill "$pid" 2>/dev/null
@@ -38,6 +61,13 @@ cleanup() {
 	for pid in "${PIDS[@]}"; do
 		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -9 "$pid" 2>/dev/null
+	done
+	stop_namespace_processes
+	for ns in "${EXTRA_NS[@]}"; do
+		ip netns del "$ns" 2>/dev/null
+	done
+	for f in "${STATE_FILES[@]}"; do
+		rm -f "$f"
 	done
 	# A sanitizer build reports in the daemons' logs: any report fails the test.
 	if grep -l -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$TMP"/*.log 2>/dev/null; then

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Where keys come from, and broken files. An interface comes up with its
+# private key from a 0600 key file, from a systemd credentials directory and
+# from a command (as a vault client would supply it), and with a peer's
+# pre-shared key from a file; a 0644 key file is refused. Then one broken
+# file per error class: each gives its file:line:key message, a non-zero exit,
+# and changes nothing: no interface, no state, and the interface already
+# running keeps its configuration.
+. "$(dirname "$0")/lib.sh"
+
+VEILCTL="$ROOT/$BUILD/veilctl"
+[ -x "$VEILCTL" ] || fail "missing $VEILCTL (make)"
+ifk="ck$RUN"
+STATE_FILES+=("/var/run/veil/$ifk.state")
+
+setup_hosts
+umask 077
+"$VEILCTL" genkey >"$TMP/k"
+pub=$("$VEILCTL" pubkey <"$TMP/k")
+"$VEILCTL" genkey >"$TMP/peer.key"
+peer=$("$VEILCTL" pubkey <"$TMP/peer.key")
+"$VEILCTL" genpsk >"$TMP/psk"
+
+# conf_with LINE: a file for $ifk whose private key comes from LINE.
+conf_with() {
+	cat >"$TMP/$ifk.conf" <<EOF
+[Interface]
+$1
+ListenPort = 51830
+Address = 198.19.5.1/24
+
+[Peer]
+PublicKey = $peer
+PresharedKeyFile = $TMP/psk
+AllowedIPs = 198.19.5.2/32
+Endpoint = 198.18.0.2:51830
+EOF
+}
+
+# up_with WHAT: up, check the keys the daemon holds, down.
+up_with() {
+	n1 "$VEILCTL" up "$TMP/$ifk.conf" || fail "veilctl up with $1"
+	[ "$(wg show "$ifk" public-key)" = "$pub" ] || fail "$1: the daemon has another private key"
+	[ "$(wg show "$ifk" preshared-keys | cut -f2)" = "$(cat "$TMP/psk")" ] ||
+		fail "$1: the pre-shared key from its file did not arrive"
+	n1 "$VEILCTL" down "$TMP/$ifk.conf" || fail "veilctl down after $1"
+	log "private key from $1: ok"
+}
+
+# nothing_changed: no daemon, no state for $ifk.
+nothing_changed() {
+	[ ! -e "/var/run/wireguard/$ifk.sock" ] || fail "$1: a daemon was started"
+	[ ! -e "/var/run/veil/$ifk.state" ] || fail "$1: a state file was written"
+	n1 ip link show "$ifk" >/dev/null 2>&1 && fail "$1: the interface exists"
+	return 0
+}
+
+log "--- key sources"
+cp "$TMP/k" "$TMP/key.file"
+chmod 600 "$TMP/key.file"
+conf_with "PrivateKeyFile = $TMP/key.file"
+up_with "a 0600 key file"
+
+mkdir -p "$TMP/creds"
+cp "$TMP/k" "$TMP/creds/veil-key"
+conf_with "PrivateKeyCredential = veil-key"
+CREDENTIALS_DIRECTORY="$TMP/creds" up_with "a credentials directory"
+
+conf_with "PrivateKeyCommand = cat $TMP/k"
+up_with "a command"
+
+chmod 644 "$TMP/key.file"
+conf_with "PrivateKeyFile = $TMP/key.file"
+out=$(n1 "$VEILCTL" up "$TMP/$ifk.conf" 2>&1) && fail "a 0644 key file was accepted"
+echo "$out" | grep -q "$ifk.conf:2: PrivateKeyFile: .*readable by group or others" ||
+	fail "0644 key file: $out"
+nothing_changed "a 0644 key file"
+echo "$out" | grep -q -- "$(cat "$TMP/k")" && fail "the key appears in the message"
+log "0644 key file refused: $out"
+
+log "--- broken files: file:line:key, non-zero exit, nothing changed"
+# Another interface stays up throughout; broken files must not touch it.
+ifr="cr$RUN"
+STATE_FILES+=("/var/run/veil/$ifr.state")
+cat >"$TMP/$ifr.conf" <<EOF
+[Interface]
+PrivateKeyFile = $TMP/key.file
+ListenPort = 51831
+Address = 198.19.6.1/24
+EOF
+chmod 600 "$TMP/key.file"
+n1 "$VEILCTL" up "$TMP/$ifr.conf" || fail "veilctl up of the bystander"
+wg showconf "$ifr" >"$TMP/bystander.before"
+
+# bad LINE_NO KEY TEXT...: a file from TEXT must fail at LINE_NO naming KEY.
+bad() {
+	local line=$1 key=$2 out
+	shift 2
+	printf '%s\n' "$@" >"$TMP/$ifk.conf"
+	out=$(n1 "$VEILCTL" up "$TMP/$ifk.conf" 2>&1) && fail "accepted: $*"
+	echo "$out" | grep -q "^veilctl: $TMP/$ifk.conf:$line: $key" ||
+		fail "expected '$ifk.conf:$line: $key', got: $out"
+	[ "$(echo "$out" | wc -l)" = 1 ] || fail "more than one line: $out"
+	nothing_changed "$key"
+	log "refused: $out"
+}
+iface="[Interface]"
+pk="PrivateKeyFile = $TMP/key.file"
+bad 2 "Color" "$iface" "Color = blue"
+bad 1 "ListenPort" "ListenPort = 1" "$iface" "$pk"
+bad 3 "\\[Interface\\]" "$iface" "$pk" "$iface"
+bad 2 "ListenPort" "$iface" "ListenPort = 65536" "$pk"
+bad 3 "Address" "$iface" "$pk" "Address = 198.19.7.1/33"
+bad 4 "PublicKey" "$iface" "$pk" "[Peer]" "PublicKey = not-a-key"
+bad 5 "AllowedIPs" "$iface" "$pk" "[Peer]" "PublicKey = $peer" "AllowedIPs = 10.0.0.0/8, 300.1.1.1/32"
+bad 5 "Endpoint" "$iface" "$pk" "[Peer]" "PublicKey = $peer" "Endpoint = 198.18.0.2"
+bad 3 "\\[Peer\\]" "$iface" "$pk" "[Peer]" "AllowedIPs = 10.0.0.0/8"
+bad 6 "PublicKey" "$iface" "$pk" "[Peer]" "PublicKey = $peer" "[Peer]" "PublicKey = $peer"
+bad 5 "PersistentKeepalive" "$iface" "$pk" "[Peer]" "PublicKey = $peer" "PersistentKeepalive = often"
+bad 2 "PrivateKey" "$iface" "PrivateKey = c2VjcmV0" "ListenPort = 1"
+bad 3 "FwMark" "$iface" "$pk" "FwMark = 0xfffffffff"
+bad 3 "MTU" "$iface" "$pk" "MTU = 20"
+wg showconf "$ifr" >"$TMP/bystander.after"
+diff -u "$TMP/bystander.before" "$TMP/bystander.after" || fail "a broken file changed the running interface"
+out=$(n1 "$VEILCTL" up "$TMP/absent.conf" 2>&1) && fail "a missing file was accepted"
+echo "$out" | grep -q "absent.conf" || fail "missing file: $out"
+n1 "$VEILCTL" down "$TMP/$ifr.conf" || fail "veilctl down of the bystander"
+log "veilctl keys and broken files: all passed"

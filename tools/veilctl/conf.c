@@ -1,0 +1,828 @@
+// SPDX-License-Identifier: MIT
+/*
+ * veil's configuration files (see conf.h): wg-quick's format, parsed whole
+ * before anything is applied. Each line is "Key = Value" inside an
+ * [Interface] or [Peer] section; keys are case-insensitive, '#' starts a
+ * comment except in lines that are commands (hooks, PrivateKeyCommand),
+ * which are kept whole as wg-quick keeps them.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "conf.h"
+
+enum section { SEC_NONE, SEC_INTERFACE, SEC_PEER };
+
+struct parser {
+	struct conf *c;
+	struct conf_error *err;
+	const char *path;
+	unsigned int line;
+	enum section sec;
+	bool seen_interface;
+	uint32_t seen; /* single-valued keys already given in this section (bit per key) */
+};
+
+struct key_def {
+	const char *name;
+	enum section sec;
+	bool multi;   /* may repeat, values accumulate */
+	bool command; /* the value is a command line: '#' is not a comment */
+	int (*parse)(struct parser *p, const char *key, char *value);
+};
+
+static int fail(struct parser *p, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* "path:line: Key: message" — one line, whatever the message holds. */
+static int fail(struct parser *p, const char *key, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	size_t i;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	for (i = 0; msg[i]; i++)
+		if (msg[i] == '\n' || msg[i] == '\r' || (unsigned char)msg[i] < 0x20)
+			msg[i] = '?';
+	if (key)
+		snprintf(p->err->msg, sizeof(p->err->msg), "%s:%u: %s: %s", p->path, p->line, key, msg);
+	else
+		snprintf(p->err->msg, sizeof(p->err->msg), "%s:%u: %s", p->path, p->line, msg);
+	return -EINVAL;
+}
+
+/* A value quoted in a message, cut short: never used for secrets. */
+static const char *shown(const char *v, char out[48])
+{
+	size_t n = strlen(v);
+
+	if (n < 40) {
+		snprintf(out, 48, "%s", v);
+	} else {
+		memcpy(out, v, 36);
+		memcpy(out + 36, "...", 4);
+	}
+	return out;
+}
+
+/* ---- shared helpers ---------------------------------------------------------------- */
+
+int conf_parse_key(const char *base64, uint8_t out[static 32])
+{
+	uint8_t tmp[32];
+	size_t len = 0;
+	const char *end = NULL;
+	int ret = -EINVAL;
+
+	if (strlen(base64) != 44 || base64[43] != '=')
+		return -EINVAL;
+	if (sodium_base642bin(tmp, sizeof(tmp), base64, 44, NULL, &len, &end,
+			      sodium_base64_VARIANT_ORIGINAL) == 0 &&
+	    len == 32 && end == base64 + 44) {
+		memcpy(out, tmp, 32);
+		ret = 0;
+	}
+	sodium_memzero(tmp, sizeof(tmp));
+	return ret;
+}
+
+static bool parse_u32(const char *s, uint32_t max, uint32_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!isdigit((unsigned char)s[0]))
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, s[0] == '0' && (s[1] == 'x' || s[1] == 'X') ? 16 : 10);
+	if (errno || *end || v > max)
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+int conf_parse_prefix(const char *s, struct conf_prefix *out)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	char *slash;
+	uint32_t cidr;
+	unsigned int max;
+
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, s);
+	memset(out, 0, sizeof(*out));
+	slash = strchr(buf, '/');
+	if (slash)
+		*slash++ = '\0';
+	if (inet_pton(AF_INET, buf, out->addr) == 1)
+		out->family = AF_INET;
+	else if (inet_pton(AF_INET6, buf, out->addr) == 1)
+		out->family = AF_INET6;
+	else
+		return -EINVAL;
+	max = out->family == AF_INET ? 32 : 128;
+	if (!slash)
+		cidr = max;
+	else if (!parse_u32(slash, max, &cidr) || (slash[0] == '0' && slash[1]))
+		return -EINVAL;
+	out->cidr = (uint8_t)cidr;
+	return 0;
+}
+
+bool conf_valid_ifname(const char *name)
+{
+	size_t n = strlen(name), i;
+
+	if (n == 0 || n > 15 || !strcmp(name, ".") || !strcmp(name, ".."))
+		return false;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr("_=+.-", name[i]))
+			return false;
+	return true;
+}
+
+/* ---- freeing ---------------------------------------------------------------------------- */
+
+static void key_free(struct conf_key *k)
+{
+	free(k->arg);
+	if (k->key)
+		sodium_free(k->key); /* wipes */
+	memset(k, 0, sizeof(*k));
+}
+
+static void strings_free(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void conf_free(struct conf *c)
+{
+	size_t i;
+
+	free(c->path);
+	free(c->name);
+	key_free(&c->private_key);
+	free(c->addresses);
+	strings_free(c->dns, c->n_dns);
+	strings_free(c->pre_up.cmd, c->pre_up.n);
+	strings_free(c->post_up.cmd, c->post_up.n);
+	strings_free(c->pre_down.cmd, c->pre_down.n);
+	strings_free(c->post_down.cmd, c->post_down.n);
+	for (i = 0; i < c->n_peers; i++) {
+		key_free(&c->peers[i].psk);
+		free(c->peers[i].allowed_ips);
+		free(c->peers[i].endpoint);
+	}
+	free(c->peers);
+	sodium_memzero(c, sizeof(*c));
+}
+
+/* ---- values ------------------------------------------------------------------------------- */
+
+static struct conf_peer *peer_now(struct parser *p)
+{
+	return &p->c->peers[p->c->n_peers - 1];
+}
+
+static int append(void **arr, size_t *n, size_t size, const void *item)
+{
+	void *a = realloc(*arr, (*n + 1) * size);
+
+	if (!a)
+		return -ENOMEM;
+	memcpy((char *)a + *n * size, item, size);
+	*arr = a;
+	(*n)++;
+	return 0;
+}
+
+static int append_string(char ***arr, size_t *n, const char *s)
+{
+	char *d = strdup(s);
+	int ret;
+
+	if (!d)
+		return -ENOMEM;
+	ret = append((void **)arr, n, sizeof(char *), &d);
+	if (ret)
+		free(d);
+	return ret;
+}
+
+static int inline_key(struct parser *p, const char *key, char *value, struct conf_key *k)
+{
+	if (k->source != KEYSRC_NONE)
+		return fail(p, key, "a key for this is already given on line %u", k->line);
+	k->key = sodium_malloc(32);
+	if (!k->key)
+		return -ENOMEM;
+	if (conf_parse_key(value, k->key))
+		return fail(p, key, "not a base64 key of 32 bytes");
+	k->source = KEYSRC_INLINE;
+	k->line = p->line;
+	return 0;
+}
+
+static int key_source(struct parser *p, const char *key, char *value, struct conf_key *k,
+		      enum conf_key_source src)
+{
+	if (k->source != KEYSRC_NONE)
+		return fail(p, key, "a key for this is already given on line %u", k->line);
+	if (src == KEYSRC_CREDENTIAL && (strchr(value, '/') || !strcmp(value, ".") || !strcmp(value, "..")))
+		return fail(p, key, "a credential name has no '/'");
+	k->arg = strdup(value);
+	if (!k->arg)
+		return -ENOMEM;
+	k->source = src;
+	k->line = p->line;
+	return 0;
+}
+
+static int v_private_key(struct parser *p, const char *key, char *v)
+{
+	return inline_key(p, key, v, &p->c->private_key);
+}
+
+static int v_private_key_file(struct parser *p, const char *key, char *v)
+{
+	return key_source(p, key, v, &p->c->private_key, KEYSRC_FILE);
+}
+
+static int v_private_key_credential(struct parser *p, const char *key, char *v)
+{
+	return key_source(p, key, v, &p->c->private_key, KEYSRC_CREDENTIAL);
+}
+
+static int v_private_key_command(struct parser *p, const char *key, char *v)
+{
+	return key_source(p, key, v, &p->c->private_key, KEYSRC_COMMAND);
+}
+
+static int v_psk(struct parser *p, const char *key, char *v)
+{
+	return inline_key(p, key, v, &peer_now(p)->psk);
+}
+
+static int v_psk_file(struct parser *p, const char *key, char *v)
+{
+	return key_source(p, key, v, &peer_now(p)->psk, KEYSRC_FILE);
+}
+
+static int v_psk_credential(struct parser *p, const char *key, char *v)
+{
+	return key_source(p, key, v, &peer_now(p)->psk, KEYSRC_CREDENTIAL);
+}
+
+static int v_listen_port(struct parser *p, const char *key, char *v)
+{
+	uint32_t port;
+	char s[48];
+
+	if (!parse_u32(v, 65535, &port))
+		return fail(p, key, "\"%s\" is not a port (0-65535)", shown(v, s));
+	p->c->listen_port = (uint16_t)port;
+	p->c->has_listen_port = true;
+	return 0;
+}
+
+static int v_fwmark(struct parser *p, const char *key, char *v)
+{
+	char s[48];
+
+	if (!strcasecmp(v, "off"))
+		p->c->fwmark = 0;
+	else if (!parse_u32(v, UINT32_MAX, &p->c->fwmark))
+		return fail(p, key, "\"%s\" is not a mark (a number up to 0xffffffff, or off)",
+			    shown(v, s));
+	p->c->has_fwmark = true;
+	return 0;
+}
+
+static int v_mtu(struct parser *p, const char *key, char *v)
+{
+	uint32_t mtu;
+	char s[48];
+
+	if (!parse_u32(v, 65535, &mtu) || mtu < 68)
+		return fail(p, key, "\"%s\" is not an MTU (68-65535)", shown(v, s));
+	p->c->mtu = mtu;
+	p->c->has_mtu = true;
+	return 0;
+}
+
+static int v_table(struct parser *p, const char *key, char *v)
+{
+	char s[48];
+
+	if (!strcasecmp(v, "off")) {
+		p->c->table = TABLE_OFF;
+	} else if (!strcasecmp(v, "auto")) {
+		p->c->table = TABLE_AUTO;
+	} else if (!strcasecmp(v, "main") || !strcasecmp(v, "local") || !strcasecmp(v, "default")) {
+		p->c->table = TABLE_ID;
+		p->c->table_id = !strcasecmp(v, "main") ? 254 : !strcasecmp(v, "local") ? 255 : 253;
+	} else if (parse_u32(v, UINT32_MAX, &p->c->table_id) && p->c->table_id) {
+		p->c->table = TABLE_ID;
+	} else {
+		return fail(p, key, "\"%s\" is not a table (off, auto, main or a number)", shown(v, s));
+	}
+	return 0;
+}
+
+static int v_save_config(struct parser *p, const char *key, char *v)
+{
+	char s[48];
+
+	if (!strcasecmp(v, "true"))
+		p->c->save_config = true;
+	else if (!strcasecmp(v, "false"))
+		p->c->save_config = false;
+	else
+		return fail(p, key, "\"%s\" is not true or false", shown(v, s));
+	return 0;
+}
+
+/* Split a comma-separated list in place; calls one() for each trimmed item. */
+static int each_item(struct parser *p, const char *key, char *v,
+		     int (*one)(struct parser *p, const char *key, char *item))
+{
+	char *item, *save = NULL;
+	int ret;
+
+	for (item = strtok_r(v, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		char *end;
+
+		while (isspace((unsigned char)*item))
+			item++;
+		end = item + strlen(item);
+		while (end > item && isspace((unsigned char)end[-1]))
+			*--end = '\0';
+		if (!*item)
+			return fail(p, key, "an empty item in the list");
+		ret = one(p, key, item);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int one_address(struct parser *p, const char *key, char *item)
+{
+	struct conf_prefix pfx;
+	char s[48];
+
+	if (conf_parse_prefix(item, &pfx))
+		return fail(p, key, "\"%s\" is not an address with a prefix length", shown(item, s));
+	return append((void **)&p->c->addresses, &p->c->n_addresses, sizeof(pfx), &pfx);
+}
+
+static int v_address(struct parser *p, const char *key, char *v)
+{
+	return each_item(p, key, v, one_address);
+}
+
+static int one_dns(struct parser *p, const char *key, char *item)
+{
+	char s[48];
+	size_t i;
+
+	for (i = 0; item[i]; i++)
+		if (!isalnum((unsigned char)item[i]) && !strchr(".-:_%", item[i]))
+			return fail(p, key, "\"%s\" is neither an address nor a domain", shown(item, s));
+	return append_string(&p->c->dns, &p->c->n_dns, item);
+}
+
+static int v_dns(struct parser *p, const char *key, char *v)
+{
+	return each_item(p, key, v, one_dns);
+}
+
+static int hook(struct conf_hooks *h, const char *v)
+{
+	return append_string(&h->cmd, &h->n, v);
+}
+
+static int v_pre_up(struct parser *p, const char *key, char *v)
+{
+	(void)key;
+	return hook(&p->c->pre_up, v);
+}
+
+static int v_post_up(struct parser *p, const char *key, char *v)
+{
+	(void)key;
+	return hook(&p->c->post_up, v);
+}
+
+static int v_pre_down(struct parser *p, const char *key, char *v)
+{
+	(void)key;
+	return hook(&p->c->pre_down, v);
+}
+
+static int v_post_down(struct parser *p, const char *key, char *v)
+{
+	(void)key;
+	return hook(&p->c->post_down, v);
+}
+
+static int v_public_key(struct parser *p, const char *key, char *v)
+{
+	struct conf_peer *peer = peer_now(p);
+	char s[48];
+	size_t i;
+
+	if (conf_parse_key(v, peer->public_key))
+		return fail(p, key, "\"%s\" is not a base64 key of 32 bytes", shown(v, s));
+	for (i = 0; i + 1 < p->c->n_peers; i++)
+		if (!memcmp(p->c->peers[i].public_key, peer->public_key, 32))
+			return fail(p, key, "the same peer as on line %u", p->c->peers[i].line);
+	return 0;
+}
+
+static int one_allowed_ip(struct parser *p, const char *key, char *item)
+{
+	struct conf_peer *peer = peer_now(p);
+	struct conf_prefix pfx;
+	char s[48];
+
+	if (conf_parse_prefix(item, &pfx))
+		return fail(p, key, "\"%s\" is not a prefix", shown(item, s));
+	return append((void **)&peer->allowed_ips, &peer->n_allowed_ips, sizeof(pfx), &pfx);
+}
+
+static int v_allowed_ips(struct parser *p, const char *key, char *v)
+{
+	return each_item(p, key, v, one_allowed_ip);
+}
+
+/* host:port, [v6]:port; returns the port's position or NULL. */
+static const char *endpoint_port(const char *v, size_t *hostlen)
+{
+	const char *colon;
+
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+
+		if (!close || close[1] != ':' || close == v + 1)
+			return NULL;
+		*hostlen = (size_t)(close - v - 1);
+		return close + 2;
+	}
+	colon = strrchr(v, ':');
+	if (!colon || colon == v || memchr(v, ':', (size_t)(colon - v)))
+		return NULL;
+	*hostlen = (size_t)(colon - v);
+	return colon + 1;
+}
+
+static int v_endpoint(struct parser *p, const char *key, char *v)
+{
+	struct conf_peer *peer = peer_now(p);
+	const char *port;
+	size_t hostlen = 0;
+	uint32_t n;
+	char s[48];
+
+	port = endpoint_port(v, &hostlen);
+	if (!port || !parse_u32(port, 65535, &n) || n == 0 || hostlen >= NI_MAXHOST)
+		return fail(p, key, "\"%s\" is not host:port or [address]:port", shown(v, s));
+	peer->endpoint = strdup(v);
+	peer->endpoint_line = p->line;
+	return peer->endpoint ? 0 : -ENOMEM;
+}
+
+static int v_keepalive(struct parser *p, const char *key, char *v)
+{
+	struct conf_peer *peer = peer_now(p);
+	uint32_t n = 0;
+	char s[48];
+
+	if (strcasecmp(v, "off") && !parse_u32(v, 65535, &n))
+		return fail(p, key, "\"%s\" is not a number of seconds (0-65535) or off", shown(v, s));
+	peer->persistent_keepalive = (uint16_t)n;
+	peer->has_keepalive = true;
+	return 0;
+}
+
+static const struct key_def keys[] = {
+	{ "PrivateKey", SEC_INTERFACE, false, false, v_private_key },
+	{ "PrivateKeyFile", SEC_INTERFACE, false, false, v_private_key_file },
+	{ "PrivateKeyCredential", SEC_INTERFACE, false, false, v_private_key_credential },
+	{ "PrivateKeyCommand", SEC_INTERFACE, false, true, v_private_key_command },
+	{ "ListenPort", SEC_INTERFACE, false, false, v_listen_port },
+	{ "FwMark", SEC_INTERFACE, false, false, v_fwmark },
+	{ "Address", SEC_INTERFACE, true, false, v_address },
+	{ "MTU", SEC_INTERFACE, false, false, v_mtu },
+	{ "Table", SEC_INTERFACE, false, false, v_table },
+	{ "DNS", SEC_INTERFACE, true, false, v_dns },
+	{ "PreUp", SEC_INTERFACE, true, true, v_pre_up },
+	{ "PostUp", SEC_INTERFACE, true, true, v_post_up },
+	{ "PreDown", SEC_INTERFACE, true, true, v_pre_down },
+	{ "PostDown", SEC_INTERFACE, true, true, v_post_down },
+	{ "SaveConfig", SEC_INTERFACE, false, false, v_save_config },
+	{ "PublicKey", SEC_PEER, false, false, v_public_key },
+	{ "PresharedKey", SEC_PEER, false, false, v_psk },
+	{ "PresharedKeyFile", SEC_PEER, false, false, v_psk_file },
+	{ "PresharedKeyCredential", SEC_PEER, false, false, v_psk_credential },
+	{ "AllowedIPs", SEC_PEER, true, false, v_allowed_ips },
+	{ "Endpoint", SEC_PEER, false, false, v_endpoint },
+	{ "PersistentKeepalive", SEC_PEER, false, false, v_keepalive },
+};
+
+/* ---- lines and sections ------------------------------------------------------------------------ */
+
+static char *trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+/* A peer's section ends: it must have named its key. */
+static int end_section(struct parser *p)
+{
+	if (p->sec == SEC_PEER && sodium_is_zero(peer_now(p)->public_key, 32)) {
+		unsigned int line = p->line;
+		int ret;
+
+		p->line = peer_now(p)->line;
+		ret = fail(p, "[Peer]", "no PublicKey");
+		p->line = line;
+		return ret;
+	}
+	return 0;
+}
+
+static int section(struct parser *p, char *s)
+{
+	struct conf_peer peer;
+	char shownbuf[48];
+	int ret = end_section(p);
+
+	if (ret)
+		return ret;
+	p->seen = 0;
+	if (!strcasecmp(s, "[Interface]")) {
+		if (p->seen_interface)
+			return fail(p, "[Interface]", "a second [Interface] section");
+		p->seen_interface = true;
+		p->sec = SEC_INTERFACE;
+		return 0;
+	}
+	if (!strcasecmp(s, "[Peer]")) {
+		memset(&peer, 0, sizeof(peer));
+		peer.line = p->line;
+		p->sec = SEC_PEER;
+		return append((void **)&p->c->peers, &p->c->n_peers, sizeof(peer), &peer);
+	}
+	return fail(p, NULL, "unknown section \"%s\"", shown(s, shownbuf));
+}
+
+static const struct key_def *find_key(const char *name, size_t *index)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (!strcasecmp(keys[i].name, name)) {
+			*index = i;
+			return &keys[i];
+		}
+	}
+	return NULL;
+}
+
+/* One "Key = Value" line (comments already cut unless the key is a command). */
+static int assignment(struct parser *p, char *line)
+{
+	char *eq = strchr(line, '='), *key, *value, *hash, shownbuf[48];
+	const struct key_def *def;
+	size_t index;
+
+	if (!eq)
+		return fail(p, NULL, "\"%s\" is not Key = Value", shown(trim(line), shownbuf));
+	*eq = '\0';
+	key = trim(line);
+	def = find_key(key, &index);
+	if (!def)
+		return fail(p, key, "unknown key");
+	if (p->sec == SEC_NONE)
+		return fail(p, key, "outside a section ([Interface] or [Peer] first)");
+	if (def->sec != p->sec)
+		return fail(p, key, "belongs in [%s], not here", def->sec == SEC_PEER ? "Peer" : "Interface");
+	value = eq + 1;
+	if (!def->command && (hash = strchr(value, '#')))
+		*hash = '\0';
+	value = trim(value);
+	if (!*value)
+		return fail(p, key, "no value");
+	if (!def->multi && (p->seen & (1u << index)))
+		return fail(p, key, "given twice in one section");
+	p->seen |= 1u << index;
+	return def->parse(p, key, value);
+}
+
+static int one_line(struct parser *p, char *line)
+{
+	char *s, *hash;
+	char copy[CONF_LINE_MAX + 2];
+	int ret;
+
+	/* Section headers and blank or comment lines: the comment goes first. */
+	snprintf(copy, sizeof(copy), "%s", line);
+	hash = strchr(copy, '#');
+	if (hash)
+		*hash = '\0';
+	s = trim(copy);
+	if (!*s)
+		ret = 0;
+	else if (*s == '[')
+		ret = section(p, s);
+	else
+		ret = assignment(p, line);
+	sodium_memzero(copy, sizeof(copy));
+	return ret;
+}
+
+static int name_from_path(struct conf *c, const char *path, struct conf_error *err)
+{
+	const char *base = strrchr(path, '/');
+	size_t n;
+
+	base = base ? base + 1 : path;
+	n = strlen(base);
+	if (n > 5 && !strcmp(base + n - 5, ".conf"))
+		n -= 5;
+	c->name = strndup(base, n);
+	if (!c->name)
+		return -ENOMEM;
+	if (!conf_valid_ifname(c->name)) {
+		snprintf(err->msg, sizeof(err->msg),
+			 "%s: \"%.*s\" is not a valid interface name (1-15 characters of A-Z a-z 0-9 _ = + . -)",
+			 path, (int)(n > 32 ? 32 : n), base);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_lines(struct parser *p, const char *text, size_t len)
+{
+	char line[CONF_LINE_MAX + 2];
+	size_t pos = 0;
+	int ret = 0;
+
+	while (!ret && pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - text - pos) : len - pos;
+
+		p->line++;
+		if (n && text[pos + n - 1] == '\r')
+			n--;
+		if (n > CONF_LINE_MAX)
+			ret = fail(p, NULL, "line longer than %d bytes", CONF_LINE_MAX);
+		else if (memchr(text + pos, '\0', n))
+			ret = fail(p, NULL, "a NUL byte in the line");
+		if (!ret) {
+			memcpy(line, text + pos, n);
+			line[n] = '\0';
+			ret = one_line(p, line);
+		}
+		pos += (nl ? n + (text[pos + n] == '\r' ? 2 : 1) : n);
+	}
+	sodium_memzero(line, sizeof(line));
+	if (!ret)
+		ret = end_section(p);
+	if (!ret && !p->seen_interface) {
+		snprintf(p->err->msg, sizeof(p->err->msg), "%s: no [Interface] section", p->path);
+		ret = -EINVAL;
+	}
+	return ret;
+}
+
+int conf_parse(struct conf *c, const char *path, const char *text, size_t len, struct conf_error *err)
+{
+	struct parser p = { .c = c, .err = err, .path = path };
+	int ret;
+
+	memset(c, 0, sizeof(*c));
+	err->msg[0] = '\0';
+	c->path = strdup(path);
+	if (!c->path)
+		return -ENOMEM;
+	ret = name_from_path(c, path, err);
+	if (!ret)
+		ret = parse_lines(&p, text, len);
+	if (ret == -ENOMEM && !err->msg[0])
+		snprintf(err->msg, sizeof(err->msg), "%s: out of memory", path);
+	if (ret)
+		conf_free(c);
+	return ret;
+}
+
+int conf_load(struct conf *c, const char *path, struct conf_error *err)
+{
+	struct stat st;
+	char *text;
+	ssize_t n;
+	int fd, ret;
+
+	memset(c, 0, sizeof(*c));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		ret = -errno;
+		snprintf(err->msg, sizeof(err->msg), "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > CONF_FILE_MAX) {
+		snprintf(err->msg, sizeof(err->msg), "%s: not a regular file of at most %d bytes", path,
+			 CONF_FILE_MAX);
+		ret = -EINVAL;
+		goto out;
+	}
+	text = sodium_malloc((size_t)st.st_size + 1);
+	if (!text) {
+		ret = -ENOMEM;
+		snprintf(err->msg, sizeof(err->msg), "%s: out of memory", path);
+		goto out;
+	}
+	n = read(fd, text, (size_t)st.st_size + 1);
+	if (n < 0 || n > st.st_size) {
+		snprintf(err->msg, sizeof(err->msg), "%s: cannot read it whole", path);
+		ret = -EIO;
+	} else {
+		ret = conf_parse(c, path, text, (size_t)n, err);
+	}
+	sodium_free(text); /* the file may hold keys: wiped */
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* ---- endpoints ---------------------------------------------------------------------------------- */
+
+static int resolve_one(struct conf *c, struct conf_peer *peer, struct conf_error *err)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV }, *ai;
+	char host[NI_MAXHOST];
+	const char *port;
+	size_t hostlen = 0;
+	int ret;
+
+	port = endpoint_port(peer->endpoint, &hostlen);
+	if (!port || hostlen >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, peer->endpoint + (peer->endpoint[0] == '['), hostlen);
+	host[hostlen] = '\0';
+	ret = getaddrinfo(host, port, &hints, &ai);
+	if (ret) {
+		snprintf(err->msg, sizeof(err->msg), "%.300s:%u: Endpoint: cannot resolve \"%.200s\": %s",
+			 c->path, peer->endpoint_line, host, gai_strerror(ret));
+		return -EHOSTUNREACH;
+	}
+	memcpy(&peer->endpoint_addr, ai->ai_addr, ai->ai_addrlen);
+	peer->endpoint_len = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	return 0;
+}
+
+int conf_resolve_endpoints(struct conf *c, struct conf_error *err)
+{
+	size_t i;
+	int ret;
+
+	for (i = 0; i < c->n_peers; i++) {
+		if (!c->peers[i].endpoint)
+			continue;
+		ret = resolve_one(c, &c->peers[i], err);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}

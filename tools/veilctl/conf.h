@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * veil's configuration files: wg-quick's format ([Interface] and [Peer]
+ * sections of Key = Value lines), plus veil's own keys for where keys come
+ * from. Parsing is all or nothing: on any error the conf is left empty and
+ * the error names the file, the line and the key, in one line:
+ *
+ *   /etc/veil/site-a.conf:12: AllowedIPs: "10.0.0.0/33" is not a prefix
+ *
+ * Keys in locked memory: every 32-byte secret a conf holds (PrivateKey,
+ * PresharedKey, and later what keys_load reads) lives in sodium_malloc
+ * memory and is wiped by conf_free.
+ */
+#ifndef VEILCTL_CONF_H
+#define VEILCTL_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CONF_FILE_MAX (1024 * 1024) /* larger files are refused */
+#define CONF_LINE_MAX 4096
+
+struct conf_error {
+	char msg[768]; /* "path:line: Key: what is wrong", or "path: what is wrong" */
+};
+
+/* An address or prefix: family AF_INET (4 bytes used) or AF_INET6. Host bits kept as written. */
+struct conf_prefix {
+	int family;
+	uint8_t addr[16];
+	uint8_t cidr;
+};
+
+enum conf_key_source {
+	KEYSRC_NONE,       /* not given */
+	KEYSRC_INLINE,     /* PrivateKey = / PresharedKey = base64 */
+	KEYSRC_FILE,       /* PrivateKeyFile = / PresharedKeyFile = path */
+	KEYSRC_CREDENTIAL, /* PrivateKeyCredential = / PresharedKeyCredential = name in $CREDENTIALS_DIRECTORY */
+	KEYSRC_COMMAND,    /* PrivateKeyCommand = command line whose standard output is the key */
+};
+
+struct conf_key {
+	enum conf_key_source source;
+	unsigned int line; /* where the source was given */
+	char *arg;         /* path, credential name or command; NULL when inline or none */
+	uint8_t *key;      /* 32 bytes of sodium_malloc memory once known, else NULL */
+};
+
+struct conf_peer {
+	unsigned int line; /* the [Peer] line */
+	uint8_t public_key[32];
+	struct conf_key psk;
+	struct conf_prefix *allowed_ips;
+	size_t n_allowed_ips;
+	char *endpoint; /* as written ("host:port", "[v6]:port"), NULL if none */
+	unsigned int endpoint_line;
+	/* Filled by conf_resolve_endpoints. */
+	struct sockaddr_storage endpoint_addr;
+	socklen_t endpoint_len; /* 0: not resolved */
+	bool has_keepalive;
+	uint16_t persistent_keepalive; /* 0: off */
+};
+
+enum conf_table { TABLE_AUTO, TABLE_OFF, TABLE_ID };
+
+struct conf_hooks {
+	char **cmd;
+	size_t n;
+};
+
+struct conf {
+	char *path; /* as given, for messages */
+	char *name; /* interface name: the file's base name without ".conf" */
+	struct conf_key private_key;
+	bool has_listen_port;
+	uint16_t listen_port;
+	bool has_fwmark;
+	uint32_t fwmark; /* "off" is 0 */
+	struct conf_prefix *addresses;
+	size_t n_addresses;
+	bool has_mtu;
+	unsigned int mtu;
+	enum conf_table table;
+	uint32_t table_id; /* TABLE_ID only */
+	char **dns; /* servers and search domains, as written */
+	size_t n_dns;
+	struct conf_hooks pre_up, post_up, pre_down, post_down;
+	bool save_config;
+	struct conf_peer *peers;
+	size_t n_peers;
+};
+
+/* Parse text (len bytes, need not be NUL-terminated). path names the file in messages. 0 or -errno. */
+int conf_parse(struct conf *c, const char *path, const char *text, size_t len, struct conf_error *err);
+/* Read path (at most CONF_FILE_MAX bytes) and parse it. */
+int conf_load(struct conf *c, const char *path, struct conf_error *err);
+/* Wipe every key and free everything; c is then empty (all zero). Safe on an empty conf. */
+void conf_free(struct conf *c);
+
+/* Resolve each peer's endpoint (host names allowed) with getaddrinfo. Errors name the line. */
+int conf_resolve_endpoints(struct conf *c, struct conf_error *err);
+
+/* Helpers shared with the command line. 0 or -EINVAL. */
+int conf_parse_key(const char *base64, uint8_t out[static 32]); /* exactly 32 bytes, standard base64 */
+int conf_parse_prefix(const char *s, struct conf_prefix *out);  /* "a.b.c.d[/n]", "v6[/n]"; no /n: full length */
+bool conf_valid_ifname(const char *name);                      /* 1..15 bytes of [A-Za-z0-9_=+.-] */
+
+#endif

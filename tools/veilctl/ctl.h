@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The client side of WireGuard's userspace API: talk to veild (or
+ * wireguard-go) over /var/run/wireguard/IFNAME.sock. Keys read back (the
+ * private key, pre-shared keys) live in sodium_malloc memory and are wiped
+ * by ctl_device_free; request buffers are wiped by sbuf_free.
+ */
+#ifndef VEILCTL_CTL_H
+#define VEILCTL_CTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "conf.h"
+
+#ifndef CTL_SOCKET_DIR
+#define CTL_SOCKET_DIR "/var/run/wireguard"
+#endif
+
+/* A growable text buffer in locked memory (requests carry keys in hex). Zero-initialise. */
+struct sbuf {
+	char *data;
+	size_t len, cap;
+	bool failed; /* an allocation failed: the content is incomplete */
+};
+
+void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sbuf_free(struct sbuf *b);
+
+struct ctl_peer {
+	uint8_t public_key[32];
+	uint8_t *preshared_key; /* 32 bytes of sodium_malloc memory, NULL if none */
+	struct sockaddr_storage endpoint;
+	socklen_t endpoint_len; /* 0: none */
+	uint16_t persistent_keepalive;
+	uint64_t last_handshake_sec, last_handshake_nsec;
+	uint64_t rx_bytes, tx_bytes;
+	struct conf_prefix *allowed_ips;
+	size_t n_allowed_ips;
+};
+
+struct ctl_device {
+	char ifname[16];
+	uint8_t *private_key; /* 32 bytes of sodium_malloc memory, NULL if none */
+	uint8_t public_key[32];
+	uint16_t listen_port;
+	uint32_t fwmark;
+	struct ctl_peer *peers;
+	size_t n_peers;
+};
+
+/*
+ * Connect to IFNAME's control socket. -ENOENT / -ECONNREFUSED: no daemon
+ * runs for it; why gets a sentence an operator can act on in every case
+ * ("no veild runs for wg0: /var/run/wireguard/wg0.sock does not exist").
+ */
+int ctl_connect(const char *ifname, int *fd, char *why, size_t whylen);
+bool ctl_running(const char *ifname);
+/* The interfaces that have a socket, sorted; free each and the array. */
+int ctl_list(char ***names, size_t *n);
+
+/* get=1: fills dev (free with ctl_device_free). 0 or -errno. */
+int ctl_get(const char *ifname, struct ctl_device *dev, char *why, size_t whylen);
+void ctl_device_free(struct ctl_device *dev);
+
+/* Send a whole set=1 request (ending with the empty line); 0 or the daemon's errno (negative). */
+int ctl_set(const char *ifname, const struct sbuf *req, char *why, size_t whylen);
+
+/*
+ * Requests from a configuration (only the keys the daemon knows: private
+ * key, listen port, fwmark, peers; wg-quick's other keys are not sent).
+ * Endpoints must be resolved (conf_resolve_endpoints).
+ *   setconf: replace_peers=true, everything as in the file.
+ *   syncconf: only what differs from running; peers not in the file are
+ *   removed; a peer whose settings are all equal is not mentioned, so its
+ *   session is untouched; a changed peer gets only the changed lines
+ *   (replace_allowed_ips when its allowed IPs differ).
+ * Returns 0 or -ENOMEM.
+ */
+int ctl_build_setconf(const struct conf *c, struct sbuf *req);
+int ctl_build_syncconf(const struct conf *c, const struct ctl_device *running, struct sbuf *req);
+
+/* Commands (argv[0] is the command name); each returns the process exit code. */
+int cmd_show(int argc, char **argv);
+int cmd_showconf(int argc, char **argv);
+int cmd_set(int argc, char **argv);
+int cmd_setconf(int argc, char **argv);
+int cmd_syncconf(int argc, char **argv);
+int cmd_genkey(int argc, char **argv);
+int cmd_genpsk(int argc, char **argv);
+int cmd_pubkey(int argc, char **argv);
+
+#endif

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Where keys come from, besides the file itself: a key file (refused when
+ * group- or world-readable, as OpenSSH refuses a loose key), a systemd
+ * credential ($CREDENTIALS_DIRECTORY/NAME), or a command whose standard
+ * output is the key (a vault client). Each holds one base64 key (44
+ * characters, surrounding whitespace ignored). What is read goes straight
+ * into locked memory; every intermediate buffer is wiped.
+ */
+#ifndef VEILCTL_KEYS_H
+#define VEILCTL_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+
+/*
+ * Fill c->private_key.key and every peer's psk.key from their sources
+ * (inline keys are already there). Errors name file and line:
+ *   site-a.conf:3: PrivateKeyFile: /etc/veil/a.key is readable by group or others (chmod 600 it)
+ * 0 or -errno; on error nothing is half-loaded that conf_free would not wipe.
+ */
+int keys_load(struct conf *c, struct conf_error *err);
+
+/* One key from each kind of source; why gets a sentence without file:line. 0 or -errno. */
+int key_from_file(const char *path, uint8_t out[static 32], char *why, size_t whylen);
+int key_from_credential(const char *name, uint8_t out[static 32], char *why, size_t whylen);
+int key_from_command(const char *command, uint8_t out[static 32], char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,1041 @@
+// SPDX-License-Identifier: MIT
+/*
+ * veilctl up, down and reload.
+ *
+ * A configuration becomes a plan: the addresses, routes and policy rules
+ * the interface should have. `up` starts veild (or finds it running),
+ * hands it keys and peers over the control socket, and applies the plan
+ * through rtnetlink, writing down in VEIL_STATE_DIR/IFNAME.state every
+ * item it really created (an address or route that already existed is
+ * not ours and stays). `down` undoes exactly what that file lists.
+ * `reload` sends veild only what changed (syncconf) and applies the
+ * difference between the new plan and the state, so unchanged peers keep
+ * their sessions. Any failure during `up` undoes what was done so far.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/rtnetlink.h>
+#include <sodium.h>
+
+#include "conf.h"
+#include "ctl.h"
+#include "keys.h"
+#include "nl.h"
+#include "up.h"
+
+enum {
+	FULL_TUNNEL_TABLE = 51820, /* the first table (and fwmark) tried, as wg-quick */
+	DAEMON_WAIT_MS = 10000,
+	STATE_ITEMS_MAX = 4096,
+};
+
+#define SRC_VALID_MARK "/proc/sys/net/ipv4/conf/all/src_valid_mark"
+
+enum item_kind { ITEM_ADDR, ITEM_ROUTE, ITEM_RULE };
+
+struct item {
+	enum item_kind kind;
+	struct conf_prefix p;  /* ADDR, ROUTE */
+	uint32_t table;        /* ROUTE */
+	struct nl_rule rule;   /* RULE */
+};
+
+/* What up did, as the state file records it. */
+struct state {
+	bool daemon_started;   /* up started veild: down deletes the link, which stops it */
+	bool fwmark_set;       /* up set the fwmark for a full tunnel */
+	bool src_valid_mark;   /* up turned src_valid_mark on (it was off) */
+	bool dns;              /* up registered DNS with resolvconf */
+	struct item *items;
+	size_t n;
+};
+
+/* ---- small helpers ---------------------------------------------------------------- */
+
+static void err_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void err_line(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("veilctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static bool same_prefix(const struct conf_prefix *a, const struct conf_prefix *b)
+{
+	size_t len = a->family == AF_INET ? 4 : 16;
+
+	return a->family == b->family && a->cidr == b->cidr && !memcmp(a->addr, b->addr, len);
+}
+
+static void mask_prefix(struct conf_prefix *p)
+{
+	size_t len = p->family == AF_INET ? 4 : 16, i;
+
+	for (i = 0; i < len; i++) {
+		unsigned int bits = p->cidr > i * 8 ? p->cidr - (unsigned int)i * 8 : 0;
+
+		if (bits < 8)
+			p->addr[i] &= (uint8_t)(0xff00 >> bits);
+	}
+}
+
+static void prefix_str(const struct conf_prefix *p, char *out, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	inet_ntop(p->family, p->addr, a, sizeof(a));
+	snprintf(out, len, "%s/%u", a, p->cidr);
+}
+
+static bool same_item(const struct item *a, const struct item *b)
+{
+	if (a->kind != b->kind)
+		return false;
+	if (a->kind == ITEM_RULE)
+		return !memcmp(&a->rule, &b->rule, sizeof(a->rule));
+	return same_prefix(&a->p, &b->p) && (a->kind == ITEM_ADDR || a->table == b->table);
+}
+
+static int push_item(struct state *s, const struct item *it)
+{
+	struct item *n;
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (same_item(&s->items[i], it))
+			return 0;
+	if (s->n >= STATE_ITEMS_MAX)
+		return -E2BIG;
+	n = realloc(s->items, (s->n + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	s->items = n;
+	s->items[s->n++] = *it;
+	return 0;
+}
+
+static void state_free(struct state *s)
+{
+	free(s->items);
+	memset(s, 0, sizeof(*s));
+}
+
+/* NAME is VEIL_CONF_DIR/NAME.conf; a path has a '/' or ends in ".conf". */
+static void conf_path(const char *arg, char *out, size_t len)
+{
+	size_t n = strlen(arg);
+
+	if (strchr(arg, '/') || (n > 5 && !strcmp(arg + n - 5, ".conf")))
+		snprintf(out, len, "%s", arg);
+	else
+		snprintf(out, len, "%s/%s.conf", VEIL_CONF_DIR, arg);
+}
+
+/* Parse, read the keys, resolve the endpoints: all before anything is touched. */
+static int load_conf(const char *arg, struct conf *c, bool need_keys)
+{
+	struct conf_error err = { "" };
+	char path[PATH_MAX];
+	int ret;
+
+	conf_path(arg, path, sizeof(path));
+	ret = conf_load(c, path, &err);
+	if (!ret && need_keys)
+		ret = keys_load(c, &err);
+	if (!ret && need_keys)
+		ret = conf_resolve_endpoints(c, &err);
+	if (ret) {
+		fprintf(stderr, "veilctl: %s\n", err.msg);
+		conf_free(c);
+		return ret;
+	}
+	if (need_keys && !c->private_key.key) {
+		err_line("%s: [Interface] has no PrivateKey (or PrivateKeyFile, PrivateKeyCredential, "
+			 "PrivateKeyCommand)", c->path);
+		conf_free(c);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- the state file ----------------------------------------------------------------- */
+
+static void state_path(const char *ifname, char *out, size_t len)
+{
+	snprintf(out, len, "%s/%s.state", VEIL_STATE_DIR, ifname);
+}
+
+static void write_item(FILE *f, const struct item *it)
+{
+	char p[64];
+
+	switch (it->kind) {
+	case ITEM_ADDR:
+		prefix_str(&it->p, p, sizeof(p));
+		fprintf(f, "addr %s\n", p);
+		break;
+	case ITEM_ROUTE:
+		prefix_str(&it->p, p, sizeof(p));
+		fprintf(f, "route %u %s\n", it->table, p);
+		break;
+	case ITEM_RULE:
+		fprintf(f, "rule %d %u %u %d %u %d %d\n", it->rule.family == AF_INET ? 4 : 6,
+			it->rule.priority, it->rule.table, it->rule.has_fwmark, it->rule.fwmark,
+			it->rule.invert, it->rule.suppress_prefixlen);
+		break;
+	}
+}
+
+/* Written to a temporary file and renamed, so a crash never leaves half a state. */
+static int state_write(const char *ifname, const struct state *s)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	FILE *f;
+	size_t i;
+
+	if (mkdir(VEIL_STATE_DIR, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	state_path(ifname, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "we");
+	if (!f)
+		return -errno;
+	fprintf(f, "# veilctl: what 'veilctl up' did to %s; 'veilctl down' undoes it\n", ifname);
+	fprintf(f, "daemon %d\nfwmark %d\nsrc_valid_mark %d\ndns %d\n", s->daemon_started,
+		s->fwmark_set, s->src_valid_mark, s->dns);
+	for (i = 0; i < s->n; i++)
+		write_item(f, &s->items[i]);
+	if (fclose(f) != 0 || rename(tmp, path) < 0) {
+		unlink(tmp);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int read_item(const char *line, struct item *it)
+{
+	char p[64];
+	int fam, hasmark, inv, sup;
+
+	memset(it, 0, sizeof(*it));
+	if (sscanf(line, "addr %63s", p) == 1) {
+		it->kind = ITEM_ADDR;
+		return conf_parse_prefix(p, &it->p);
+	}
+	if (sscanf(line, "route %u %63s", &it->table, p) == 2) {
+		it->kind = ITEM_ROUTE;
+		return conf_parse_prefix(p, &it->p);
+	}
+	if (sscanf(line, "rule %d %u %u %d %u %d %d", &fam, &it->rule.priority, &it->rule.table,
+		   &hasmark, &it->rule.fwmark, &inv, &sup) == 7) {
+		it->kind = ITEM_RULE;
+		it->rule.family = fam == 4 ? AF_INET : AF_INET6;
+		it->rule.has_fwmark = hasmark;
+		it->rule.invert = inv;
+		it->rule.suppress_prefixlen = sup;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int state_read(const char *ifname, struct state *s)
+{
+	char path[PATH_MAX], line[256];
+	int v, ret = 0;
+	FILE *f;
+
+	memset(s, 0, sizeof(*s));
+	state_path(ifname, path, sizeof(path));
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (!ret && fgets(line, sizeof(line), f)) {
+		struct item it;
+
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		if (sscanf(line, "daemon %d", &v) == 1)
+			s->daemon_started = v;
+		else if (sscanf(line, "fwmark %d", &v) == 1)
+			s->fwmark_set = v;
+		else if (sscanf(line, "src_valid_mark %d", &v) == 1)
+			s->src_valid_mark = v;
+		else if (sscanf(line, "dns %d", &v) == 1)
+			s->dns = v;
+		else if (!(ret = read_item(line, &it)))
+			ret = push_item(s, &it);
+	}
+	fclose(f);
+	if (ret) {
+		err_line("%s: unreadable state file (remove it once the interface is cleaned up by hand)",
+			 path);
+		state_free(s);
+	}
+	return ret;
+}
+
+static void state_remove(const char *ifname)
+{
+	char path[PATH_MAX];
+
+	state_path(ifname, path, sizeof(path));
+	unlink(path);
+}
+
+/* ---- the plan ------------------------------------------------------------------------- */
+
+static bool is_default(const struct conf_prefix *p)
+{
+	return p->cidr == 0;
+}
+
+/* A full tunnel (AllowedIPs 0.0.0.0/0 or ::/0 with Table = auto) needs its own table. */
+static bool full_tunnel(const struct conf *c, int family)
+{
+	size_t i, j;
+
+	if (c->table != TABLE_AUTO)
+		return false;
+	for (i = 0; i < c->n_peers; i++)
+		for (j = 0; j < c->peers[i].n_allowed_ips; j++)
+			if (c->peers[i].allowed_ips[j].family == family &&
+			    is_default(&c->peers[i].allowed_ips[j]))
+				return true;
+	return false;
+}
+
+static int add_rules(struct state *plan, int family, uint32_t table)
+{
+	struct item it = { .kind = ITEM_RULE };
+	int ret;
+
+	/* Everything not marked as the tunnel's own packets looks in the tunnel's table... */
+	it.rule = (struct nl_rule){ .family = family, .table = table, .has_fwmark = true,
+				    .fwmark = table, .invert = true, .suppress_prefixlen = -1 };
+	ret = push_item(plan, &it);
+	/* ...but the main table's specific routes (not its default) still win. */
+	it.rule = (struct nl_rule){ .family = family, .table = RT_TABLE_MAIN, .suppress_prefixlen = 0 };
+	return ret ? ret : push_item(plan, &it);
+}
+
+/* Addresses, routes and rules the configuration asks for. table: the full-tunnel table. */
+static int make_plan(const struct conf *c, uint32_t table, struct state *plan)
+{
+	struct item it;
+	size_t i, j;
+	int ret = 0;
+
+	memset(plan, 0, sizeof(*plan));
+	for (i = 0; !ret && i < c->n_addresses; i++) {
+		it = (struct item){ .kind = ITEM_ADDR, .p = c->addresses[i] };
+		ret = push_item(plan, &it);
+	}
+	for (i = 0; !ret && c->table != TABLE_OFF && i < c->n_peers; i++) {
+		for (j = 0; !ret && j < c->peers[i].n_allowed_ips; j++) {
+			it = (struct item){ .kind = ITEM_ROUTE, .p = c->peers[i].allowed_ips[j] };
+			mask_prefix(&it.p);
+			if (c->table == TABLE_ID)
+				it.table = c->table_id;
+			else
+				it.table = is_default(&it.p) ? table : RT_TABLE_MAIN;
+			ret = push_item(plan, &it);
+		}
+	}
+	if (!ret && full_tunnel(c, AF_INET))
+		ret = add_rules(plan, AF_INET, table);
+	if (!ret && full_tunnel(c, AF_INET6))
+		ret = add_rules(plan, AF_INET6, table);
+	if (ret)
+		state_free(plan);
+	return ret;
+}
+
+/* The full tunnel's table and fwmark: the configured FwMark, else the first free from 51820. */
+static int pick_table(struct nl *nl, const struct conf *c, uint32_t *table)
+{
+	bool used4 = true, used6 = true;
+	int ret, tries;
+
+	if (c->has_fwmark && c->fwmark) {
+		*table = c->fwmark;
+		return 0;
+	}
+	for (tries = 0, *table = FULL_TUNNEL_TABLE; tries < 1000; tries++, (*table)++) {
+		ret = nl_table_used(nl, AF_INET, *table, &used4);
+		if (!ret)
+			ret = nl_table_used(nl, AF_INET6, *table, &used6);
+		if (ret)
+			return ret;
+		if (!used4 && !used6)
+			return 0;
+	}
+	return -ENOSPC;
+}
+
+/* ---- applying items --------------------------------------------------------------------- */
+
+static int apply_item(struct nl *nl, unsigned int ifindex, const struct item *it, bool add)
+{
+	switch (it->kind) {
+	case ITEM_ADDR:
+		return nl_addr(nl, add, ifindex, &it->p);
+	case ITEM_ROUTE:
+		return nl_route(nl, add, ifindex, it->table, &it->p);
+	case ITEM_RULE:
+		return nl_rule(nl, add, &it->rule);
+	}
+	return -EINVAL;
+}
+
+static void describe(const struct item *it, char *out, size_t len)
+{
+	char p[64];
+
+	switch (it->kind) {
+	case ITEM_ADDR:
+		prefix_str(&it->p, p, sizeof(p));
+		snprintf(out, len, "address %s", p);
+		break;
+	case ITEM_ROUTE:
+		prefix_str(&it->p, p, sizeof(p));
+		snprintf(out, len, "route %s (table %u)", p, it->table);
+		break;
+	case ITEM_RULE:
+		snprintf(out, len, "IPv%d rule %s%s table %u", it->rule.family == AF_INET ? 4 : 6,
+			 it->rule.has_fwmark ? (it->rule.invert ? "not fwmark " : "fwmark ") : "",
+			 it->rule.suppress_prefixlen >= 0 ? "suppress_prefixlength 0" : "",
+			 it->rule.table);
+		break;
+	}
+}
+
+/*
+ * Add one planned item; record it in done only if we created it. An item
+ * that already exists (a route the kernel made for an address, say) is
+ * not ours, and down must leave it.
+ */
+static int add_item(struct nl *nl, unsigned int ifindex, const struct item *it, struct state *done)
+{
+	char what[128];
+	int ret = apply_item(nl, ifindex, it, true);
+
+	if (ret == -EEXIST)
+		return 0;
+	if (ret) {
+		describe(it, what, sizeof(what));
+		err_line("cannot add %s: %s", what, strerror(-ret));
+		return ret;
+	}
+	return push_item(done, it);
+}
+
+/* Remove what we created, newest first; what is already gone is fine. */
+static void remove_items(struct nl *nl, unsigned int ifindex, struct state *done)
+{
+	char what[128];
+
+	while (done->n) {
+		const struct item *it = &done->items[done->n - 1];
+		int ret = apply_item(nl, ifindex, it, false);
+
+		if (ret && ret != -ENOENT && ret != -ESRCH && ret != -EADDRNOTAVAIL && ret != -ENODEV) {
+			describe(it, what, sizeof(what));
+			err_line("cannot remove %s: %s", what, strerror(-ret));
+		}
+		done->n--;
+	}
+}
+
+/* ---- the daemon, hooks, DNS ----------------------------------------------------------------- */
+
+static void daemon_path(char *out, size_t len)
+{
+	char self[PATH_MAX - 32];
+	const char *env = getenv("VEILD");
+	ssize_t n;
+
+	if (env && *env) {
+		snprintf(out, len, "%s", env);
+		return;
+	}
+	/* Next to veilctl (a build tree), or in ../sbin (an installed prefix). */
+	n = readlink("/proc/self/exe", self, sizeof(self) - 32); /* room for "/../sbin/veild" */
+	if (n > 0) {
+		char *slash;
+
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(out, len, "%s/veild", self);
+			if (access(out, X_OK) == 0)
+				return;
+			snprintf(out, len, "%s/../sbin/veild", self);
+			if (access(out, X_OK) == 0)
+				return;
+		}
+	}
+	snprintf(out, len, "veild"); /* from PATH */
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Run a child to its end, at most limit_ms; 0 if it exited 0. */
+static int wait_child(pid_t pid, long limit_ms)
+{
+	long waited;
+	int status;
+
+	for (waited = 0; waited <= limit_ms; waited += 10) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
+		if (r < 0)
+			return -errno;
+		sleep_ms(10);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return -ETIMEDOUT;
+}
+
+/* veild forks into the background and its parent exits 0 once the interface is ready. */
+static int start_daemon(const char *ifname)
+{
+	char path[PATH_MAX];
+	pid_t pid;
+	int ret;
+
+	daemon_path(path, sizeof(path));
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		execlp(path, "veild", ifname, (char *)NULL);
+		fprintf(stderr, "veilctl: cannot run %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+	ret = wait_child(pid, DAEMON_WAIT_MS);
+	if (ret)
+		err_line("veild did not start for %s (%s); see its log", ifname,
+			 ret == -ETIMEDOUT ? "no answer in 10 s" : "it failed");
+	return ret;
+}
+
+/* Delete the link: veild sees its TUN device go and stops. Wait for its socket to go. */
+static void stop_daemon(struct nl *nl, const char *ifname)
+{
+	unsigned int ifindex;
+	int i;
+
+	if (nl_link_index(nl, ifname, &ifindex) == 0)
+		nl_link_delete(nl, ifindex);
+	for (i = 0; i < 300 && ctl_running(ifname); i++)
+		sleep_ms(10);
+}
+
+/* A hook is a shell command, as in wg-quick; %i is the interface name. */
+static int run_hook(const char *cmd, const char *ifname)
+{
+	char buf[CONF_LINE_MAX * 2];
+	size_t o = 0;
+	pid_t pid;
+	int status;
+
+	for (; *cmd && o + 16 < sizeof(buf); cmd++) {
+		if (cmd[0] == '%' && cmd[1] == 'i') {
+			o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s", ifname);
+			cmd++;
+		} else {
+			buf[o++] = *cmd;
+		}
+	}
+	buf[o] = '\0';
+	printf("[veilctl] %s\n", buf);
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", buf, (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		return -errno;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		err_line("hook failed: %s", buf);
+		return -ECHILD;
+	}
+	return 0;
+}
+
+static int run_hooks(const struct conf_hooks *h, const char *ifname)
+{
+	size_t i;
+	int ret;
+
+	for (i = 0; i < h->n; i++) {
+		ret = run_hook(h->cmd[i], ifname);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static bool in_path(const char *prog, char *out, size_t len)
+{
+	const char *dirs[] = { "/usr/sbin", "/sbin", "/usr/bin", "/bin" };
+	size_t i;
+
+	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(out, len, "%s/%s", dirs[i], prog);
+		if (access(out, X_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool is_ip(const char *s)
+{
+	uint8_t b[16];
+
+	return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
+}
+
+/* resolvconf -a|-d tun.IFNAME, fed nameserver and search lines on stdin. */
+static int resolvconf(const struct conf *c, const char *ifname, bool add)
+{
+	char prog[64], name[32];
+	int fds[2], status;
+	pid_t pid;
+	FILE *f;
+	size_t i;
+
+	if (!in_path("resolvconf", prog, sizeof(prog)))
+		return -ENOENT;
+	snprintf(name, sizeof(name), "tun.%s", ifname);
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		dup2(fds[0], 0);
+		execl(prog, "resolvconf", add ? "-a" : "-d", name, "-m", "0", "-x", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[0]);
+	f = fdopen(fds[1], "w");
+	for (i = 0; add && f && i < c->n_dns; i++)
+		fprintf(f, "%s %s\n", is_ip(c->dns[i]) ? "nameserver" : "search", c->dns[i]);
+	if (f)
+		fclose(f);
+	else
+		close(fds[1]);
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return -ECHILD;
+	return 0;
+}
+
+static int read_sysctl(const char *path, int *value)
+{
+	FILE *f = fopen(path, "re");
+	int ret;
+
+	if (!f)
+		return -errno;
+	ret = fscanf(f, "%d", value) == 1 ? 0 : -EIO;
+	fclose(f);
+	return ret;
+}
+
+static int write_sysctl(const char *path, int value)
+{
+	FILE *f = fopen(path, "we");
+	int ret;
+
+	if (!f)
+		return -errno;
+	ret = fprintf(f, "%d\n", value) > 0 ? 0 : -EIO;
+	return fclose(f) == 0 ? ret : -EIO;
+}
+
+/* ---- up ----------------------------------------------------------------------------------- */
+
+struct up_ctx {
+	struct conf c;
+	struct nl *nl;
+	unsigned int ifindex;
+	uint32_t table;
+	struct state plan, done;
+};
+
+static int send_config(struct up_ctx *u)
+{
+	struct sbuf req = { 0 };
+	char why[256] = "";
+	int ret;
+
+	ret = ctl_build_setconf(&u->c, &req);
+	if (!ret)
+		ret = ctl_set(u->c.name, &req, why, sizeof(why));
+	sbuf_free(&req);
+	if (!ret && u->done.fwmark_set) {
+		sbuf_printf(&req, "set=1\nfwmark=%u\n\n", u->table);
+		ret = req.failed ? -ENOMEM : ctl_set(u->c.name, &req, why, sizeof(why));
+		sbuf_free(&req);
+	}
+	if (ret)
+		err_line("%s: the daemon refused the configuration: %s%s%s", u->c.name, strerror(-ret),
+			 why[0] ? ": " : "", why);
+	return ret;
+}
+
+static int full_tunnel_extras(struct up_ctx *u)
+{
+	int v = 1, ret;
+
+	if (!full_tunnel(&u->c, AF_INET) && !full_tunnel(&u->c, AF_INET6))
+		return 0;
+	u->done.fwmark_set = !(u->c.has_fwmark && u->c.fwmark);
+	if (!full_tunnel(&u->c, AF_INET))
+		return 0;
+	/* Replies to the tunnel's marked packets must pass reverse-path filtering. */
+	if (read_sysctl(SRC_VALID_MARK, &v) == 0 && v == 0) {
+		ret = write_sysctl(SRC_VALID_MARK, 1);
+		if (ret) {
+			err_line("cannot set %s: %s", SRC_VALID_MARK, strerror(-ret));
+			return ret;
+		}
+		u->done.src_valid_mark = true;
+	}
+	return 0;
+}
+
+static int apply_link(struct up_ctx *u)
+{
+	size_t i;
+	int ret;
+
+	ret = nl_link_index(u->nl, u->c.name, &u->ifindex);
+	if (ret) {
+		err_line("%s: no such link after veild started: %s", u->c.name, strerror(-ret));
+		return ret;
+	}
+	if (u->c.has_mtu) {
+		ret = nl_link_set_mtu(u->nl, u->ifindex, u->c.mtu);
+		if (ret) {
+			err_line("%s: cannot set MTU %u: %s", u->c.name, u->c.mtu, strerror(-ret));
+			return ret;
+		}
+	}
+	/* Addresses first (routes may need them), then the link up, then routes and rules. */
+	for (i = 0; i < u->plan.n; i++)
+		if (u->plan.items[i].kind == ITEM_ADDR &&
+		    (ret = add_item(u->nl, u->ifindex, &u->plan.items[i], &u->done)))
+			return ret;
+	ret = nl_link_set_up(u->nl, u->ifindex, true);
+	if (ret) {
+		err_line("%s: cannot set the link up: %s", u->c.name, strerror(-ret));
+		return ret;
+	}
+	for (i = 0; i < u->plan.n; i++)
+		if (u->plan.items[i].kind != ITEM_ADDR &&
+		    (ret = add_item(u->nl, u->ifindex, &u->plan.items[i], &u->done)))
+			return ret;
+	return 0;
+}
+
+static void apply_dns(struct up_ctx *u)
+{
+	int ret;
+
+	if (!u->c.n_dns)
+		return;
+	ret = resolvconf(&u->c, u->c.name, true);
+	if (ret == -ENOENT)
+		fprintf(stderr, "veilctl: warning: %s: DNS is not applied: resolvconf is not installed\n",
+			u->c.path);
+	else if (ret)
+		fprintf(stderr, "veilctl: warning: %s: resolvconf failed; DNS is not applied\n", u->c.path);
+	else
+		u->done.dns = true;
+}
+
+/* Undo, newest first, whatever up managed before it failed. */
+static void roll_back(struct up_ctx *u)
+{
+	remove_items(u->nl, u->ifindex, &u->done);
+	if (u->done.dns)
+		resolvconf(&u->c, u->c.name, false);
+	if (u->done.src_valid_mark)
+		write_sysctl(SRC_VALID_MARK, 0);
+	if (u->done.daemon_started)
+		stop_daemon(u->nl, u->c.name);
+	state_remove(u->c.name);
+}
+
+static int do_up(struct up_ctx *u)
+{
+	struct state old;
+	int ret;
+
+	if (state_read(u->c.name, &old) == 0) {
+		state_free(&old);
+		err_line("%s is already up (veilctl down %s first, or veilctl reload %s)", u->c.name,
+			 u->c.name, u->c.name);
+		return -EEXIST;
+	}
+	ret = nl_open(&u->nl);
+	if (ret) {
+		err_line("cannot open rtnetlink: %s", strerror(-ret));
+		return ret;
+	}
+	ret = pick_table(u->nl, &u->c, &u->table);
+	if (!ret)
+		ret = make_plan(&u->c, u->table, &u->plan);
+	if (ret) {
+		err_line("%s: cannot plan routes: %s", u->c.name, strerror(-ret));
+		return ret;
+	}
+	ret = run_hooks(&u->c.pre_up, u->c.name);
+	if (ret)
+		return ret;
+	if (!ctl_running(u->c.name)) {
+		ret = start_daemon(u->c.name);
+		if (ret)
+			return ret;
+		u->done.daemon_started = true;
+	}
+	ret = full_tunnel_extras(u);
+	if (!ret)
+		ret = send_config(u);
+	if (!ret)
+		ret = apply_link(u);
+	if (!ret)
+		apply_dns(u);
+	if (!ret)
+		ret = state_write(u->c.name, &u->done);
+	if (!ret)
+		ret = run_hooks(&u->c.post_up, u->c.name);
+	if (ret)
+		roll_back(u);
+	return ret;
+}
+
+int cmd_up(int argc, char **argv)
+{
+	struct up_ctx u = { 0 };
+	int ret;
+
+	if (argc != 2) {
+		fprintf(stderr, "Usage: veilctl up NAME|FILE\n");
+		return 1;
+	}
+	if (load_conf(argv[1], &u.c, true))
+		return 1;
+	ret = do_up(&u);
+	if (u.nl)
+		nl_close(u.nl);
+	state_free(&u.plan);
+	state_free(&u.done);
+	if (!ret)
+		printf("veilctl: %s is up (%zu peers)\n", u.c.name, u.c.n_peers);
+	conf_free(&u.c);
+	return ret ? 1 : 0;
+}
+
+/* ---- down --------------------------------------------------------------------------------- */
+
+int cmd_down(int argc, char **argv)
+{
+	struct conf c = { 0 };
+	struct state s;
+	unsigned int ifindex = 0;
+	struct nl *nl = NULL;
+	int ret;
+
+	if (argc != 2) {
+		fprintf(stderr, "Usage: veilctl down NAME|FILE\n");
+		return 1;
+	}
+	if (load_conf(argv[1], &c, false))
+		return 1;
+	if (state_read(c.name, &s)) {
+		err_line("%s is not up (no state in %s)", c.name, VEIL_STATE_DIR);
+		conf_free(&c);
+		return 1;
+	}
+	ret = nl_open(&nl);
+	if (ret) {
+		err_line("cannot open rtnetlink: %s", strerror(-ret));
+		goto out;
+	}
+	run_hooks(&c.pre_down, c.name); /* a failing hook does not keep the interface up */
+	nl_link_index(nl, c.name, &ifindex);
+	remove_items(nl, ifindex, &s);
+	if (s.dns)
+		resolvconf(&c, c.name, false);
+	if (s.src_valid_mark)
+		write_sysctl(SRC_VALID_MARK, 0);
+	if (s.daemon_started)
+		stop_daemon(nl, c.name);
+	else if (ifindex)
+		nl_link_set_up(nl, ifindex, false);
+	state_remove(c.name);
+	run_hooks(&c.post_down, c.name);
+	printf("veilctl: %s is down\n", c.name);
+out:
+	if (nl)
+		nl_close(nl);
+	state_free(&s);
+	conf_free(&c);
+	return ret ? 1 : 0;
+}
+
+/* ---- reload ------------------------------------------------------------------------------- */
+
+static bool has_item(const struct state *s, const struct item *it)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (same_item(&s->items[i], it))
+			return true;
+	return false;
+}
+
+/* The difference between the plan and what up did: remove the old, add the new. */
+static int reload_link(struct up_ctx *u, struct state *old)
+{
+	struct state keep = { 0 };
+	size_t i;
+	int ret = 0;
+
+	ret = nl_link_index(u->nl, u->c.name, &u->ifindex);
+	if (!ret && u->c.has_mtu)
+		ret = nl_link_set_mtu(u->nl, u->ifindex, u->c.mtu);
+	for (i = 0; !ret && i < old->n; i++) {
+		if (has_item(&u->plan, &old->items[i])) {
+			ret = push_item(&keep, &old->items[i]);
+			continue;
+		}
+		apply_item(u->nl, u->ifindex, &old->items[i], false);
+	}
+	/* Addresses before routes, as in up. */
+	for (i = 0; !ret && i < u->plan.n; i++)
+		if (u->plan.items[i].kind == ITEM_ADDR && !has_item(&keep, &u->plan.items[i]))
+			ret = add_item(u->nl, u->ifindex, &u->plan.items[i], &keep);
+	for (i = 0; !ret && i < u->plan.n; i++)
+		if (u->plan.items[i].kind != ITEM_ADDR && !has_item(&keep, &u->plan.items[i]))
+			ret = add_item(u->nl, u->ifindex, &u->plan.items[i], &keep);
+	free(old->items);
+	old->items = keep.items;
+	old->n = keep.n;
+	return ret;
+}
+
+static int send_sync(struct up_ctx *u)
+{
+	struct ctl_device dev = { 0 };
+	struct sbuf req = { 0 };
+	char why[256] = "";
+	int ret;
+
+	ret = ctl_get(u->c.name, &dev, why, sizeof(why));
+	if (!ret)
+		ret = ctl_build_syncconf(&u->c, &dev, &req);
+	if (!ret)
+		ret = ctl_set(u->c.name, &req, why, sizeof(why));
+	sbuf_free(&req);
+	ctl_device_free(&dev);
+	if (ret)
+		err_line("%s: %s%s%s", u->c.name, strerror(-ret), why[0] ? ": " : "", why);
+	return ret;
+}
+
+static int do_reload(struct up_ctx *u, struct state *old)
+{
+	int ret;
+
+	ret = nl_open(&u->nl);
+	if (ret) {
+		err_line("cannot open rtnetlink: %s", strerror(-ret));
+		return ret;
+	}
+	/* The full tunnel keeps the table up picked; a fresh pick would find it in use. */
+	u->table = FULL_TUNNEL_TABLE;
+	if (u->c.has_fwmark && u->c.fwmark) {
+		u->table = u->c.fwmark;
+	} else {
+		size_t i;
+
+		for (i = 0; i < old->n; i++)
+			if (old->items[i].kind == ITEM_RULE && old->items[i].rule.has_fwmark)
+				u->table = old->items[i].rule.table;
+	}
+	ret = make_plan(&u->c, u->table, &u->plan);
+	if (!ret)
+		ret = send_sync(u);
+	if (!ret)
+		ret = reload_link(u, old);
+	/* The state is rewritten even after a failure: it lists what exists now. */
+	if (state_write(u->c.name, old) && !ret)
+		ret = -EIO;
+	return ret;
+}
+
+int cmd_reload(int argc, char **argv)
+{
+	struct up_ctx u = { 0 };
+	struct state old;
+	int ret;
+
+	if (argc != 2) {
+		fprintf(stderr, "Usage: veilctl reload NAME|FILE\n");
+		return 1;
+	}
+	if (load_conf(argv[1], &u.c, true))
+		return 1;
+	if (state_read(u.c.name, &old)) {
+		err_line("%s is not up (veilctl up %s first)", u.c.name, u.c.name);
+		conf_free(&u.c);
+		return 1;
+	}
+	ret = do_reload(&u, &old);
+	if (u.nl)
+		nl_close(u.nl);
+	state_free(&u.plan);
+	state_free(&old);
+	if (!ret)
+		printf("veilctl: %s reloaded\n", u.c.name);
+	conf_free(&u.c);
+	return ret ? 1 : 0;
+}

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * veilctl up, down and reload: one configuration file brings up, takes
+ * down, or updates in place a whole interface (daemon, keys and peers,
+ * addresses, MTU, link state, routes, policy rules, DNS, hooks).
+ */
+#ifndef VEILCTL_UP_H
+#define VEILCTL_UP_H
+
+#ifndef VEIL_CONF_DIR
+#define VEIL_CONF_DIR "/etc/veil"
+#endif
+#ifndef VEIL_STATE_DIR
+#define VEIL_STATE_DIR "/var/run/veil"
+#endif
+
+/* NAME means VEIL_CONF_DIR/NAME.conf; anything with a '/' or ending in .conf is a path. */
+int cmd_up(int argc, char **argv);
+int cmd_down(int argc, char **argv);
+int cmd_reload(int argc, char **argv);
+
+#endif
