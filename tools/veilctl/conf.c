@@ -652,10 +652,11 @@ static int one_line(struct parser *p, char *line)
 {
 	char *s, *hash;
 	char copy[CONF_LINE_MAX + 2];
+	size_t len = strlen(line);
 	int ret;
 
 	/* Section headers and blank or comment lines: the comment goes first. */
-	snprintf(copy, sizeof(copy), "%s", line);
+	memcpy(copy, line, len + 1);
 	hash = strchr(copy, '#');
 	if (hash)
 		*hash = '\0';
@@ -666,7 +667,7 @@ static int one_line(struct parser *p, char *line)
 		ret = section(p, s);
 	else
 		ret = assignment(p, line);
-	sodium_memzero(copy, sizeof(copy));
+	sodium_memzero(copy, len + 1); /* the line may hold a key */
 	return ret;
 }
 
@@ -694,12 +695,13 @@ static int name_from_path(struct conf *c, const char *path, struct conf_error *e
 static int parse_lines(struct parser *p, const char *text, size_t len)
 {
 	char line[CONF_LINE_MAX + 2];
-	size_t pos = 0;
+	size_t pos = 0, longest = 0;
 	int ret = 0;
 
 	while (!ret && pos < len) {
 		const char *nl = memchr(text + pos, '\n', len - pos);
 		size_t n = nl ? (size_t)(nl - text - pos) : len - pos;
+		size_t next = pos + n + (nl ? 1 : 0);
 
 		p->line++;
 		if (n && text[pos + n - 1] == '\r')
@@ -711,11 +713,12 @@ static int parse_lines(struct parser *p, const char *text, size_t len)
 		if (!ret) {
 			memcpy(line, text + pos, n);
 			line[n] = '\0';
+			longest = n > longest ? n : longest;
 			ret = one_line(p, line);
 		}
-		pos += (nl ? n + (text[pos + n] == '\r' ? 2 : 1) : n);
+		pos = next;
 	}
-	sodium_memzero(line, sizeof(line));
+	sodium_memzero(line, longest + 1); /* what a line held: keys, perhaps */
 	if (!ret)
 		ret = end_section(p);
 	if (!ret && !p->seen_interface) {
