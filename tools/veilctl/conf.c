@@ -198,6 +198,18 @@ void conf_free(struct conf *c)
 	sodium_memzero(c, sizeof(*c));
 }
 
+static char *trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
 /* ---- values ------------------------------------------------------------------------------- */
 
 static struct conf_peer *peer_now(struct parser *p)
@@ -367,24 +379,21 @@ static int v_save_config(struct parser *p, const char *key, char *v)
 static int each_item(struct parser *p, const char *key, char *v,
 		     int (*one)(struct parser *p, const char *key, char *item))
 {
-	char *item, *save = NULL;
+	char *item = v, *comma;
 	int ret;
 
-	for (item = strtok_r(v, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-		char *end;
-
-		while (isspace((unsigned char)*item))
-			item++;
-		end = item + strlen(item);
-		while (end > item && isspace((unsigned char)end[-1]))
-			*--end = '\0';
+	for (;;) {
+		comma = strchr(item, ',');
+		if (comma)
+			*comma = '\0';
+		item = trim(item);
 		if (!*item)
 			return fail(p, key, "an empty item in the list");
 		ret = one(p, key, item);
-		if (ret)
+		if (ret || !comma)
 			return ret;
+		item = comma + 1;
 	}
-	return 0;
 }
 
 static int one_address(struct parser *p, const char *key, char *item)
@@ -552,18 +561,6 @@ static const struct key_def keys[] = {
 };
 
 /* ---- lines and sections ------------------------------------------------------------------------ */
-
-static char *trim(char *s)
-{
-	char *end;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char)end[-1]))
-		*--end = '\0';
-	return s;
-}
 
 /* A peer's section ends: it must have named its key. */
 static int end_section(struct parser *p)
