@@ -54,6 +54,7 @@ static int fail(struct parser *p, const char *key, const char *fmt, ...)
 	size_t i;
 
 	va_start(ap, fmt);
+	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): va_start is right above; a clang-tidy 14 false positive. */
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	for (i = 0; msg[i]; i++)
@@ -78,6 +79,11 @@ static const char *shown(const char *v, char out[48])
 		memcpy(out + 36, "...", 4);
 	}
 	return out;
+}
+
+static bool same_word(const char *a, const char *b)
+{
+	return strcasecmp(a, b) == 0;
 }
 
 /* ---- shared helpers ---------------------------------------------------------------- */
@@ -123,9 +129,11 @@ int conf_parse_prefix(const char *s, struct conf_prefix *out)
 	uint32_t cidr;
 	unsigned int max;
 
-	if (strlen(s) >= sizeof(buf))
+	size_t len = strlen(s);
+
+	if (len >= sizeof(buf))
 		return -EINVAL;
-	strcpy(buf, s);
+	memcpy(buf, s, len + 1);
 	memset(out, 0, sizeof(*out));
 	slash = strchr(buf, '/');
 	if (slash)
@@ -322,7 +330,7 @@ static int v_fwmark(struct parser *p, const char *key, char *v)
 {
 	char s[48];
 
-	if (!strcasecmp(v, "off"))
+	if (same_word(v, "off"))
 		p->c->fwmark = 0;
 	else if (!parse_u32(v, UINT32_MAX, &p->c->fwmark))
 		return fail(p, key, "\"%s\" is not a mark (a number up to 0xffffffff, or off)",
@@ -347,13 +355,13 @@ static int v_table(struct parser *p, const char *key, char *v)
 {
 	char s[48];
 
-	if (!strcasecmp(v, "off")) {
+	if (same_word(v, "off")) {
 		p->c->table = TABLE_OFF;
-	} else if (!strcasecmp(v, "auto")) {
+	} else if (same_word(v, "auto")) {
 		p->c->table = TABLE_AUTO;
-	} else if (!strcasecmp(v, "main") || !strcasecmp(v, "local") || !strcasecmp(v, "default")) {
+	} else if (same_word(v, "main") || same_word(v, "local") || same_word(v, "default")) {
 		p->c->table = TABLE_ID;
-		p->c->table_id = !strcasecmp(v, "main") ? 254 : !strcasecmp(v, "local") ? 255 : 253;
+		p->c->table_id = same_word(v, "main") ? 254 : same_word(v, "local") ? 255 : 253;
 	} else if (parse_u32(v, UINT32_MAX, &p->c->table_id) && p->c->table_id) {
 		p->c->table = TABLE_ID;
 	} else {
@@ -366,9 +374,9 @@ static int v_save_config(struct parser *p, const char *key, char *v)
 {
 	char s[48];
 
-	if (!strcasecmp(v, "true"))
+	if (same_word(v, "true"))
 		p->c->save_config = true;
-	else if (!strcasecmp(v, "false"))
+	else if (same_word(v, "false"))
 		p->c->save_config = false;
 	else
 		return fail(p, key, "\"%s\" is not true or false", shown(v, s));
@@ -528,7 +536,7 @@ static int v_keepalive(struct parser *p, const char *key, char *v)
 	uint32_t n = 0;
 	char s[48];
 
-	if (strcasecmp(v, "off") && !parse_u32(v, 65535, &n))
+	if (!same_word(v, "off") && !parse_u32(v, 65535, &n))
 		return fail(p, key, "\"%s\" is not a number of seconds (0-65535) or off", shown(v, s));
 	peer->persistent_keepalive = (uint16_t)n;
 	peer->has_keepalive = true;
@@ -586,14 +594,14 @@ static int section(struct parser *p, char *s)
 	if (ret)
 		return ret;
 	p->seen = 0;
-	if (!strcasecmp(s, "[Interface]")) {
+	if (same_word(s, "[Interface]")) {
 		if (p->seen_interface)
 			return fail(p, "[Interface]", "a second [Interface] section");
 		p->seen_interface = true;
 		p->sec = SEC_INTERFACE;
 		return 0;
 	}
-	if (!strcasecmp(s, "[Peer]")) {
+	if (same_word(s, "[Peer]")) {
 		memset(&peer, 0, sizeof(peer));
 		peer.line = p->line;
 		p->sec = SEC_PEER;
@@ -607,7 +615,7 @@ static const struct key_def *find_key(const char *name, size_t *index)
 	size_t i;
 
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		if (!strcasecmp(keys[i].name, name)) {
+		if (same_word(keys[i].name, name)) {
 			*index = i;
 			return &keys[i];
 		}
@@ -701,7 +709,7 @@ static int parse_lines(struct parser *p, const char *text, size_t len)
 		size_t next = pos + n + (nl ? 1 : 0);
 
 		p->line++;
-		if (n && text[pos + n - 1] == '\r')
+		if (pos + n > pos && text[pos + n - 1] == '\r')
 			n--;
 		if (n > CONF_LINE_MAX)
 			ret = fail(p, NULL, "line longer than %d bytes", CONF_LINE_MAX);
@@ -760,7 +768,7 @@ int conf_load(struct conf *c, const char *path, struct conf_error *err)
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size > CONF_FILE_MAX) {
-		snprintf(err->msg, sizeof(err->msg), "%s: not a regular file of at most %d bytes", path,
+		snprintf(err->msg, sizeof(err->msg), "%s: not a regular file of at most %ld bytes", path,
 			 CONF_FILE_MAX);
 		ret = -EINVAL;
 		goto out;

@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define CONF_FILE_MAX (1024 * 1024) /* larger files are refused */
+#define CONF_FILE_MAX (1024L * 1024) /* larger files are refused */
 #define CONF_LINE_MAX 4096
 
 struct conf_error {

@@ -12,6 +12,10 @@
 #include "ctl.h"
 #include "up.h"
 
+#ifndef VEIL_VERSION
+#define VEIL_VERSION "unknown"
+#endif
+
 struct command {
 	const char *name;
 	int (*run)(int argc, char **argv);

@@ -198,15 +198,15 @@ int cmd_show(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			json = true;
-		else if (!strcmp(what, "all") && strcmp(argv[i], "all"))
+		else if (!strcmp(what, "all") && strcmp(argv[i], "all") != 0)
 			what = argv[i];
-		else if (strcmp(argv[i], "all")) {
+		else if (strcmp(argv[i], "all") != 0) {
 			fprintf(stderr, "Usage: veilctl show [IFNAME|all|interfaces] [--json]\n");
 			return 1;
 		}
 	}
 	if (!strcmp(what, "all") || !strcmp(what, "interfaces"))
-		return show_all(json && strcmp(what, "interfaces"), !strcmp(what, "interfaces"));
+		return show_all(json && strcmp(what, "interfaces") != 0, !strcmp(what, "interfaces"));
 	ret = show_one(what, json, true);
 	if (json && !ret)
 		printf("\n");

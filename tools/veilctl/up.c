@@ -73,6 +73,7 @@ static void err_line(const char *fmt, ...)
 
 	fputs("veilctl: ", stderr);
 	va_start(ap, fmt);
+	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): va_start is right above; a clang-tidy 14 false positive. */
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
@@ -105,12 +106,19 @@ static void prefix_str(const struct conf_prefix *p, char *out, size_t len)
 	snprintf(out, len, "%s/%u", a, p->cidr);
 }
 
+static bool same_rule(const struct nl_rule *a, const struct nl_rule *b)
+{
+	return a->family == b->family && a->priority == b->priority && a->table == b->table &&
+	       a->has_fwmark == b->has_fwmark && a->fwmark == b->fwmark && a->invert == b->invert &&
+	       a->suppress_prefixlen == b->suppress_prefixlen;
+}
+
 static bool same_item(const struct item *a, const struct item *b)
 {
 	if (a->kind != b->kind)
 		return false;
 	if (a->kind == ITEM_RULE)
-		return !memcmp(&a->rule, &b->rule, sizeof(a->rule));
+		return same_rule(&a->rule, &b->rule);
 	return same_prefix(&a->p, &b->p) && (a->kind == ITEM_ADDR || a->table == b->table);
 }
 
@@ -230,36 +238,78 @@ static int state_write(const char *ifname, const struct state *s)
 	return 0;
 }
 
-static int read_item(const char *line, struct item *it)
+/* The next space-separated number of a state line; false when there is none. */
+static bool next_num(char **p, long min, long max, long *out)
 {
-	char p[64];
-	int fam, hasmark, inv, sup;
+	char *end;
+
+	while (**p == ' ')
+		(*p)++;
+	errno = 0;
+	*out = strtol(*p, &end, 10);
+	if (end == *p || errno || *out < min || *out > max || (*end != ' ' && *end != '\n' && *end))
+		return false;
+	*p = end;
+	return true;
+}
+
+static int read_rule(char *p, struct item *it)
+{
+	long v[7];
+	int i;
+
+	for (i = 0; i < 7; i++)
+		if (!next_num(&p, i == 6 ? -1 : 0, UINT32_MAX, &v[i]))
+			return -EINVAL;
+	it->kind = ITEM_RULE;
+	it->rule = (struct nl_rule){ .family = v[0] == 4 ? AF_INET : AF_INET6,
+				     .priority = (uint32_t)v[1], .table = (uint32_t)v[2],
+				     .has_fwmark = v[3] != 0, .fwmark = (uint32_t)v[4],
+				     .invert = v[5] != 0, .suppress_prefixlen = (int)v[6] };
+	return 0;
+}
+
+/* "addr P", "route TABLE P" or "rule ..." (write_item's lines). */
+static int read_item(char *line, struct item *it)
+{
+	char *p, *word = line;
+	long table;
 
 	memset(it, 0, sizeof(*it));
-	if (sscanf(line, "addr %63s", p) == 1) {
+	line[strcspn(line, "\n")] = '\0';
+	p = strchr(line, ' ');
+	if (!p)
+		return -EINVAL;
+	*p++ = '\0';
+	if (!strcmp(word, "addr")) {
 		it->kind = ITEM_ADDR;
 		return conf_parse_prefix(p, &it->p);
 	}
-	if (sscanf(line, "route %u %63s", &it->table, p) == 2) {
+	if (!strcmp(word, "route") && next_num(&p, 0, UINT32_MAX, &table) && *p == ' ') {
 		it->kind = ITEM_ROUTE;
-		return conf_parse_prefix(p, &it->p);
+		it->table = (uint32_t)table;
+		return conf_parse_prefix(p + 1, &it->p);
 	}
-	if (sscanf(line, "rule %d %u %u %d %u %d %d", &fam, &it->rule.priority, &it->rule.table,
-		   &hasmark, &it->rule.fwmark, &inv, &sup) == 7) {
-		it->kind = ITEM_RULE;
-		it->rule.family = fam == 4 ? AF_INET : AF_INET6;
-		it->rule.has_fwmark = hasmark;
-		it->rule.invert = inv;
-		it->rule.suppress_prefixlen = sup;
-		return 0;
-	}
+	if (!strcmp(word, "rule"))
+		return read_rule(p, it);
 	return -EINVAL;
+}
+
+/* "daemon 1" and the like: a flag of the state. */
+static bool read_flag(const char *line, const char *name, bool *flag)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(line, name, n) != 0 || line[n] != ' ')
+		return false;
+	*flag = line[n + 1] == '1';
+	return true;
 }
 
 static int state_read(const char *ifname, struct state *s)
 {
 	char path[PATH_MAX], line[256];
-	int v, ret = 0;
+	int ret = 0;
 	FILE *f;
 
 	memset(s, 0, sizeof(*s));
@@ -272,15 +322,10 @@ static int state_read(const char *ifname, struct state *s)
 
 		if (line[0] == '#' || line[0] == '\n')
 			continue;
-		if (sscanf(line, "daemon %d", &v) == 1)
-			s->daemon_started = v;
-		else if (sscanf(line, "fwmark %d", &v) == 1)
-			s->fwmark_set = v;
-		else if (sscanf(line, "src_valid_mark %d", &v) == 1)
-			s->src_valid_mark = v;
-		else if (sscanf(line, "dns %d", &v) == 1)
-			s->dns = v;
-		else if (!(ret = read_item(line, &it)))
+		if (read_flag(line, "daemon", &s->daemon_started) || read_flag(line, "fwmark", &s->fwmark_set) ||
+		    read_flag(line, "src_valid_mark", &s->src_valid_mark) || read_flag(line, "dns", &s->dns))
+			continue;
+		if (!(ret = read_item(line, &it)))
 			ret = push_item(s, &it);
 	}
 	fclose(f);
@@ -667,11 +712,15 @@ static int resolvconf(const struct conf *c, const char *ifname, bool add)
 static int read_sysctl(const char *path, int *value)
 {
 	FILE *f = fopen(path, "re");
-	int ret;
+	char line[32];
+	int ret = -EIO;
 
 	if (!f)
 		return -errno;
-	ret = fscanf(f, "%d", value) == 1 ? 0 : -EIO;
+	if (fgets(line, sizeof(line), f)) {
+		*value = (int)strtol(line, NULL, 10);
+		ret = 0;
+	}
 	fclose(f);
 	return ret;
 }
@@ -839,10 +888,10 @@ static int do_up(struct up_ctx *u)
 		ret = send_config(u);
 	if (!ret)
 		ret = apply_link(u);
-	if (!ret)
+	if (!ret) {
 		apply_dns(u);
-	if (!ret)
 		ret = state_write(u->c.name, &u->done);
+	}
 	if (!ret)
 		ret = run_hooks(&u->c.post_up, u->c.name);
 	if (ret)
