@@ -82,6 +82,13 @@ int ctl_set(const char *ifname, const struct sbuf *req, char *why, size_t whylen
 int ctl_build_setconf(const struct conf *c, struct sbuf *req);
 int ctl_build_syncconf(const struct conf *c, const struct ctl_device *running, struct sbuf *req);
 
+/*
+ * A running peer as a [Peer] section (showconf's format, a blank line
+ * first). orig, when the peer is in a configuration, keeps its
+ * pre-shared key's source (a file or credential) instead of the key.
+ */
+void ctl_format_peer(struct sbuf *out, const struct ctl_peer *p, const struct conf_peer *orig);
+
 /* Commands (argv[0] is the command name); each returns the process exit code. */
 int cmd_show(int argc, char **argv);
 int cmd_showconf(int argc, char **argv);

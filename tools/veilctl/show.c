@@ -213,11 +213,44 @@ int cmd_show(int argc, char **argv)
 	return ret;
 }
 
+static void psk_line(struct sbuf *out, const struct ctl_peer *p, const struct conf_peer *orig)
+{
+	static const char *const names[] = { [KEYSRC_FILE] = "PresharedKeyFile",
+					     [KEYSRC_CREDENTIAL] = "PresharedKeyCredential" };
+	char k[45];
+
+	if (orig && orig->psk.arg && (orig->psk.source == KEYSRC_FILE || orig->psk.source == KEYSRC_CREDENTIAL)) {
+		sbuf_printf(out, "%s = %s\n", names[orig->psk.source], orig->psk.arg);
+	} else if (p->preshared_key) {
+		b64(p->preshared_key, k);
+		sbuf_printf(out, "PresharedKey = %s\n", k);
+		sodium_memzero(k, sizeof(k));
+	}
+}
+
+void ctl_format_peer(struct sbuf *out, const struct ctl_peer *p, const struct conf_peer *orig)
+{
+	char k[45], ep[64], ips[4096];
+
+	b64(p->public_key, k);
+	sbuf_printf(out, "\n[Peer]\nPublicKey = %s\n", k);
+	psk_line(out, p, orig);
+	allowed_str(p, ", ", ips, sizeof(ips));
+	if (ips[0])
+		sbuf_printf(out, "AllowedIPs = %s\n", ips);
+	if (p->endpoint_len) {
+		endpoint_str(p, ep, sizeof(ep));
+		sbuf_printf(out, "Endpoint = %s\n", ep);
+	}
+	if (p->persistent_keepalive)
+		sbuf_printf(out, "PersistentKeepalive = %u\n", p->persistent_keepalive);
+}
+
 int cmd_showconf(int argc, char **argv)
 {
 	struct ctl_device d;
 	struct sbuf out = { 0 };
-	char why[256] = "", k[45], ep[64], ips[4096];
+	char why[256] = "", k[45];
 	size_t i;
 	int ret;
 
@@ -236,27 +269,10 @@ int cmd_showconf(int argc, char **argv)
 	if (d.private_key) {
 		b64(d.private_key, k);
 		sbuf_printf(&out, "PrivateKey = %s\n", k);
+		sodium_memzero(k, sizeof(k));
 	}
-	for (i = 0; i < d.n_peers; i++) {
-		const struct ctl_peer *p = &d.peers[i];
-
-		b64(p->public_key, k);
-		sbuf_printf(&out, "\n[Peer]\nPublicKey = %s\n", k);
-		if (p->preshared_key) {
-			b64(p->preshared_key, k);
-			sbuf_printf(&out, "PresharedKey = %s\n", k);
-		}
-		allowed_str(p, ", ", ips, sizeof(ips));
-		if (ips[0])
-			sbuf_printf(&out, "AllowedIPs = %s\n", ips);
-		if (p->endpoint_len) {
-			endpoint_str(p, ep, sizeof(ep));
-			sbuf_printf(&out, "Endpoint = %s\n", ep);
-		}
-		if (p->persistent_keepalive)
-			sbuf_printf(&out, "PersistentKeepalive = %u\n", p->persistent_keepalive);
-	}
-	sodium_memzero(k, sizeof(k));
+	for (i = 0; i < d.n_peers; i++)
+		ctl_format_peer(&out, &d.peers[i], NULL);
 	ret = out.failed || fwrite(out.data, 1, out.len, stdout) != out.len;
 	sbuf_free(&out);
 	ctl_device_free(&d);

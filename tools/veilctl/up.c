@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -923,6 +924,94 @@ int cmd_up(int argc, char **argv)
 
 /* ---- down --------------------------------------------------------------------------------- */
 
+static bool is_peer_header(const char *line)
+{
+	while (*line == ' ' || *line == '\t')
+		line++;
+	return strncasecmp(line, "[Peer]", 6) == 0;
+}
+
+/* The file up to its first [Peer], as written (it may hold a key: locked memory). */
+static int read_head(const char *path, struct sbuf *out)
+{
+	char line[CONF_LINE_MAX + 2];
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f) && !is_peer_header(line))
+		sbuf_printf(out, "%s", line);
+	sodium_memzero(line, sizeof(line));
+	fclose(f);
+	return out->failed ? -ENOMEM : 0;
+}
+
+static const struct conf_peer *conf_peer_of(const struct conf *c, const uint8_t pub[32])
+{
+	size_t i;
+
+	for (i = 0; i < c->n_peers; i++)
+		if (!memcmp(c->peers[i].public_key, pub, 32))
+			return &c->peers[i];
+	return NULL;
+}
+
+static int replace_file(const char *path, const struct sbuf *text)
+{
+	char tmp[PATH_MAX + 8];
+	struct stat st;
+	int fd, ret = 0;
+
+	if (stat(path, &st) < 0)
+		return -errno;
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 0777);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text->data, text->len) != (ssize_t)text->len || fsync(fd) < 0)
+		ret = -EIO;
+	if (close(fd) < 0 && !ret)
+		ret = -EIO;
+	if (!ret && rename(tmp, path) < 0)
+		ret = -errno;
+	if (ret)
+		unlink(tmp);
+	return ret;
+}
+
+/*
+ * SaveConfig = true: at down, the peers as they run (added with set,
+ * endpoints learnt by roaming) replace the file's [Peer] sections; all
+ * before the first [Peer] stays as written, and a peer's pre-shared key
+ * that came from a file or credential keeps coming from there.
+ */
+static void save_config(const struct conf *c)
+{
+	struct ctl_device dev;
+	struct sbuf out = { 0 };
+	char why[256] = "";
+	size_t i;
+	int ret;
+
+	ret = ctl_get(c->name, &dev, why, sizeof(why));
+	if (ret) {
+		err_line("warning: %s: SaveConfig: cannot read the running peers: %s", c->path,
+			 why[0] ? why : strerror(-ret));
+		return;
+	}
+	ret = read_head(c->path, &out);
+	while (out.len >= 2 && out.data[out.len - 1] == '\n' && out.data[out.len - 2] == '\n')
+		out.data[--out.len] = '\0'; /* one blank line before each peer, not more */
+	for (i = 0; !ret && i < dev.n_peers; i++)
+		ctl_format_peer(&out, &dev.peers[i], conf_peer_of(c, dev.peers[i].public_key));
+	if (!ret)
+		ret = out.failed ? -ENOMEM : replace_file(c->path, &out);
+	if (ret)
+		err_line("warning: %s: SaveConfig: cannot write it: %s", c->path, strerror(-ret));
+	sbuf_free(&out);
+	ctl_device_free(&dev);
+}
+
 int cmd_down(int argc, char **argv)
 {
 	struct conf c = { 0 };
@@ -948,6 +1037,8 @@ int cmd_down(int argc, char **argv)
 		goto out;
 	}
 	run_hooks(&c.pre_down, c.name); /* a failing hook does not keep the interface up */
+	if (c.save_config)
+		save_config(&c);
 	nl_link_index(nl, c.name, &ifindex);
 	remove_items(nl, ifindex, &s);
 	if (s.dns)
