@@ -38,7 +38,7 @@ for _ in $(seq 50); do grep -q "event=handshake_failed" "$TMP/$A.log" && break; 
 grep AUDIT "$TMP/$A.log" >"$TMP/audit"
 cat "$TMP/audit"
 expect() { # expect EVENT [PATTERN]: a line for EVENT on A, with who and time, matching PATTERN
-	grep -E "AUDIT: time=[0-9-]{10}T[0-9:.]{12}Z event=$1 iface=$A " "$TMP/audit" | grep -qE "${2:-.}" ||
+	grep -E "AUDIT: time=[0-9-]{10}T[0-9:.]{12}Z event=$1 iface=$A " "$TMP/audit" | qgrep -E "${2:-.}" ||
 		fail "no audit line for $1 ${2:-}"
 }
 expect private_key_set "peer=- uid=0 pid=[0-9]+"

@@ -41,7 +41,7 @@ pair() {
 	[ "$hs" -gt 0 ] || fail "no latest handshake in: $dump"
 	[ "$rx" -gt $((MB * 1000000)) ] || fail "rx counter too small: $rx"
 	[ "$tx" -gt $((MB * 1000000)) ] || fail "tx counter too small: $tx"
-	echo "$dump" | cut -f3 | grep -qF "${eb}:51002" || fail "endpoint not $eb: $dump"
+	echo "$dump" | cut -f3 | qgrep -F "${eb}:51002" || fail "endpoint not $eb: $dump"
 
 	# B as initiator: remove and re-add A's peer on B, then B pings first.
 	wg showconf "$ifb" >"$TMP/b.conf"

@@ -35,12 +35,12 @@ tshark_fields -T fields -e wg.type -e wg.handshake_ok -e wg.receiver_pubkey -e w
 	-Y wg >"$TMP/fields"
 cat "$TMP/fields"
 # Initiation (type 1): MAC1 identified the receiver's public key and the static decrypted.
-awk -F'\t' '$1 == 1 && $3 != "" && $4 != ""' "$TMP/fields" | grep -q . ||
+awk -F'\t' '$1 == 1 && $3 != "" && $4 != ""' "$TMP/fields" | qgrep . ||
 	fail "tshark did not validate MAC1 / decrypt the initiation"
 grep -q "$(cat "$TMP/p1")" "$TMP/fields" || fail "decrypted static key is not A's public key"
 # Response (type 2): the dissector derived the same keys (handshake_ok = 1).
-awk -F'\t' '$1 == 2 && $2 == 1' "$TMP/fields" | grep -q . || fail "tshark: response handshake_ok != 1"
+awk -F'\t' '$1 == 2 && $2 == 1' "$TMP/fields" | qgrep . || fail "tshark: response handshake_ok != 1"
 # Transport (type 4): inner ICMP echo request (8) and reply (0) decrypted.
-awk -F'\t' '$1 == 4 && $5 == 8' "$TMP/fields" | grep -q . || fail "tshark did not decrypt an echo request"
-awk -F'\t' '$1 == 4 && $5 == 0' "$TMP/fields" | grep -q . || fail "tshark did not decrypt an echo reply"
+awk -F'\t' '$1 == 4 && $5 == 8' "$TMP/fields" | qgrep . || fail "tshark did not decrypt an echo request"
+awk -F'\t' '$1 == 4 && $5 == 0' "$TMP/fields" | qgrep . || fail "tshark did not decrypt an echo reply"
 log "keylog: tshark validated MAC1, the handshake and decrypted transport"

@@ -23,6 +23,15 @@ PIDS=()
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
 fail() { log "FAIL: $*"; exit 1; }
+# grep -q for the end of a pipeline: reads all its input first. Under
+# pipefail, grep -q leaving at the first match kills a writer that has more to
+# say (ip rule show writes a line at a time) with SIGPIPE, and the pipeline
+# fails although the line was there.
+qgrep() {
+	local input
+	input=$(cat)
+	grep -q "$@" <<<"$input"
+}
 # Echo each command, as the kernel's netns.sh does.
 run() { printf '+ %s\n' "$*"; "$@"; }
 n1() { ip netns exec "$NS1" "$@"; }
@@ -39,7 +48,7 @@ STATE_FILES=()
 stop_namespace_processes() {
 	local ns pid pids=()
 	for ns in "$NS1" "$NS2" "$NS3" "${EXTRA_NS[@]}"; do
-		ip netns list 2>/dev/null | grep -q "^$ns\b" || continue
+		ip netns list 2>/dev/null | qgrep "^$ns\b" || continue
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do
 			pids+=("$pid")
 		done

@@ -9,8 +9,8 @@ setup_hosts
 IF="la$RUN"
 SOCK="/var/run/wireguard/$IF.sock"
 
-"$VEILD" --version | grep -q "^veild " || fail "--version"
-"$VEILD" --help | grep -q "Usage: veild" || fail "--help"
+"$VEILD" --version | qgrep "^veild " || fail "--version"
+"$VEILD" --help | qgrep "Usage: veild" || fail "--help"
 "$VEILD" 2>/dev/null && fail "no interface name accepted"
 "$VEILD" -f "bad/name" 2>"$TMP/err" && fail "a bad interface name accepted"
 grep -q "invalid interface name" "$TMP/err" || fail "no clear message for a bad name"
@@ -29,7 +29,7 @@ gone() { # gone PID: the process, its socket and its interface are all gone (bou
 log "--- SIGTERM: socket removed, interface deleted"
 start_daemon "$NS1" veild "$IF"
 pid=${PIDS[-1]}
-n1 ip link show "$IF" | grep -q "mtu 1420" || fail "default MTU is not 1420"
+n1 ip link show "$IF" | qgrep "mtu 1420" || fail "default MTU is not 1420"
 log "--- a second daemon for the same interface is refused"
 n1 "$VEILD" -f "$IF" 2>"$TMP/err2" && fail "second daemon started"
 grep -q "another daemon" "$TMP/err2" || fail "no clear message: $(cat "$TMP/err2")"
@@ -68,8 +68,8 @@ gone "$pid"
 log "--- background start: the parent returns only when the socket answers"
 n1 env LOG_LEVEL=verbose "$VEILD" "$IF" || fail "background start failed"
 wg show "$IF" >/dev/null || fail "socket not ready when the parent exited"
-stat -c %a "$SOCK" | grep -qx 700 || stat -c %a "$SOCK" | grep -qx 600 || fail "socket mode is $(stat -c %a "$SOCK")"
-stat -c %a /var/run/wireguard | grep -qx 755 || fail "socket directory mode"
+stat -c %a "$SOCK" | qgrep -x 700 || stat -c %a "$SOCK" | qgrep -x 600 || fail "socket mode is $(stat -c %a "$SOCK")"
+stat -c %a /var/run/wireguard | qgrep -x 755 || fail "socket directory mode"
 for p in /proc/[0-9]*; do
 	[ "$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" = "$VEILD $IF " ] && PIDS+=("${p#/proc/}")
 done

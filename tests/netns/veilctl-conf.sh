@@ -85,17 +85,17 @@ grep -q "^PresharedKeyFile = $TMP/psk" "$TMP/$ifk.conf" || fail "SaveConfig inli
 grep -q "$(cat "$TMP/psk")" "$TMP/$ifk.conf" && fail "SaveConfig wrote the pre-shared key itself"
 [ "$(stat -c %a "$TMP/$ifk.conf")" = 600 ] || fail "SaveConfig changed the file's mode"
 n1 "$VEILCTL" up "$TMP/$ifk.conf" || fail "veilctl up of the saved file"
-wg show "$ifk" peers | grep -q "$newpeer" || fail "the saved peer did not come back"
+wg show "$ifk" peers | qgrep "$newpeer" || fail "the saved peer did not come back"
 n1 "$VEILCTL" down "$TMP/$ifk.conf" || fail "veilctl down of the saved file"
 log "SaveConfig: ok"
 
 chmod 644 "$TMP/key.file"
 conf_with "PrivateKeyFile = $TMP/key.file"
 out=$(n1 "$VEILCTL" up "$TMP/$ifk.conf" 2>&1) && fail "a 0644 key file was accepted"
-echo "$out" | grep -q "$ifk.conf:2: PrivateKeyFile: .*readable by group or others" ||
+echo "$out" | qgrep "$ifk.conf:2: PrivateKeyFile: .*readable by group or others" ||
 	fail "0644 key file: $out"
 nothing_changed "a 0644 key file"
-echo "$out" | grep -q -- "$(cat "$TMP/k")" && fail "the key appears in the message"
+echo "$out" | qgrep -- "$(cat "$TMP/k")" && fail "the key appears in the message"
 log "0644 key file refused: $out"
 
 log "--- broken files: file:line:key, non-zero exit, nothing changed"
@@ -118,7 +118,7 @@ bad() {
 	shift 2
 	printf '%s\n' "$@" >"$TMP/$ifk.conf"
 	out=$(n1 "$VEILCTL" up "$TMP/$ifk.conf" 2>&1) && fail "accepted: $*"
-	echo "$out" | grep -q "^veilctl: $TMP/$ifk.conf:$line: $key" ||
+	echo "$out" | qgrep "^veilctl: $TMP/$ifk.conf:$line: $key" ||
 		fail "expected '$ifk.conf:$line: $key', got: $out"
 	[ "$(echo "$out" | wc -l)" = 1 ] || fail "more than one line: $out"
 	nothing_changed "$key"
@@ -143,6 +143,6 @@ bad 3 "MTU" "$iface" "$pk" "MTU = 20"
 wg showconf "$ifr" >"$TMP/bystander.after"
 diff -u "$TMP/bystander.before" "$TMP/bystander.after" || fail "a broken file changed the running interface"
 out=$(n1 "$VEILCTL" up "$TMP/absent.conf" 2>&1) && fail "a missing file was accepted"
-echo "$out" | grep -q "absent.conf" || fail "missing file: $out"
+echo "$out" | qgrep "absent.conf" || fail "missing file: $out"
 n1 "$VEILCTL" down "$TMP/$ifr.conf" || fail "veilctl down of the bystander"
 log "veilctl keys and broken files: all passed"

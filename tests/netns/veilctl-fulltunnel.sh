@@ -51,10 +51,10 @@ n1 ping -q -c 1 -W 1 192.0.2.100 >/dev/null 2>&1 && fail "the test host answers 
 log "--- veilctl up with AllowedIPs 0.0.0.0/0, ::/0"
 n1 "$VEILCTL" up "$TMP/$ifc.conf" || fail "veilctl up"
 [ "$(wg show "$ifc" fwmark)" = "0xca6c" ] || fail "fwmark is $(wg show "$ifc" fwmark), not 51820"
-n1 ip -4 rule show | grep -q "not from all fwmark 0xca6c lookup 51820" || fail "no IPv4 'not fwmark' rule"
-n1 ip -4 rule show | grep -q "lookup main suppress_prefixlength 0" || fail "no IPv4 suppress rule"
-n1 ip -6 rule show | grep -q "not from all fwmark 0xca6c lookup 51820" || fail "no IPv6 'not fwmark' rule"
-n1 ip -4 route show table 51820 | grep -q "default dev $ifc" || fail "no default route in table 51820"
+n1 ip -4 rule show | qgrep "not from all fwmark 0xca6c lookup 51820" || fail "no IPv4 'not fwmark' rule"
+n1 ip -4 rule show | qgrep "lookup main suppress_prefixlength 0" || fail "no IPv4 suppress rule"
+n1 ip -6 rule show | qgrep "not from all fwmark 0xca6c lookup 51820" || fail "no IPv6 'not fwmark' rule"
+n1 ip -4 route show table 51820 | qgrep "default dev $ifc" || fail "no default route in table 51820"
 [ "$(n1 cat /proc/sys/net/ipv4/conf/all/src_valid_mark)" = 1 ] || fail "src_valid_mark not set"
 
 log "--- the test host answers through the tunnel"
@@ -62,8 +62,8 @@ ping_ok "$NS1" 192.0.2.100 3 || fail "client -> test host (IPv4) through the tun
 ping_ok "$NS1" 2001:db8:ff::100 3 || fail "client -> test host (IPv6) through the tunnel"
 read -r rx tx < <(wg show "$ifs" transfer | cut -f2,3 | tr '\t' ' ')
 [ "$rx" -gt 0 ] && [ "$tx" -gt 0 ] || fail "the server's counters did not move ($rx/$tx)"
-n1 ip route get 192.0.2.100 | grep -q "dev $ifc" || fail "the test host is not routed into the tunnel"
-n1 ip route get 198.18.0.2 mark 0xca6c | grep -q "dev v$RUN" ||
+n1 ip route get 192.0.2.100 | qgrep "dev $ifc" || fail "the test host is not routed into the tunnel"
+n1 ip route get 198.18.0.2 mark 0xca6c | qgrep "dev v$RUN" ||
 	fail "the tunnel's own packets would not go straight to the server"
 ping_ok "$NS1" 198.18.0.2 1 || fail "the server's own address (main table) unreachable"
 

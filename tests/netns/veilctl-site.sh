@@ -74,10 +74,10 @@ done
 log "--- veilctl up on both gateways"
 n1 "$VEILCTL" up "$TMP/$ifa.conf" || fail "veilctl up site A"
 n2 "$VEILCTL" up "$TMP/$ifb.conf" || fail "veilctl up site B"
-n1 ip -o addr show dev "$ifa" | grep -q "198.19.0.1/24" || fail "site A's tunnel address missing"
-n1 ip -6 -o addr show dev "$ifa" | grep -q "fd00:ff::1/64" || fail "site A's IPv6 tunnel address missing"
-n1 ip link show "$ifa" | grep -q "mtu 1420" || fail "site A's MTU is not 1420"
-n1 ip route show 198.18.2.0/24 | grep -q "dev $ifa" || fail "no route to site B's LAN"
+n1 ip -o addr show dev "$ifa" | qgrep "198.19.0.1/24" || fail "site A's tunnel address missing"
+n1 ip -6 -o addr show dev "$ifa" | qgrep "fd00:ff::1/64" || fail "site A's IPv6 tunnel address missing"
+n1 ip link show "$ifa" | qgrep "mtu 1420" || fail "site A's MTU is not 1420"
+n1 ip route show 198.18.2.0/24 | qgrep "dev $ifa" || fail "no route to site B's LAN"
 [ "$(n1 cat /proc/sys/net/ipv4/ip_forward)" = 1 ] || fail "PostUp did not run on site A"
 
 log "--- host A reaches host B"
@@ -88,7 +88,7 @@ transfer "$NS3" "$NS4" 198.18.2.2 5
 hs=$(wg show "$ifa" latest-handshakes | cut -f2)
 [ "$hs" -gt 0 ] || fail "no handshake recorded by site A"
 out=$(n1 "$VEILCTL" up "$TMP/$ifa.conf" 2>&1) && fail "a second up succeeded"
-echo "$out" | grep -q "already up" || fail "a second up said: $out"
+echo "$out" | qgrep "already up" || fail "a second up said: $out"
 
 log "--- veilctl down leaves every namespace as it was"
 n1 "$VEILCTL" down "$TMP/$ifa.conf" || fail "veilctl down site A"
@@ -106,5 +106,5 @@ for ns in "$NS1" "$NS2"; do
 	[ -z "$(ip netns pids "$ns")" ] || fail "a process is left in $ns after down"
 done
 out=$(n1 "$VEILCTL" down "$TMP/$ifa.conf" 2>&1) && fail "a second down succeeded"
-echo "$out" | grep -q "is not up" || fail "a second down said: $out"
+echo "$out" | qgrep "is not up" || fail "a second down said: $out"
 log "veilctl site to site: all passed"

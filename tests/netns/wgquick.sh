@@ -54,8 +54,8 @@ PIDS+=("$(daemon_pid "$B")")
 ping_ok "$NS1" 192.0.2.2 || fail "ping v4 after wg-quick up"
 ping_ok "$NS2" fd00::1 || fail "ping v6 after wg-quick up"
 transfer "$NS1" "$NS2" 192.0.2.2 10
-n1 ip -o link show "$A" | grep -q "mtu 1420" || fail "wg-quick did not set MTU 1420"
-wg show "$A" | grep -q "latest handshake" || fail "wg show has no handshake"
+n1 ip -o link show "$A" | qgrep "mtu 1420" || fail "wg-quick did not set MTU 1420"
+wg show "$A" | qgrep "latest handshake" || fail "wg show has no handshake"
 
 run n1 wg-quick down "$TMP/$A.conf"
 run n2 wg-quick down "$TMP/$B.conf"

@@ -21,15 +21,15 @@ port=$(wg show "$A" listen-port)
 [ "$port" -gt 0 ] || fail "listen-port 0 did not report the chosen port"
 [ "$(wg show "$A" fwmark)" = "0x10" ] || fail "fwmark: $(wg show "$A" fwmark)"
 [ "$(wg show "$A" public-key)" = "$P1" ] || fail "public key"
-wg show "$A" persistent-keepalive | grep -q "$P2	25" || fail "persistent keepalive"
-wg show "$A" endpoints | grep -q "$P3	\[2001:db8::3\]:5555" || fail "IPv6 endpoint"
-wg show "$A" allowed-ips | grep "$P2" | grep -q "fd00::2/128" || fail "bare address became /128"
-wg show "$A" preshared-keys | grep "$P2" | grep -qv "(none)" || fail "psk"
+wg show "$A" persistent-keepalive | qgrep "$P2	25" || fail "persistent keepalive"
+wg show "$A" endpoints | qgrep "$P3	\[2001:db8::3\]:5555" || fail "IPv6 endpoint"
+wg show "$A" allowed-ips | grep "$P2" | qgrep "fd00::2/128" || fail "bare address became /128"
+wg show "$A" preshared-keys | grep "$P2" | qgrep -v "(none)" || fail "psk"
 run wg set "$A" fwmark off peer "$P2" persistent-keepalive off
 [ "$(wg show "$A" fwmark)" = "off" ] || fail "fwmark off"
-wg show "$A" persistent-keepalive | grep -q "$P2	off" || fail "persistent keepalive off"
+wg show "$A" persistent-keepalive | qgrep "$P2	off" || fail "persistent keepalive off"
 run wg set "$A" peer "$P3" remove
-wg show "$A" peers | grep -q "$P3" && fail "peer not removed"
+wg show "$A" peers | qgrep "$P3" && fail "peer not removed"
 wg set "$A" peer "$P3" allowed-ips 300.1.2.3/33 2>/dev/null && fail "bad allowed-ips accepted"
 
 log "--- show all, dump"
@@ -41,8 +41,8 @@ n1 ip link set "$A" up
 n2 ip addr add 192.0.2.2/24 dev "$B"
 n2 ip link set "$B" up
 ping_ok "$NS1" 192.0.2.2 || fail "ping"
-wg show all | grep -q "interface: $A" || fail "show all lacks $A"
-wg show all dump | awk -v a="$A" '$1 == a' | grep -q "$P2" || fail "show all dump lacks A's peer"
+wg show all | qgrep "interface: $A" || fail "show all lacks $A"
+wg show all dump | awk -v a="$A" '$1 == a' | qgrep "$P2" || fail "show all dump lacks A's peer"
 [ "$(wg show "$A" dump | head -n 1 | cut -f3)" = 51001 ] || fail "dump listen port"
 
 log "--- showconf into setconf on a fresh daemon reproduces the configuration"
@@ -57,10 +57,10 @@ log "--- addconf adds a peer; syncconf removes it again and keeps the live sessi
 hs_before=$(wg show "$A" latest-handshakes | awk -v k="$P2" '$1 == k { print $2 }')
 printf '[Peer]\nPublicKey = %s\nAllowedIPs = 192.0.2.200/32\n' "$P4" >"$TMP/add.conf"
 run wg addconf "$A" "$TMP/add.conf"
-wg show "$A" peers | grep -q "$P4" || fail "addconf did not add"
-wg show "$A" peers | grep -q "$P2" || fail "addconf removed an existing peer"
+wg show "$A" peers | qgrep "$P4" || fail "addconf did not add"
+wg show "$A" peers | qgrep "$P2" || fail "addconf removed an existing peer"
 run wg syncconf "$A" "$TMP/a.conf"
-wg show "$A" peers | grep -q "$P4" && fail "syncconf did not remove the extra peer"
+wg show "$A" peers | qgrep "$P4" && fail "syncconf did not remove the extra peer"
 ping_ok "$NS1" 192.0.2.2 || fail "ping after syncconf"
 hs_after=$(wg show "$A" latest-handshakes | awk -v k="$P2" '$1 == k { print $2 }')
 [ "$hs_before" = "$hs_after" ] || fail "syncconf caused a new handshake ($hs_before -> $hs_after)"
