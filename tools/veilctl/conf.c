@@ -43,27 +43,43 @@ struct key_def {
 	int (*parse)(struct parser *p, const char *key, char *value);
 };
 
+static void set_error(struct conf_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 static int fail(struct parser *p, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* "path:line: Key: message" — one line, whatever the message holds. */
-static int fail(struct parser *p, const char *key, const char *fmt, ...)
+/*
+ * Every message is one line: a path, a key or a quoted value may hold a
+ * newline or a terminal escape, so control characters become '?'.
+ */
+static void set_error(struct conf_error *err, const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 	size_t i;
 
 	va_start(ap, fmt);
 	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): va_start is right above; a clang-tidy 14 false positive. */
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	for (i = 0; err->msg[i]; i++)
+		if ((unsigned char)err->msg[i] < 0x20 || err->msg[i] == 0x7f)
+			err->msg[i] = '?';
+}
+
+/* "path:line: Key: message", or "path:line: message" without a key. */
+static int fail(struct parser *p, const char *key, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): as in set_error. */
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	for (i = 0; msg[i]; i++)
-		if (msg[i] == '\n' || msg[i] == '\r' || (unsigned char)msg[i] < 0x20)
-			msg[i] = '?';
 	if (key)
-		snprintf(p->err->msg, sizeof(p->err->msg), "%s:%u: %s: %s", p->path, p->line, key, msg);
+		set_error(p->err, "%s:%u: %s: %s", p->path, p->line, key, msg);
 	else
-		snprintf(p->err->msg, sizeof(p->err->msg), "%s:%u: %s", p->path, p->line, msg);
+		set_error(p->err, "%s:%u: %s", p->path, p->line, msg);
 	return -EINVAL;
 }
 
@@ -107,15 +123,25 @@ int conf_parse_key(const char *base64, uint8_t out[static 32])
 	return ret;
 }
 
-static bool parse_u32(const char *s, uint32_t max, uint32_t *out)
+/*
+ * A whole decimal number up to max; with hex, "0x..." too (FwMark). No
+ * sign, no space, nothing after it: strtoull alone would take " -1".
+ */
+static bool parse_num(const char *s, uint32_t max, bool hex, uint32_t *out)
 {
 	unsigned long long v;
+	int base = 10;
 	char *end;
 
-	if (!isdigit((unsigned char)s[0]))
+	if (hex && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		if (!isxdigit((unsigned char)s[2]))
+			return false;
+	} else if (!isdigit((unsigned char)s[0])) {
 		return false;
+	}
 	errno = 0;
-	v = strtoull(s, &end, s[0] == '0' && (s[1] == 'x' || s[1] == 'X') ? 16 : 10);
+	v = strtoull(s, &end, base);
 	if (errno || *end || v > max)
 		return false;
 	*out = (uint32_t)v;
@@ -147,7 +173,7 @@ int conf_parse_prefix(const char *s, struct conf_prefix *out)
 	max = out->family == AF_INET ? 32 : 128;
 	if (!slash)
 		cidr = max;
-	else if (!parse_u32(slash, max, &cidr) || (slash[0] == '0' && slash[1]))
+	else if (!parse_num(slash, max, false, &cidr) || (slash[0] == '0' && slash[1]))
 		return -EINVAL;
 	out->cidr = (uint8_t)cidr;
 	return 0;
@@ -267,10 +293,13 @@ static int inline_key(struct parser *p, const char *key, char *value, struct con
 static int key_source(struct parser *p, const char *key, char *value, struct conf_key *k,
 		      enum conf_key_source src)
 {
+	char s[48];
+
 	if (k->source != KEYSRC_NONE)
 		return fail(p, key, "a key for this is already given on line %u", k->line);
 	if (src == KEYSRC_CREDENTIAL && (strchr(value, '/') || !strcmp(value, ".") || !strcmp(value, "..")))
-		return fail(p, key, "a credential name has no '/'");
+		return fail(p, key, "\"%s\" is not a credential name (a file name without '/')",
+			    shown(value, s));
 	k->arg = strdup(value);
 	if (!k->arg)
 		return -ENOMEM;
@@ -319,7 +348,7 @@ static int v_listen_port(struct parser *p, const char *key, char *v)
 	uint32_t port;
 	char s[48];
 
-	if (!parse_u32(v, 65535, &port))
+	if (!parse_num(v, 65535, false, &port))
 		return fail(p, key, "\"%s\" is not a port (0-65535)", shown(v, s));
 	p->c->listen_port = (uint16_t)port;
 	p->c->has_listen_port = true;
@@ -332,7 +361,7 @@ static int v_fwmark(struct parser *p, const char *key, char *v)
 
 	if (same_word(v, "off"))
 		p->c->fwmark = 0;
-	else if (!parse_u32(v, UINT32_MAX, &p->c->fwmark))
+	else if (!parse_num(v, UINT32_MAX, true, &p->c->fwmark))
 		return fail(p, key, "\"%s\" is not a mark (a number up to 0xffffffff, or off)",
 			    shown(v, s));
 	p->c->has_fwmark = true;
@@ -344,7 +373,7 @@ static int v_mtu(struct parser *p, const char *key, char *v)
 	uint32_t mtu;
 	char s[48];
 
-	if (!parse_u32(v, 65535, &mtu) || mtu < 68)
+	if (!parse_num(v, 65535, false, &mtu) || mtu < 68)
 		return fail(p, key, "\"%s\" is not an MTU (68-65535)", shown(v, s));
 	p->c->mtu = mtu;
 	p->c->has_mtu = true;
@@ -362,7 +391,7 @@ static int v_table(struct parser *p, const char *key, char *v)
 	} else if (same_word(v, "main") || same_word(v, "local") || same_word(v, "default")) {
 		p->c->table = TABLE_ID;
 		p->c->table_id = same_word(v, "main") ? 254 : same_word(v, "local") ? 255 : 253;
-	} else if (parse_u32(v, UINT32_MAX, &p->c->table_id) && p->c->table_id) {
+	} else if (parse_num(v, UINT32_MAX, false, &p->c->table_id) && p->c->table_id) {
 		p->c->table = TABLE_ID;
 	} else {
 		return fail(p, key, "\"%s\" is not a table (off, auto, main or a number)", shown(v, s));
@@ -472,6 +501,9 @@ static int v_public_key(struct parser *p, const char *key, char *v)
 
 	if (conf_parse_key(v, peer->public_key))
 		return fail(p, key, "\"%s\" is not a base64 key of 32 bytes", shown(v, s));
+	/* All zero is how a peer without a key looks; it could never handshake anyway. */
+	if (sodium_is_zero(peer->public_key, 32))
+		return fail(p, key, "the all-zero key is not a public key");
 	for (i = 0; i + 1 < p->c->n_peers; i++)
 		if (!memcmp(p->c->peers[i].public_key, peer->public_key, 32))
 			return fail(p, key, "the same peer as on line %u", p->c->peers[i].line);
@@ -494,37 +526,57 @@ static int v_allowed_ips(struct parser *p, const char *key, char *v)
 	return each_item(p, key, v, one_allowed_ip);
 }
 
-/* host:port, [v6]:port; returns the port's position or NULL. */
-static const char *endpoint_port(const char *v, size_t *hostlen)
+/* Every byte of a host is a letter, a digit or one of extra. */
+static bool host_chars(const char *h, size_t n, const char *extra)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)h[i]) && !strchr(extra, h[i]))
+			return false;
+	return n > 0 && n < NI_MAXHOST;
+}
+
+/*
+ * Split "host:port" or "[v6]:port" (a zone as in "[fe80::1%eth0]" is fine)
+ * into the host's bytes and the port's text. Only the shape is checked;
+ * getaddrinfo judges the host later. A bare v6 address is refused: its
+ * last colon could be the port's or the address's.
+ */
+static bool split_endpoint(const char *v, const char **host, size_t *hostlen, const char **port)
 {
 	const char *colon;
 
 	if (v[0] == '[') {
 		const char *close = strchr(v, ']');
 
-		if (!close || close[1] != ':' || close == v + 1)
-			return NULL;
-		*hostlen = (size_t)(close - v - 1);
-		return close + 2;
+		if (!close || close[1] != ':')
+			return false;
+		*host = v + 1;
+		*hostlen = (size_t)(close - *host);
+		*port = close + 2;
+		return memchr(*host, ':', *hostlen) && host_chars(*host, *hostlen, ":.%_-");
 	}
-	colon = strrchr(v, ':');
-	if (!colon || colon == v || memchr(v, ':', (size_t)(colon - v)))
-		return NULL;
+	colon = strchr(v, ':');
+	if (!colon || strchr(colon + 1, ':'))
+		return false;
+	*host = v;
 	*hostlen = (size_t)(colon - v);
-	return colon + 1;
+	*port = colon + 1;
+	return host_chars(v, *hostlen, ".-_");
 }
 
 static int v_endpoint(struct parser *p, const char *key, char *v)
 {
 	struct conf_peer *peer = peer_now(p);
-	const char *port;
-	size_t hostlen = 0;
+	const char *host, *port;
+	size_t hostlen;
 	uint32_t n;
 	char s[48];
 
-	port = endpoint_port(v, &hostlen);
-	if (!port || !parse_u32(port, 65535, &n) || n == 0 || hostlen >= NI_MAXHOST)
-		return fail(p, key, "\"%s\" is not host:port or [address]:port", shown(v, s));
+	if (!split_endpoint(v, &host, &hostlen, &port) || !parse_num(port, 65535, false, &n) || n == 0)
+		return fail(p, key, "\"%s\" is not host:port or [address]:port (port 1-65535)",
+			    shown(v, s));
 	peer->endpoint = strdup(v);
 	peer->endpoint_line = p->line;
 	return peer->endpoint ? 0 : -ENOMEM;
@@ -536,7 +588,7 @@ static int v_keepalive(struct parser *p, const char *key, char *v)
 	uint32_t n = 0;
 	char s[48];
 
-	if (!same_word(v, "off") && !parse_u32(v, 65535, &n))
+	if (!same_word(v, "off") && !parse_num(v, 65535, false, &n))
 		return fail(p, key, "\"%s\" is not a number of seconds (0-65535) or off", shown(v, s));
 	peer->persistent_keepalive = (uint16_t)n;
 	peer->has_keepalive = true;
@@ -568,9 +620,12 @@ static const struct key_def keys[] = {
 	{ "PersistentKeepalive", SEC_PEER, false, false, v_keepalive },
 };
 
+/* p->seen has one bit per entry of keys[]. */
+_Static_assert(sizeof(keys) / sizeof(keys[0]) <= 32, "too many keys for parser.seen");
+
 /* ---- lines and sections ------------------------------------------------------------------------ */
 
-/* A peer's section ends: it must have named its key. */
+/* A peer's section ends: it must have named its key (an all-zero key is refused). */
 static int end_section(struct parser *p)
 {
 	if (p->sec == SEC_PEER && sodium_is_zero(peer_now(p)->public_key, 32)) {
@@ -585,6 +640,7 @@ static int end_section(struct parser *p)
 	return 0;
 }
 
+/* s is the header without its comment, trimmed: "[Interface]" or "[Peer]". */
 static int section(struct parser *p, char *s)
 {
 	struct conf_peer peer;
@@ -607,7 +663,7 @@ static int section(struct parser *p, char *s)
 		p->sec = SEC_PEER;
 		return append((void **)&p->c->peers, &p->c->n_peers, sizeof(peer), &peer);
 	}
-	return fail(p, NULL, "unknown section \"%s\"", shown(s, shownbuf));
+	return fail(p, shown(s, shownbuf), "unknown section ([Interface] or [Peer])");
 }
 
 static const struct key_def *find_key(const char *name, size_t *index)
@@ -623,20 +679,37 @@ static const struct key_def *find_key(const char *name, size_t *index)
 	return NULL;
 }
 
-/* One "Key = Value" line (comments already cut unless the key is a command). */
+/*
+ * Whether an unknown key may be quoted. A key pasted alone on a line ends
+ * in '=', so its first 43 characters would look like a key name: only
+ * short words of letters, digits and a few marks are shown.
+ */
+static bool quotable_key(const char *key)
+{
+	size_t n = strlen(key), i;
+
+	if (n == 0 || n > 24)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)key[i]) && !strchr(" _-.", key[i]))
+			return false;
+	return true;
+}
+
+/* One "Key = Value" line, trimmed. The value of a command key keeps its '#'. */
 static int assignment(struct parser *p, char *line)
 {
-	char *eq = strchr(line, '='), *key, *value, *hash, shownbuf[48];
+	char *eq = strchr(line, '='), *hash = strchr(line, '#'), *key, *value;
 	const struct key_def *def;
 	size_t index;
 
-	if (!eq)
-		return fail(p, NULL, "\"%s\" is not Key = Value", shown(trim(line), shownbuf));
+	if (!eq || (hash && hash < eq))
+		return fail(p, NULL, "not a Key = Value line"); /* not quoted: it may be a key */
 	*eq = '\0';
 	key = trim(line);
 	def = find_key(key, &index);
 	if (!def)
-		return fail(p, key, "unknown key");
+		return quotable_key(key) ? fail(p, key, "unknown key") : fail(p, NULL, "unknown key");
 	if (p->sec == SEC_NONE)
 		return fail(p, key, "outside a section ([Interface] or [Peer] first)");
 	if (def->sec != p->sec)
@@ -655,25 +728,16 @@ static int assignment(struct parser *p, char *line)
 
 static int one_line(struct parser *p, char *line)
 {
-	char *s, *hash;
-	char copy[CONF_LINE_MAX + 2];
-	size_t len = strlen(line);
-	int ret;
+	char *s = trim(line), *hash;
 
-	/* Section headers and blank or comment lines: the comment goes first. */
-	memcpy(copy, line, len + 1);
-	hash = strchr(copy, '#');
+	if (!*s || *s == '#')
+		return 0;
+	if (*s != '[')
+		return assignment(p, s);
+	hash = strchr(s, '#');
 	if (hash)
 		*hash = '\0';
-	s = trim(copy);
-	if (!*s)
-		ret = 0;
-	else if (*s == '[')
-		ret = section(p, s);
-	else
-		ret = assignment(p, line);
-	sodium_memzero(copy, len + 1); /* the line may hold a key */
-	return ret;
+	return section(p, trim(s));
 }
 
 static int name_from_path(struct conf *c, const char *path, struct conf_error *err)
@@ -689,14 +753,20 @@ static int name_from_path(struct conf *c, const char *path, struct conf_error *e
 	if (!c->name)
 		return -ENOMEM;
 	if (!conf_valid_ifname(c->name)) {
-		snprintf(err->msg, sizeof(err->msg),
-			 "%s: \"%.*s\" is not a valid interface name (1-15 characters of A-Z a-z 0-9 _ = + . -)",
-			 path, (int)(n > 32 ? 32 : n), base);
+		set_error(err, "%s: \"%.*s\" is not a valid interface name "
+			  "(1-15 characters of A-Z a-z 0-9 _ = + . -)", path, (int)(n > 32 ? 32 : n), base);
 		return -EINVAL;
 	}
 	return 0;
 }
 
+/* A line's length without the CR of a CRLF end. */
+static size_t without_cr(const char *s, size_t n)
+{
+	return n && s[n - 1] == '\r' ? n - 1 : n;
+}
+
+/* Cut text into lines (LF or CRLF) and parse each; the line buffer is wiped after. */
 static int parse_lines(struct parser *p, const char *text, size_t len)
 {
 	char line[CONF_LINE_MAX + 2];
@@ -709,8 +779,7 @@ static int parse_lines(struct parser *p, const char *text, size_t len)
 		size_t next = pos + n + (nl ? 1 : 0);
 
 		p->line++;
-		if (pos + n > pos && text[pos + n - 1] == '\r')
-			n--;
+		n = without_cr(text + pos, n);
 		if (n > CONF_LINE_MAX)
 			ret = fail(p, NULL, "line longer than %d bytes", CONF_LINE_MAX);
 		else if (memchr(text + pos, '\0', n))
@@ -727,7 +796,7 @@ static int parse_lines(struct parser *p, const char *text, size_t len)
 	if (!ret)
 		ret = end_section(p);
 	if (!ret && !p->seen_interface) {
-		snprintf(p->err->msg, sizeof(p->err->msg), "%s: no [Interface] section", p->path);
+		set_error(p->err, "%s: no [Interface] section", p->path);
 		ret = -EINVAL;
 	}
 	return ret;
@@ -740,53 +809,85 @@ int conf_parse(struct conf *c, const char *path, const char *text, size_t len, s
 
 	memset(c, 0, sizeof(*c));
 	err->msg[0] = '\0';
+	if (len > (size_t)CONF_FILE_MAX) {
+		set_error(err, "%s: larger than %ld bytes", path, CONF_FILE_MAX);
+		return -EFBIG;
+	}
 	c->path = strdup(path);
 	if (!c->path)
-		return -ENOMEM;
-	ret = name_from_path(c, path, err);
+		ret = -ENOMEM;
+	else
+		ret = name_from_path(c, path, err);
 	if (!ret)
 		ret = parse_lines(&p, text, len);
 	if (ret == -ENOMEM && !err->msg[0])
-		snprintf(err->msg, sizeof(err->msg), "%s: out of memory", path);
+		set_error(err, "%s: out of memory", path);
 	if (ret)
 		conf_free(c);
+	return ret;
+}
+
+/* Read what fstat promised, and notice a file that grew since: cap is one more. */
+static int read_whole(int fd, char *buf, size_t cap, size_t *len)
+{
+	ssize_t n;
+
+	*len = 0;
+	while (*len < cap) {
+		n = read(fd, buf + *len, cap - *len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return 0;
+		*len += (size_t)n;
+	}
+	return -EFBIG;
+}
+
+/* The file is read into locked memory (it may hold keys) and wiped after parsing. */
+static int load_fd(struct conf *c, const char *path, int fd, size_t size, struct conf_error *err)
+{
+	char *text = sodium_malloc(size + 1);
+	size_t len;
+	int ret;
+
+	if (!text) {
+		set_error(err, "%s: out of memory", path);
+		return -ENOMEM;
+	}
+	ret = read_whole(fd, text, size + 1, &len);
+	if (ret)
+		set_error(err, "%s: %s", path, ret == -EFBIG ? "it grew while being read" : strerror(-ret));
+	else
+		ret = conf_parse(c, path, text, len, err);
+	sodium_free(text);
 	return ret;
 }
 
 int conf_load(struct conf *c, const char *path, struct conf_error *err)
 {
 	struct stat st;
-	char *text;
-	ssize_t n;
 	int fd, ret;
 
 	memset(c, 0, sizeof(*c));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	err->msg[0] = '\0';
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us */
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		ret = -errno;
-		snprintf(err->msg, sizeof(err->msg), "%s: %s", path, strerror(errno));
+		set_error(err, "%s: %s", path, strerror(-ret));
 		goto out;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_size > CONF_FILE_MAX) {
-		snprintf(err->msg, sizeof(err->msg), "%s: not a regular file of at most %ld bytes", path,
-			 CONF_FILE_MAX);
+	if (!S_ISREG(st.st_mode)) {
+		set_error(err, "%s: not a regular file", path);
 		ret = -EINVAL;
-		goto out;
-	}
-	text = sodium_malloc((size_t)st.st_size + 1);
-	if (!text) {
-		ret = -ENOMEM;
-		snprintf(err->msg, sizeof(err->msg), "%s: out of memory", path);
-		goto out;
-	}
-	n = read(fd, text, (size_t)st.st_size + 1);
-	if (n < 0 || n > st.st_size) {
-		snprintf(err->msg, sizeof(err->msg), "%s: cannot read it whole", path);
-		ret = -EIO;
+	} else if (st.st_size > CONF_FILE_MAX) {
+		set_error(err, "%s: larger than %ld bytes", path, CONF_FILE_MAX);
+		ret = -EFBIG;
 	} else {
-		ret = conf_parse(c, path, text, (size_t)n, err);
+		ret = load_fd(c, path, fd, (size_t)st.st_size, err);
 	}
-	sodium_free(text); /* the file may hold keys: wiped */
 out:
 	if (fd >= 0)
 		close(fd);
@@ -795,27 +896,29 @@ out:
 
 /* ---- endpoints ---------------------------------------------------------------------------------- */
 
+/* The first address getaddrinfo gives, whichever family, as wg(8) takes it. */
 static int resolve_one(struct conf *c, struct conf_peer *peer, struct conf_error *err)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV }, *ai;
 	char host[NI_MAXHOST];
-	const char *port;
-	size_t hostlen = 0;
+	const char *h, *port;
+	size_t hostlen;
 	int ret;
 
-	port = endpoint_port(peer->endpoint, &hostlen);
-	if (!port || hostlen >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, peer->endpoint + (peer->endpoint[0] == '['), hostlen);
+	if (!split_endpoint(peer->endpoint, &h, &hostlen, &port))
+		return -EINVAL; /* conf_parse let it through: cannot happen */
+	memcpy(host, h, hostlen);
 	host[hostlen] = '\0';
 	ret = getaddrinfo(host, port, &hints, &ai);
 	if (ret) {
-		snprintf(err->msg, sizeof(err->msg), "%.300s:%u: Endpoint: cannot resolve \"%.200s\": %s",
-			 c->path, peer->endpoint_line, host, gai_strerror(ret));
+		set_error(err, "%.300s:%u: Endpoint: cannot resolve \"%.200s\": %s", c->path,
+			  peer->endpoint_line, host, gai_strerror(ret));
 		return -EHOSTUNREACH;
 	}
-	memcpy(&peer->endpoint_addr, ai->ai_addr, ai->ai_addrlen);
-	peer->endpoint_len = ai->ai_addrlen;
+	if (ai->ai_addrlen <= sizeof(peer->endpoint_addr)) {
+		memcpy(&peer->endpoint_addr, ai->ai_addr, ai->ai_addrlen);
+		peer->endpoint_len = ai->ai_addrlen;
+	}
 	freeaddrinfo(ai);
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,7 @@ enum { KEY_TEXT_MAX = 256, COMMAND_OUTPUT_MAX = 4096 };
 /* A command that runs longer than this is killed (a test lowers it). */
 static unsigned int command_timeout_ms = 30000;
 
-/* One base64 key with whitespace around it, and nothing else. */
+/* One base64 key with whitespace around it, and nothing else (not even a NUL). */
 static int key_from_text(char *text, size_t len, uint8_t out[static 32])
 {
 	size_t start = 0;
@@ -34,6 +35,8 @@ static int key_from_text(char *text, size_t len, uint8_t out[static 32])
 		len--;
 	while (start < len && strchr(" \t\r\n", text[start]))
 		start++;
+	if (memchr(text + start, '\0', len - start))
+		return -EINVAL;
 	text[len] = '\0';
 	return conf_parse_key(text + start, out);
 }
@@ -66,10 +69,13 @@ static int key_from_path(const char *path, bool strict, uint8_t out[static 32], 
 	ssize_t n;
 	int fd, ret;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us */
 	if (fd < 0) {
 		ret = -errno;
-		snprintf(why, whylen, "%s: %s", path, errno == ELOOP ? "is a symbolic link" : strerror(errno));
+		if (ret == -ELOOP)
+			snprintf(why, whylen, "%s is a symbolic link (name the file itself)", path);
+		else
+			snprintf(why, whylen, "%s: %s", path, strerror(-ret));
 		return ret;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -81,6 +87,11 @@ static int key_from_path(const char *path, bool strict, uint8_t out[static 32], 
 		snprintf(why, whylen, "%s is %s by group or others (chmod 600 it)", path,
 			 strict ? "readable" : "writable");
 		ret = -EPERM;
+		goto out;
+	}
+	if (st.st_size > KEY_TEXT_MAX) {
+		snprintf(why, whylen, "%s is larger than %d bytes: not a key file", path, KEY_TEXT_MAX);
+		ret = -EFBIG;
 		goto out;
 	}
 	n = read_small(fd, buf, KEY_TEXT_MAX);
@@ -133,10 +144,14 @@ static ssize_t collect(int fd, char *buf, size_t cap, const struct timespec *t0)
 	for (;;) {
 		long left = (long)command_timeout_ms - elapsed_ms(t0);
 		ssize_t n;
+		int r;
 
 		if (left <= 0)
 			return -ETIMEDOUT;
-		if (poll(&p, 1, (int)left) <= 0)
+		r = poll(&p, 1, (int)left);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r <= 0)
 			continue;
 		n = read(fd, buf + got, cap - got);
 		if (n < 0 && errno == EINTR)
@@ -149,23 +164,43 @@ static ssize_t collect(int fd, char *buf, size_t cap, const struct timespec *t0)
 	}
 }
 
-static pid_t spawn(const char *command, int out_fd)
+/*
+ * /bin/sh -c command, stdin from /dev/null, stdout into out_fd, stderr
+ * shared with us so the command can say what went wrong. The child stays
+ * in our process group: a vault client may prompt on the terminal.
+ */
+static int spawn(const char *command, int out_fd, pid_t *pid)
 {
-	pid_t pid = fork();
+	char *cmd = strdup(command); /* exec takes char *const argv[] */
+	char sh[] = "sh", dash_c[] = "-c";
+	char *const argv[] = { sh, dash_c, cmd, NULL };
+	posix_spawn_file_actions_t fa;
+	int ret;
 
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
-
-		if (null >= 0)
-			dup2(null, 0);
-		dup2(out_fd, 1);
-		execl("/bin/sh", "sh", "-c", command, (char *)NULL);
-		_exit(127);
-	}
-	return pid;
+	*pid = -1;
+	if (!cmd)
+		return -ENOMEM;
+	ret = posix_spawn_file_actions_init(&fa);
+	if (ret)
+		goto out;
+	ret = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	if (!ret)
+		ret = posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+	if (!ret)
+		ret = posix_spawn(pid, "/bin/sh", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+out:
+	free(cmd);
+	return -ret;
 }
 
-/* Wait for the child: at most what is left of the time, then kill it. */
+/*
+ * Wait for the child: at most what is left of the time, then kill and reap
+ * it. Only the shell is killed: dash forks even for a lone command, so a
+ * hung grandchild lives on (its stdout pipe closed). Killing a process
+ * group would need the child in a group of its own, where a prompt on the
+ * terminal stops it (SIGTTIN) and ^C no longer reaches it.
+ */
 static int reap(pid_t pid, const struct timespec *t0, int *status)
 {
 	while (elapsed_ms(t0) < (long)command_timeout_ms) {
@@ -178,8 +213,41 @@ static int reap(pid_t pid, const struct timespec *t0, int *status)
 		usleep(5000);
 	}
 	kill(pid, SIGKILL);
-	waitpid(pid, status, 0);
+	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+		;
 	return -ETIMEDOUT;
+}
+
+/* Turn what collect and reap saw into 0 or an error with its sentence. */
+static int judge(ssize_t n, int ret, int status, char *buf, uint8_t out[static 32], char *why,
+		 size_t whylen)
+{
+	if (n == -ETIMEDOUT || ret == -ETIMEDOUT) {
+		snprintf(why, whylen, "command did not finish within %u ms", command_timeout_ms);
+		return -ETIMEDOUT;
+	}
+	if (ret) {
+		snprintf(why, whylen, "cannot wait for the command: %s", strerror(-ret));
+		return ret;
+	}
+	/* Before the status: we closed the pipe on it, so SIGPIPE may be what it died of. */
+	if (n == -E2BIG) {
+		snprintf(why, whylen, "command output is longer than %d bytes", COMMAND_OUTPUT_MAX);
+		return -E2BIG;
+	}
+	if (WIFSIGNALED(status)) {
+		snprintf(why, whylen, "command was killed by signal %d", WTERMSIG(status));
+		return -ECHILD;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		snprintf(why, whylen, "command exited with status %d", WEXITSTATUS(status));
+		return -ECHILD;
+	}
+	if (n < 0 || key_from_text(buf, (size_t)n, out)) {
+		snprintf(why, whylen, "command output is not a base64 key of 32 bytes");
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int key_from_command(const char *command, uint8_t out[static 32], char *why, size_t whylen)
@@ -190,31 +258,23 @@ int key_from_command(const char *command, uint8_t out[static 32], char *why, siz
 	ssize_t n;
 	pid_t pid;
 
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return -errno;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	pid = spawn(command, fds[1]);
-	close(fds[1]);
-	if (pid < 0) {
+	if (pipe2(fds, O_CLOEXEC) < 0) {
 		ret = -errno;
+		snprintf(why, whylen, "cannot make a pipe: %s", strerror(-ret));
+		return ret;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ret = spawn(command, fds[1], &pid);
+	close(fds[1]);
+	if (ret) {
 		close(fds[0]);
-		snprintf(why, whylen, "cannot run the command: %s", strerror(-ret));
+		snprintf(why, whylen, "cannot run /bin/sh: %s", strerror(-ret));
 		return ret;
 	}
 	n = collect(fds[0], buf, COMMAND_OUTPUT_MAX, &t0);
-	close(fds[0]);
+	close(fds[0]); /* a command still writing gets SIGPIPE */
 	ret = reap(pid, &t0, &status);
-	if (n == -ETIMEDOUT || ret == -ETIMEDOUT) {
-		snprintf(why, whylen, "command did not finish within %u ms", command_timeout_ms);
-		ret = -ETIMEDOUT;
-	} else if (!ret && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
-		snprintf(why, whylen, "command exited with status %d",
-			 WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-		ret = -ECHILD;
-	} else if (!ret && (n < 0 || key_from_text(buf, (size_t)n, out))) {
-		snprintf(why, whylen, "command output is not a base64 key of 32 bytes");
-		ret = -EINVAL;
-	}
+	ret = judge(n, ret, status, buf, out, why, whylen);
 	sodium_memzero(buf, sizeof(buf));
 	return ret;
 }
@@ -233,16 +293,25 @@ static const char *source_key_name(enum conf_key_source src, bool private)
 	}
 }
 
+/* Messages name paths and commands as written: keep them on one line. */
+static void one_line_msg(char *msg)
+{
+	for (; *msg; msg++)
+		if ((unsigned char)*msg < 0x20 || *msg == 0x7f)
+			*msg = '?';
+}
+
 static int load_one(const struct conf *c, struct conf_key *k, bool private, struct conf_error *err)
 {
 	char why[512] = "";
 	int ret;
 
-	if (k->source == KEYSRC_NONE || k->source == KEYSRC_INLINE)
+	/* Inline keys came with the file; a key already loaded is not read twice. */
+	if (k->source == KEYSRC_NONE || k->source == KEYSRC_INLINE || k->key)
 		return 0;
 	k->key = sodium_malloc(32);
 	if (!k->key) {
-		snprintf(err->msg, sizeof(err->msg), "%s: out of memory", c->path);
+		snprintf(err->msg, sizeof(err->msg), "%.300s: out of memory", c->path);
 		return -ENOMEM;
 	}
 	if (k->source == KEYSRC_FILE)
@@ -254,6 +323,7 @@ static int load_one(const struct conf *c, struct conf_key *k, bool private, stru
 	if (ret) {
 		snprintf(err->msg, sizeof(err->msg), "%.200s:%u: %s: %s", c->path, k->line,
 			 source_key_name(k->source, private), why);
+		one_line_msg(err->msg);
 		sodium_free(k->key);
 		k->key = NULL;
 	}

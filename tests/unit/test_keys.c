@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: MIT
+/*
+ * veilctl's key sources (tools/veilctl/keys.c): a key file only its owner
+ * may use, a systemd credential, a command's output (exit status, output,
+ * time limit), and keys_load naming file, line and source when one fails.
+ * The files live in a mkdtemp directory made for each test. Tests run as
+ * root, which bypasses permissions, but the mode check is ours and holds.
+ */
+#include "conf.c"
+#include "keys.c"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "test_util.h"
+
+static const char *pub1 = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+static const char *priv = "YAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
+static const char *psk = "FpCyhws9cxwWoV4xELtfJvjJN+zQVRPISllRWgeopVE=";
+
+static char dir[64];
+
+static void key_equal(const uint8_t *k, const char *b64)
+{
+	uint8_t want[32];
+
+	assert_non_null(k);
+	assert_int_equal(conf_parse_key(b64, want), 0);
+	assert_memory_equal(k, want, 32);
+}
+
+/* dir/name, into out. */
+static const char *in_dir(char *out, size_t len, const char *name)
+{
+	snprintf(out, len, "%s/%s", dir, name);
+	return out;
+}
+
+static void write_file(const char *name, const char *text, size_t len, mode_t mode)
+{
+	char path[128];
+	FILE *f;
+
+	f = fopen(in_dir(path, sizeof(path), name), "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+/* A key file: lead, the key, trail. */
+static void write_key(const char *name, const char *lead, const char *key, const char *trail, mode_t mode)
+{
+	char text[160];
+
+	snprintf(text, sizeof(text), "%s%s%s", lead, key, trail);
+	write_file(name, text, strlen(text), mode);
+}
+
+static int setup_dir(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/veil-keys-XXXXXX");
+	unsetenv("CREDENTIALS_DIRECTORY");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown_dir(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	unsetenv("CREDENTIALS_DIRECTORY");
+	command_timeout_ms = 30000;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- key files -------------------------------------------------------------------------- */
+
+static void test_file_modes(void **state)
+{
+	static const mode_t loose[] = { 0644, 0640, 0604, 0601, 0610, 0620, 0602, 0666 };
+	char path[128], why[256], want[256];
+	uint8_t k[32];
+	size_t i;
+
+	(void)state;
+	write_key("good", "  ", priv, "\n\n", 0600);
+	assert_int_equal(key_from_file(in_dir(path, sizeof(path), "good"), k, why, sizeof(why)), 0);
+	key_equal(k, priv);
+	write_key("ro", "", priv, "", 0400); /* no newline at all */
+	assert_int_equal(key_from_file(in_dir(path, sizeof(path), "ro"), k, why, sizeof(why)), 0);
+	for (i = 0; i < sizeof(loose) / sizeof(loose[0]); i++) {
+		write_key("loose", "", priv, "\n", loose[i]);
+		memset(why, 0, sizeof(why));
+		assert_int_equal(key_from_file(in_dir(path, sizeof(path), "loose"), k, why, sizeof(why)), -EPERM);
+		snprintf(want, sizeof(want), "%s is readable by group or others (chmod 600 it)", path);
+		assert_string_equal(why, want);
+	}
+}
+
+static void test_file_contents(void **state)
+{
+	static const char *const junk[] = {
+		"not a key\n",
+		"YAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk= YAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n",
+		"PrivateKey = YAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n",
+		"YAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk\n",
+		"",
+	};
+	char path[128], why[256], want[256], text[64];
+	uint8_t k[32];
+	size_t i;
+
+	(void)state;
+	in_dir(path, sizeof(path), "junk");
+	snprintf(want, sizeof(want), "%s does not hold one base64 key of 32 bytes", path);
+	for (i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
+		write_file("junk", junk[i], strlen(junk[i]), 0600);
+		assert_int_equal(key_from_file(path, k, why, sizeof(why)), -EINVAL);
+		assert_string_equal(why, want);
+	}
+	/* A NUL after the key: strlen would stop there, the check must not. */
+	snprintf(text, sizeof(text), "%s", priv);
+	memcpy(text + 44, "\0junk\n", 6);
+	write_file("junk", text, 50, 0600);
+	assert_int_equal(key_from_file(path, k, why, sizeof(why)), -EINVAL);
+	assert_null(strstr(why, "YAnz5TF"));
+}
+
+static void test_file_kinds(void **state)
+{
+	char path[128], target[128], why[256], want[256], big[400];
+	uint8_t k[32];
+
+	(void)state;
+	write_key("good", "", priv, "\n", 0600);
+	assert_int_equal(symlink(in_dir(target, sizeof(target), "good"), in_dir(path, sizeof(path), "link")), 0);
+	assert_int_equal(key_from_file(path, k, why, sizeof(why)), -ELOOP);
+	snprintf(want, sizeof(want), "%s is a symbolic link (name the file itself)", path);
+	assert_string_equal(why, want);
+	assert_int_equal(key_from_file(dir, k, why, sizeof(why)), -EINVAL);
+	snprintf(want, sizeof(want), "%s is not a regular file", dir);
+	assert_string_equal(why, want);
+	assert_int_equal(mkfifo(in_dir(path, sizeof(path), "fifo"), 0600), 0);
+	assert_int_equal(key_from_file(path, k, why, sizeof(why)), -EINVAL); /* and does not block */
+	assert_int_equal(key_from_file(in_dir(path, sizeof(path), "none"), k, why, sizeof(why)), -ENOENT);
+	snprintf(want, sizeof(want), "%s: No such file or directory", path);
+	assert_string_equal(why, want);
+	memset(big, ' ', sizeof(big));
+	memcpy(big + 300, priv, 44);
+	write_file("big", big, sizeof(big), 0600);
+	assert_int_equal(key_from_file(in_dir(path, sizeof(path), "big"), k, why, sizeof(why)), -EFBIG);
+	snprintf(want, sizeof(want), "%s is larger than 256 bytes: not a key file", path);
+	assert_string_equal(why, want);
+}
+
+/* ---- credentials -------------------------------------------------------------------------- */
+
+static void test_credential(void **state)
+{
+	char why[256], want[256], path[128];
+	uint8_t k[32];
+
+	(void)state;
+	write_key("veil.key", "", priv, "\n", 0400); /* as systemd leaves a credential */
+	assert_int_equal(key_from_credential("veil.key", k, why, sizeof(why)), -ENOENT);
+	assert_string_equal(why, "no $CREDENTIALS_DIRECTORY: not started by systemd with LoadCredential=");
+	setenv("CREDENTIALS_DIRECTORY", "", 1);
+	assert_int_equal(key_from_credential("veil.key", k, why, sizeof(why)), -ENOENT);
+	setenv("CREDENTIALS_DIRECTORY", dir, 1);
+	memset(k, 0, sizeof(k));
+	assert_int_equal(key_from_credential("veil.key", k, why, sizeof(why)), 0);
+	key_equal(k, priv);
+	write_key("loose", "", priv, "\n", 0644); /* readable is systemd's business */
+	assert_int_equal(key_from_credential("loose", k, why, sizeof(why)), 0);
+	write_key("writable", "", priv, "\n", 0620);
+	assert_int_equal(key_from_credential("writable", k, why, sizeof(why)), -EPERM);
+	snprintf(want, sizeof(want), "%s is writable by group or others (chmod 600 it)",
+		 in_dir(path, sizeof(path), "writable"));
+	assert_string_equal(why, want);
+	assert_int_equal(key_from_credential("../veil.key", k, why, sizeof(why)), -EINVAL);
+	assert_int_equal(key_from_credential("..", k, why, sizeof(why)), -EINVAL);
+	assert_int_equal(key_from_credential(".", k, why, sizeof(why)), -EINVAL);
+	assert_int_equal(key_from_credential("missing", k, why, sizeof(why)), -ENOENT);
+}
+
+/* ---- commands ------------------------------------------------------------------------------ */
+
+static void test_command_output(void **state)
+{
+	char cmd[160], why[256];
+	uint8_t k[32];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "printf '%s'", priv);
+	assert_int_equal(key_from_command(cmd, k, why, sizeof(why)), 0);
+	key_equal(k, priv);
+	snprintf(cmd, sizeof(cmd), "echo; echo '  %s  '; echo", psk);
+	assert_int_equal(key_from_command(cmd, k, why, sizeof(why)), 0);
+	key_equal(k, psk);
+	/* stdin is /dev/null: a command that reads it gets end of file at once. */
+	snprintf(cmd, sizeof(cmd), "cat; printf '%s'", priv);
+	assert_int_equal(key_from_command(cmd, k, why, sizeof(why)), 0);
+	assert_int_equal(key_from_command("echo hello", k, why, sizeof(why)), -EINVAL);
+	assert_string_equal(why, "command output is not a base64 key of 32 bytes");
+	snprintf(cmd, sizeof(cmd), "echo %s; echo %s", priv, priv);
+	assert_int_equal(key_from_command(cmd, k, why, sizeof(why)), -EINVAL);
+	assert_int_equal(key_from_command("true", k, why, sizeof(why)), -EINVAL);
+	assert_int_equal(key_from_command("head -c 10000 /dev/zero | tr '\\0' A", k, why, sizeof(why)), -E2BIG);
+	assert_string_equal(why, "command output is longer than 4096 bytes");
+}
+
+static void test_command_status(void **state)
+{
+	char cmd[160], why[256];
+	uint8_t k[32];
+
+	(void)state;
+	assert_int_equal(key_from_command("exit 3", k, why, sizeof(why)), -ECHILD);
+	assert_string_equal(why, "command exited with status 3");
+	snprintf(cmd, sizeof(cmd), "printf '%s'; exit 1", priv); /* a key, but a failure */
+	assert_int_equal(key_from_command(cmd, k, why, sizeof(why)), -ECHILD);
+	assert_string_equal(why, "command exited with status 1");
+	assert_int_equal(key_from_command("no-such-command-anywhere 2>/dev/null", k, why, sizeof(why)), -ECHILD);
+	assert_string_equal(why, "command exited with status 127");
+	assert_int_equal(key_from_command("kill -9 $$", k, why, sizeof(why)), -ECHILD);
+	assert_string_equal(why, "command was killed by signal 9");
+}
+
+/* A command past its time is killed and reaped; the test lowers the limit. */
+static void test_command_timeout(void **state)
+{
+	char why[256];
+	uint8_t k[32];
+	struct timespec t0;
+
+	(void)state;
+	command_timeout_ms = 200;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* exec: the shell becomes sleep, so the kill reaches it and no orphan keeps our stderr. */
+	assert_int_equal(key_from_command("exec sleep 5", k, why, sizeof(why)), -ETIMEDOUT);
+	assert_true(elapsed_ms(&t0) < 2000);
+	assert_string_equal(why, "command did not finish within 200 ms");
+	/* Silent but done with stdout: the wait for its exit is bounded too. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(key_from_command("exec >&- sleep 5", k, why, sizeof(why)), -ETIMEDOUT);
+	assert_true(elapsed_ms(&t0) < 2000);
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1); /* no child left behind */
+	assert_int_equal(errno, ECHILD);
+	command_timeout_ms = 30000;
+}
+
+/* ---- keys_load -------------------------------------------------------------------------------- */
+
+static void parse_text(struct conf *c, const char *text)
+{
+	struct conf_error err;
+
+	if (conf_parse(c, "/etc/veil/wg0.conf", text, strlen(text), &err))
+		fail_msg("%s", err.msg);
+}
+
+/* A file key that is too open, then fixed; a PSK from a credential. */
+static void test_load_files(void **state)
+{
+	struct conf_error err;
+	struct conf c;
+	char text[512], path[128], want[512];
+
+	(void)state;
+	write_key("priv", "", priv, "\n", 0640);
+	write_key("psk", "", psk, "\n", 0400);
+	setenv("CREDENTIALS_DIRECTORY", dir, 1);
+	snprintf(text, sizeof(text),
+		 "[Interface]\nPrivateKeyFile = %s/priv\n[Peer]\nPublicKey = %s\nPresharedKeyCredential = psk\n",
+		 dir, pub1);
+	parse_text(&c, text);
+	assert_int_equal(keys_load(&c, &err), -EPERM);
+	snprintf(want, sizeof(want), "/etc/veil/wg0.conf:2: PrivateKeyFile: %s is readable by group or "
+		 "others (chmod 600 it)", in_dir(path, sizeof(path), "priv"));
+	assert_string_equal(err.msg, want);
+	assert_null(c.private_key.key); /* nothing half-loaded */
+	conf_free(&c);
+	assert_int_equal(chmod(path, 0600), 0);
+	parse_text(&c, text);
+	assert_int_equal(keys_load(&c, &err), 0);
+	key_equal(c.private_key.key, priv);
+	key_equal(c.peers[0].psk.key, psk);
+	assert_int_equal(keys_load(&c, &err), 0); /* again: nothing read twice, nothing leaked */
+	conf_free(&c);
+}
+
+/* Each source names itself and its line; inline keys stay as they were. */
+static void test_load_errors(void **state)
+{
+	struct conf_error err;
+	struct conf c;
+	char text[512];
+
+	(void)state;
+	snprintf(text, sizeof(text), "[Interface]\n\nPrivateKeyCommand = exit 3 # not a comment\n");
+	parse_text(&c, text);
+	assert_int_equal(keys_load(&c, &err), -ECHILD);
+	assert_string_equal(err.msg, "/etc/veil/wg0.conf:3: PrivateKeyCommand: command exited with status 3");
+	conf_free(&c);
+	snprintf(text, sizeof(text),
+		 "[Interface]\nPrivateKey = %s\n[Peer]\nPublicKey = %s\nPresharedKeyCredential = x\n", priv, pub1);
+	parse_text(&c, text);
+	assert_int_equal(keys_load(&c, &err), -ENOENT);
+	assert_string_equal(err.msg, "/etc/veil/wg0.conf:5: PresharedKeyCredential: no $CREDENTIALS_DIRECTORY: "
+				     "not started by systemd with LoadCredential=");
+	key_equal(c.private_key.key, priv);
+	assert_null(c.peers[0].psk.key);
+	conf_free(&c);
+	snprintf(text, sizeof(text), "[Interface]\n[Peer]\nPublicKey = %s\nPresharedKeyFile = %s/none\n", pub1, dir);
+	parse_text(&c, text);
+	assert_int_equal(keys_load(&c, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "/etc/veil/wg0.conf:4: PresharedKeyFile: /tmp/veil-keys-"));
+	conf_free(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_file_modes, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_file_contents, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_file_kinds, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_credential, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_command_output, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_command_status, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_command_timeout, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_load_files, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_load_errors, setup_dir, teardown_dir),
+	};
+
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
