@@ -51,9 +51,11 @@ n1 ping -q -c 1 -W 1 192.0.2.100 >/dev/null 2>&1 && fail "the test host answers 
 log "--- veilctl up with AllowedIPs 0.0.0.0/0, ::/0"
 n1 "$VEILCTL" up "$TMP/$ifc.conf" || fail "veilctl up"
 [ "$(wg show "$ifc" fwmark)" = "0xca6c" ] || fail "fwmark is $(wg show "$ifc" fwmark), not 51820"
-n1 ip -4 rule show | qgrep "not from all fwmark 0xca6c lookup 51820" || fail "no IPv4 'not fwmark' rule"
-n1 ip -4 rule show | qgrep "lookup main suppress_prefixlength 0" || fail "no IPv4 suppress rule"
-n1 ip -6 rule show | qgrep "not from all fwmark 0xca6c lookup 51820" || fail "no IPv6 'not fwmark' rule"
+# Fixed priorities, suppress first: an up that cannot find its state stacks no second pair.
+n1 ip -4 rule show | qgrep "^32765:	not from all fwmark 0xca6c lookup 51820" || fail "no IPv4 'not fwmark' rule"
+n1 ip -4 rule show | qgrep "^32764:	from all lookup main suppress_prefixlength 0" || fail "no IPv4 suppress rule"
+n1 ip -6 rule show | qgrep "^32765:	not from all fwmark 0xca6c lookup 51820" || fail "no IPv6 'not fwmark' rule"
+n1 ip -6 rule show | qgrep "^32764:	from all lookup main suppress_prefixlength 0" || fail "no IPv6 suppress rule"
 n1 ip -4 route show table 51820 | qgrep "default dev $ifc" || fail "no default route in table 51820"
 [ "$(n1 cat /proc/sys/net/ipv4/conf/all/src_valid_mark)" = 1 ] || fail "src_valid_mark not set"
 

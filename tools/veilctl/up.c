@@ -41,6 +41,8 @@ enum {
 	FULL_TUNNEL_TABLE = 51820, /* the first table (and fwmark) tried, as wg-quick */
 	DAEMON_WAIT_MS = 10000,
 	STATE_ITEMS_MAX = 4096,
+	RULE_PRIO_SUPPRESS = 32764, /* main without its default route */
+	RULE_PRIO_TUNNEL = 32765,   /* the tunnel's table for unmarked packets */
 };
 
 #define SRC_VALID_MARK "/proc/sys/net/ipv4/conf/all/src_valid_mark"
@@ -373,12 +375,20 @@ static int add_rules(struct state *plan, int family, uint32_t table)
 	struct item it = { .kind = ITEM_RULE };
 	int ret;
 
-	/* Everything not marked as the tunnel's own packets looks in the tunnel's table... */
-	it.rule = (struct nl_rule){ .family = family, .table = table, .has_fwmark = true,
-				    .fwmark = table, .invert = true, .suppress_prefixlen = -1 };
+	/*
+	 * Everything not marked as the tunnel's own packets looks in the tunnel's
+	 * table... The priorities are explicit (where wg-quick's rules land, just
+	 * before main's 32766) because a rule added without one gets a fresh
+	 * priority each time: NLM_F_EXCL would never see a duplicate, and an up
+	 * after a lost state file would stack a second pair.
+	 */
+	it.rule = (struct nl_rule){ .family = family, .priority = RULE_PRIO_TUNNEL, .table = table,
+				    .has_fwmark = true, .fwmark = table, .invert = true,
+				    .suppress_prefixlen = -1 };
 	ret = push_item(plan, &it);
-	/* ...but the main table's specific routes (not its default) still win. */
-	it.rule = (struct nl_rule){ .family = family, .table = RT_TABLE_MAIN, .suppress_prefixlen = 0 };
+	/* ...but the main table's specific routes (not its default) win first. */
+	it.rule = (struct nl_rule){ .family = family, .priority = RULE_PRIO_SUPPRESS,
+				    .table = RT_TABLE_MAIN, .suppress_prefixlen = 0 };
 	return ret ? ret : push_item(plan, &it);
 }
 
