@@ -1,18 +1,26 @@
 // SPDX-License-Identifier: MIT
 /*
- * The client side of WireGuard's userspace API (ctl.h): connect to a
- * daemon's socket, read its configuration back, send it changes, and
- * build those changes from a configuration file.
+ * The client side of WireGuard's userspace API (ctl.h; protocol reference
+ * section 9): connect to a daemon's socket, read its state back with get=1,
+ * send it changes with set=1, and build those changes from a configuration.
+ *
+ * A get reply carries the private key and every pre-shared key in hex, so
+ * replies are read into locked memory (an sbuf) and wiped once parsed.
+ * Every wait on the socket is bounded: a daemon that hangs costs at most
+ * IO_WAIT_MS per read, write or connect, never a stuck veilctl.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -20,29 +28,50 @@
 
 #include "ctl.h"
 
-enum { REPLY_MAX = 64 * 1024 * 1024, READ_WAIT_MS = 5000 };
+enum {
+	REPLY_MAX = 64 * 1024 * 1024, /* 10,000 peers with a few prefixes each need about 5 MB */
+	IO_WAIT_MS = 5000,
+	SBUF_MIN = 1024,
+};
 
-/* ---- locked text buffers ------------------------------------------------------------- */
+/* ---- locked text buffers -------------------------------------------------------------- */
 
-static bool sbuf_grow(struct sbuf *b, size_t need)
+/*
+ * Room for need bytes. sodium_malloc blocks cannot grow in place: take a
+ * new one, copy, and let sodium_free wipe the old one.
+ */
+static bool sbuf_reserve(struct sbuf *b, size_t need)
 {
-	size_t cap = b->cap ? b->cap : 1024;
+	size_t cap = b->cap ? b->cap : SBUF_MIN;
 	char *d;
 
-	while (cap < need)
+	if (b->failed)
+		return false;
+	if (need <= b->cap)
+		return true;
+	while (cap < need && cap <= SIZE_MAX / 2)
 		cap *= 2;
-	d = sodium_malloc(cap);
+	d = cap >= need ? sodium_malloc(cap) : NULL;
 	if (!d) {
 		b->failed = true;
 		return false;
 	}
 	if (b->data) {
 		memcpy(d, b->data, b->len + 1);
-		sodium_free(b->data); /* wipes */
+		sodium_free(b->data);
 	}
 	b->data = d;
 	b->cap = cap;
 	return true;
+}
+
+static void sbuf_append(struct sbuf *b, const char *p, size_t n)
+{
+	if (n > SIZE_MAX - b->len - 1 || !sbuf_reserve(b, b->len + n + 1))
+		return;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
 }
 
 void sbuf_printf(struct sbuf *b, const char *fmt, ...)
@@ -56,10 +85,12 @@ void sbuf_printf(struct sbuf *b, const char *fmt, ...)
 	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): va_start is right above; a clang-tidy 14 false positive. */
 	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (b->len + (size_t)n + 1 > b->cap && !sbuf_grow(b, b->len + (size_t)n + 1))) {
+	if (n < 0) {
 		b->failed = true;
 		return;
 	}
+	if (!sbuf_reserve(b, b->len + (size_t)n + 1))
+		return;
 	va_start(ap, fmt);
 	vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
 	va_end(ap);
@@ -69,69 +100,131 @@ void sbuf_printf(struct sbuf *b, const char *fmt, ...)
 void sbuf_free(struct sbuf *b)
 {
 	if (b->data)
-		sodium_free(b->data);
+		sodium_free(b->data); /* wipes */
 	memset(b, 0, sizeof(*b));
 }
 
-static void sbuf_hex(struct sbuf *b, const char *key, const uint8_t k[32])
+/* A key line in hex; the stack copy is wiped, the sbuf is locked. */
+static void sbuf_hex(struct sbuf *b, const char *name, const uint8_t k[static 32])
 {
 	char hex[65];
 
 	sodium_bin2hex(hex, sizeof(hex), k, 32);
-	sbuf_printf(b, "%s=%s\n", key, hex);
+	sbuf_printf(b, "%s=%s\n", name, hex);
 	sodium_memzero(hex, sizeof(hex));
 }
 
-/* ---- the socket ------------------------------------------------------------------------ */
+/* ---- text forms ------------------------------------------------------------------------- */
 
-static int socket_path(const char *ifname, char *out, size_t len)
+void ctl_format_endpoint(const struct sockaddr_storage *ss, char *out, size_t len)
 {
-	if (!conf_valid_ifname(ifname))
-		return -EINVAL;
-	snprintf(out, len, "%s/%s.sock", CTL_SOCKET_DIR, ifname);
-	return 0;
+	char a[INET6_ADDRSTRLEN] = "";
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+		snprintf(out, len, "%s:%u", a, ntohs(s4->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)ss;
+		char scope[16] = "";
+
+		/* Numeric: the daemon may live in another namespace, where names differ. */
+		if (s6->sin6_scope_id)
+			snprintf(scope, sizeof(scope), "%%%u", (unsigned int)s6->sin6_scope_id);
+		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+		snprintf(out, len, "[%s%s]:%u", a, scope, ntohs(s6->sin6_port));
+	} else if (len) {
+		out[0] = '\0';
+	}
+}
+
+void ctl_format_prefix(const struct conf_prefix *p, char *out, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "";
+
+	inet_ntop(p->family, p->addr, a, sizeof(a));
+	snprintf(out, len, "%s/%u", a, p->cidr);
+}
+
+/* ---- the socket ------------------------------------------------------------------------- */
+
+static void say(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void say(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!why || !whylen)
+		return;
+	va_start(ap, fmt);
+	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): va_start is right above; a clang-tidy 14 false positive. */
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+}
+
+/* Why connect failed, in words an operator can act on. */
+static void connect_why(int err, const char *ifname, const char *path, char *why, size_t whylen)
+{
+	if (err == -ENOENT)
+		say(why, whylen, "no daemon runs for %s (%s does not exist)", ifname, path);
+	else if (err == -ECONNREFUSED)
+		say(why, whylen, "%s is a stale socket: no daemon listens on it", path);
+	else if (err == -ENOTSOCK)
+		say(why, whylen, "%s is not a socket", path);
+	else if (err == -EAGAIN || err == -ETIMEDOUT)
+		say(why, whylen, "the daemon behind %s does not accept connections (busy or stuck)", path);
+	else if (err == -EACCES || err == -EPERM)
+		say(why, whylen, "%s: permission denied (the socket is root's)", path);
+	else
+		say(why, whylen, "cannot connect to %s: %s", path, strerror(-err));
 }
 
 int ctl_connect(const char *ifname, int *fd, char *why, size_t whylen)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	/* A full listen backlog makes connect wait: SO_SNDTIMEO bounds that too. */
+	struct timeval tv = { .tv_sec = IO_WAIT_MS / 1000 };
 	struct stat st;
-	int s, ret;
+	int s = -1, ret;
 
-	if (socket_path(ifname, a.sun_path, sizeof(a.sun_path))) {
-		snprintf(why, whylen, "\"%.32s\" is not an interface name", ifname);
+	*fd = -1;
+	say(why, whylen, "%s", "");
+	if (!conf_valid_ifname(ifname)) {
+		say(why, whylen, "\"%.32s\" is not an interface name", ifname);
 		return -EINVAL;
 	}
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s/%s.sock", CTL_SOCKET_DIR, ifname);
 	if (stat(a.sun_path, &st) < 0) {
 		ret = -errno;
-		snprintf(why, whylen, "no daemon runs for %s (%s %s)", ifname, a.sun_path,
-			 ret == -ENOENT ? "does not exist" : strerror(-ret));
-		return ret;
+		goto out;
 	}
 	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(why, whylen, "%s is not a socket", a.sun_path);
-		return -ENOTSOCK;
+		ret = -ENOTSOCK;
+		goto out;
 	}
 	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return -errno;
-	if (connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
+	if (s < 0 || setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    connect(s, (const struct sockaddr *)&a, sizeof(a)) < 0) {
 		ret = -errno;
-		close(s);
-		if (ret == -ECONNREFUSED)
-			snprintf(why, whylen, "%s is a stale socket: no daemon listens on it", a.sun_path);
-		else
-			snprintf(why, whylen, "cannot connect to %s: %s", a.sun_path, strerror(-ret));
-		return ret;
+		goto out;
 	}
 	*fd = s;
-	return 0;
+	s = -1;
+	ret = 0;
+out:
+	if (s >= 0)
+		close(s);
+	if (ret)
+		connect_why(ret, ifname, a.sun_path, why, whylen);
+	return ret;
 }
 
 bool ctl_running(const char *ifname)
 {
 	char why[256];
-	int fd = -1;
+	int fd;
 
 	if (ctl_connect(ifname, &fd, why, sizeof(why)))
 		return false;
@@ -144,35 +237,75 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Room for one more in an array whose capacity is n rounded up to a power of two. */
+static void *grow(void *v, size_t n, size_t size)
+{
+	size_t cap = n ? n * 2 : 1;
+
+	if (n & (n - 1))
+		return v; /* not a power of two: room is left */
+	if (cap > SIZE_MAX / size)
+		return NULL;
+	return realloc(v, cap * size);
+}
+
+/* Whether dir/name is a socket an interface could own: "IFNAME.sock", a socket. */
+static bool is_ctl_socket(int dir, const char *name, char ifname[static 16])
+{
+	size_t len = strlen(name);
+	struct stat st;
+
+	if (len < 6 || len - 5 >= 16 || strcmp(name + len - 5, ".sock") != 0)
+		return false;
+	memcpy(ifname, name, len - 5);
+	ifname[len - 5] = '\0';
+	return conf_valid_ifname(ifname) && fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       S_ISSOCK(st.st_mode);
+}
+
 int ctl_list(char ***names, size_t *n)
 {
 	DIR *d = opendir(CTL_SOCKET_DIR);
 	struct dirent *e;
-	char **v = NULL;
+	char **v = NULL, ifname[16];
+	size_t i;
+	int ret = 0;
 
 	*names = NULL;
 	*n = 0;
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
 	while ((e = readdir(d))) {
-		size_t len = strlen(e->d_name);
 		char **nv;
 
-		if (len < 6 || strcmp(e->d_name + len - 5, ".sock") != 0)
+		if (!is_ctl_socket(dirfd(d), e->d_name, ifname))
 			continue;
-		nv = realloc(v, (*n + 1) * sizeof(*v));
-		if (!nv)
-			break;
+		nv = grow(v, *n, sizeof(*v));
+		if (!nv) {
+			ret = -ENOMEM;
+			goto out;
+		}
 		v = nv;
-		v[*n] = strndup(e->d_name, len - 5);
-		if (v[*n])
-			(*n)++;
+		v[*n] = strdup(ifname);
+		if (!v[*n]) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		(*n)++;
 	}
-	closedir(d);
 	if (v)
 		qsort(v, *n, sizeof(*v), cmp_names);
+out:
+	closedir(d);
+	if (ret) {
+		for (i = 0; i < *n; i++)
+			free(v[i]);
+		free(v);
+		v = NULL;
+		*n = 0;
+	}
 	*names = v;
-	return 0;
+	return ret;
 }
 
 static int write_all(int fd, const char *p, size_t len)
@@ -183,256 +316,422 @@ static int write_all(int fd, const char *p, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return -errno;
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
 		p += n;
 		len -= (size_t)n;
 	}
 	return 0;
 }
 
-/* Read until the reply's empty line; the reply goes into b (locked: it may hold keys). */
+/*
+ * Read up to the reply's empty line. Only the new bytes (and the one
+ * before them) are searched for "\n\n", so a long reply costs linear time.
+ */
 static int read_reply(int fd, struct sbuf *b)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	char chunk[4096];
-	int ret = -EBADMSG;
+	int ret;
 
-	while (b->len < REPLY_MAX) {
+	for (;;) {
+		size_t from = b->len ? b->len - 1 : 0;
 		ssize_t n;
 
-		if (poll(&p, 1, READ_WAIT_MS) <= 0) {
-			ret = -ETIMEDOUT;
+		ret = poll(&p, 1, IO_WAIT_MS);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret <= 0) {
+			ret = ret ? -errno : -ETIMEDOUT;
 			break;
 		}
 		n = recv(fd, chunk, sizeof(chunk), 0);
-		if (n <= 0)
-			break;
-		sbuf_printf(b, "%.*s", (int)n, chunk);
-		if (b->failed) {
-			ret = -ENOMEM;
-			break;
-		}
-		if ((b->len == 1 && b->data[0] == '\n') || (b->len >= 2 && strstr(b->data, "\n\n"))) {
-			ret = 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ret = n ? -errno : -EPIPE;
 			break;
 		}
+		ret = -EBADMSG;
+		if (memchr(chunk, '\0', (size_t)n) || b->len + (size_t)n > REPLY_MAX)
+			break; /* not a text reply */
+		sbuf_append(b, chunk, (size_t)n);
+		ret = -ENOMEM;
+		if (b->failed)
+			break;
+		ret = 0;
+		if (b->data[0] == '\n' || strstr(b->data + from, "\n\n"))
+			break;
 	}
 	sodium_memzero(chunk, sizeof(chunk));
 	return ret;
 }
 
-/* The errno= line of a reply: the daemon's errno, as a negative number. */
-static int reply_errno(const char *reply, int *err)
+/* One request, one reply (read whole into reply, locked memory). why names the socket. */
+static int exchange(const char *ifname, const char *req, size_t len, struct sbuf *reply, char *why,
+		    size_t whylen)
 {
-	const char *e = strstr(reply, "errno=");
-	long v;
+	int fd, ret;
 
-	if (!e || (e != reply && e[-1] != '\n'))
+	ret = ctl_connect(ifname, &fd, why, whylen);
+	if (ret)
+		return ret;
+	ret = write_all(fd, req, len);
+	if (!ret)
+		ret = read_reply(fd, reply);
+	close(fd);
+	if (ret == -ENOMEM)
+		say(why, whylen, "out of locked memory for the reply");
+	else if (ret == -ETIMEDOUT)
+		say(why, whylen, "%s/%s.sock did not answer as a WireGuard control socket (no reply within %d s)",
+		    CTL_SOCKET_DIR, ifname, IO_WAIT_MS / 1000);
+	else if (ret == -EPIPE || ret == -ECONNRESET)
+		say(why, whylen, "%s/%s.sock did not answer as a WireGuard control socket (it hung up)",
+		    CTL_SOCKET_DIR, ifname);
+	else if (ret)
+		say(why, whylen, "%s/%s.sock did not answer as a WireGuard control socket (%s)", CTL_SOCKET_DIR,
+		    ifname, ret == -EBADMSG ? "not a text reply" : strerror(-ret));
+	return ret;
+}
+
+/* ---- reading replies ---------------------------------------------------------------------- */
+
+/* The unread part of a reply, line by line. */
+struct reader {
+	char *p, *end;
+	unsigned int line;
+};
+
+/*
+ * 1: a key=value line (split in place); 0: the empty line that ends the
+ * reply; -EBADMSG with *key NULL (no line left) or *value NULL (no '=').
+ */
+static int next_line(struct reader *r, char **key, char **value)
+{
+	char *nl = r->p < r->end ? memchr(r->p, '\n', (size_t)(r->end - r->p)) : NULL, *eq;
+
+	*key = *value = NULL;
+	if (!nl)
 		return -EBADMSG;
-	v = strtol(e + 6, NULL, 10);
-	*err = v > 0 ? (int)-v : (int)v;
+	*nl = '\0';
+	*key = r->p;
+	r->p = nl + 1;
+	r->line++;
+	if (!**key)
+		return 0;
+	eq = strchr(*key, '=');
+	if (!eq)
+		return -EBADMSG;
+	*eq = '\0';
+	*value = eq + 1;
+	return 1;
+}
+
+/* A plain unsigned decimal up to max, as the daemons write numbers. */
+static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+/*
+ * errno=N. veild and wireguard-go write negative values (errno=-22), as
+ * the reference says; a positive N means the same errno, so a daemon that
+ * reads the protocol the other way is understood too. Returns -errno.
+ */
+static bool parse_errno(const char *v, int *err)
+{
+	uint64_t n;
+
+	if (!parse_u64(v + (*v == '-'), 4095, &n))
+		return false;
+	*err = -(int)n;
+	return true;
+}
+
+/* The errno line and the empty line after it: what ends every reply. */
+static int reply_end(struct reader *r, const char *value, int *err)
+{
+	char *k, *v;
+
+	if (!parse_errno(value, err) || next_line(r, &k, &v) != 0)
+		return -EBADMSG;
 	return 0;
+}
+
+/* set's reply: errno=N and the empty line (other lines, from a newer daemon, ignored). */
+static int parse_set_reply(struct reader *r, int *err)
+{
+	char *k, *v;
+
+	while (next_line(r, &k, &v) == 1)
+		if (!strcmp(k, "errno"))
+			return reply_end(r, v, err);
+	return -EBADMSG;
 }
 
 int ctl_set(const char *ifname, const struct sbuf *req, char *why, size_t whylen)
 {
 	struct sbuf reply = { 0 };
-	int fd = -1, ret, err = 0;
+	struct reader r;
+	int ret, err = 0;
 
-	if (req->failed)
+	say(why, whylen, "%s", "");
+	if (req->failed || !req->data)
 		return -ENOMEM;
-	ret = ctl_connect(ifname, &fd, why, whylen);
+	ret = exchange(ifname, req->data, req->len, &reply, why, whylen);
 	if (ret)
-		return ret;
-	ret = write_all(fd, req->data, req->len);
-	if (!ret)
-		ret = read_reply(fd, &reply);
-	if (!ret)
-		ret = reply_errno(reply.data, &err);
-	if (ret == -EBADMSG || ret == -ETIMEDOUT)
-		snprintf(why, whylen, "%s.sock did not answer as a WireGuard control socket", ifname);
-	close(fd);
+		goto out;
+	r = (struct reader){ reply.data, reply.data + reply.len, 0 };
+	ret = parse_set_reply(&r, &err);
+	if (ret)
+		say(why, whylen, "%s/%s.sock did not answer as a WireGuard control socket (no errno line)",
+		    CTL_SOCKET_DIR, ifname);
+out:
 	sbuf_free(&reply);
 	return ret ? ret : err;
 }
 
-/* ---- get ---------------------------------------------------------------------------------- */
+/* ---- get ----------------------------------------------------------------------------------- */
 
-static bool hex_key(const char *v, uint8_t out[32])
+/* 64 hex digits into a key of locked memory (allocated once); all zeros means none. */
+static int locked_key(const char *hex, uint8_t **slot)
 {
 	size_t len = 0;
 
-	return strlen(v) == 64 && sodium_hex2bin(out, 32, v, 64, NULL, &len, NULL) == 0 && len == 32;
-}
-
-static bool parse_endpoint(const char *v, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char host[INET6_ADDRSTRLEN + 16];
-	const char *colon = strrchr(v, ':');
-	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-	unsigned long port;
-	char *end, *pct;
-	size_t hl;
-
-	if (!colon)
-		return false;
-	port = strtoul(colon + 1, &end, 10);
-	hl = (size_t)(colon - v);
-	if (*end || port > 65535 || hl + 1 > sizeof(host))
-		return false;
-	memset(ss, 0, sizeof(*ss));
-	if (v[0] == '[' && hl >= 2 && v[hl - 1] == ']') {
-		memcpy(host, v + 1, hl - 2);
-		host[hl - 2] = '\0';
-		pct = strchr(host, '%');
-		if (pct) {
-			*pct++ = '\0';
-			s6->sin6_scope_id = (uint32_t)strtoul(pct, NULL, 10);
-		}
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*s6);
-		return inet_pton(AF_INET6, host, &s6->sin6_addr) == 1;
-	}
-	memcpy(host, v, hl);
-	host[hl] = '\0';
-	s4->sin_family = AF_INET;
-	s4->sin_port = htons((uint16_t)port);
-	*len = sizeof(*s4);
-	return inet_pton(AF_INET, host, &s4->sin_addr) == 1;
-}
-
-static struct ctl_peer *add_peer(struct ctl_device *dev)
-{
-	struct ctl_peer *p = realloc(dev->peers, (dev->n_peers + 1) * sizeof(*p));
-
-	if (!p)
-		return NULL;
-	dev->peers = p;
-	p = &dev->peers[dev->n_peers++];
-	memset(p, 0, sizeof(*p));
-	return p;
-}
-
-static uint8_t *locked_key(const char *hex)
-{
-	uint8_t *k = sodium_malloc(32);
-
-	if (k && !hex_key(hex, k)) {
-		sodium_free(k);
-		return NULL;
-	}
-	return k;
-}
-
-static int device_line(struct ctl_device *dev, const char *key, const char *v)
-{
-	if (!strcmp(key, "private_key")) {
-		dev->private_key = locked_key(v);
-		if (!dev->private_key)
-			return -EBADMSG;
-		if (sodium_is_zero(dev->private_key, 32)) {
-			sodium_free(dev->private_key);
-			dev->private_key = NULL;
-		} else {
-			crypto_scalarmult_base(dev->public_key, dev->private_key);
-		}
-	} else if (!strcmp(key, "listen_port")) {
-		dev->listen_port = (uint16_t)strtoul(v, NULL, 10);
-	} else if (!strcmp(key, "fwmark")) {
-		dev->fwmark = (uint32_t)strtoul(v, NULL, 10);
-	}
-	return 0; /* unknown keys: a newer daemon, ignored */
-}
-
-static int peer_line(struct ctl_peer *p, const char *key, const char *v)
-{
-	struct conf_prefix pfx, *a;
-
-	if (!strcmp(key, "preshared_key")) {
-		p->preshared_key = locked_key(v);
-		if (!p->preshared_key)
-			return -EBADMSG;
-		if (sodium_is_zero(p->preshared_key, 32)) {
-			sodium_free(p->preshared_key);
-			p->preshared_key = NULL;
-		}
-	} else if (!strcmp(key, "endpoint")) {
-		if (!parse_endpoint(v, &p->endpoint, &p->endpoint_len))
-			return -EBADMSG;
-	} else if (!strcmp(key, "persistent_keepalive_interval")) {
-		p->persistent_keepalive = (uint16_t)strtoul(v, NULL, 10);
-	} else if (!strcmp(key, "last_handshake_time_sec")) {
-		p->last_handshake_sec = strtoull(v, NULL, 10);
-	} else if (!strcmp(key, "last_handshake_time_nsec")) {
-		p->last_handshake_nsec = strtoull(v, NULL, 10);
-	} else if (!strcmp(key, "rx_bytes")) {
-		p->rx_bytes = strtoull(v, NULL, 10);
-	} else if (!strcmp(key, "tx_bytes")) {
-		p->tx_bytes = strtoull(v, NULL, 10);
-	} else if (!strcmp(key, "allowed_ip")) {
-		if (conf_parse_prefix(v, &pfx))
-			return -EBADMSG;
-		a = realloc(p->allowed_ips, (p->n_allowed_ips + 1) * sizeof(*a));
-		if (!a)
-			return -ENOMEM;
-		p->allowed_ips = a;
-		a[p->n_allowed_ips++] = pfx;
+	if (strlen(hex) != 64)
+		return -EBADMSG;
+	if (!*slot)
+		*slot = sodium_malloc(32);
+	if (!*slot)
+		return -ENOMEM;
+	if (sodium_hex2bin(*slot, 32, hex, 64, NULL, &len, NULL) || len != 32)
+		return -EBADMSG;
+	if (sodium_is_zero(*slot, 32)) {
+		sodium_free(*slot);
+		*slot = NULL;
 	}
 	return 0;
 }
 
-static int parse_get(char *text, struct ctl_device *dev)
+static bool public_key(const char *hex, uint8_t out[static 32])
+{
+	size_t len = 0;
+
+	return strlen(hex) == 64 && !sodium_hex2bin(out, 32, hex, 64, NULL, &len, NULL) && len == 32;
+}
+
+/*
+ * "a.b.c.d:port", "[v6]:port", "[v6%scope]:port" (edits v). A scope
+ * that is a name unknown here (the daemon's namespace has other links)
+ * is kept as 0 rather than failing the whole reply.
+ */
+static bool parse_endpoint(char *v, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)(void *)ss;
+	char *host = v, *port, *scope;
+	uint64_t n, id = 0;
+
+	memset(ss, 0, sizeof(*ss));
+	if (*host == '[') {
+		port = strchr(++host, ']');
+		if (!port || port[1] != ':')
+			return false;
+		*port = '\0';
+		port += 2;
+		scope = strchr(host, '%');
+		if (scope) {
+			*scope++ = '\0';
+			if (!parse_u64(scope, UINT32_MAX, &id))
+				id = if_nametoindex(scope);
+		}
+		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1 || !parse_u64(port, 65535, &n))
+			return false;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)n);
+		s6->sin6_scope_id = (uint32_t)id;
+		*len = sizeof(*s6);
+		return true;
+	}
+	port = strrchr(host, ':');
+	if (!port)
+		return false;
+	*port++ = '\0';
+	if (inet_pton(AF_INET, host, &s4->sin_addr) != 1 || !parse_u64(port, 65535, &n))
+		return false;
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons((uint16_t)n);
+	*len = sizeof(*s4);
+	return true;
+}
+
+static int device_line(struct ctl_device *dev, const char *key, const char *v)
+{
+	uint64_t n;
+
+	if (!strcmp(key, "private_key")) {
+		return locked_key(v, &dev->private_key);
+	} else if (!strcmp(key, "listen_port")) {
+		if (!parse_u64(v, 65535, &n))
+			return -EBADMSG;
+		dev->listen_port = (uint16_t)n;
+	} else if (!strcmp(key, "fwmark")) {
+		if (!parse_u64(v, UINT32_MAX, &n))
+			return -EBADMSG;
+		dev->fwmark = (uint32_t)n;
+	}
+	return 0; /* anything else: a newer daemon's key, ignored */
+}
+
+static int add_allowed_ip(struct ctl_peer *p, const char *v)
+{
+	struct conf_prefix pfx, *a;
+
+	if (!strchr(v, '/') || conf_parse_prefix(v, &pfx))
+		return -EBADMSG;
+	a = grow(p->allowed_ips, p->n_allowed_ips, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	p->allowed_ips = a;
+	a[p->n_allowed_ips++] = pfx;
+	return 0;
+}
+
+/* A number line of a peer: which field, and its largest value. */
+static uint64_t *peer_number(struct ctl_peer *p, const char *key, uint64_t *max)
+{
+	*max = UINT64_MAX;
+	if (!strcmp(key, "rx_bytes"))
+		return &p->rx_bytes;
+	if (!strcmp(key, "tx_bytes"))
+		return &p->tx_bytes;
+	*max = INT64_MAX; /* times: what wg accepts */
+	if (!strcmp(key, "last_handshake_time_sec"))
+		return &p->last_handshake_sec;
+	if (!strcmp(key, "last_handshake_time_nsec"))
+		return &p->last_handshake_nsec;
+	return NULL;
+}
+
+static int peer_line(struct ctl_peer *p, const char *key, char *v)
+{
+	uint64_t n, max, *field = peer_number(p, key, &max);
+
+	if (field)
+		return parse_u64(v, max, field) ? 0 : -EBADMSG;
+	if (!strcmp(key, "preshared_key")) {
+		return locked_key(v, &p->preshared_key);
+	} else if (!strcmp(key, "endpoint")) {
+		if (!parse_endpoint(v, &p->endpoint, &p->endpoint_len))
+			return -EBADMSG;
+	} else if (!strcmp(key, "persistent_keepalive_interval")) {
+		if (!parse_u64(v, 65535, &n))
+			return -EBADMSG;
+		p->persistent_keepalive = (uint16_t)n;
+	} else if (!strcmp(key, "allowed_ip")) {
+		return add_allowed_ip(p, v);
+	} else if (!strcmp(key, "protocol_version")) {
+		/* Version 1 is the only one; another would mean lines we cannot read right. */
+		if (strcmp(v, "1") != 0)
+			return -EBADMSG;
+	}
+	return 0;
+}
+
+static int new_peer(struct ctl_device *dev, const char *hex)
+{
+	struct ctl_peer *p = grow(dev->peers, dev->n_peers, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	dev->peers = p;
+	p = &dev->peers[dev->n_peers++];
+	memset(p, 0, sizeof(*p));
+	return public_key(hex, p->public_key) ? 0 : -EBADMSG;
+}
+
+/* Why a reply was refused: the key of the line (never its value, which may be a key). */
+static void bad_line(char *out, size_t len, const char *key)
+{
+	size_t n = strspn(key, "abcdefghijklmnopqrstuvwxyz_");
+
+	/* Only a plain name is quoted back: the reply could hold anything. */
+	if (n && !key[n] && n < 40)
+		snprintf(out, len, "a bad %s line", key);
+	else
+		snprintf(out, len, "a line with a strange key");
+}
+
+/*
+ * The lines of a get reply up to errno=N and the empty line. Lines before
+ * the first public_key are the device's; each public_key starts a peer.
+ * On -EBADMSG, why says what was wrong.
+ */
+static int parse_get(struct reader *r, struct ctl_device *dev, char *why, size_t whylen)
 {
 	struct ctl_peer *peer = NULL;
-	char *line, *save = NULL;
-	int ret = 0;
+	char *key, *v;
+	int ret, err;
 
-	for (line = strtok_r(text, "\n", &save); !ret && line; line = strtok_r(NULL, "\n", &save)) {
-		char *eq = strchr(line, '=');
-
-		if (!eq)
-			return -EBADMSG;
-		*eq = '\0';
-		if (!strcmp(line, "errno")) {
-			long e = strtol(eq + 1, NULL, 10);
-
-			return e > 0 ? (int)-e : (int)e;
+	while ((ret = next_line(r, &key, &v)) == 1) {
+		if (!strcmp(key, "errno")) {
+			ret = reply_end(r, v, &err);
+			if (!ret)
+				return err;
+			break;
 		}
-		if (!strcmp(line, "public_key")) {
-			peer = add_peer(dev);
-			if (!peer)
-				return -ENOMEM;
-			if (!hex_key(eq + 1, peer->public_key))
-				return -EBADMSG;
+		if (!strcmp(key, "public_key")) {
+			ret = new_peer(dev, v);
+			peer = dev->n_peers ? &dev->peers[dev->n_peers - 1] : NULL;
 		} else if (peer) {
-			ret = peer_line(peer, line, eq + 1);
+			ret = peer_line(peer, key, v);
 		} else {
-			ret = device_line(dev, line, eq + 1);
+			ret = device_line(dev, key, v);
 		}
+		if (ret)
+			break;
 	}
-	return ret ? ret : -EBADMSG; /* no errno line */
+	if (ret == 0)
+		snprintf(why, whylen, "no errno line");
+	else if (ret == -EBADMSG && key && v)
+		bad_line(why, whylen, key);
+	else if (ret == -EBADMSG)
+		snprintf(why, whylen, "%s", key ? "a line that is not key=value" : "no empty line at the end");
+	return ret ? ret : -EBADMSG;
 }
 
 int ctl_get(const char *ifname, struct ctl_device *dev, char *why, size_t whylen)
 {
+	static const char req[] = "get=1\n\n";
 	struct sbuf reply = { 0 };
-	int fd = -1, ret;
+	char bad[64] = "";
+	struct reader r;
+	int ret;
 
 	memset(dev, 0, sizeof(*dev));
 	snprintf(dev->ifname, sizeof(dev->ifname), "%s", ifname);
-	ret = ctl_connect(ifname, &fd, why, whylen);
+	ret = exchange(ifname, req, sizeof(req) - 1, &reply, why, whylen);
 	if (ret)
-		return ret;
-	ret = write_all(fd, "get=1\n\n", 7);
-	if (!ret)
-		ret = read_reply(fd, &reply);
-	close(fd);
-	if (!ret)
-		ret = parse_get(reply.data, dev);
-	if (ret == -EBADMSG || ret == -ETIMEDOUT)
-		snprintf(why, whylen, "%s.sock did not answer as a WireGuard control socket", ifname);
+		goto out;
+	r = (struct reader){ reply.data, reply.data + reply.len, 0 };
+	ret = parse_get(&r, dev, bad, sizeof(bad));
+	if (ret == -EBADMSG)
+		say(why, whylen, "%s/%s.sock did not answer as a WireGuard control socket (line %u: %s)",
+		    CTL_SOCKET_DIR, ifname, r.line, bad);
+	else if (ret == -ENOMEM)
+		say(why, whylen, "out of memory reading the reply");
+	if (!ret && dev->private_key)
+		crypto_scalarmult_base(dev->public_key, dev->private_key);
+out:
 	sbuf_free(&reply);
 	if (ret)
 		ctl_device_free(dev);
@@ -454,65 +753,61 @@ void ctl_device_free(struct ctl_device *dev)
 	memset(dev, 0, sizeof(*dev));
 }
 
-/* ---- requests from a configuration -------------------------------------------------------- */
+/* ---- requests from a configuration ------------------------------------------------------- */
 
 static void put_endpoint(struct sbuf *b, const struct sockaddr_storage *ss)
 {
-	char a[INET6_ADDRSTRLEN] = "";
+	char ep[CTL_ENDPOINT_LEN];
 
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)ss;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
-		sbuf_printf(b, "endpoint=[%s]:%u\n", a, ntohs(s6->sin6_port));
-	} else {
-		const struct sockaddr_in *s4 = (const void *)ss;
-
-		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
-		sbuf_printf(b, "endpoint=%s:%u\n", a, ntohs(s4->sin_port));
-	}
+	ctl_format_endpoint(ss, ep, sizeof(ep));
+	sbuf_printf(b, "endpoint=%s\n", ep);
 }
 
 static void put_allowed_ips(struct sbuf *b, const struct conf_prefix *v, size_t n)
 {
-	char a[INET6_ADDRSTRLEN];
+	char pfx[CTL_PREFIX_LEN];
 	size_t i;
 
 	sbuf_printf(b, "replace_allowed_ips=true\n");
 	for (i = 0; i < n; i++) {
-		inet_ntop(v[i].family, v[i].addr, a, sizeof(a));
-		sbuf_printf(b, "allowed_ip=%s/%u\n", a, v[i].cidr);
+		ctl_format_prefix(&v[i], pfx, sizeof(pfx));
+		sbuf_printf(b, "allowed_ip=%s\n", pfx);
 	}
 }
 
-static void put_device(struct sbuf *b, const struct conf *c)
+/* The file's pre-shared key, NULL for none (an all-zero key is none too). */
+static const uint8_t *conf_psk(const struct conf_peer *p)
 {
-	if (c->private_key.key)
-		sbuf_hex(b, "private_key", c->private_key.key);
-	if (c->has_listen_port)
-		sbuf_printf(b, "listen_port=%u\n", c->listen_port);
-	if (c->has_fwmark)
-		sbuf_printf(b, "fwmark=%u\n", c->fwmark);
+	return p->psk.key && !sodium_is_zero(p->psk.key, 32) ? p->psk.key : NULL;
 }
 
+/* A peer the daemon does not have (or no longer has, after replace_peers). */
 static void put_peer(struct sbuf *b, const struct conf_peer *p)
 {
-	uint8_t zero[32] = { 0 };
-
 	sbuf_hex(b, "public_key", p->public_key);
-	sbuf_hex(b, "preshared_key", p->psk.key ? p->psk.key : zero);
+	if (conf_psk(p))
+		sbuf_hex(b, "preshared_key", conf_psk(p));
 	if (p->endpoint_len)
 		put_endpoint(b, &p->endpoint_addr);
-	sbuf_printf(b, "persistent_keepalive_interval=%u\n", p->persistent_keepalive);
+	if (p->has_keepalive)
+		sbuf_printf(b, "persistent_keepalive_interval=%u\n", p->persistent_keepalive);
 	put_allowed_ips(b, p->allowed_ips, p->n_allowed_ips);
 }
 
+/*
+ * setconf replaces the whole device, as wg setconf does: what the file
+ * leaves out is reset (no private key, a port of the kernel's choice, no
+ * fwmark, no peers).
+ */
 int ctl_build_setconf(const struct conf *c, struct sbuf *req)
 {
+	static const uint8_t none[32];
 	size_t i;
 
 	sbuf_printf(req, "set=1\n");
-	put_device(req, c);
+	sbuf_hex(req, "private_key", c->private_key.key ? c->private_key.key : none);
+	sbuf_printf(req, "listen_port=%u\n", c->has_listen_port ? c->listen_port : 0);
+	sbuf_printf(req, "fwmark=%u\n", c->has_fwmark ? c->fwmark : 0);
 	sbuf_printf(req, "replace_peers=true\n");
 	for (i = 0; i < c->n_peers; i++)
 		put_peer(req, &c->peers[i]);
@@ -520,7 +815,7 @@ int ctl_build_setconf(const struct conf *c, struct sbuf *req)
 	return req->failed ? -ENOMEM : 0;
 }
 
-static const struct ctl_peer *running_peer(const struct ctl_device *d, const uint8_t pub[32])
+static const struct ctl_peer *running_peer(const struct ctl_device *d, const uint8_t pub[static 32])
 {
 	size_t i;
 
@@ -530,7 +825,7 @@ static const struct ctl_peer *running_peer(const struct ctl_device *d, const uin
 	return NULL;
 }
 
-static bool in_conf(const struct conf *c, const uint8_t pub[32])
+static bool in_conf(const struct conf *c, const uint8_t pub[static 32])
 {
 	size_t i;
 
@@ -540,13 +835,27 @@ static bool in_conf(const struct conf *c, const uint8_t pub[32])
 	return false;
 }
 
+/* Equal as routes: the daemons report prefixes with the host bits cleared, files may not. */
 static bool same_prefix(const struct conf_prefix *a, const struct conf_prefix *b)
 {
-	return a->family == b->family && a->cidr == b->cidr &&
-	       !memcmp(a->addr, b->addr, a->family == AF_INET ? 4 : 16);
+	unsigned int i, bits;
+
+	if (a->family != b->family || a->cidr != b->cidr)
+		return false;
+	for (i = 0; i < (a->family == AF_INET ? 4U : 16U); i++) {
+		bits = a->cidr > i * 8 ? a->cidr - i * 8 : 0;
+		if (bits > 8)
+			bits = 8;
+		if ((a->addr[i] ^ b->addr[i]) & (uint8_t)(0xff00 >> bits))
+			return false;
+	}
+	return true;
 }
 
-/* Whether every prefix of a is in b (the daemon reports them as given, host bits too). */
+/*
+ * Whether every prefix of a is in b. Quadratic, which is fine for the
+ * handful of prefixes a peer has; duplicates in either list do not matter.
+ */
 static bool prefixes_in(const struct conf_prefix *a, size_t na, const struct conf_prefix *b, size_t nb)
 {
 	size_t i, j;
@@ -560,48 +869,92 @@ static bool prefixes_in(const struct conf_prefix *a, size_t na, const struct con
 	return true;
 }
 
-static bool same_endpoint(const struct conf_peer *p, const struct ctl_peer *r)
+static bool same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-	if (!p->endpoint_len)
-		return true; /* the file names none: leave the daemon's (learnt by roaming) */
-	return r->endpoint_len == p->endpoint_len && !memcmp(&r->endpoint, &p->endpoint_addr, p->endpoint_len);
+	const struct sockaddr_in *a4 = (const void *)a, *b4 = (const void *)b;
+	const struct sockaddr_in6 *a6 = (const void *)a, *b6 = (const void *)b;
+
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return a4->sin_port == b4->sin_port && a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+	return a->ss_family == AF_INET6 && a6->sin6_port == b6->sin6_port &&
+	       a6->sin6_scope_id == b6->sin6_scope_id &&
+	       !memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr));
 }
 
-/* Only the lines that differ, after public_key and update_only. */
+/* What of a peer in both the file and the daemon differs. */
+struct peer_diff {
+	bool psk, endpoint, keepalive, ips;
+};
+
+static bool peer_differs(const struct conf_peer *p, const struct ctl_peer *r, struct peer_diff *d)
+{
+	const uint8_t *psk = conf_psk(p);
+
+	d->psk = psk ? !r->preshared_key || sodium_memcmp(psk, r->preshared_key, 32) : !!r->preshared_key;
+	/*
+	 * The daemon reports where the peer last spoke from, which roaming
+	 * changes; only an endpoint the file names is set again, and only
+	 * when it differs.
+	 */
+	d->endpoint = p->endpoint_len && (!r->endpoint_len || !same_sockaddr(&p->endpoint_addr, &r->endpoint));
+	d->keepalive = p->persistent_keepalive != r->persistent_keepalive;
+	d->ips = !prefixes_in(p->allowed_ips, p->n_allowed_ips, r->allowed_ips, r->n_allowed_ips) ||
+		 !prefixes_in(r->allowed_ips, r->n_allowed_ips, p->allowed_ips, p->n_allowed_ips);
+	return d->psk || d->endpoint || d->keepalive || d->ips;
+}
+
+/*
+ * A peer both have: nothing if all is equal (its session stays as it
+ * is), else only the changed lines. update_only: if the peer went away
+ * since the get, it is not brought back half-configured.
+ */
 static void sync_peer(struct sbuf *b, const struct conf_peer *p, const struct ctl_peer *r)
 {
-	bool psk_same = p->psk.key ? r->preshared_key && !sodium_memcmp(p->psk.key, r->preshared_key, 32)
-				   : !r->preshared_key;
-	bool ips_same = prefixes_in(p->allowed_ips, p->n_allowed_ips, r->allowed_ips, r->n_allowed_ips) &&
-			prefixes_in(r->allowed_ips, r->n_allowed_ips, p->allowed_ips, p->n_allowed_ips);
-	uint8_t zero[32] = { 0 };
+	static const uint8_t none[32];
+	struct peer_diff d;
 
-	if (psk_same && ips_same && same_endpoint(p, r) && p->persistent_keepalive == r->persistent_keepalive)
+	if (!peer_differs(p, r, &d))
 		return;
 	sbuf_hex(b, "public_key", p->public_key);
 	sbuf_printf(b, "update_only=true\n");
-	if (!psk_same)
-		sbuf_hex(b, "preshared_key", p->psk.key ? p->psk.key : zero);
-	if (!same_endpoint(p, r))
+	if (d.psk)
+		sbuf_hex(b, "preshared_key", conf_psk(p) ? conf_psk(p) : none);
+	if (d.endpoint)
 		put_endpoint(b, &p->endpoint_addr);
-	if (p->persistent_keepalive != r->persistent_keepalive)
+	if (d.keepalive)
 		sbuf_printf(b, "persistent_keepalive_interval=%u\n", p->persistent_keepalive);
-	if (!ips_same)
+	if (d.ips)
 		put_allowed_ips(b, p->allowed_ips, p->n_allowed_ips);
+}
+
+/*
+ * Device lines only where the file says something and it differs: a file
+ * without ListenPort keeps the port the daemon has (wg syncconf would
+ * send 0 and move it), one without FwMark keeps the mark wg-quick-style
+ * routing may have set.
+ */
+static void sync_device(struct sbuf *b, const struct conf *c, const struct ctl_device *r)
+{
+	const uint8_t *k = c->private_key.key;
+
+	if (k && (!r->private_key || sodium_memcmp(k, r->private_key, 32)))
+		sbuf_hex(b, "private_key", k);
+	if (c->has_listen_port && c->listen_port != r->listen_port)
+		sbuf_printf(b, "listen_port=%u\n", c->listen_port);
+	if (c->has_fwmark && c->fwmark != r->fwmark)
+		sbuf_printf(b, "fwmark=%u\n", c->fwmark);
 }
 
 int ctl_build_syncconf(const struct conf *c, const struct ctl_device *running, struct sbuf *req)
 {
+	const struct ctl_peer *r;
 	size_t i;
 
 	sbuf_printf(req, "set=1\n");
-	if (c->private_key.key &&
-	    (!running->private_key || sodium_memcmp(c->private_key.key, running->private_key, 32)))
-		sbuf_hex(req, "private_key", c->private_key.key);
-	if (c->has_listen_port && c->listen_port != running->listen_port)
-		sbuf_printf(req, "listen_port=%u\n", c->listen_port);
-	if (c->has_fwmark && c->fwmark != running->fwmark)
-		sbuf_printf(req, "fwmark=%u\n", c->fwmark);
+	sync_device(req, c, running);
+	/* Removals first, as wg does: a peer's allowed IPs are free before another takes them. */
 	for (i = 0; i < running->n_peers; i++) {
 		if (in_conf(c, running->peers[i].public_key))
 			continue;
@@ -609,8 +962,7 @@ int ctl_build_syncconf(const struct conf *c, const struct ctl_device *running, s
 		sbuf_printf(req, "remove=true\n");
 	}
 	for (i = 0; i < c->n_peers; i++) {
-		const struct ctl_peer *r = running_peer(running, c->peers[i].public_key);
-
+		r = running_peer(running, c->peers[i].public_key);
 		if (r)
 			sync_peer(req, &c->peers[i], r);
 		else

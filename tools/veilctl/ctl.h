@@ -54,7 +54,9 @@ struct ctl_device {
 /*
  * Connect to IFNAME's control socket. -ENOENT / -ECONNREFUSED: no daemon
  * runs for it; why gets a sentence an operator can act on in every case
- * ("no veild runs for wg0: /var/run/wireguard/wg0.sock does not exist").
+ * ("no daemon runs for wg0 (/var/run/wireguard/wg0.sock does not exist)",
+ * "... is a stale socket: no daemon listens on it", "... is not a socket").
+ * Every wait (connect, write, each read) is bounded by 5 s.
  */
 int ctl_connect(const char *ifname, int *fd, char *why, size_t whylen);
 bool ctl_running(const char *ifname);
@@ -65,15 +67,23 @@ int ctl_list(char ***names, size_t *n);
 int ctl_get(const char *ifname, struct ctl_device *dev, char *why, size_t whylen);
 void ctl_device_free(struct ctl_device *dev);
 
-/* Send a whole set=1 request (ending with the empty line); 0 or the daemon's errno (negative). */
+/*
+ * Send a whole set=1 request (ending with the empty line); 0 or the
+ * daemon's errno, negative. Daemons write errno=-N (veild, wireguard-go);
+ * errno=N is read as the same errno. why is left empty for a daemon's
+ * errno (print strerror) and says what went wrong otherwise.
+ */
 int ctl_set(const char *ifname, const struct sbuf *req, char *why, size_t whylen);
 
 /*
  * Requests from a configuration (only the keys the daemon knows: private
  * key, listen port, fwmark, peers; wg-quick's other keys are not sent).
  * Endpoints must be resolved (conf_resolve_endpoints).
- *   setconf: replace_peers=true, everything as in the file.
- *   syncconf: only what differs from running; peers not in the file are
+ *   setconf: replace_peers=true, everything as in the file; like wg
+ *   setconf, what it leaves out is reset (private key all zeros, listen
+ *   port 0, fwmark 0).
+ *   syncconf: only what differs from running (a device key the file
+ *   leaves out keeps its running value); peers not in the file are
  *   removed; a peer whose settings are all equal is not mentioned, so its
  *   session is untouched; a changed peer gets only the changed lines
  *   (replace_allowed_ips when its allowed IPs differ).
@@ -88,6 +98,15 @@ int ctl_build_syncconf(const struct conf *c, const struct ctl_device *running, s
  * pre-shared key's source (a file or credential) instead of the key.
  */
 void ctl_format_peer(struct sbuf *out, const struct ctl_peer *p, const struct conf_peer *orig);
+
+/*
+ * Text forms shared by requests and output: "a.b.c.d:port" or
+ * "[v6%scope]:port" (numeric scope, as the daemons write it; "" for no
+ * address), and "addr/cidr". Buffers of these sizes always suffice.
+ */
+enum { CTL_ENDPOINT_LEN = 80, CTL_PREFIX_LEN = 56 };
+void ctl_format_endpoint(const struct sockaddr_storage *ss, char *out, size_t len);
+void ctl_format_prefix(const struct conf_prefix *p, char *out, size_t len);
 
 /* Commands (argv[0] is the command name); each returns the process exit code. */
 int cmd_show(int argc, char **argv);

@@ -1,16 +1,16 @@
 // SPDX-License-Identifier: MIT
 /*
- * veilctl set (wg set's options), setconf and syncconf. Arguments and
- * files are checked whole before anything is sent: a bad one changes
- * nothing.
+ * veilctl set (wg set's options), setconf and syncconf. The whole request
+ * is built, and every argument or file checked, before anything is sent:
+ * a bad one changes nothing. Keys travel in a locked buffer (the sbuf).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -18,9 +18,11 @@
 #include "ctl.h"
 #include "keys.h"
 
+enum { KEY_FILE_MAX = 256 }; /* a key and some whitespace; anything longer is not a key file */
+
 static int usage(void)
 {
-	fprintf(stderr, "Usage: veilctl set IFNAME [listen-port PORT] [fwmark MARK|off] "
+	fprintf(stderr, "veilctl: usage: veilctl set IFNAME [listen-port PORT] [fwmark MARK|off] "
 			"[private-key FILE] [peer PUBKEY [remove] [preshared-key FILE] "
 			"[endpoint HOST:PORT] [persistent-keepalive SECONDS|off] "
 			"[allowed-ips PREFIX[,PREFIX...]]]...\n");
@@ -33,198 +35,275 @@ static int bad(const char *what, const char *arg)
 	return -EINVAL;
 }
 
-/* A key file for set: any mode (wg allows /dev/stdin), one base64 key. */
-static int read_key_arg(const char *path, uint8_t out[32])
+/*
+ * A key file for set, of any mode (wg set reads /dev/stdin and the like,
+ * so the strict checks of keys.h do not apply): one base64 key, with
+ * whitespace around it. A file with nothing in it means "no key", as
+ * with wg (preshared-key /dev/null removes the pre-shared key).
+ */
+static int read_key_file(const char *path, uint8_t out[static 32])
 {
-	char buf[257];
+	char *buf = sodium_malloc(KEY_FILE_MAX + 1), *s;
+	size_t len = 0;
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), ret;
+	int fd = -1, ret = -ENOMEM;
 
+	if (!buf)
+		goto out;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
+		ret = -errno;
 		fprintf(stderr, "veilctl: %s: %s\n", path, strerror(errno));
-		return -errno;
+		goto out;
 	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n < 0)
-		n = 0;
-	while (n && strchr(" \t\r\n", buf[n - 1]))
-		n--;
-	buf[n] = '\0';
-	ret = conf_parse_key(buf, out);
-	sodium_memzero(buf, sizeof(buf));
-	if (ret)
+	do {
+		n = read(fd, buf + len, KEY_FILE_MAX + 1 - len);
+		if (n > 0)
+			len += (size_t)n;
+	} while ((n > 0 && len <= KEY_FILE_MAX) || (n < 0 && errno == EINTR));
+	ret = -EINVAL;
+	if (n < 0 || len > KEY_FILE_MAX) {
+		fprintf(stderr, "veilctl: %s: %s\n", path, n < 0 ? strerror(errno) : "too long for a key file");
+		goto out;
+	}
+	buf[len] = '\0';
+	while (len && strchr(" \t\r\n", buf[len - 1]))
+		buf[--len] = '\0';
+	for (s = buf; *s && strchr(" \t\r\n", *s); s++)
+		;
+	if (!*s)
+		sodium_memzero(out, 32);
+	if (!*s || !conf_parse_key(s, out))
+		ret = 0;
+	else
 		fprintf(stderr, "veilctl: %s does not hold a base64 key of 32 bytes\n", path);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (buf)
+		sodium_free(buf); /* wipes */
 	return ret;
 }
 
-static int number(const char *s, unsigned long max, unsigned long *out)
+static int put_key_file(struct sbuf *req, const char *name, const char *path)
 {
-	char *end;
+	uint8_t *k = sodium_malloc(32);
+	char hex[65];
+	int ret = -ENOMEM;
 
-	errno = 0;
-	*out = strtoul(s, &end, 0);
-	return (*s && !*end && !errno && *out <= max && s[0] != '-') ? 0 : -EINVAL;
+	if (k)
+		ret = read_key_file(path, k);
+	if (!ret) {
+		sodium_bin2hex(hex, sizeof(hex), k, 32);
+		sbuf_printf(req, "%s=%s\n", name, hex);
+		sodium_memzero(hex, sizeof(hex));
+	} else if (ret == -ENOMEM) {
+		fprintf(stderr, "veilctl: out of locked memory\n");
+	}
+	if (k)
+		sodium_free(k);
+	return ret;
 }
 
+/* A whole unsigned number up to max: decimal, with hex also 0x... (no sign, no space: strtoul takes " -1"). */
+static bool number(const char *s, unsigned long max, bool hex, unsigned long *out)
+{
+	int base = 10;
+	char *end;
+
+	if (hex && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		s += 2;
+		if (!isxdigit((unsigned char)*s))
+			return false;
+	} else if (!isdigit((unsigned char)*s)) {
+		return false;
+	}
+	errno = 0;
+	*out = strtoul(s, &end, base);
+	return !errno && !*end && *out <= max;
+}
+
+/* "host:port" or "[v6]:port", host names resolved here: daemons take numeric endpoints only. */
 static int put_endpoint_arg(struct sbuf *req, const char *arg)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV }, *ai;
-	char host[NI_MAXHOST];
+	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV }, *res, *ai;
 	const char *colon = strrchr(arg, ':'), *h = arg;
+	char host[NI_MAXHOST], ep[CTL_ENDPOINT_LEN];
+	struct sockaddr_storage ss;
+	unsigned long port;
 	size_t hl;
 	int ret;
 
-	if (!colon)
-		return bad("not host:port", arg);
+	if (!colon || !number(colon + 1, 65535, false, &port) || !port)
+		return bad("endpoint is not HOST:PORT (PORT 1-65535)", arg);
 	hl = (size_t)(colon - arg);
 	if (arg[0] == '[' && hl >= 2 && arg[hl - 1] == ']') {
 		h++;
 		hl -= 2;
 	}
-	if (hl == 0 || hl >= sizeof(host))
-		return bad("not host:port", arg);
+	if (!hl || hl >= sizeof(host) || memchr(h, '[', hl) || memchr(h, ']', hl))
+		return bad("endpoint is not HOST:PORT", arg);
 	memcpy(host, h, hl);
 	host[hl] = '\0';
-	ret = getaddrinfo(host, colon + 1, &hints, &ai);
+	ret = getaddrinfo(host, colon + 1, &hints, &res);
 	if (ret) {
-		fprintf(stderr, "veilctl: cannot resolve \"%.64s\": %s\n", arg, gai_strerror(ret));
+		fprintf(stderr, "veilctl: endpoint: cannot resolve \"%.64s\": %s\n", host, gai_strerror(ret));
 		return -EHOSTUNREACH;
 	}
-	if (ai->ai_family == AF_INET6)
-		sbuf_printf(req, "endpoint=[%s]:%s\n", host, colon + 1);
-	else
-		sbuf_printf(req, "endpoint=%s:%s\n", host, colon + 1);
-	freeaddrinfo(ai);
-	return 0;
+	for (ai = res; ai; ai = ai->ai_next)
+		if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) && ai->ai_addrlen <= sizeof(ss))
+			break;
+	if (ai) {
+		memset(&ss, 0, sizeof(ss));
+		memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+		ctl_format_endpoint(&ss, ep, sizeof(ep));
+		sbuf_printf(req, "endpoint=%s\n", ep);
+	}
+	freeaddrinfo(res);
+	return ai ? 0 : bad("endpoint has no IPv4 or IPv6 address", arg);
 }
 
-static int put_allowed(struct sbuf *req, char *list)
+/* "a/n,b/n, c": replaces the peer's list ("" empties it). Sent as addr/cidr, bare addresses full length. */
+static int put_allowed(struct sbuf *req, const char *list)
 {
-	char *item, *save = NULL;
-	struct conf_prefix p;
+	char pfx[CTL_PREFIX_LEN], item[CTL_PREFIX_LEN];
+	const char *p = list, *e;
+	struct conf_prefix v;
+	size_t len;
 
 	sbuf_printf(req, "replace_allowed_ips=true\n");
-	for (item = strtok_r(list, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-		while (*item == ' ')
-			item++;
-		if (!*item)
-			continue;
-		if (conf_parse_prefix(item, &p))
-			return bad("not a prefix", item);
-		sbuf_printf(req, "allowed_ip=%s\n", item);
+	while (*p) {
+		p += strspn(p, " \t");
+		e = strchr(p, ',');
+		len = e ? (size_t)(e - p) : strlen(p);
+		while (len && strchr(" \t", p[len - 1]))
+			len--;
+		if (len >= sizeof(item))
+			return bad("allowed-ips: not a prefix", p);
+		memcpy(item, p, len);
+		item[len] = '\0';
+		if (conf_parse_prefix(item, &v))
+			return bad("allowed-ips: not a prefix", item);
+		ctl_format_prefix(&v, pfx, sizeof(pfx));
+		sbuf_printf(req, "allowed_ip=%s\n", pfx);
+		p = e ? e + 1 : p + len;
 	}
 	return 0;
 }
 
-static int put_key_file(struct sbuf *req, const char *name, const char *path)
+static int put_keepalive(struct sbuf *req, const char *arg)
 {
-	uint8_t k[32];
-	char hex[65];
-	int ret = read_key_arg(path, k);
+	unsigned long n = 0;
 
-	if (!ret) {
-		sodium_bin2hex(hex, sizeof(hex), k, 32);
-		sbuf_printf(req, "%s=%s\n", name, hex);
-	}
-	sodium_memzero(k, sizeof(k));
-	sodium_memzero(hex, sizeof(hex));
-	return ret;
+	if (strcmp(arg, "off") != 0 && !number(arg, 65535, false, &n))
+		return bad("persistent-keepalive is not 0-65535 seconds or off", arg);
+	sbuf_printf(req, "persistent_keepalive_interval=%lu\n", n);
+	return 0;
 }
 
-/* One option of a peer (after "peer PUBKEY"); *used is how many arguments it took. */
-static int peer_option(struct sbuf *req, char **argv, int left, int *used)
+/* One option of a peer (after "peer PUBKEY"), which takes a value. */
+static int peer_option(struct sbuf *req, const char *opt, const char *arg)
 {
-	unsigned long n;
-
-	*used = 2;
-	if (!strcmp(argv[0], "remove")) {
-		*used = 1;
-		sbuf_printf(req, "remove=true\n");
-		return 0;
-	}
-	if (left < 2)
-		return bad("a value is missing after", argv[0]);
-	if (!strcmp(argv[0], "preshared-key"))
-		return put_key_file(req, "preshared_key", argv[1]);
-	if (!strcmp(argv[0], "endpoint"))
-		return put_endpoint_arg(req, argv[1]);
-	if (!strcmp(argv[0], "allowed-ips"))
-		return put_allowed(req, argv[1]);
-	if (!strcmp(argv[0], "persistent-keepalive")) {
-		if (!strcmp(argv[1], "off"))
-			n = 0;
-		else if (number(argv[1], 65535, &n))
-			return bad("not a number of seconds (0-65535) or off", argv[1]);
-		sbuf_printf(req, "persistent_keepalive_interval=%lu\n", n);
-		return 0;
-	}
-	return bad("unknown peer option", argv[0]);
+	if (!strcmp(opt, "preshared-key"))
+		return put_key_file(req, "preshared_key", arg);
+	if (!strcmp(opt, "endpoint"))
+		return put_endpoint_arg(req, arg);
+	if (!strcmp(opt, "allowed-ips"))
+		return put_allowed(req, arg);
+	if (!strcmp(opt, "persistent-keepalive"))
+		return put_keepalive(req, arg);
+	return bad("unknown peer option", opt);
 }
 
-static int device_option(struct sbuf *req, char **argv, int left)
+static int device_option(struct sbuf *req, const char *opt, const char *arg)
 {
-	unsigned long n;
+	unsigned long n = 0;
 
-	if (left < 2)
-		return bad("a value is missing after", argv[0]);
-	if (!strcmp(argv[0], "listen-port")) {
-		if (number(argv[1], 65535, &n))
-			return bad("not a port", argv[1]);
+	if (!strcmp(opt, "listen-port")) {
+		if (!number(arg, 65535, false, &n))
+			return bad("listen-port is not a port (0-65535)", arg);
 		sbuf_printf(req, "listen_port=%lu\n", n);
-	} else if (!strcmp(argv[0], "fwmark")) {
-		if (!strcmp(argv[1], "off"))
-			n = 0;
-		else if (number(argv[1], 0xffffffffUL, &n))
-			return bad("not a mark", argv[1]);
+	} else if (!strcmp(opt, "fwmark")) {
+		if (strcmp(arg, "off") != 0 && !number(arg, 0xffffffffUL, true, &n))
+			return bad("fwmark is not a 32-bit number or off", arg);
 		sbuf_printf(req, "fwmark=%lu\n", n);
-	} else if (!strcmp(argv[0], "private-key")) {
-		return put_key_file(req, "private_key", argv[1]);
+	} else if (!strcmp(opt, "private-key")) {
+		return put_key_file(req, "private_key", arg);
 	} else {
-		return bad("unknown option", argv[0]);
+		return bad("unknown option", opt);
 	}
 	return 0;
 }
 
+/* Where build_set is: before the first peer, or in a peer that is being removed or changed. */
+enum set_state { IN_DEVICE, IN_PEER, IN_REMOVED_PEER };
+
+static int peer_start(struct sbuf *req, const char *arg)
+{
+	uint8_t pub[32];
+	char hex[65];
+
+	if (!arg || conf_parse_key(arg, pub))
+		return bad("peer: not a base64 public key", arg ? arg : "");
+	sodium_bin2hex(hex, sizeof(hex), pub, 32);
+	sbuf_printf(req, "public_key=%s\n", hex);
+	return 0;
+}
+
+/*
+ * wg set's arguments, in order. "remove" must be a peer's only option:
+ * with others it would be ambiguous (wg ignores the others silently).
+ */
 static int build_set(struct sbuf *req, int argc, char **argv)
 {
-	bool in_peer = false;
-	uint8_t pub[32];
-	int i = 0, used, ret = 0;
-	char hex[65];
+	enum set_state st = IN_DEVICE;
+	bool has_options = false;
+	int i = 0, ret = 0;
 
 	sbuf_printf(req, "set=1\n");
 	while (!ret && i < argc) {
 		if (!strcmp(argv[i], "peer")) {
-			if (i + 1 >= argc || conf_parse_key(argv[i + 1], pub))
-				return bad("not a base64 public key", i + 1 < argc ? argv[i + 1] : "");
-			sodium_bin2hex(hex, sizeof(hex), pub, 32);
-			sbuf_printf(req, "public_key=%s\n", hex);
-			in_peer = true;
+			ret = peer_start(req, i + 1 < argc ? argv[i + 1] : NULL);
+			st = IN_PEER;
+			has_options = false;
 			i += 2;
-		} else if (in_peer) {
-			ret = peer_option(req, argv + i, argc - i, &used);
-			i += used;
+		} else if (st != IN_DEVICE && !strcmp(argv[i], "remove")) {
+			ret = has_options ? bad("peer: remove takes no other option", argv[i]) : 0;
+			sbuf_printf(req, "remove=true\n");
+			st = IN_REMOVED_PEER;
+			i++;
+		} else if (st == IN_REMOVED_PEER) {
+			ret = bad("peer: remove takes no other option", argv[i]);
+		} else if (i + 1 >= argc) {
+			ret = bad("a value is missing after", argv[i]);
 		} else {
-			ret = device_option(req, argv + i, argc - i);
+			ret = st == IN_PEER ? peer_option(req, argv[i], argv[i + 1])
+					    : device_option(req, argv[i], argv[i + 1]);
+			has_options = true;
 			i += 2;
 		}
 	}
 	sbuf_printf(req, "\n");
-	return ret ? ret : (req->failed ? -ENOMEM : 0);
+	if (!ret && req->failed) {
+		fprintf(stderr, "veilctl: out of locked memory\n");
+		ret = -ENOMEM;
+	}
+	return ret;
 }
 
+/* Send and report; the request is wiped and freed either way. */
 static int send_request(const char *ifname, struct sbuf *req)
 {
-	char why[256] = "";
+	char why[320] = "";
 	int ret = ctl_set(ifname, req, why, sizeof(why));
 
 	sbuf_free(req);
-	if (ret) {
-		fprintf(stderr, "veilctl: %s: %s\n", ifname, why[0] ? why : strerror(-ret));
-		return 1;
-	}
-	return 0;
+	if (ret && why[0])
+		fprintf(stderr, "veilctl: %s: %s\n", ifname, why);
+	else if (ret)
+		fprintf(stderr, "veilctl: %s: the daemon refused the change: %s\n", ifname, strerror(-ret));
+	return ret ? 1 : 0;
 }
 
 int cmd_set(int argc, char **argv)
@@ -255,22 +334,27 @@ static int load_file(const char *path, struct conf *c)
 	if (!ret)
 		ret = conf_resolve_endpoints(c, &err);
 	if (ret) {
-		fprintf(stderr, "veilctl: %s\n", err.msg);
+		fprintf(stderr, "veilctl: %s\n", err.msg[0] ? err.msg : strerror(-ret));
 		conf_free(c);
 	}
 	return ret;
 }
 
+/* setconf: the file replaces everything; syncconf: only what differs from the running state changes. */
 static int conf_command(int argc, char **argv, bool sync)
 {
 	struct ctl_device running;
 	struct sbuf req = { 0 };
-	struct conf c;
-	char why[256] = "";
+	struct conf c = { 0 };
+	char why[320] = "";
 	int ret;
 
-	if (argc != 3 || !conf_valid_ifname(argv[1])) {
-		fprintf(stderr, "Usage: veilctl %s IFNAME FILE\n", argv[0]);
+	if (argc != 3) {
+		fprintf(stderr, "veilctl: usage: veilctl %s IFNAME FILE\n", argv[0]);
+		return 1;
+	}
+	if (!conf_valid_ifname(argv[1])) {
+		bad("not an interface name", argv[1]);
 		return 1;
 	}
 	if (load_file(argv[2], &c))
@@ -278,7 +362,8 @@ static int conf_command(int argc, char **argv, bool sync)
 	if (sync) {
 		ret = ctl_get(argv[1], &running, why, sizeof(why));
 		if (ret) {
-			fprintf(stderr, "veilctl: %s: %s\n", argv[1], why[0] ? why : strerror(-ret));
+			fprintf(stderr, "veilctl: %s: %s%s\n", argv[1], why[0] ? why : "cannot read the running state: ",
+				why[0] ? "" : strerror(-ret));
 			conf_free(&c);
 			return 1;
 		}
@@ -290,7 +375,7 @@ static int conf_command(int argc, char **argv, bool sync)
 	conf_free(&c);
 	if (ret) {
 		sbuf_free(&req);
-		fprintf(stderr, "veilctl: out of memory\n");
+		fprintf(stderr, "veilctl: out of locked memory\n");
 		return 1;
 	}
 	return send_request(argv[1], &req);

@@ -1,86 +1,135 @@
 // SPDX-License-Identifier: MIT
 /*
  * veilctl show and showconf. show never prints a private or pre-shared
- * key (it says whether there is one); showconf prints the configuration
- * with its keys, as wg showconf does, from locked memory.
+ * key, in text or JSON: it says whether there is one. showconf prints the
+ * configuration with its keys, as wg showconf does; those go from locked
+ * memory through a locked buffer straight to standard output (no stdio
+ * buffer keeps a copy), and the buffer is wiped.
  */
-#include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
 #include "ctl.h"
 
-static void b64(const uint8_t k[32], char out[45])
+static int usage(void)
+{
+	fprintf(stderr, "veilctl: usage: veilctl show [IFNAME|all|interfaces] [--json]\n");
+	return 1;
+}
+
+static void b64(const uint8_t k[static 32], char out[static 45])
 {
 	sodium_bin2base64(out, 45, k, 32, sodium_base64_VARIANT_ORIGINAL);
 }
 
-static void endpoint_str(const struct ctl_peer *p, char *out, size_t len)
-{
-	char a[INET6_ADDRSTRLEN] = "";
+/* ---- text ------------------------------------------------------------------------------- */
 
-	if (!p->endpoint_len) {
-		snprintf(out, len, "(none)");
-	} else if (p->endpoint.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)&p->endpoint;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
-		snprintf(out, len, "[%s]:%u", a, ntohs(s6->sin6_port));
-	} else {
-		const struct sockaddr_in *s4 = (const void *)&p->endpoint;
-
-		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
-		snprintf(out, len, "%s:%u", a, ntohs(s4->sin_port));
-	}
-}
-
-static void prefix_str(const struct conf_prefix *p, char *out, size_t len)
-{
-	char a[INET6_ADDRSTRLEN] = "";
-
-	inet_ntop(p->family, p->addr, a, sizeof(a));
-	snprintf(out, len, "%s/%u", a, p->cidr);
-}
-
-static void allowed_str(const struct ctl_peer *p, const char *sep, char *out, size_t len)
-{
-	size_t i, o = 0;
-
-	out[0] = '\0';
-	for (i = 0; i < p->n_allowed_ips && o + 64 < len; i++) {
-		char pfx[64];
-
-		prefix_str(&p->allowed_ips[i], pfx, sizeof(pfx));
-		o += (size_t)snprintf(out + o, len - o, "%s%s", i ? sep : "", pfx);
-	}
-}
-
+/* "1 hour, 2 minutes, 5 seconds ago"; zero units are left out. */
 static void ago(uint64_t sec, char *out, size_t len)
 {
-	uint64_t now = (uint64_t)time(NULL), d;
+	static const struct {
+		const char *name;
+		uint64_t sec;
+	} units[] = { { "day", 86400 }, { "hour", 3600 }, { "minute", 60 }, { "second", 1 } };
+	uint64_t now = (uint64_t)time(NULL), d = now > sec ? now - sec : 0, n;
+	size_t i, o = 0;
 
-	if (!sec) {
-		snprintf(out, len, "never");
+	if (d == 0) {
+		snprintf(out, len, "just now");
 		return;
 	}
-	d = now > sec ? now - sec : 0;
-	if (d >= 3600)
-		snprintf(out, len, "%llu h %llu min ago", (unsigned long long)(d / 3600),
-			 (unsigned long long)(d % 3600 / 60));
-	else if (d >= 60)
-		snprintf(out, len, "%llu min %llu s ago", (unsigned long long)(d / 60),
-			 (unsigned long long)(d % 60));
-	else
-		snprintf(out, len, "%llu s ago", (unsigned long long)d);
+	for (i = 0; i < sizeof(units) / sizeof(units[0]) && o < len; i++) {
+		n = d / units[i].sec;
+		d %= units[i].sec;
+		if (n)
+			o += (size_t)snprintf(out + o, len - o, "%s%llu %s%s", o ? ", " : "",
+					      (unsigned long long)n, units[i].name, n == 1 ? "" : "s");
+	}
+	if (o < len)
+		snprintf(out + o, len - o, " ago");
 }
 
-static void show_text(const struct ctl_device *d)
+static void bytes(uint64_t n, char *out, size_t len)
 {
-	char k[45], ep[64], ips[4096], when[64];
+	static const char *const unit[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	double v = (double)n / 1024;
+	size_t u = 0;
+
+	if (n < 1024) {
+		snprintf(out, len, "%llu B", (unsigned long long)n);
+		return;
+	}
+	while (v >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(out, len, "%.2f %s", v, unit[u]);
+}
+
+static void print_allowed(const struct ctl_peer *p, const char *sep, const char *quote)
+{
+	char pfx[CTL_PREFIX_LEN];
+	size_t i;
+
+	for (i = 0; i < p->n_allowed_ips; i++) {
+		ctl_format_prefix(&p->allowed_ips[i], pfx, sizeof(pfx));
+		printf("%s%s%s%s", i ? sep : "", quote, pfx, quote);
+	}
+}
+
+static void text_peer(const struct ctl_peer *p)
+{
+	char k[45], ep[CTL_ENDPOINT_LEN], rx[32], tx[32], when[128];
+
+	b64(p->public_key, k);
+	printf("\npeer: %s\n", k);
+	if (p->preshared_key)
+		printf("  preshared key: (hidden)\n");
+	if (p->endpoint_len) {
+		ctl_format_endpoint(&p->endpoint, ep, sizeof(ep));
+		printf("  endpoint: %s\n", ep);
+	}
+	printf("  allowed ips: ");
+	if (p->n_allowed_ips)
+		print_allowed(p, ", ", "");
+	else
+		printf("(none)");
+	printf("\n");
+	if (p->last_handshake_sec) {
+		ago(p->last_handshake_sec, when, sizeof(when));
+		printf("  latest handshake: %s\n", when);
+	}
+	if (p->rx_bytes || p->tx_bytes) {
+		bytes(p->rx_bytes, rx, sizeof(rx));
+		bytes(p->tx_bytes, tx, sizeof(tx));
+		printf("  transfer: %s received, %s sent\n", rx, tx);
+	}
+	if (p->persistent_keepalive)
+		printf("  persistent keepalive: every %u second%s\n", p->persistent_keepalive,
+		       p->persistent_keepalive == 1 ? "" : "s");
+}
+
+/* Most recent handshake first, peers that never had one last (as wg lists them). */
+static int by_handshake(const void *a, const void *b)
+{
+	const struct ctl_peer *x = a, *y = b;
+
+	if (x->last_handshake_sec != y->last_handshake_sec)
+		return x->last_handshake_sec > y->last_handshake_sec ? -1 : 1;
+	if (x->last_handshake_nsec != y->last_handshake_nsec)
+		return x->last_handshake_nsec > y->last_handshake_nsec ? -1 : 1;
+	return 0;
+}
+
+static void show_text(struct ctl_device *d)
+{
+	char k[45];
 	size_t i;
 
 	printf("interface: %s\n", d->ifname);
@@ -88,192 +137,286 @@ static void show_text(const struct ctl_device *d)
 		b64(d->public_key, k);
 		printf("  public key: %s\n  private key: (hidden)\n", k);
 	}
-	printf("  listening port: %u\n", d->listen_port);
+	if (d->listen_port)
+		printf("  listening port: %u\n", d->listen_port);
 	if (d->fwmark)
 		printf("  fwmark: 0x%x\n", d->fwmark);
-	for (i = 0; i < d->n_peers; i++) {
-		const struct ctl_peer *p = &d->peers[i];
-
-		b64(p->public_key, k);
-		endpoint_str(p, ep, sizeof(ep));
-		allowed_str(p, ", ", ips, sizeof(ips));
-		ago(p->last_handshake_sec, when, sizeof(when));
-		printf("\npeer: %s\n", k);
-		if (p->preshared_key)
-			printf("  preshared key: (hidden)\n");
-		printf("  endpoint: %s\n  allowed ips: %s\n  latest handshake: %s\n", ep,
-		       ips[0] ? ips : "(none)", when);
-		printf("  transfer: %llu B received, %llu B sent\n", (unsigned long long)p->rx_bytes,
-		       (unsigned long long)p->tx_bytes);
-		if (p->persistent_keepalive)
-			printf("  persistent keepalive: every %u s\n", p->persistent_keepalive);
-	}
+	if (d->n_peers)
+		qsort(d->peers, d->n_peers, sizeof(*d->peers), by_handshake);
+	for (i = 0; i < d->n_peers; i++)
+		text_peer(&d->peers[i]);
 }
 
-/* Interface names are [A-Za-z0-9_=+.-], keys base64, addresses plain: nothing needs escaping. */
+/* ---- JSON ------------------------------------------------------------------------------- */
+
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static void json_peer(const struct ctl_peer *p)
+{
+	char k[45], ep[CTL_ENDPOINT_LEN];
+
+	b64(p->public_key, k);
+	printf("{\"public_key\":");
+	json_str(k);
+	printf(",\"preshared_key\":%s,\"endpoint\":", p->preshared_key ? "true" : "false");
+	if (p->endpoint_len) {
+		ctl_format_endpoint(&p->endpoint, ep, sizeof(ep));
+		json_str(ep);
+	} else {
+		printf("null");
+	}
+	printf(",\"allowed_ips\":[");
+	print_allowed(p, ",", "\"");
+	printf("],\"latest_handshake\":%llu,\"rx_bytes\":%llu,\"tx_bytes\":%llu,\"persistent_keepalive\":%u}",
+	       (unsigned long long)p->last_handshake_sec, (unsigned long long)p->rx_bytes,
+	       (unsigned long long)p->tx_bytes, p->persistent_keepalive);
+}
+
+/* The interface object; public_key is null while the daemon has no private key. */
 static void show_json(const struct ctl_device *d)
 {
-	char k[45], ep[64], ips[4096];
+	char k[45];
 	size_t i;
 
-	b64(d->public_key, k);
-	printf("{\"name\":\"%s\",\"public_key\":%s%s%s,\"listen_port\":%u,\"fwmark\":%u,\"peers\":[",
-	       d->ifname, d->private_key ? "\"" : "", d->private_key ? k : "null",
-	       d->private_key ? "\"" : "", d->listen_port, d->fwmark);
+	printf("{\"name\":");
+	json_str(d->ifname);
+	printf(",\"public_key\":");
+	if (d->private_key) {
+		b64(d->public_key, k);
+		json_str(k);
+	} else {
+		printf("null");
+	}
+	printf(",\"listen_port\":%u,\"fwmark\":%u,\"peers\":[", d->listen_port, d->fwmark);
 	for (i = 0; i < d->n_peers; i++) {
-		const struct ctl_peer *p = &d->peers[i];
-
-		b64(p->public_key, k);
-		endpoint_str(p, ep, sizeof(ep));
-		allowed_str(p, "\",\"", ips, sizeof(ips));
-		printf("%s{\"public_key\":\"%s\",\"preshared_key\":%s,\"endpoint\":%s%s%s,"
-		       "\"allowed_ips\":[%s%s%s],\"latest_handshake\":%llu,\"rx_bytes\":%llu,"
-		       "\"tx_bytes\":%llu,\"persistent_keepalive\":%u}",
-		       i ? "," : "", k, p->preshared_key ? "true" : "false",
-		       p->endpoint_len ? "\"" : "", p->endpoint_len ? ep : "null", p->endpoint_len ? "\"" : "",
-		       ips[0] ? "\"" : "", ips, ips[0] ? "\"" : "",
-		       (unsigned long long)p->last_handshake_sec, (unsigned long long)p->rx_bytes,
-		       (unsigned long long)p->tx_bytes, p->persistent_keepalive);
+		if (i)
+			putchar(',');
+		json_peer(&d->peers[i]);
 	}
 	printf("]}");
 }
 
-static int show_one(const char *ifname, bool json, bool first)
+/* ---- commands ----------------------------------------------------------------------------- */
+
+static int get(const char *ifname, struct ctl_device *d)
+{
+	char why[320] = "";
+	int ret = ctl_get(ifname, d, why, sizeof(why));
+
+	if (ret && why[0])
+		fprintf(stderr, "veilctl: %s: %s\n", ifname, why);
+	else if (ret)
+		fprintf(stderr, "veilctl: %s: the daemon answered with an error: %s\n", ifname, strerror(-ret));
+	return ret;
+}
+
+/* Each interface is read before anything of it is printed, so a failing one leaves no half object. */
+static int show_all(bool json)
 {
 	struct ctl_device d;
-	char why[256] = "";
-	int ret = ctl_get(ifname, &d, why, sizeof(why));
+	char **names;
+	size_t n, i, shown = 0;
+	int ret, status = 0;
 
+	ret = ctl_list(&names, &n);
 	if (ret) {
-		fprintf(stderr, "veilctl: %s: %s\n", ifname, why[0] ? why : strerror(-ret));
+		fprintf(stderr, "veilctl: cannot list %s: %s\n", CTL_SOCKET_DIR, strerror(-ret));
 		return 1;
 	}
+	if (json)
+		printf("{");
+	for (i = 0; i < n; i++) {
+		if (get(names[i], &d)) {
+			status = 1;
+		} else if (json) {
+			printf("%s", shown++ ? "," : "");
+			json_str(names[i]);
+			printf(":");
+			show_json(&d);
+		} else {
+			printf("%s", shown++ ? "\n" : "");
+			show_text(&d);
+		}
+		ctl_device_free(&d);
+		free(names[i]);
+	}
+	free(names);
+	if (json)
+		printf("}\n");
+	return status;
+}
+
+static int show_interfaces(bool json)
+{
+	char **names;
+	size_t n, i;
+	int ret = ctl_list(&names, &n);
+
+	if (ret) {
+		fprintf(stderr, "veilctl: cannot list %s: %s\n", CTL_SOCKET_DIR, strerror(-ret));
+		return 1;
+	}
+	printf("%s", json ? "[" : "");
+	for (i = 0; i < n; i++) {
+		printf("%s", i ? (json ? "," : " ") : "");
+		if (json)
+			json_str(names[i]);
+		else
+			printf("%s", names[i]);
+		free(names[i]);
+	}
+	free(names);
+	printf("%s", json ? "]\n" : (n ? "\n" : ""));
+	return 0;
+}
+
+static int show_one(const char *ifname, bool json)
+{
+	struct ctl_device d;
+
+	if (get(ifname, &d))
+		return 1;
 	if (json) {
 		show_json(&d);
+		printf("\n");
 	} else {
-		if (!first)
-			printf("\n");
 		show_text(&d);
 	}
 	ctl_device_free(&d);
 	return 0;
 }
 
-static int show_all(bool json, bool names_only)
-{
-	char **names;
-	size_t n, i;
-	int ret = 0;
-
-	if (ctl_list(&names, &n)) {
-		fprintf(stderr, "veilctl: cannot list %s\n", CTL_SOCKET_DIR);
-		return 1;
-	}
-	if (json)
-		printf("{");
-	for (i = 0; i < n; i++) {
-		if (names_only) {
-			printf("%s%s", i ? " " : "", names[i]);
-		} else {
-			if (json)
-				printf("%s\"%s\":", i ? "," : "", names[i]);
-			ret |= show_one(names[i], json, i == 0);
-		}
-		free(names[i]);
-	}
-	free(names);
-	if (json)
-		printf("}");
-	if (json || (names_only && n))
-		printf("\n");
-	return ret;
-}
-
 int cmd_show(int argc, char **argv)
 {
-	const char *what = "all";
+	const char *what = NULL;
 	bool json = false;
 	int i, ret;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			json = true;
-		else if (!strcmp(what, "all") && strcmp(argv[i], "all") != 0)
+		else if (argv[i][0] == '-' || what)
+			return usage();
+		else
 			what = argv[i];
-		else if (strcmp(argv[i], "all") != 0) {
-			fprintf(stderr, "Usage: veilctl show [IFNAME|all|interfaces] [--json]\n");
-			return 1;
-		}
 	}
-	if (!strcmp(what, "all") || !strcmp(what, "interfaces"))
-		return show_all(json && strcmp(what, "interfaces") != 0, !strcmp(what, "interfaces"));
-	ret = show_one(what, json, true);
-	if (json && !ret)
-		printf("\n");
+	if (!what || !strcmp(what, "all"))
+		ret = show_all(json);
+	else if (!strcmp(what, "interfaces"))
+		ret = show_interfaces(json);
+	else
+		ret = show_one(what, json);
+	if (fflush(stdout) || ferror(stdout)) {
+		fprintf(stderr, "veilctl: cannot write the output: %s\n", strerror(errno));
+		ret = 1;
+	}
 	return ret;
 }
 
+/* ---- showconf ------------------------------------------------------------------------------ */
+
+/* A key as "Name = base64"; the stack copy is wiped. */
+static void key_line(struct sbuf *out, const char *name, const uint8_t k[static 32])
+{
+	char s[45];
+
+	b64(k, s);
+	sbuf_printf(out, "%s = %s\n", name, s);
+	sodium_memzero(s, sizeof(s));
+}
+
+/*
+ * A pre-shared key that came from a file or credential stays a reference
+ * to it (SaveConfig must not write a key that was kept out of the file).
+ */
 static void psk_line(struct sbuf *out, const struct ctl_peer *p, const struct conf_peer *orig)
 {
-	static const char *const names[] = { [KEYSRC_FILE] = "PresharedKeyFile",
-					     [KEYSRC_CREDENTIAL] = "PresharedKeyCredential" };
-	char k[45];
-
-	if (orig && orig->psk.arg && (orig->psk.source == KEYSRC_FILE || orig->psk.source == KEYSRC_CREDENTIAL)) {
-		sbuf_printf(out, "%s = %s\n", names[orig->psk.source], orig->psk.arg);
-	} else if (p->preshared_key) {
-		b64(p->preshared_key, k);
-		sbuf_printf(out, "PresharedKey = %s\n", k);
-		sodium_memzero(k, sizeof(k));
-	}
+	if (orig && orig->psk.arg && orig->psk.source == KEYSRC_FILE)
+		sbuf_printf(out, "PresharedKeyFile = %s\n", orig->psk.arg);
+	else if (orig && orig->psk.arg && orig->psk.source == KEYSRC_CREDENTIAL)
+		sbuf_printf(out, "PresharedKeyCredential = %s\n", orig->psk.arg);
+	else if (p->preshared_key)
+		key_line(out, "PresharedKey", p->preshared_key);
 }
 
 void ctl_format_peer(struct sbuf *out, const struct ctl_peer *p, const struct conf_peer *orig)
 {
-	char k[45], ep[64], ips[4096];
+	char ep[CTL_ENDPOINT_LEN], pfx[CTL_PREFIX_LEN];
+	size_t i;
 
-	b64(p->public_key, k);
-	sbuf_printf(out, "\n[Peer]\nPublicKey = %s\n", k);
+	sbuf_printf(out, "\n[Peer]\n");
+	key_line(out, "PublicKey", p->public_key);
 	psk_line(out, p, orig);
-	allowed_str(p, ", ", ips, sizeof(ips));
-	if (ips[0])
-		sbuf_printf(out, "AllowedIPs = %s\n", ips);
+	for (i = 0; i < p->n_allowed_ips; i++) {
+		ctl_format_prefix(&p->allowed_ips[i], pfx, sizeof(pfx));
+		sbuf_printf(out, "%s%s", i ? ", " : "AllowedIPs = ", pfx);
+	}
+	if (p->n_allowed_ips)
+		sbuf_printf(out, "\n");
 	if (p->endpoint_len) {
-		endpoint_str(p, ep, sizeof(ep));
+		ctl_format_endpoint(&p->endpoint, ep, sizeof(ep));
 		sbuf_printf(out, "Endpoint = %s\n", ep);
 	}
 	if (p->persistent_keepalive)
 		sbuf_printf(out, "PersistentKeepalive = %u\n", p->persistent_keepalive);
 }
 
+static int write_out(const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(STDOUT_FILENO, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 int cmd_showconf(int argc, char **argv)
 {
 	struct ctl_device d;
 	struct sbuf out = { 0 };
-	char why[256] = "", k[45];
 	size_t i;
 	int ret;
 
 	if (argc != 2) {
-		fprintf(stderr, "Usage: veilctl showconf IFNAME\n");
+		fprintf(stderr, "veilctl: usage: veilctl showconf IFNAME\n");
 		return 1;
 	}
-	ret = ctl_get(argv[1], &d, why, sizeof(why));
-	if (ret) {
-		fprintf(stderr, "veilctl: %s: %s\n", argv[1], why[0] ? why : strerror(-ret));
+	if (get(argv[1], &d))
 		return 1;
-	}
-	sbuf_printf(&out, "[Interface]\nListenPort = %u\n", d.listen_port);
+	sbuf_printf(&out, "[Interface]\n");
+	if (d.listen_port)
+		sbuf_printf(&out, "ListenPort = %u\n", d.listen_port);
 	if (d.fwmark)
 		sbuf_printf(&out, "FwMark = 0x%x\n", d.fwmark);
-	if (d.private_key) {
-		b64(d.private_key, k);
-		sbuf_printf(&out, "PrivateKey = %s\n", k);
-		sodium_memzero(k, sizeof(k));
-	}
+	if (d.private_key)
+		key_line(&out, "PrivateKey", d.private_key);
 	for (i = 0; i < d.n_peers; i++)
 		ctl_format_peer(&out, &d.peers[i], NULL);
-	ret = out.failed || fwrite(out.data, 1, out.len, stdout) != out.len;
+	ret = out.failed ? -ENOMEM : write_out(out.data, out.len);
+	if (ret)
+		fprintf(stderr, "veilctl: %s: %s\n", argv[1],
+			ret == -ENOMEM ? "out of locked memory" : strerror(-ret));
 	sbuf_free(&out);
 	ctl_device_free(&d);
 	return ret ? 1 : 0;
