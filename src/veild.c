@@ -83,7 +83,13 @@ static int uapi_listen(const char *path)
 	mode_t old;
 	int fd, err;
 
-	if (mkdir(RUNSTATEDIR "/wireguard", 0755) < 0 && errno != EEXIST)
+	/*
+	 * 0755 whatever our umask (a caller's umask 077 would shut out the
+	 * control group); a directory that already exists is left as it is.
+	 */
+	if (mkdir(RUNSTATEDIR "/wireguard", 0755) == 0)
+		chmod(RUNSTATEDIR "/wireguard", 0755);
+	else if (errno != EEXIST)
 		return -errno;
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;

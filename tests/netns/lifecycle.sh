@@ -66,10 +66,15 @@ rm -f "$SOCK"
 gone "$pid"
 
 log "--- background start: the parent returns only when the socket answers"
-n1 env LOG_LEVEL=verbose "$VEILD" "$IF" || fail "background start failed"
+# With the socket directory gone (rmdir: only when empty, so nobody's socket is
+# lost), veild makes it again 0755 even under umask 077.
+made=
+rmdir /var/run/wireguard 2>/dev/null && made=1
+n1 sh -c 'umask 077; exec env LOG_LEVEL=verbose "$0" "$1"' "$VEILD" "$IF" || fail "background start failed"
 wg show "$IF" >/dev/null || fail "socket not ready when the parent exited"
 stat -c %a "$SOCK" | qgrep -x 700 || stat -c %a "$SOCK" | qgrep -x 600 || fail "socket mode is $(stat -c %a "$SOCK")"
-stat -c %a /var/run/wireguard | qgrep -x 755 || fail "socket directory mode"
+[ -z "$made" ] || stat -c %a /var/run/wireguard | qgrep -x 755 ||
+	fail "socket directory mode $(stat -c %a /var/run/wireguard) under umask 077"
 for p in /proc/[0-9]*; do
 	[ "$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" = "$VEILD $IF " ] && PIDS+=("${p#/proc/}")
 done
