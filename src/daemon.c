@@ -41,6 +41,7 @@
 
 #include "core/device.h"
 #include "log.h"
+#include "resolver.h"
 #include "sandbox.h"
 #include "core/slab.h"
 #include "tun.h"
@@ -62,6 +63,14 @@ enum {
 	POOL_RESERVE = BATCH, /* one receive batch stays warm */
 	POOL_TRIM_MS = 5000,
 	ANON_REASONS = 4, /* refusal reasons rate-limited apart */
+	/*
+	 * A peer's endpoint host name is looked up again when an initiation
+	 * goes out and initiations have gone unanswered for 10 s, then at
+	 * most every 15 s while handshakes keep failing. Not a count of
+	 * attempts: new traffic resets that count, as in the kernel.
+	 */
+	RESOLVE_AFTER_SEC = 10,
+	RESOLVE_INTERVAL_SEC = 15,
 };
 
 struct pkt {
@@ -88,6 +97,11 @@ struct vpeer {
 	unsigned int head, count;
 	struct link dirty, flush, ips;
 	uint8_t ips_before[16];
+	char *ep_name;       /* "host:port" the operator's endpoint came from, or NULL */
+	uint64_t resolved_at; /* when the last lookup was asked (monotonic ns) */
+	uint64_t unanswered_since; /* first initiation since the last handshake, or 0 */
+	uint32_t resolve_gen; /* a reply for an older name or request is stale */
+	bool resolving;
 };
 
 struct upoll {
@@ -128,6 +142,8 @@ struct daemon {
 		uint64_t window, count;
 	} anon[ANON_REASONS];
 	long who_uid, who_pid; /* the control-socket caller being served, or -1 */
+	int resolver_fd;       /* -1: no resolver (host names stay as first resolved) */
+	uv_poll_t resolver_poll;
 	bool stopping; /* tearing down: one audit line, not one per peer */
 	int exit_status;
 };
@@ -451,6 +467,8 @@ static void op_peer_removed(void *ctx, struct wg_peer *peer)
 		if (d->tx_peer[i] == vp)
 			d->tx_peer[i] = NULL;
 	vp->wp = NULL;
+	free(vp->ep_name);
+	vp->ep_name = NULL;
 	uv_timer_stop(&vp->timer);
 	uv_close((uv_handle_t *)&vp->timer, free_vpeer);
 }
@@ -524,6 +542,108 @@ static void anonymous_failure(struct daemon *d, int err)
 	a->count = 0;
 }
 
+/* ---- endpoint host names, looked up again by the resolver child ------------- */
+
+static void endpoint_str(const struct sockaddr *sa, char *out, size_t len);
+
+/* Ask for vp's host name again, unless asked lately or a lookup is out. */
+static void resolve_again(struct vpeer *vp)
+{
+	struct daemon *d = vp->d;
+	struct resolver_request rq = { 0 };
+	uint64_t now = now_of(d).mono;
+
+	if (!vp->wp || !vp->ep_name || vp->resolving || d->resolver_fd < 0)
+		return;
+	if (vp->resolved_at && now - vp->resolved_at < (uint64_t)RESOLVE_INTERVAL_SEC * NSEC_PER_SEC)
+		return;
+	rq.gen = ++vp->resolve_gen;
+	memcpy(rq.public_key, vp->wp->public_key, sizeof(rq.public_key));
+	snprintf(rq.name, sizeof(rq.name), "%s", vp->ep_name);
+	/* A full socket buffer means many lookups out already: this one waits for the next failure. */
+	if (send(d->resolver_fd, &rq, sizeof(rq), MSG_NOSIGNAL | MSG_DONTWAIT) != sizeof(rq))
+		return;
+	vp->resolving = true;
+	vp->resolved_at = now;
+	log_debug("%s: looking up %s again", d->cfg->ifname, vp->ep_name);
+}
+
+/*
+ * An initiation went out (a retry, or a fresh one for new traffic): after
+ * RESOLVE_AFTER_SEC without an answer, ask for the name again.
+ */
+static void note_initiation(struct vpeer *vp)
+{
+	uint64_t now = now_of(vp->d).mono;
+
+	if (!vp->unanswered_since)
+		vp->unanswered_since = now;
+	else if (now - vp->unanswered_since >= (uint64_t)RESOLVE_AFTER_SEC * NSEC_PER_SEC)
+		resolve_again(vp);
+}
+
+/* A reply: a changed address becomes the peer's endpoint, as if the operator had set it. */
+static void resolved(struct daemon *d, const struct resolver_reply *rp)
+{
+	struct wg_peer *wp = wg_device_peer_lookup(d->wg, rp->public_key);
+	struct vpeer *vp = wp ? wp->user : NULL;
+	struct wg_endpoint ep = { 0 };
+	char fp[12], was[64] = "none", now[64];
+
+	if (!vp || !vp->ep_name || rp->gen != vp->resolve_gen)
+		return; /* the peer or its name went away meanwhile */
+	vp->resolving = false;
+	fingerprint(wp->public_key, fp);
+	if (rp->err) {
+		log_info("%s: peer %s…: cannot look up %s: %s", d->cfg->ifname, fp, vp->ep_name,
+			 gai_strerror(rp->err));
+		return;
+	}
+	if (rp->len > sizeof(ep.addr) ||
+	    (rp->addr.ss_family != AF_INET && rp->addr.ss_family != AF_INET6))
+		return;
+	memcpy(&ep.addr, &rp->addr, rp->len);
+	if (wp->has_endpoint && wg_endpoint_equal_addr(&wp->endpoint, &ep))
+		return;
+	if (wp->has_endpoint)
+		endpoint_str((const struct sockaddr *)&wp->endpoint.addr, was, sizeof(was));
+	endpoint_str((const struct sockaddr *)&rp->addr, now, sizeof(now));
+	wg_peer_set_endpoint(wp, (const struct sockaddr *)&rp->addr, rp->len);
+	mark_dirty(vp);
+	log_info("%s: peer %s…: %s now resolves to %s (was %s)", d->cfg->ifname, fp, vp->ep_name,
+		 now, was);
+	audit(d, "endpoint_resolved", wp->public_key, "name=%s endpoint=%s was=%s", vp->ep_name,
+	      now, was);
+}
+
+static void resolver_cb(uv_poll_t *h, int status, int events)
+{
+	struct daemon *d = container_of(h, struct daemon, resolver_poll);
+	struct resolver_reply rp;
+	unsigned int i;
+
+	(void)events;
+	for (i = 0; status == 0 && i < BATCH; i++) {
+		ssize_t n = recv(d->resolver_fd, &rp, sizeof(rp), MSG_DONTWAIT);
+
+		if (n == (ssize_t)sizeof(rp)) {
+			resolved(d, &rp);
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			break;
+		status = -1; /* EOF or an error: the child is gone */
+	}
+	if (status) {
+		log_error("%s: the resolver process ended: endpoint host names will not be looked "
+			  "up again", d->cfg->ifname);
+		uv_poll_stop(h);
+		close(d->resolver_fd);
+		d->resolver_fd = -1;
+	}
+	finish_batch(d);
+}
+
 static void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
 {
 	struct daemon *d = ctx;
@@ -539,10 +659,12 @@ static void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
 	case WG_EVENT_HANDSHAKE_SENT:
 		log_debug("%s: peer %s…: sending handshake initiation%s", d->cfg->ifname, fp,
 			  arg ? " (retry)" : "");
+		note_initiation(peer->user);
 		break;
 	case WG_EVENT_HANDSHAKE_COMPLETE:
 		log_info("%s: peer %s…: handshake complete (%s)", d->cfg->ifname, fp,
 			 arg ? "initiator" : "responder");
+		((struct vpeer *)peer->user)->unanswered_since = 0;
 		/* A session replaced by a new one is a rekey. */
 		audit(d, peer->keypairs.previous ? "rekey" : "handshake_completed",
 		      peer->public_key, "role=%s", arg ? "initiator" : "responder");
@@ -561,6 +683,7 @@ static void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
 			 d->cfg->ifname, fp, MAX_TIMER_HANDSHAKES + 2);
 		audit(d, "handshake_failed", peer->public_key, "reason=\"no answer after %d attempts\"",
 		      MAX_TIMER_HANDSHAKES + 2);
+		resolve_again(peer->user);
 		break;
 	case WG_EVENT_KEYS_WIPED:
 		log_info("%s: peer %s…: session keys wiped after %d s of silence", d->cfg->ifname,
@@ -1024,7 +1147,34 @@ static int be_peer_endpoint(void *ctx, void *peer, const struct sockaddr *sa, so
 		audit(ctx, "endpoint_set", wp->public_key, "endpoint=%s", buf);
 	}
 	wg_peer_set_endpoint(peer, sa, len);
+	/* An address given by the operator replaces a name; veilctl sends the name after it. */
+	free(((struct vpeer *)wp->user)->ep_name);
+	((struct vpeer *)wp->user)->ep_name = NULL;
 	mark_dirty(wp->user);
+	return 0;
+}
+
+static int be_peer_endpoint_name(void *ctx, void *peer, const char *name)
+{
+	struct wg_peer *wp = peer;
+	struct vpeer *vp = wp->user;
+	char *copy = NULL;
+
+	if (*name && !resolver_name_valid(name))
+		return -EINVAL;
+	if (vp->ep_name ? !strcmp(vp->ep_name, name) : !*name)
+		return 0; /* unchanged (every reload sends it): keep the lookup state */
+	if (*name) {
+		copy = strdup(name);
+		if (!copy)
+			return -ENOMEM;
+	}
+	free(vp->ep_name);
+	vp->ep_name = copy;
+	vp->resolve_gen++;
+	vp->resolving = false;
+	vp->resolved_at = 0;
+	audit(ctx, "endpoint_name_set", wp->public_key, "name=%s", *name ? name : "-");
 	return 0;
 }
 
@@ -1171,6 +1321,7 @@ static const struct uapi_backend_ops uapi_ops = {
 	.peer_remove = be_peer_remove,
 	.peer_set_preshared_key = be_peer_psk,
 	.peer_set_endpoint = be_peer_endpoint,
+	.peer_set_endpoint_name = be_peer_endpoint_name,
 	.peer_set_keepalive = be_peer_keepalive,
 	.peer_replace_allowed_ips = be_peer_replace_allowed_ips,
 	.peer_add_allowed_ip = be_peer_add_allowed_ip,
@@ -1455,6 +1606,27 @@ static void close_walk(uv_handle_t *h, void *arg)
 		uv_close(h, NULL);
 }
 
+/*
+ * Fork the resolver while no key exists yet and before the sandbox (which
+ * forbids fork). Without it veild still works; names are just not looked
+ * up again.
+ */
+static void start_resolver(struct daemon *d)
+{
+	int err = resolver_start(d->cfg->user, &d->resolver_fd);
+
+	if (!err && (uv_poll_init(&d->loop, &d->resolver_poll, d->resolver_fd) ||
+		     uv_poll_start(&d->resolver_poll, UV_READABLE, resolver_cb)))
+		err = -EIO;
+	if (err) {
+		log_error("%s: cannot start the resolver process (%s): endpoint host names will "
+			  "not be looked up again", d->cfg->ifname, strerror(-err));
+		if (d->resolver_fd >= 0)
+			close(d->resolver_fd);
+		d->resolver_fd = -1;
+	}
+}
+
 int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *arg)
 {
 	struct daemon *d = calloc(1, sizeof(*d));
@@ -1467,6 +1639,7 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 	d->cfg = cfg;
 	d->tun_fd = cfg->tun_fd;
 	d->who_uid = d->who_pid = -1;
+	d->resolver_fd = -1;
 	slab_cache_init(&d->vpeer_cache, sizeof(struct vpeer));
 	slab_cache_init(&d->pkt_cache, sizeof(struct pkt));
 	d->udp.fd4 = d->udp.fd6 = -1;
@@ -1510,6 +1683,7 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 	d->sigint.data = d->sigterm.data = d;
 	uv_signal_start(&d->sigint, signal_cb, SIGINT);
 	uv_signal_start(&d->sigterm, signal_cb, SIGTERM);
+	start_resolver(d);
 
 	if (cfg->user) {
 		err = sandbox_drop_user(cfg->user);
@@ -1553,6 +1727,8 @@ out_dev:
 	uv_run(&d->loop, UV_RUN_DEFAULT);
 	if (d->nl)
 		mnl_socket_close(d->nl);
+	if (d->resolver_fd >= 0)
+		close(d->resolver_fd); /* the child sees EOF and exits */
 	if (cfg->uapi_path)
 		unlink(cfg->uapi_path);
 out_loop:

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/compiler.h"
+
 #if defined(__x86_64__)
 #define SANDBOX_ARCH AUDIT_ARCH_X86_64
 #elif defined(__aarch64__)
@@ -158,4 +160,56 @@ int sandbox_drop_user(const char *user)
 	if (setuid(0) == 0)
 		return -EPERM;
 	return 0;
+}
+
+/* Calls that a lookup never makes and an attacker would want first. */
+static const int resolver_denied[] = {
+	SYS_execve, SYS_execveat, SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev,
+	SYS_mount, SYS_umount2, SYS_setns, SYS_unshare, SYS_kexec_load, SYS_init_module,
+	SYS_finit_module, SYS_bpf, SYS_perf_event_open, SYS_keyctl, SYS_add_key,
+};
+
+static int resolver_filter(void)
+{
+	struct sock_filter f[8 + ARRAY_SIZE(resolver_denied) * 2];
+	struct sock_fprog prog;
+	size_t n = 0, i;
+
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+					      offsetof(struct seccomp_data, arch));
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SANDBOX_ARCH, 1, 0);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+					      offsetof(struct seccomp_data, nr));
+#if defined(__x86_64__)
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+#endif
+	for (i = 0; i < ARRAY_SIZE(resolver_denied); i++) {
+		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+						      (unsigned int)resolver_denied[i], 0, 1);
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	}
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	prog.len = (unsigned short)n;
+	prog.filter = f;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0 ? -errno : 0;
+}
+
+int sandbox_resolver(const char *user)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct none[2];
+	struct passwd *pw = user ? getpwnam(user) : NULL;
+
+	if (user && !pw)
+		return -ENOENT;
+	if (pw && pw->pw_uid != 0 &&
+	    (setgroups(0, NULL) < 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
+	     setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0))
+		return -errno;
+	memset(none, 0, sizeof(none));
+	if (syscall(SYS_capset, &hdr, none) < 0 || sandbox_no_new_privs() < 0)
+		return -errno;
+	return resolver_filter();
 }

@@ -21,5 +21,11 @@ int sandbox_no_new_privs(void);
 #define SANDBOX_SECCOMP_DEFAULT true
 #endif
 int sandbox_seccomp(void);
+/*
+ * For the resolver child: become user (NULL: stay uid 0) with no
+ * capability at all, no new privileges, and a filter that kills the
+ * process on execve, ptrace and other calls a name lookup never makes.
+ */
+int sandbox_resolver(const char *user);
 
 #endif

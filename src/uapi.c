@@ -428,6 +428,24 @@ static int key_endpoint(struct uapi_conn *c, char *value)
 	return ret < 0 ? ret : 0;
 }
 
+/*
+ * veil's own key: the host name an endpoint came from ("host:port"; empty
+ * forgets it), looked up again when handshakes keep failing. wg never
+ * sends it; veilctl sends it to veild only. Unknown to a backend without
+ * the operation, as to wireguard-go.
+ */
+static int key_endpoint_name(struct uapi_conn *c, char *value)
+{
+	int ret;
+
+	if (!c->ops->peer_set_endpoint_name)
+		return -EINVAL;
+	ret = peer_ready(c);
+	if (ret > 0)
+		ret = c->ops->peer_set_endpoint_name(c->ctx, c->peer, value);
+	return ret < 0 ? ret : 0;
+}
+
 static int key_keepalive(struct uapi_conn *c, char *value)
 {
 	uint32_t interval;
@@ -537,6 +555,7 @@ static const struct key_handler peer_keys[] = {
 	{ "remove", key_remove },
 	{ "preshared_key", key_preshared_key },
 	{ "endpoint", key_endpoint },
+	{ "endpoint_name", key_endpoint_name },
 	{ "persistent_keepalive_interval", key_keepalive },
 	{ "replace_allowed_ips", key_replace_allowed_ips },
 	{ "allowed_ip", key_allowed_ip },

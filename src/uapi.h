@@ -72,6 +72,11 @@ struct uapi_backend_ops {
 	int (*peer_set_preshared_key)(void *ctx, void *peer, const uint8_t psk[static 32]);
 	/* sa is a sockaddr_in or a sockaddr_in6 (sin6_scope_id filled in). */
 	int (*peer_set_endpoint)(void *ctx, void *peer, const struct sockaddr *sa, socklen_t len);
+	/*
+	 * veil's extension: "host:port" to look up again when handshakes fail,
+	 * "" for none. Optional; without it the key is refused (-EINVAL).
+	 */
+	int (*peer_set_endpoint_name)(void *ctx, void *peer, const char *name);
 	int (*peer_set_keepalive)(void *ctx, void *peer, uint16_t interval);
 	int (*peer_replace_allowed_ips)(void *ctx, void *peer);
 	/*

@@ -187,6 +187,15 @@ static int b_peer_set_keepalive(void *ctx, void *peer, uint16_t interval)
 	return 0;
 }
 
+/* The parser hands the value over as it came: a NUL-terminated line remainder. */
+static int b_peer_set_endpoint_name(void *ctx, void *peer, const char *name)
+{
+	struct model *m = ctx;
+
+	(void)m->peers[slot_of(m, peer)];
+	return strlen(name) < 300 ? 0 : -EINVAL;
+}
+
 static int b_peer_replace_allowed_ips(void *ctx, void *peer)
 {
 	struct model *m = ctx;
@@ -289,6 +298,7 @@ static const struct uapi_backend_ops backend = {
 	.peer_remove = b_peer_remove,
 	.peer_set_preshared_key = b_peer_set_psk,
 	.peer_set_endpoint = b_peer_set_endpoint,
+	.peer_set_endpoint_name = b_peer_set_endpoint_name,
 	.peer_set_keepalive = b_peer_set_keepalive,
 	.peer_replace_allowed_ips = b_peer_replace_allowed_ips,
 	.peer_add_allowed_ip = b_peer_add_allowed_ip,

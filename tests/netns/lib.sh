@@ -72,6 +72,8 @@ cleanup() {
 		kill -9 "$pid" 2>/dev/null
 	done
 	stop_namespace_processes
+	# A daemon that lost root cannot unlink its socket; every name we give holds $RUN.
+	rm -f /var/run/wireguard/*"$RUN".sock
 	for ns in "${EXTRA_NS[@]}"; do
 		ip netns del "$ns" 2>/dev/null
 	done
@@ -86,6 +88,11 @@ cleanup() {
 	ip netns del "$NS1" 2>/dev/null
 	ip netns del "$NS2" 2>/dev/null
 	ip netns del "$NS3" 2>/dev/null
+	# Per-namespace files (ip netns exec mounts /etc/netns/NS/hosts on /etc/hosts).
+	for ns in "$NS1" "$NS2" "$NS3" "${EXTRA_NS[@]}"; do
+		rm -rf "/etc/netns/$ns"
+	done
+	rmdir /etc/netns 2>/dev/null
 	if [ $status -ne 0 ]; then
 		for f in "$TMP"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }; done
 	fi

@@ -338,6 +338,12 @@ static int f_get(void *ctx, struct uapi_writer *w)
 	}
 }
 
+static int f_endpoint_name(void *ctx, void *peer, const char *name)
+{
+	flog(ctx, "[%s] endpoint_name '%s'\n", ((struct fake_peer *)peer)->name, name);
+	return result(ctx, "endpoint_name");
+}
+
 static const struct uapi_backend_ops fake_ops = {
 	.set_private_key = f_private_key,
 	.set_listen_port = f_listen_port,
@@ -347,6 +353,7 @@ static const struct uapi_backend_ops fake_ops = {
 	.peer_remove = f_remove,
 	.peer_set_preshared_key = f_psk,
 	.peer_set_endpoint = f_endpoint,
+	.peer_set_endpoint_name = f_endpoint_name,
 	.peer_set_keepalive = f_keepalive,
 	.peer_replace_allowed_ips = f_replace_allowed_ips,
 	.peer_add_allowed_ip = f_add_ip,
@@ -981,6 +988,43 @@ static void test_update_only(void **state)
 	       0);
 }
 
+/* veil's endpoint_name: a peer key only, passed through as written; unknown without the op. */
+static void test_endpoint_name(void **state)
+{
+	const struct setup with_p1 = { .existing = { P1 } };
+	struct uapi_backend_ops without = fake_ops;
+	struct uapi_buf out = { 0 };
+	struct fake f;
+	struct uapi_conn *c;
+	static const char req[] = "set=1\npublic_key=" P1 "\nendpoint_name=peer.example:51820\n\n";
+
+	(void)state;
+	expect(&with_p1,
+	       "set=1\npublic_key=" P1 "\nupdate_only=true\nendpoint_name=peer.example:51820\n"
+	       "endpoint_name=\n\n",
+	       "errno=0\n\n",
+	       "begin\nselect 1111 create=0 -> found\n[1111] endpoint_name 'peer.example:51820'\n"
+	       "[1111] endpoint_name ''\nend 0\n",
+	       0);
+	/* Not a device key. */
+	expect(&plain, "set=1\nendpoint_name=peer.example:51820\n\n", "errno=-22\n\n",
+	       "begin\nend -22\n", 0);
+	/* The backend's refusal is the reply. */
+	expect(&(const struct setup){ .existing = { P1 }, .fail = "endpoint_name", .fail_err = -EINVAL },
+	       "set=1\npublic_key=" P1 "\nendpoint_name=bad name\n\n", "errno=-22\n\n",
+	       "begin\nselect 1111 create=0 -> found\n[1111] endpoint_name 'bad name'\nend -22\n", 0);
+	/* A backend without the operation (wireguard-go's behaviour): an unknown key. */
+	without.peer_set_endpoint_name = NULL;
+	fake_init(&f, &with_p1);
+	c = uapi_conn_new(&without, &f);
+	assert_non_null(c);
+	assert_int_equal(uapi_conn_feed(c, req, sizeof(req) - 1, &out), 0);
+	assert_int_equal(buf_append(&out, "", 1), 0);
+	assert_string_equal(out.data, "errno=-22\n\n");
+	uapi_conn_free(c);
+	uapi_buf_free(&out);
+}
+
 /* The backend answers NULL for its own public key: lines are dropped, no error. */
 static void test_own_public_key(void **state)
 {
@@ -1209,6 +1253,7 @@ int main(void)
 		cmocka_unit_test(test_get_sparse),
 		cmocka_unit_test(test_get_errors),
 		cmocka_unit_test(test_missing_ops),
+		cmocka_unit_test(test_endpoint_name),
 		cmocka_unit_test(test_buf),
 	};
 

@@ -815,6 +815,38 @@ int ctl_build_setconf(const struct conf *c, struct sbuf *req)
 	return req->failed ? -ENOMEM : 0;
 }
 
+/* Whether an Endpoint as written names a host (not an IPv4 or [IPv6] literal). */
+static bool endpoint_is_name(const char *ep)
+{
+	char host[64];
+	const char *colon = strrchr(ep, ':');
+	struct in_addr a;
+
+	if (ep[0] == '[' || !colon || (size_t)(colon - ep) >= sizeof(host))
+		return ep[0] != '[' && colon;
+	memcpy(host, ep, (size_t)(colon - ep));
+	host[colon - ep] = '\0';
+	return inet_pton(AF_INET, host, &a) != 1;
+}
+
+int ctl_build_endpoint_names(const struct conf *c, struct sbuf *req, bool *any)
+{
+	size_t i;
+
+	*any = false;
+	sbuf_printf(req, "set=1\n");
+	for (i = 0; i < c->n_peers; i++) {
+		const struct conf_peer *p = &c->peers[i];
+		bool name = p->endpoint && endpoint_is_name(p->endpoint);
+
+		sbuf_hex(req, "public_key", p->public_key);
+		sbuf_printf(req, "update_only=true\nendpoint_name=%s\n", name ? p->endpoint : "");
+		*any |= name;
+	}
+	sbuf_printf(req, "\n");
+	return req->failed ? -ENOMEM : 0;
+}
+
 static const struct ctl_peer *running_peer(const struct ctl_device *d, const uint8_t pub[static 32])
 {
 	size_t i;

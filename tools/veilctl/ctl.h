@@ -93,6 +93,12 @@ int ctl_build_setconf(const struct conf *c, struct sbuf *req);
 int ctl_build_syncconf(const struct conf *c, const struct ctl_device *running, struct sbuf *req);
 
 /*
+ * veild's extension: each peer's Endpoint host name ("host:port", empty
+ * for a literal address or none), which veild looks up again when
+ * handshakes to the peer keep failing. *any: some peer has a name.
+ */
+int ctl_build_endpoint_names(const struct conf *c, struct sbuf *req, bool *any);
+/*
  * A running peer as a [Peer] section (showconf's format, a blank line
  * first). orig, when the peer is in a configuration, keeps its
  * pre-shared key's source (a file or credential) instead of the key.

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Host names of peers' endpoints, looked up again when handshakes to them
+ * keep failing. getaddrinfo blocks, reads files and talks to DNS servers,
+ * none of which the daemon's event loop or its seccomp filter allow; so a
+ * small child process, forked before any key exists and before the
+ * sandbox, does the lookups. It holds no key, no tunnel or UDP socket and
+ * no capability, and answers over a SOCK_SEQPACKET socketpair: one
+ * request, one reply, matched by the peer's public key and a generation.
+ */
+#ifndef VEIL_RESOLVER_H
+#define VEIL_RESOLVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/compiler.h"
+
+enum {
+	/* "host:port" or "[v6]:port": a DNS name has at most 253 bytes. */
+	RESOLVER_NAME_MAX = 272,
+};
+
+struct resolver_request {
+	uint32_t gen;
+	uint8_t public_key[32];
+	char name[RESOLVER_NAME_MAX]; /* NUL-terminated */
+};
+
+struct resolver_reply {
+	uint32_t gen;
+	uint8_t public_key[32];
+	int32_t err; /* 0, or getaddrinfo's EAI_* (negative) */
+	uint32_t len; /* of addr: a sockaddr_in or sockaddr_in6 */
+	struct sockaddr_storage addr;
+};
+
+/*
+ * Fork the resolver. user: drop to this account (NULL: stay root, but
+ * without any capability). On success *fd is the daemon's end of the
+ * socketpair (non-blocking, close-on-exec). The child ends when that end
+ * closes or the daemon dies.
+ */
+int __must_check resolver_start(const char *user, int *fd);
+
+/*
+ * Whether name has the shape of "host:port" or "[address]:port" with a
+ * port 1-65535 (the lookup itself judges the host). Used by the control
+ * socket before it accepts a name.
+ */
+bool resolver_name_valid(const char *name);
+
+#endif

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The resolver child: the shapes of names the control socket accepts, and
+ * a real child that answers over its socketpair (a name from /etc/hosts,
+ * a name that does not exist, a malformed request), runs without any
+ * capability, and ends when the daemon's end closes.
+ */
+#include "resolver.c"
+#include "sandbox.c"
+
+#include <arpa/inet.h>
+#include <poll.h>
+#include <stdio.h>
+#include <sys/wait.h>
+
+#include "test_util.h"
+
+static void test_name_shapes(void **state)
+{
+	(void)state;
+	assert_true(resolver_name_valid("peer.example.com:51820"));
+	assert_true(resolver_name_valid("localhost:1"));
+	assert_true(resolver_name_valid("my_host-2:65535"));
+	assert_true(resolver_name_valid("[2001:db8::1]:51820"));
+	assert_true(resolver_name_valid("[fe80::1%eth0]:51820"));
+	assert_true(resolver_name_valid("192.0.2.1:51820"));
+
+	assert_false(resolver_name_valid(""));
+	assert_false(resolver_name_valid("peer.example.com"));
+	assert_false(resolver_name_valid("peer.example.com:"));
+	assert_false(resolver_name_valid(":51820"));
+	assert_false(resolver_name_valid("peer:0"));
+	assert_false(resolver_name_valid("peer:65536"));
+	assert_false(resolver_name_valid("peer:+5"));
+	assert_false(resolver_name_valid("peer:5x"));
+	assert_false(resolver_name_valid("2001:db8::1:51820"));
+	assert_false(resolver_name_valid("[2001:db8::1]51820"));
+	assert_false(resolver_name_valid("[]:5"));
+	assert_false(resolver_name_valid("a b:5"));
+	assert_false(resolver_name_valid("a\nb:5"));
+	assert_false(resolver_name_valid("a/b:5"));
+}
+
+static void test_name_too_long(void **state)
+{
+	char name[RESOLVER_NAME_MAX + 8];
+
+	(void)state;
+	memset(name, 'a', sizeof(name));
+	strcpy(name + RESOLVER_NAME_MAX - 7, ":51820"); /* 264 + 6 bytes: fits */
+	assert_true(resolver_name_valid(name));
+	memset(name, 'a', sizeof(name));
+	strcpy(name + RESOLVER_NAME_MAX - 6, ":51820"); /* one more: no room for the NUL */
+	assert_false(resolver_name_valid(name));
+}
+
+/* One request and its reply, bounded by 10 s. */
+static void ask(int fd, const char *name, uint32_t gen, struct resolver_reply *rp)
+{
+	struct resolver_request rq = { .gen = gen };
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	memset(rq.public_key, 0xab, sizeof(rq.public_key));
+	snprintf(rq.name, sizeof(rq.name), "%s", name);
+	assert_int_equal(send(fd, &rq, sizeof(rq), 0), sizeof(rq));
+	assert_int_equal(poll(&p, 1, 10000), 1);
+	assert_int_equal(recv(fd, rp, sizeof(*rp), 0), sizeof(*rp));
+	assert_int_equal(rp->gen, gen);
+	assert_int_equal(rp->public_key[0], 0xab);
+	assert_int_equal(rp->public_key[31], 0xab);
+}
+
+/* The resolver's pid: our only child. */
+static pid_t child_of_us(void)
+{
+	char path[64], buf[256];
+	FILE *f;
+	pid_t pid = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", getpid(), getpid());
+	f = fopen(path, "r");
+	assert_non_null(f);
+	if (fgets(buf, sizeof(buf), f))
+		pid = (pid_t)atoi(buf);
+	fclose(f);
+	return pid;
+}
+
+static void test_child(void **state)
+{
+	struct resolver_reply rp;
+	char path[64], line[256], addr[INET6_ADDRSTRLEN];
+	const struct sockaddr_in *in4 = (const void *)&rp.addr;
+	const struct sockaddr_in6 *in6 = (const void *)&rp.addr;
+	bool caps_checked = false;
+	pid_t pid;
+	FILE *f;
+	int fd, i;
+
+	(void)state;
+	assert_int_equal(resolver_start(NULL, &fd), 0);
+	pid = child_of_us();
+	assert_true(pid > 0);
+
+	/* localhost is in every /etc/hosts. */
+	ask(fd, "localhost:51820", 7, &rp);
+	assert_int_equal(rp.err, 0);
+	if (rp.addr.ss_family == AF_INET) {
+		assert_int_equal(rp.len, sizeof(*in4));
+		assert_int_equal(ntohs(in4->sin_port), 51820);
+		inet_ntop(AF_INET, &in4->sin_addr, addr, sizeof(addr));
+		assert_string_equal(addr, "127.0.0.1");
+	} else {
+		assert_int_equal(rp.addr.ss_family, AF_INET6);
+		assert_int_equal(rp.len, sizeof(*in6));
+		assert_int_equal(ntohs(in6->sin6_port), 51820);
+		assert_true(IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr));
+	}
+	/* A literal needs no lookup but goes the same way. */
+	ask(fd, "[2001:db8::7]:9", 8, &rp);
+	assert_int_equal(rp.err, 0);
+	assert_int_equal(rp.addr.ss_family, AF_INET6);
+	inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof(addr));
+	assert_string_equal(addr, "2001:db8::7");
+	/*
+	 * A malformed name is not even tried. (A name that does not exist
+	 * would go to DNS, which a test machine may lack or answer slowly.)
+	 */
+	ask(fd, "not a name", 10, &rp);
+	assert_int_equal(rp.err, EAI_NONAME);
+
+	/* No capability left in the child. */
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "CapEff:", 7) || !strncmp(line, "CapPrm:", 7)) {
+			assert_string_equal(line + 8, "0000000000000000\n");
+			caps_checked = true;
+		}
+	}
+	fclose(f);
+	assert_true(caps_checked);
+
+	/* Our end closes: the child exits (SIGCHLD is ignored, so nothing to reap). */
+	close(fd);
+	for (i = 0; i < 100 && kill(pid, 0) == 0; i++)
+		usleep(20000);
+	assert_int_not_equal(kill(pid, 0), 0);
+	signal(SIGCHLD, SIG_DFL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_name_shapes),
+		cmocka_unit_test(test_name_too_long),
+		cmocka_unit_test(test_child),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
