@@ -295,6 +295,20 @@ void wg_peer_set_psk(struct wg_peer *peer, const uint8_t *psk)
 	noise_handshake_set_psk(&peer->handshake, peer->has_psk ? psk : NULL);
 }
 
+bool wg_peer_set_suite(struct wg_peer *peer, enum noise_suite suite)
+{
+	struct wg_device *dev = peer->dev;
+
+	if (peer->handshake.suite == suite)
+		return false;
+	/* Nothing of the old suite survives: sessions end, the next handshake uses the new one. */
+	noise_keypairs_clear(&peer->keypairs, dev->index);
+	noise_handshake_clear(&peer->handshake, dev->index);
+	peer->handshake.suite = suite;
+	peer->timers.have_sent_handshake = false;
+	return true;
+}
+
 void wg_peer_set_endpoint(struct wg_peer *peer, const struct sockaddr *sa, socklen_t len)
 {
 	memset(&peer->endpoint, 0, sizeof(peer->endpoint));
@@ -537,7 +551,7 @@ static enum wg_drop receive_initiation(struct wg_device *dev, struct wg_now now,
 				       const struct wg_endpoint *src, const uint8_t *buf, size_t len)
 {
 	uint8_t resp[RESPONSE_LEN];
-	struct noise_handshake *hs;
+	struct noise_handshake *hs = NULL;
 	struct wg_peer *peer;
 	enum wg_drop drop;
 	int ret;
@@ -549,7 +563,10 @@ static enum wg_drop receive_initiation(struct wg_device *dev, struct wg_now now,
 		return drop;
 	ret = noise_consume_initiation(buf, dev->identity, lookup_handshake, dev, now.mono, &hs);
 	if (ret) {
-		if (ret != -ENOENT)
+		/* A suite mismatch comes from an authentic peer, which is named. */
+		if (ret == -ENOPROTOOPT || ret == -EPROTONOSUPPORT)
+			emit(dev, hs->entry.peer, WG_EVENT_HANDSHAKE_FAILED, ret);
+		else if (ret != -ENOENT)
 			emit(dev, NULL, WG_EVENT_HANDSHAKE_FAILED, ret);
 		return WG_DROP_HANDSHAKE;
 	}

@@ -156,6 +156,12 @@ struct wg_peer *wg_device_peer_next(const struct wg_peer *peer);
 size_t wg_device_peer_count(const struct wg_device *dev);
 
 void wg_peer_set_psk(struct wg_peer *peer, const uint8_t *psk);
+/*
+ * The transport suite (noise.h). A change ends the peer's sessions and any
+ * handshake in progress; the next handshake uses the new suite. Returns
+ * whether it changed. The caller checks that AES-256-GCM is available.
+ */
+bool wg_peer_set_suite(struct wg_peer *peer, enum noise_suite suite);
 void wg_peer_set_endpoint(struct wg_peer *peer, const struct sockaddr *sa, socklen_t len);
 /* Changing the interval from 0 sends a keepalive at once (reference 7.3). */
 void wg_peer_set_persistent_keepalive(struct wg_peer *peer, uint16_t interval, struct wg_now now);

@@ -95,6 +95,19 @@ static bool open_sealed(uint8_t *out, const uint8_t *in, size_t len, const uint8
 							 nonce, key) == 0;
 }
 
+/* h = HASH(HASH(CONSTRUCTION) || IDENTIFIER), the identifier the suite's (see noise.h). */
+static void initial_hash(enum noise_suite suite, uint8_t h[static 32])
+{
+	static const char aes_id[] = NOISE_AES256GCM_IDENTIFIER;
+
+	if (suite == NOISE_SUITE_WIREGUARD) {
+		memcpy(h, noise_initial_hash, NOISE_HASH_LEN);
+		return;
+	}
+	memcpy(h, noise_initial_chaining_key, NOISE_HASH_LEN);
+	mix_hash(h, (const uint8_t *)aes_id, sizeof(aes_id) - 1);
+}
+
 static void new_ephemeral(uint8_t priv[static 32], uint8_t pub[static 32], const struct wg_rng *rng)
 {
 	wg_rng_fill(rng, priv, 32);
@@ -180,7 +193,7 @@ int noise_create_initiation(struct noise_handshake *hs, const struct noise_stati
 	memset(msg, 0, INITIATION_LEN);
 	le32_write(msg, MESSAGE_HANDSHAKE_INITIATION);
 	memcpy(ck, noise_initial_chaining_key, 32);
-	memcpy(h, noise_initial_hash, 32);
+	initial_hash(hs->suite, h);
 	mix_hash(h, hs->remote_static, 32);
 
 	/* e */
@@ -235,18 +248,16 @@ int noise_consume_initiation(const uint8_t msg[static INITIATION_LEN],
 	uint8_t ck[32], h[32], k[32], s[32], ts[NOISE_TIMESTAMP_LEN];
 	const uint8_t *e = msg + INITIATION_EPHEMERAL;
 	struct noise_handshake *hs;
+	enum noise_suite suite;
 	bool replay, flood;
 	int ret = -ENOKEY;
 
 	if (!id->has_identity)
 		goto out;
 	memcpy(ck, noise_initial_chaining_key, 32);
-	memcpy(h, noise_initial_hash, 32);
-	mix_hash(h, id->public_key, 32);
 
-	/* e */
+	/* e (the chaining key does not depend on the suite; the hash does) */
 	mix_key1(ck, e, 32);
-	mix_hash(h, e, 32);
 
 	/* es */
 	ret = -EBADMSG;
@@ -254,8 +265,19 @@ int noise_consume_initiation(const uint8_t msg[static INITIATION_LEN],
 		goto out;
 	mix_key2(ck, k, k, 32);
 
-	/* s */
-	if (!open_sealed(s, msg + INITIATION_STATIC, NOISE_ENCRYPTED_LEN(32), k, h))
+	/*
+	 * s, under each suite's hash in turn: the one that opens is the suite
+	 * the initiator offers. WireGuard's comes first, so its path costs
+	 * nothing more.
+	 */
+	for (suite = NOISE_SUITE_WIREGUARD; suite < NOISE_SUITES; suite++) {
+		initial_hash(suite, h);
+		mix_hash(h, id->public_key, 32);
+		mix_hash(h, e, 32);
+		if (open_sealed(s, msg + INITIATION_STATIC, NOISE_ENCRYPTED_LEN(32), k, h))
+			break;
+	}
+	if (suite == NOISE_SUITES)
 		goto out;
 	mix_hash(h, msg + INITIATION_STATIC, NOISE_ENCRYPTED_LEN(32));
 
@@ -275,6 +297,17 @@ int noise_consume_initiation(const uint8_t msg[static INITIATION_LEN],
 	if (!open_sealed(ts, msg + INITIATION_TIMESTAMP, NOISE_ENCRYPTED_LEN(NOISE_TIMESTAMP_LEN), k, h))
 		goto out;
 	mix_hash(h, msg + INITIATION_TIMESTAMP, NOISE_ENCRYPTED_LEN(NOISE_TIMESTAMP_LEN));
+
+	/*
+	 * Authentic (the timestamp opened under the static-static key), so the
+	 * peer may be named; but its suite is not ours for it: refused, never
+	 * downgraded.
+	 */
+	if (suite != hs->suite) {
+		ret = suite == NOISE_SUITE_AES256GCM ? -ENOPROTOOPT : -EPROTONOSUPPORT;
+		*out = hs;
+		goto out;
+	}
 
 	/* The timestamp must be strictly newer: a replayed initiation fails here. */
 	replay = memcmp(ts, hs->latest_timestamp, NOISE_TIMESTAMP_LEN) <= 0;
@@ -465,6 +498,7 @@ struct noise_keypair *noise_keypairs_derive(struct noise_keypairs *kps, struct n
 	memset(kp, 0, sizeof(*kp));
 	kp->entry.kind = INDEX_KEYPAIR;
 	kp->entry.peer = hs->entry.peer;
+	kp->suite = hs->suite;
 	if (initiator)
 		blake2s_kdf(kp->send_key, kp->recv_key, NULL, hs->chaining_key, NULL, 0);
 	else
@@ -545,8 +579,13 @@ int noise_keypair_encrypt(struct noise_keypair *kp, uint8_t *msg, const uint8_t 
 	le32_write(msg, MESSAGE_DATA);
 	le32_write(msg + DATA_RECEIVER, kp->remote_index);
 	le64_write(msg + DATA_COUNTER, n);
-	crypto_aead_chacha20poly1305_ietf_encrypt(msg + DATA_HEADER_LEN, NULL, plain, len, NULL, 0,
-						  NULL, nonce, kp->send_key);
+	/* Both AEADs take a 96-bit nonce and append a 16-byte tag: the message is the same shape. */
+	if (kp->suite == NOISE_SUITE_AES256GCM)
+		crypto_aead_aes256gcm_encrypt(msg + DATA_HEADER_LEN, NULL, plain, len, NULL, 0, NULL,
+					      nonce, kp->send_key);
+	else
+		crypto_aead_chacha20poly1305_ietf_encrypt(msg + DATA_HEADER_LEN, NULL, plain, len,
+							  NULL, 0, NULL, nonce, kp->send_key);
 	return 0;
 }
 
@@ -562,9 +601,13 @@ int noise_keypair_decrypt(struct noise_keypair *kp, uint8_t *plain, const uint8_
 	if (!kp->entry.hashed || timers_keypair_expired(kp->created, n, now))
 		return -EKEYEXPIRED;
 	aead_nonce(nonce, n);
-	if (crypto_aead_chacha20poly1305_ietf_decrypt(plain, NULL, NULL, msg + DATA_HEADER_LEN,
-						      len - DATA_HEADER_LEN, NULL, 0, nonce,
-						      kp->recv_key))
+	/* A keypair opens only under its own suite: a message under the other one fails here. */
+	if (kp->suite == NOISE_SUITE_AES256GCM
+		    ? crypto_aead_aes256gcm_decrypt(plain, NULL, NULL, msg + DATA_HEADER_LEN,
+						    len - DATA_HEADER_LEN, NULL, 0, nonce, kp->recv_key)
+		    : crypto_aead_chacha20poly1305_ietf_decrypt(plain, NULL, NULL, msg + DATA_HEADER_LEN,
+								len - DATA_HEADER_LEN, NULL, 0, nonce,
+								kp->recv_key))
 		return -EBADMSG;
 	/* The replay window moves only for authenticated counters. */
 	if (!replay_check_and_set(&kp->replay, n))

@@ -32,6 +32,20 @@ enum noise_handshake_state {
 	HANDSHAKE_CONSUMED_RESPONSE,
 };
 
+/*
+ * The transport AEAD of a peer's sessions. WIREGUARD is WireGuard, bit for
+ * bit. AES256GCM (veil's own, between veil peers) swaps only the transport
+ * AEAD; the handshake keeps its primitives, but its initial hash mixes
+ * NOISE_AES256GCM_IDENTIFIER instead of WireGuard's identifier, so every
+ * handshake AEAD binds the suite and two sides that differ cannot complete.
+ */
+enum noise_suite {
+	NOISE_SUITE_WIREGUARD = 0,
+	NOISE_SUITE_AES256GCM = 1,
+};
+#define NOISE_SUITES 2
+#define NOISE_AES256GCM_IDENTIFIER "veil v1 aes256gcm transport"
+
 /* Per-peer handshake state (reference 4.1). */
 struct noise_handshake {
 	struct index_entry entry;
@@ -47,6 +61,7 @@ struct noise_handshake {
 	uint32_t remote_index;
 	uint64_t last_initiation_consumed;
 	bool have_consumed_initiation;
+	enum noise_suite suite; /* set after init; clear keeps it */
 };
 
 struct noise_keypair {
@@ -57,6 +72,7 @@ struct noise_keypair {
 	struct replay_counter replay;
 	uint64_t created;
 	uint32_t remote_index;
+	enum noise_suite suite;
 	bool is_initiator;
 	/* Cleared when the private key changes: the keypair may still receive. */
 	bool sending_valid;
@@ -101,7 +117,11 @@ int noise_create_initiation(struct noise_handshake *hs, const struct noise_stati
  * decrypted static key to a peer's handshake (NULL if unknown). On success
  * *out is that handshake, in state CONSUMED_INITIATION. Nothing is changed
  * on failure: -ENOENT unknown peer, -EBADMSG bad AEAD or DH, -EEXIST replayed
- * timestamp, -EBUSY initiation flood, -ENOKEY no identity.
+ * timestamp, -EBUSY initiation flood, -ENOKEY no identity. An authentic
+ * initiation under the other suite than the peer's (see noise_suite) is
+ * -ENOPROTOOPT (it offered AES-256-GCM, the peer is set to WireGuard's) or
+ * -EPROTONOSUPPORT (the reverse); *out then names the peer's handshake,
+ * unchanged, so that the caller can say whose.
  */
 int noise_consume_initiation(const uint8_t msg[static INITIATION_LEN],
 			     const struct noise_static_identity *id,

@@ -593,6 +593,128 @@ static void test_tai64n(void **state)
 	assert_memory_equal(ts, want, 12);
 }
 
+
+/* ---- the AES-256-GCM suite ---- */
+
+/* The suite's initial hash is WireGuard's recipe with veil's identifier. */
+static void test_suite_initial_hash(void **state)
+{
+	static const char construction[] = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";
+	static const char wg_id[] = "WireGuard v1 zx2c4 Jason@zx2c4.com";
+	static const char aes_id[] = "veil v1 aes256gcm transport";
+	uint8_t ck[32], want[32], got[32];
+
+	(void)state;
+	blake2s(ck, 32, NULL, 0, (const uint8_t *)construction, sizeof(construction) - 1);
+	assert_memory_equal(ck, noise_initial_chaining_key, 32);
+	memcpy(want, ck, 32);
+	mix_hash(want, (const uint8_t *)wg_id, sizeof(wg_id) - 1);
+	initial_hash(NOISE_SUITE_WIREGUARD, got);
+	assert_memory_equal(got, want, 32);
+	memcpy(want, ck, 32);
+	mix_hash(want, (const uint8_t *)aes_id, sizeof(aes_id) - 1);
+	initial_hash(NOISE_SUITE_AES256GCM, got);
+	assert_memory_equal(got, want, 32);
+	assert_memory_not_equal(got, noise_initial_hash, 32);
+}
+
+static void test_suite_aes_handshake_and_transport(void **state)
+{
+	uint8_t plain[1400], wire[2048];
+	struct noise_keypair *kp;
+	struct index_entry *e;
+	struct side a, b;
+	size_t wl;
+
+	(void)state;
+	if (!crypto_aead_aes256gcm_is_available())
+		skip();
+	make_pair(&a, &b, true);
+	a.hs.suite = b.hs.suite = NOISE_SUITE_AES256GCM;
+	handshake(&a, &b, 1000, 1700000000ULL * NSEC_PER_SEC);
+	assert_int_equal(a.kps.current->suite, NOISE_SUITE_AES256GCM);
+	assert_int_equal(b.kps.next->suite, NOISE_SUITE_AES256GCM);
+	exchange_both_ways(&a, &b, 2000, 20);
+
+	/* The wire carries AES-256-GCM: libsodium's AES opens it with the session key. */
+	wg_rng_fill(&rng, plain, sizeof(plain));
+	assert_int_equal(transfer(&a, &b, plain, sizeof(plain), 3000, wire, &wl), 0);
+	{
+		uint8_t nonce[12] = { 0 }, out[2048];
+		unsigned long long outlen;
+
+		memcpy(nonce + 4, wire + DATA_COUNTER, 8);
+		assert_int_equal(crypto_aead_aes256gcm_decrypt(out, &outlen, NULL, wire + DATA_HEADER_LEN,
+							       wl - DATA_HEADER_LEN, NULL, 0, nonce,
+							       a.kps.current->send_key),
+				 0);
+		assert_memory_equal(out, plain, sizeof(plain));
+	}
+	/* A keypair never opens a message of the other suite, even with the same keys. */
+	e = index_table_lookup(b.idx, le32_read(wire + DATA_RECEIVER));
+	assert_non_null(e);
+	kp = container_of(e, struct noise_keypair, entry);
+	kp->suite = NOISE_SUITE_WIREGUARD;
+	{
+		uint8_t out[2048];
+
+		le64_write(wire + DATA_COUNTER, 1000000); /* fresh for the replay window */
+		assert_int_equal(noise_keypair_decrypt(kp, out, wire, wl, 3000), -EBADMSG);
+	}
+	side_free(&a);
+	side_free(&b);
+}
+
+/* Differing suites fail at the first message, naming the peer, and change nothing. */
+static void test_suite_mismatch(void **state)
+{
+	uint8_t init[INITIATION_LEN], ts_before[NOISE_TIMESTAMP_LEN];
+	struct noise_handshake *hs;
+	int dir;
+
+	(void)state;
+	for (dir = 0; dir < 2; dir++) {
+		struct side a, b;
+
+		make_pair(&a, &b, dir == 1);
+		a.hs.suite = dir ? NOISE_SUITE_WIREGUARD : NOISE_SUITE_AES256GCM;
+		b.hs.suite = dir ? NOISE_SUITE_AES256GCM : NOISE_SUITE_WIREGUARD;
+		memcpy(ts_before, b.hs.latest_timestamp, sizeof(ts_before));
+		assert_int_equal(noise_create_initiation(&a.hs, &a.id, a.idx, init, 77, &rng), 0);
+		hs = NULL;
+		assert_int_equal(noise_consume_initiation(init, &b.id, lookup_peer, &b, 0, &hs),
+				 dir ? -EPROTONOSUPPORT : -ENOPROTOOPT);
+		assert_ptr_equal(hs, &b.hs);
+		assert_int_equal(b.hs.state, HANDSHAKE_ZEROED);
+		assert_false(b.hs.have_consumed_initiation);
+		assert_memory_equal(b.hs.latest_timestamp, ts_before, sizeof(ts_before));
+		/* The same initiation goes through once the responder agrees. */
+		b.hs.suite = a.hs.suite;
+		assert_int_equal(noise_consume_initiation(init, &b.id, lookup_peer, &b, 0, &hs), 0);
+		side_free(&a);
+		side_free(&b);
+	}
+}
+
+/* An initiation sealed under neither suite's hash is just a bad message. */
+static void test_suite_neither(void **state)
+{
+	uint8_t init[INITIATION_LEN];
+	struct noise_handshake *hs = NULL;
+	struct side a, b;
+
+	(void)state;
+	make_pair(&a, &b, false);
+	a.hs.suite = NOISE_SUITE_AES256GCM;
+	assert_int_equal(noise_create_initiation(&a.hs, &a.id, a.idx, init, 77, &rng), 0);
+	init[INITIATION_STATIC + 3] ^= 1;
+	assert_int_equal(noise_consume_initiation(init, &b.id, lookup_peer, &b, 0, &hs), -EBADMSG);
+	assert_null(hs);
+	assert_int_equal(b.lookups, 0);
+	side_free(&a);
+	side_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -609,6 +731,10 @@ int main(void)
 		cmocka_unit_test(test_zero_dh_refused),
 		cmocka_unit_test(test_padding),
 		cmocka_unit_test(test_tai64n),
+		cmocka_unit_test(test_suite_initial_hash),
+		cmocka_unit_test(test_suite_aes_handshake_and_transport),
+		cmocka_unit_test(test_suite_mismatch),
+		cmocka_unit_test(test_suite_neither),
 	};
 
 	if (sodium_init() < 0)
