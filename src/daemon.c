@@ -644,6 +644,25 @@ static void resolver_cb(uv_poll_t *h, int status, int events)
 	finish_batch(d);
 }
 
+static const char *suite_name(enum noise_suite suite)
+{
+	return suite == NOISE_SUITE_AES256GCM ? "aes256gcm" : "chacha20poly1305";
+}
+
+/* The peer's initiation is authentic but under the other cipher: say which, loudly. */
+static void suite_mismatch(struct daemon *d, struct wg_peer *peer, const char *fp, int err)
+{
+	const char *offered = suite_name(err == -ENOPROTOOPT ? NOISE_SUITE_AES256GCM
+							     : NOISE_SUITE_WIREGUARD);
+	const char *ours = suite_name(peer->handshake.suite);
+
+	log_error("%s: peer %s…: handshake refused: cipher mismatch: the peer uses %s, this side "
+		  "has cipher %s for it; both sides must set the same (never downgraded)",
+		  d->cfg->ifname, fp, offered, ours);
+	audit(d, "handshake_failed", peer->public_key,
+	      "reason=\"cipher mismatch\" offered=%s configured=%s", offered, ours);
+}
+
 static void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
 {
 	struct daemon *d = ctx;
@@ -672,6 +691,10 @@ static void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
 	case WG_EVENT_HANDSHAKE_FAILED:
 		if (!peer) {
 			anonymous_failure(d, arg);
+			break;
+		}
+		if (arg == -ENOPROTOOPT || arg == -EPROTONOSUPPORT) {
+			suite_mismatch(d, peer, fp, arg);
 			break;
 		}
 		log_info("%s: peer %s…: handshake message refused: %s", d->cfg->ifname, fp,
@@ -1178,6 +1201,30 @@ static int be_peer_endpoint_name(void *ctx, void *peer, const char *name)
 	return 0;
 }
 
+static int be_peer_cipher(void *ctx, void *peer, int cipher)
+{
+	struct daemon *d = ctx;
+	struct wg_peer *wp = peer;
+	enum noise_suite suite = cipher == UAPI_CIPHER_AES256GCM ? NOISE_SUITE_AES256GCM
+								 : NOISE_SUITE_WIREGUARD;
+	char fp[12];
+
+	fingerprint(wp->public_key, fp);
+	if (suite == NOISE_SUITE_AES256GCM && !crypto_aead_aes256gcm_is_available()) {
+		log_error("%s: peer %s…: cipher aes256gcm refused: this CPU lacks the AES "
+			  "instructions libsodium's AES-256-GCM needs", d->cfg->ifname, fp);
+		return -EOPNOTSUPP;
+	}
+	if (!wg_peer_set_suite(wp, suite))
+		return 0;
+	/* Its sessions ended: the next packet starts a handshake under the new suite. */
+	mark_dirty(wp->user);
+	log_info("%s: peer %s…: cipher %s; sessions under the old one ended", d->cfg->ifname, fp,
+		 suite_name(suite));
+	audit(d, "cipher_set", wp->public_key, "cipher=%s", suite_name(suite));
+	return 0;
+}
+
 static int be_peer_keepalive(void *ctx, void *peer, uint16_t interval)
 {
 	struct daemon *d = ctx;
@@ -1322,6 +1369,7 @@ static const struct uapi_backend_ops uapi_ops = {
 	.peer_set_preshared_key = be_peer_psk,
 	.peer_set_endpoint = be_peer_endpoint,
 	.peer_set_endpoint_name = be_peer_endpoint_name,
+	.peer_set_cipher = be_peer_cipher,
 	.peer_set_keepalive = be_peer_keepalive,
 	.peer_replace_allowed_ips = be_peer_replace_allowed_ips,
 	.peer_add_allowed_ip = be_peer_add_allowed_ip,

@@ -446,6 +446,25 @@ static int key_endpoint_name(struct uapi_conn *c, char *value)
 	return ret < 0 ? ret : 0;
 }
 
+/* veil's own key: the transport suite, for veil peers that both set it. */
+static int key_cipher(struct uapi_conn *c, char *value)
+{
+	int cipher, ret;
+
+	if (!strcmp(value, "chacha20poly1305"))
+		cipher = UAPI_CIPHER_CHACHA20POLY1305;
+	else if (!strcmp(value, "aes256gcm"))
+		cipher = UAPI_CIPHER_AES256GCM;
+	else
+		return -EINVAL;
+	if (!c->ops->peer_set_cipher)
+		return -EINVAL;
+	ret = peer_ready(c);
+	if (ret > 0)
+		ret = c->ops->peer_set_cipher(c->ctx, c->peer, cipher);
+	return ret < 0 ? ret : 0;
+}
+
 static int key_keepalive(struct uapi_conn *c, char *value)
 {
 	uint32_t interval;
@@ -556,6 +575,7 @@ static const struct key_handler peer_keys[] = {
 	{ "preshared_key", key_preshared_key },
 	{ "endpoint", key_endpoint },
 	{ "endpoint_name", key_endpoint_name },
+	{ "cipher", key_cipher },
 	{ "persistent_keepalive_interval", key_keepalive },
 	{ "replace_allowed_ips", key_replace_allowed_ips },
 	{ "allowed_ip", key_allowed_ip },

@@ -51,6 +51,11 @@ struct uapi_writer;
  * Peer handles are opaque to this module and valid until the end of the
  * request or until the module passes them to peer_remove, whichever is first.
  */
+enum uapi_cipher {
+	UAPI_CIPHER_CHACHA20POLY1305 = 0,
+	UAPI_CIPHER_AES256GCM = 1,
+};
+
 struct uapi_backend_ops {
 	/* Device keys. An all-zero private key removes it. */
 	int (*set_private_key)(void *ctx, const uint8_t key[static 32]);
@@ -77,6 +82,12 @@ struct uapi_backend_ops {
 	 * "" for none. Optional; without it the key is refused (-EINVAL).
 	 */
 	int (*peer_set_endpoint_name)(void *ctx, void *peer, const char *name);
+	/*
+	 * veil's extension: cipher=chacha20poly1305 (WireGuard's, the default)
+	 * or cipher=aes256gcm, passed as enum uapi_cipher. Optional; without it
+	 * the key is refused (-EINVAL), as wireguard-go refuses it.
+	 */
+	int (*peer_set_cipher)(void *ctx, void *peer, int cipher);
 	int (*peer_set_keepalive)(void *ctx, void *peer, uint16_t interval);
 	int (*peer_replace_allowed_ips)(void *ctx, void *peer);
 	/*

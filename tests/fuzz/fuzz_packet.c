@@ -513,7 +513,13 @@ static void script_control(struct input *in)
 {
 	uint8_t arg = take_u8(in), k[32];
 
-	switch (arg % 10) {
+	switch (arg % 12) {
+	case 10:
+	case 11:
+		/* One side's transport suite: equal suites talk AES-256-GCM, differing ones refuse. */
+		wg_peer_set_suite(arg % 12 == 10 ? node_a.peer : node_b.peer,
+				  take_u8(in) & 1 ? NOISE_SUITE_AES256GCM : NOISE_SUITE_WIREGUARD);
+		break;
 	case 0:
 		wg_device_force_under_load(node_a.dev, !wg_device_under_load(node_a.dev, now.mono));
 		break;

@@ -196,6 +196,14 @@ static int b_peer_set_endpoint_name(void *ctx, void *peer, const char *name)
 	return strlen(name) < 300 ? 0 : -EINVAL;
 }
 
+static int b_peer_set_cipher(void *ctx, void *peer, int cipher)
+{
+	struct model *m = ctx;
+
+	(void)m->peers[slot_of(m, peer)];
+	return cipher == UAPI_CIPHER_CHACHA20POLY1305 || cipher == UAPI_CIPHER_AES256GCM ? 0 : -EINVAL;
+}
+
 static int b_peer_replace_allowed_ips(void *ctx, void *peer)
 {
 	struct model *m = ctx;
@@ -299,6 +307,7 @@ static const struct uapi_backend_ops backend = {
 	.peer_set_preshared_key = b_peer_set_psk,
 	.peer_set_endpoint = b_peer_set_endpoint,
 	.peer_set_endpoint_name = b_peer_set_endpoint_name,
+	.peer_set_cipher = b_peer_set_cipher,
 	.peer_set_keepalive = b_peer_set_keepalive,
 	.peer_replace_allowed_ips = b_peer_replace_allowed_ips,
 	.peer_add_allowed_ip = b_peer_add_allowed_ip,

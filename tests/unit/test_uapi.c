@@ -344,6 +344,12 @@ static int f_endpoint_name(void *ctx, void *peer, const char *name)
 	return result(ctx, "endpoint_name");
 }
 
+static int f_cipher(void *ctx, void *peer, int cipher)
+{
+	flog(ctx, "[%s] cipher %d\n", ((struct fake_peer *)peer)->name, cipher);
+	return result(ctx, "cipher");
+}
+
 static const struct uapi_backend_ops fake_ops = {
 	.set_private_key = f_private_key,
 	.set_listen_port = f_listen_port,
@@ -354,6 +360,7 @@ static const struct uapi_backend_ops fake_ops = {
 	.peer_set_preshared_key = f_psk,
 	.peer_set_endpoint = f_endpoint,
 	.peer_set_endpoint_name = f_endpoint_name,
+	.peer_set_cipher = f_cipher,
 	.peer_set_keepalive = f_keepalive,
 	.peer_replace_allowed_ips = f_replace_allowed_ips,
 	.peer_add_allowed_ip = f_add_ip,
@@ -1025,6 +1032,28 @@ static void test_endpoint_name(void **state)
 	uapi_buf_free(&out);
 }
 
+/* veil's cipher: two names, a peer key only; anything else is refused before the backend. */
+static void test_cipher(void **state)
+{
+	const struct setup with_p1 = { .existing = { P1 } };
+
+	(void)state;
+	expect(&with_p1,
+	       "set=1\npublic_key=" P1 "\ncipher=aes256gcm\ncipher=chacha20poly1305\n\n",
+	       "errno=0\n\n",
+	       "begin\nselect 1111 create=0 -> found\n[1111] cipher 1\n[1111] cipher 0\nend 0\n", 0);
+	/* A bad value is refused before the peer is even looked up. */
+	expect(&with_p1, "set=1\npublic_key=" P1 "\ncipher=AES256GCM\n\n", "errno=-22\n\n",
+	       "begin\nend -22\n", 0);
+	expect(&with_p1, "set=1\npublic_key=" P1 "\ncipher=\n\n", "errno=-22\n\n",
+	       "begin\nend -22\n", 0);
+	expect(&plain, "set=1\ncipher=aes256gcm\n\n", "errno=-22\n\n", "begin\nend -22\n", 0);
+	/* The backend's refusal (no AES instructions) is the reply. */
+	expect(&(const struct setup){ .existing = { P1 }, .fail = "cipher", .fail_err = -EOPNOTSUPP },
+	       "set=1\npublic_key=" P1 "\ncipher=aes256gcm\n\n", "errno=-95\n\n",
+	       "begin\nselect 1111 create=0 -> found\n[1111] cipher 1\nend -95\n", 0);
+}
+
 /* The backend answers NULL for its own public key: lines are dropped, no error. */
 static void test_own_public_key(void **state)
 {
@@ -1254,6 +1283,7 @@ int main(void)
 		cmocka_unit_test(test_get_errors),
 		cmocka_unit_test(test_missing_ops),
 		cmocka_unit_test(test_endpoint_name),
+		cmocka_unit_test(test_cipher),
 		cmocka_unit_test(test_buf),
 	};
 
