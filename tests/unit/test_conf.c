@@ -187,7 +187,8 @@ static void test_sources_and_words(void **state)
 		 "FwMark = off\nTable = Main\nPostDown = # a note, run as sh would\n"
 		 "[Peer]\nPublicKey = %s\nPresharedKeyCredential = psk.b\nPersistentKeepalive = off\n"
 		 "Endpoint = 192.0.2.1:65535\n"
-		 "[Peer]\nPublicKey = %s\nPresharedKeyFile = /etc/veil/b.psk\nEndpoint = [fe80::1%%eth0]:7\n",
+		 "[Peer]\nPublicKey = %s\nPresharedKeyFile = /etc/veil/b.psk\nEndpoint = [fe80::1%%eth0]:7\n"
+		 "Cipher = AES256GCM\n",
 		 pub1, pub2);
 	assert_int_equal(parse(&c, &err, text), 0);
 	assert_int_equal(c.private_key.source, KEYSRC_COMMAND);
@@ -207,6 +208,11 @@ static void test_sources_and_words(void **state)
 	assert_int_equal(c.peers[1].psk.source, KEYSRC_FILE);
 	assert_string_equal(c.peers[1].psk.arg, "/etc/veil/b.psk");
 	assert_string_equal(c.peers[1].endpoint, "[fe80::1%eth0]:7");
+	/* Cipher: absent means WireGuard's; a word in any case. */
+	assert_false(c.peers[0].has_cipher);
+	assert_int_equal(c.peers[0].cipher, CIPHER_DEFAULT);
+	assert_true(c.peers[1].has_cipher);
+	assert_int_equal(c.peers[1].cipher, CIPHER_AES256GCM);
 	conf_free(&c);
 }
 
@@ -351,6 +357,10 @@ static const struct bad_case bad[] = {
 	  "4: Endpoint: \"[]:5\" is not host:port or [address]:port (port 1-65535)" },
 	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nEndpoint = h:1\nEndpoint = h:2\n",
 	  "5: Endpoint: given twice in one section" },
+	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nCipher = aes128gcm\n",
+	  "4: Cipher: \"aes128gcm\" is not a cipher (aes256gcm or chacha20poly1305)" },
+	{ "[Interface]\nCipher = aes256gcm\n",
+	  "2: Cipher: belongs in [Peer], not here" },
 	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nPersistentKeepalive = often\n",
 	  "4: PersistentKeepalive: \"often\" is not a number of seconds (0-65535) or off" },
 	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nPresharedKey = %2$s\nPresharedKeyFile = /p\n",

@@ -595,6 +595,23 @@ static int v_keepalive(struct parser *p, const char *key, char *v)
 	return 0;
 }
 
+/* veil's own: aes256gcm between veil peers, or chacha20poly1305 (WireGuard's, the default). */
+static int v_cipher(struct parser *p, const char *key, char *v)
+{
+	struct conf_peer *peer = peer_now(p);
+	char s[48];
+
+	if (same_word(v, "aes256gcm"))
+		peer->cipher = CIPHER_AES256GCM;
+	else if (same_word(v, "chacha20poly1305"))
+		peer->cipher = CIPHER_DEFAULT;
+	else
+		return fail(p, key, "\"%s\" is not a cipher (aes256gcm or chacha20poly1305)",
+			    shown(v, s));
+	peer->has_cipher = true;
+	return 0;
+}
+
 static const struct key_def keys[] = {
 	{ "PrivateKey", SEC_INTERFACE, false, false, v_private_key },
 	{ "PrivateKeyFile", SEC_INTERFACE, false, false, v_private_key_file },
@@ -618,6 +635,7 @@ static const struct key_def keys[] = {
 	{ "AllowedIPs", SEC_PEER, true, false, v_allowed_ips },
 	{ "Endpoint", SEC_PEER, false, false, v_endpoint },
 	{ "PersistentKeepalive", SEC_PEER, false, false, v_keepalive },
+	{ "Cipher", SEC_PEER, false, false, v_cipher },
 };
 
 /* p->seen has one bit per entry of keys[]. */

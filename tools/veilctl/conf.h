@@ -61,6 +61,9 @@ struct conf_peer {
 	socklen_t endpoint_len; /* 0: not resolved */
 	bool has_keepalive;
 	uint16_t persistent_keepalive; /* 0: off */
+	/* Cipher = (veil's own): the transport suite; both peers must agree. */
+	enum conf_cipher { CIPHER_DEFAULT, CIPHER_AES256GCM } cipher;
+	bool has_cipher;
 };
 
 enum conf_table { TABLE_AUTO, TABLE_OFF, TABLE_ID };

@@ -829,22 +829,51 @@ static bool endpoint_is_name(const char *ep)
 	return inet_pton(AF_INET, host, &a) != 1;
 }
 
-int ctl_build_endpoint_names(const struct conf *c, struct sbuf *req, bool *any)
+int ctl_build_extensions(const struct conf *c, struct sbuf *req, bool *any_name, bool *any_cipher)
 {
 	size_t i;
 
-	*any = false;
+	*any_name = *any_cipher = false;
 	sbuf_printf(req, "set=1\n");
 	for (i = 0; i < c->n_peers; i++) {
 		const struct conf_peer *p = &c->peers[i];
 		bool name = p->endpoint && endpoint_is_name(p->endpoint);
 
 		sbuf_hex(req, "public_key", p->public_key);
-		sbuf_printf(req, "update_only=true\nendpoint_name=%s\n", name ? p->endpoint : "");
-		*any |= name;
+		sbuf_printf(req, "update_only=true\nendpoint_name=%s\ncipher=%s\n",
+			    name ? p->endpoint : "",
+			    p->cipher == CIPHER_AES256GCM ? "aes256gcm" : "chacha20poly1305");
+		*any_name |= name;
+		*any_cipher |= p->cipher == CIPHER_AES256GCM;
 	}
 	sbuf_printf(req, "\n");
 	return req->failed ? -ENOMEM : 0;
+}
+
+int ctl_send_extensions(const char *ifname, const struct conf *c)
+{
+	struct sbuf req = { 0 };
+	char why[256] = "";
+	bool any_name, any_cipher;
+	int ret;
+
+	ret = ctl_build_extensions(c, &req, &any_name, &any_cipher);
+	if (!ret)
+		ret = ctl_set(ifname, &req, why, sizeof(why));
+	sbuf_free(&req);
+	if (!ret)
+		return 0;
+	if (any_cipher) {
+		fprintf(stderr, "veilctl: %s: the daemon refused Cipher = aes256gcm: %s (only veild "
+			"has it, and only on a CPU with AES instructions)\n", ifname,
+			why[0] ? why : strerror(-ret));
+		return ret;
+	}
+	if (any_name)
+		fprintf(stderr, "veilctl: %s: warning: the daemon does not take endpoint host names "
+			"(%s); they were resolved once and will not be looked up again\n", ifname,
+			why[0] ? why : strerror(-ret));
+	return 0;
 }
 
 static const struct ctl_peer *running_peer(const struct ctl_device *d, const uint8_t pub[static 32])

@@ -93,11 +93,19 @@ int ctl_build_setconf(const struct conf *c, struct sbuf *req);
 int ctl_build_syncconf(const struct conf *c, const struct ctl_device *running, struct sbuf *req);
 
 /*
- * veild's extension: each peer's Endpoint host name ("host:port", empty
- * for a literal address or none), which veild looks up again when
- * handshakes to the peer keep failing. *any: some peer has a name.
+ * veild's extensions, one request for every peer of the file: its Endpoint
+ * host name (endpoint_name, empty for a literal address or none), looked up
+ * again when handshakes fail, and its Cipher (cipher, chacha20poly1305
+ * when the file says nothing). update_only: peers are never created here.
+ * *any_name / *any_cipher: some peer has a name / asks for aes256gcm.
  */
-int ctl_build_endpoint_names(const struct conf *c, struct sbuf *req, bool *any);
+int ctl_build_extensions(const struct conf *c, struct sbuf *req, bool *any_name, bool *any_cipher);
+/*
+ * Send them after the configuration. A daemon that refuses them (wireguard-go)
+ * costs only the re-resolution of names: a warning, 0. But a Cipher the
+ * daemon cannot honour is an error (its errno): nothing is downgraded.
+ */
+int ctl_send_extensions(const char *ifname, const struct conf *c);
 /*
  * A running peer as a [Peer] section (showconf's format, a blank line
  * first). orig, when the peer is in a configuration, keeps its

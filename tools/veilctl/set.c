@@ -25,7 +25,7 @@ static int usage(void)
 	fprintf(stderr, "veilctl: usage: veilctl set IFNAME [listen-port PORT] [fwmark MARK|off] "
 			"[private-key FILE] [peer PUBKEY [remove] [preshared-key FILE] "
 			"[endpoint HOST:PORT] [persistent-keepalive SECONDS|off] "
-			"[allowed-ips PREFIX[,PREFIX...]]]...\n");
+			"[allowed-ips PREFIX[,PREFIX...]] [cipher aes256gcm|chacha20poly1305]]...\n");
 	return 1;
 }
 
@@ -213,6 +213,13 @@ static int peer_option(struct sbuf *req, const char *opt, const char *arg)
 		return put_allowed(req, arg);
 	if (!strcmp(opt, "persistent-keepalive"))
 		return put_keepalive(req, arg);
+	/* veild's own (wireguard-go refuses it): both peers must name the same. */
+	if (!strcmp(opt, "cipher")) {
+		if (strcmp(arg, "aes256gcm") != 0 && strcmp(arg, "chacha20poly1305") != 0)
+			return bad("cipher is aes256gcm or chacha20poly1305", arg);
+		sbuf_printf(req, "cipher=%s\n", arg);
+		return 0;
+	}
 	return bad("unknown peer option", opt);
 }
 
@@ -340,6 +347,16 @@ static int load_file(const char *path, struct conf *c)
 	return ret;
 }
 
+static bool has_cipher(const struct conf *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_peers; i++)
+		if (c->peers[i].has_cipher)
+			return true;
+	return false;
+}
+
 /* setconf: the file replaces everything; syncconf: only what differs from the running state changes. */
 static int conf_command(int argc, char **argv, bool sync)
 {
@@ -372,13 +389,22 @@ static int conf_command(int argc, char **argv, bool sync)
 	} else {
 		ret = ctl_build_setconf(&c, &req);
 	}
-	conf_free(&c);
 	if (ret) {
+		conf_free(&c);
 		sbuf_free(&req);
 		fprintf(stderr, "veilctl: out of locked memory\n");
 		return 1;
 	}
-	return send_request(argv[1], &req);
+	ret = send_request(argv[1], &req);
+	/*
+	 * Like wg, these send only WireGuard's keys; a file that names a Cipher
+	 * also gets veild's extensions (a syncconf file without one leaves the
+	 * running peers' ciphers as they are).
+	 */
+	if (!ret && has_cipher(&c) && ctl_send_extensions(argv[1], &c))
+		ret = 1;
+	conf_free(&c);
+	return ret;
 }
 
 int cmd_setconf(int argc, char **argv)

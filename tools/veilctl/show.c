@@ -374,6 +374,10 @@ void ctl_format_peer(struct sbuf *out, const struct ctl_peer *p, const struct co
 	}
 	if (p->persistent_keepalive)
 		sbuf_printf(out, "PersistentKeepalive = %u\n", p->persistent_keepalive);
+	/* The control socket's get does not report it (wg would refuse the key): the file's stays. */
+	if (orig && orig->has_cipher)
+		sbuf_printf(out, "Cipher = %s\n",
+			    orig->cipher == CIPHER_AES256GCM ? "aes256gcm" : "chacha20poly1305");
 }
 
 static int write_out(const char *p, size_t len)

@@ -757,8 +757,6 @@ struct up_ctx {
 	struct state plan, done;
 };
 
-static void send_names(struct up_ctx *u);
-
 static int send_config(struct up_ctx *u)
 {
 	struct sbuf req = { 0 };
@@ -778,31 +776,8 @@ static int send_config(struct up_ctx *u)
 		err_line("%s: the daemon refused the configuration: %s%s%s", u->c.name, strerror(-ret),
 			 why[0] ? ": " : "", why);
 	else
-		send_names(u);
+		ret = ctl_send_extensions(u->c.name, &u->c);
 	return ret;
-}
-
-/*
- * After the configuration: the Endpoint host names, for veild to look up
- * again when handshakes fail. Another daemon (wireguard-go) refuses the
- * key; that costs only the re-resolution, so it is a warning, and only
- * when the file has names at all.
- */
-static void send_names(struct up_ctx *u)
-{
-	struct sbuf req = { 0 };
-	char why[256] = "";
-	bool any;
-	int ret;
-
-	ret = ctl_build_endpoint_names(&u->c, &req, &any);
-	if (!ret)
-		ret = ctl_set(u->c.name, &req, why, sizeof(why));
-	sbuf_free(&req);
-	if (ret && any)
-		fprintf(stderr, "veilctl: %s: warning: the daemon does not take endpoint host names "
-			"(%s); they were resolved once and will not be looked up again\n",
-			u->c.name, strerror(-ret));
 }
 
 static int full_tunnel_extras(struct up_ctx *u)
@@ -1156,7 +1131,7 @@ static int send_sync(struct up_ctx *u)
 	if (ret)
 		err_line("%s: %s%s%s", u->c.name, strerror(-ret), why[0] ? ": " : "", why);
 	else
-		send_names(u);
+		ret = ctl_send_extensions(u->c.name, &u->c);
 	return ret;
 }
 
