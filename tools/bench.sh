@@ -9,12 +9,18 @@
 # (from /proc) to give Gbit/s per CPU-second, and the daemons' peak RSS. Then, for
 # both daemons, wg setconf / wg show times and RSS per peer with 10,000 peers, and the
 # core's own benchmarks (handshakes per second per core, allowed-IPs at 1M prefixes).
+# veild runs twice per round: on WireGuard's ChaCha20-Poly1305 and on the AES-256-GCM
+# suite (veild-aes256gcm). BENCH_SUITE=aes256gcm makes the AES row the one the main
+# ratio line compares with wireguard-go; the other suite gets a line of its own.
 [ "$(id -u)" = 0 ] || { echo "make bench: run as root (it creates network namespaces)" >&2; exit 1; }
 "$(dirname "$0")/install-deps.sh" bench
 . "$(dirname "$0")/../tests/netns/lib.sh"
 LOG_LEVEL=error
 
 ROUNDS=${ROUNDS:-3}
+SUITE=${BENCH_SUITE:-chacha20poly1305}
+case "$SUITE" in chacha20poly1305|aes256gcm) ;; *) fail "BENCH_SUITE is chacha20poly1305 or aes256gcm, not $SUITE" ;; esac
+VEILCTL="$ROOT/$BUILD/veilctl"
 SECS=${BENCH_SECONDS:-5}
 setup_hosts
 genkeys
@@ -24,8 +30,9 @@ PIDS+=("$(cat "$TMP/iperf.pid")")
 
 # tunnel IMPL: bring up a tunnel of one implementation on both hosts; prints nothing.
 tunnel() {
-	local impl=$1
+	local impl=$1 cipher=
 	IFA="ba$RUN" IFB="bb$RUN"
+	[ "$impl" = veild-aes256gcm ] && { impl=veild; cipher=aes256gcm; }
 	start_daemon "$NS1" "$impl" "$IFA"
 	DA=${PIDS[-1]}
 	start_daemon "$NS2" "$impl" "$IFB"
@@ -34,6 +41,10 @@ tunnel() {
 		peer "$(cat "$TMP/p2")" allowed-ips 192.0.2.2/32 endpoint 198.18.0.2:51002
 	wg set "$IFB" private-key "$TMP/k2" listen-port 51002 \
 		peer "$(cat "$TMP/p1")" allowed-ips 192.0.2.1/32 endpoint 198.18.0.1:51001
+	if [ -n "$cipher" ]; then
+		"$VEILCTL" set "$IFA" peer "$(cat "$TMP/p2")" cipher "$cipher" || fail "cipher $cipher on $IFA"
+		"$VEILCTL" set "$IFB" peer "$(cat "$TMP/p1")" cipher "$cipher" || fail "cipher $cipher on $IFB"
+	fi
 	n1 ip addr add 192.0.2.1/24 dev "$IFA"
 	n1 ip link set "$IFA" up
 	n2 ip addr add 192.0.2.2/24 dev "$IFB"
@@ -99,7 +110,7 @@ for round in $(seq "$ROUNDS"); do
 	log "round $round of $ROUNDS: veth"
 	DA="" DB="" TARGET=198.18.0.2
 	measure veth "$round"
-	for impl in wireguard-go veild; do
+	for impl in wireguard-go veild veild-aes256gcm; do
 		log "round $round of $ROUNDS: $impl"
 		tunnel "$impl"
 		measure "$impl" "$round"
@@ -113,7 +124,7 @@ col() { awk -v s="$1" -v c="$2" '$1 == s { print $c }' "$TMP/results" | median; 
 echo
 printf '%-13s %10s %10s %10s %10s %7s %9s %9s %8s %10s %9s\n' setup "TCP1 Gb/s" "TCP4 Gb/s" \
 	"UDP Gb/s" "UDP pps" "loss %" "RTT ms" "p99 ms" "CPU s" "Gb/s/CPUs" "RSS MB"
-for s in veth wireguard-go veild; do
+for s in veth wireguard-go veild veild-aes256gcm; do
 	tcp1=$(col "$s" 3) tcp4=$(col "$s" 4) udp=$(col "$s" 5) pps=$(col "$s" 6) loss=$(col "$s" 7)
 	rtt=$(col "$s" 8) p99=$(col "$s" 9) cpu=$(col "$s" 10) rss=$(col "$s" 11)
 	awk -v s="$s" -v a="$tcp1" -v b="$tcp4" -v c="$udp" -v d="$pps" -v e="$loss" -v f="$rtt" \
@@ -123,13 +134,26 @@ for s in veth wireguard-go veild; do
 			s, a / 1e9, b / 1e9, c / 1e9, d, e, f, g, h, eff, i / 1024 }'
 	eval "M_${s//-/_}=\"$tcp1 $tcp4 $pps $rtt $cpu $rss\""
 done
-read -r g1 g4 gp gr gc gm <<<"$M_wireguard_go"
-read -r v1 v4 vp vr vc vm <<<"$M_veild"
-awk -v g1="$g1" -v g4="$g4" -v gp="$gp" -v gr="$gr" -v gc="$gc" -v gm="$gm" \
-	-v v1="$v1" -v v4="$v4" -v vp="$vp" -v vr="$vr" -v vc="$vc" -v vm="$vm" 'BEGIN {
-	printf "\nveild/wireguard-go: TCP1 %.2fx, TCP4 %.2fx, UDP pps %.2fx, RTT %.2fx, Gb/s per CPU-s %.2fx, peak RSS %.2fx\n",
-		g1 ? v1 / g1 : 0, g4 ? v4 / g4 : 0, gp ? vp / gp : 0, gr ? vr / gr : 0,
-		(gc && vc) ? (v1 / vc) / (g1 / gc) : 0, gm ? vm / gm : 0 }'
+# ratios NAME SETUP BASE: one line of SETUP's medians over BASE's
+ratios() {
+	local name=$1 g1 g4 gp gr gc gm v1 v4 vp vr vc vm
+	read -r v1 v4 vp vr vc vm <<<"$2"
+	read -r g1 g4 gp gr gc gm <<<"$3"
+	awk -v n="$name" -v g1="$g1" -v g4="$g4" -v gp="$gp" -v gr="$gr" -v gc="$gc" -v gm="$gm" \
+		-v v1="$v1" -v v4="$v4" -v vp="$vp" -v vr="$vr" -v vc="$vc" -v vm="$vm" 'BEGIN {
+		printf "%s: TCP1 %.2fx, TCP4 %.2fx, UDP pps %.2fx, RTT %.2fx, Gb/s per CPU-s %.2fx, peak RSS %.2fx\n",
+			n, g1 ? v1 / g1 : 0, g4 ? v4 / g4 : 0, gp ? vp / gp : 0, gr ? vr / gr : 0,
+			(gc && vc) ? (v1 / vc) / (g1 / gc) : 0, gm ? vm / gm : 0 }'
+}
+echo
+if [ "$SUITE" = aes256gcm ]; then
+	ratios "veild/wireguard-go (suite aes256gcm)" "$M_veild_aes256gcm" "$M_wireguard_go"
+	ratios "veild on chacha20poly1305/wireguard-go" "$M_veild" "$M_wireguard_go"
+else
+	ratios "veild/wireguard-go" "$M_veild" "$M_wireguard_go"
+	ratios "veild on aes256gcm/wireguard-go" "$M_veild_aes256gcm" "$M_wireguard_go"
+fi
+ratios "aes256gcm/chacha20poly1305 (both veild)" "$M_veild_aes256gcm" "$M_veild"
 echo "(medians of $ROUNDS interleaved rounds of ${SECS} s each; $(nproc) CPUs; this machine is shared and noisy)"
 echo
 # Control plane and memory with 10,000 configured peers (no traffic).
