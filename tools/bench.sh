@@ -122,7 +122,7 @@ done
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 col() { awk -v s="$1" -v c="$2" '$1 == s { print $c }' "$TMP/results" | median; }
 echo
-printf '%-13s %10s %10s %10s %10s %7s %9s %9s %8s %10s %9s\n' setup "TCP1 Gb/s" "TCP4 Gb/s" \
+printf '%-16s %10s %10s %10s %10s %7s %9s %9s %8s %10s %9s\n' setup "TCP1 Gb/s" "TCP4 Gb/s" \
 	"UDP Gb/s" "UDP pps" "loss %" "RTT ms" "p99 ms" "CPU s" "Gb/s/CPUs" "RSS MB"
 for s in veth wireguard-go veild veild-aes256gcm; do
 	tcp1=$(col "$s" 3) tcp4=$(col "$s" 4) udp=$(col "$s" 5) pps=$(col "$s" 6) loss=$(col "$s" 7)
@@ -130,7 +130,7 @@ for s in veth wireguard-go veild veild-aes256gcm; do
 	awk -v s="$s" -v a="$tcp1" -v b="$tcp4" -v c="$udp" -v d="$pps" -v e="$loss" -v f="$rtt" \
 		-v g="$p99" -v h="$cpu" -v i="$rss" -v secs="$SECS" 'BEGIN {
 		eff = h > 0 ? a / 1e9 * secs / h : 0
-		printf "%-13s %10.2f %10.2f %10.2f %10.0f %7.2f %9.3f %9.3f %8.2f %10.2f %9.1f\n",
+		printf "%-16s %10.2f %10.2f %10.2f %10.0f %7.2f %9.3f %9.3f %8.2f %10.2f %9.1f\n",
 			s, a / 1e9, b / 1e9, c / 1e9, d, e, f, g, h, eff, i / 1024 }'
 	eval "M_${s//-/_}=\"$tcp1 $tcp4 $pps $rtt $cpu $rss\""
 done
