@@ -5,6 +5,9 @@ DESTDIR ?=
 BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
 MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share
+# systemd's unit directory; Debian's package sets it to /lib/systemd/system.
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= /etc
 RUNSTATEDIR ?= /var/run
 
@@ -38,8 +41,8 @@ endif
 
 # Recursive (=) so pkg-config runs only when a recipe needs the flags, which
 # is after the deps target has installed whatever was missing.
-DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags libsodium libuv libmnl)
-DEP_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libuv libmnl)
+DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags libsodium libuv libmnl libmicrohttpd)
+DEP_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libuv libmnl libmicrohttpd)
 CORE_LIBS = $(shell $(PKG_CONFIG) --libs libsodium)
 TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka)
 TEST_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
@@ -88,7 +91,7 @@ FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(FUZZ_SAN) -g -O1 -Iinclude -Isrc 
 FUZZ_BIN := build/fuzz/fuzz_packet build/fuzz/fuzz_uapi build/fuzz/fuzz_conf
 FUZZ_DEPS_STAMP := build/.deps-fuzz-ok
 
-.PHONY: all deps check check-unit check-valgrind check-netns check-san check-fuzz fuzz lint demo bench install clean
+.PHONY: all deps check check-unit check-valgrind check-netns check-san check-fuzz fuzz lint demo bench install deb clean
 .DEFAULT_GOAL := all
 
 all: $(CORE_LIB) $(VEILD) $(VEILCTL)
@@ -123,7 +126,8 @@ $(BUILD)/ctl/%.o: tools/veilctl/%.c | $(DEPS_STAMP)
 	@[ "$(V)" = 1 ] || echo "  CC      $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -Itools/veilctl -c -o $@ $<
 
-$(VEILCTL): $(VEILCTL_OBJ) $(CORE_LIB)
+# veilctl shares the systemd notification client with veild.
+$(VEILCTL): $(VEILCTL_OBJ) $(BUILD)/notify.o $(CORE_LIB)
 	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
 	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(DEP_LIBS)
 
@@ -207,6 +211,19 @@ install: all
 	install -m 0755 $(VEILD) $(DESTDIR)$(SBINDIR)/veild
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 $(VEILCTL) $(DESTDIR)$(BINDIR)/veilctl
+	install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+	install -m 0644 man/veild.8 man/veilctl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/veil.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -d $(DESTDIR)$(DATADIR)/bash-completion/completions
+	install -m 0644 packaging/bash-completion/veilctl $(DESTDIR)$(DATADIR)/bash-completion/completions/veilctl
+	install -d $(DESTDIR)$(UNITDIR)
+	install -m 0644 packaging/systemd/veil@.service $(DESTDIR)$(UNITDIR)/
+	install -d $(DESTDIR)$(DATADIR)/doc/veil/examples
+	install -m 0644 conf/*.conf $(DESTDIR)$(DATADIR)/doc/veil/examples/
+
+# A Debian package from packaging/debian with Debian's own tools (build/deb/*.deb).
+deb:
+	$(Q)tools/build-deb.sh
 
 clean:
 	rm -rf build

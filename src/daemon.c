@@ -40,7 +40,9 @@
 #include <uv.h>
 
 #include "core/device.h"
+#include "httpd.h"
 #include "log.h"
+#include "metrics.h"
 #include "resolver.h"
 #include "sandbox.h"
 #include "core/slab.h"
@@ -143,6 +145,9 @@ struct daemon {
 	} anon[ANON_REASONS];
 	long who_uid, who_pid; /* the control-socket caller being served, or -1 */
 	int resolver_fd;       /* -1: no resolver (host names stay as first resolved) */
+	struct httpd *httpd;   /* the metrics listener, or NULL */
+	struct sockaddr_storage metrics_addr;
+	socklen_t metrics_len; /* 0: no listener asked for */
 	uv_poll_t resolver_poll;
 	bool stopping; /* tearing down: one audit line, not one per peer */
 	int exit_status;
@@ -1341,6 +1346,46 @@ static int be_get(void *ctx, struct uapi_writer *w)
 	return 0;
 }
 
+static int be_metrics(void *ctx, struct uapi_writer *w)
+{
+	struct daemon *d = ctx;
+
+	metrics_write(w, d->cfg->ifname, d->wg, now_of(d));
+	return 0;
+}
+
+static int render_metrics(void *ctx, struct uapi_buf *out)
+{
+	return uapi_render(out, be_metrics, ctx);
+}
+
+static int be_set_metrics_listen(void *ctx, const struct sockaddr *sa, socklen_t len)
+{
+	struct daemon *d = ctx;
+	char where[64] = "off";
+	int err;
+
+	if (len == d->metrics_len && (!len || !memcmp(&d->metrics_addr, sa, len)))
+		return 0; /* as it is (every reload says it again) */
+	httpd_stop(d->httpd);
+	d->httpd = NULL;
+	d->metrics_len = 0;
+	if (sa) {
+		endpoint_str(sa, where, sizeof(where));
+		err = httpd_start(&d->loop, sa, len, render_metrics, d, &d->httpd);
+		if (err) {
+			log_error("%s: cannot serve metrics on %s: %s", d->cfg->ifname, where,
+				  strerror(-err));
+			return err;
+		}
+		memcpy(&d->metrics_addr, sa, len);
+		d->metrics_len = len;
+		log_info("%s: serving metrics on http://%s/metrics", d->cfg->ifname, where);
+	}
+	audit(d, "metrics_listen_set", NULL, "listen=%s", where);
+	return 0;
+}
+
 static void be_set_end(void *ctx, int err)
 {
 	struct daemon *d = ctx;
@@ -1370,6 +1415,8 @@ static const struct uapi_backend_ops uapi_ops = {
 	.peer_set_endpoint = be_peer_endpoint,
 	.peer_set_endpoint_name = be_peer_endpoint_name,
 	.peer_set_cipher = be_peer_cipher,
+	.metrics = be_metrics,
+	.set_metrics_listen = be_set_metrics_listen,
 	.peer_set_keepalive = be_peer_keepalive,
 	.peer_replace_allowed_ips = be_peer_replace_allowed_ips,
 	.peer_add_allowed_ip = be_peer_add_allowed_ip,
@@ -1771,6 +1818,8 @@ out_dev:
 	unwatch(&d->udp4);
 	unwatch(&d->udp6);
 	udp_close(&d->udp);
+	httpd_stop(d->httpd); /* its handles close here, not in the walk below */
+	d->httpd = NULL;
 	uv_walk(&d->loop, close_walk, d);
 	uv_run(&d->loop, UV_RUN_DEFAULT);
 	if (d->nl)

@@ -55,6 +55,8 @@ static const int allowed[] = {
 	/* control socket, UDP re-bind, rtnetlink, fwmark */
 	SYS_socket, SYS_bind, SYS_connect, SYS_accept4, SYS_getsockname, SYS_getsockopt,
 	SYS_setsockopt, SYS_ioctl, SYS_fcntl, SYS_close, SYS_shutdown,
+	/* the metrics listener, opened when asked (libmicrohttpd in epoll mode) */
+	SYS_listen, SYS_epoll_create1, SYS_getpeername,
 	/* the socket-file watch and shutdown */
 	SYS_newfstatat, SYS_fstat, SYS_unlink, SYS_inotify_rm_watch,
 #ifdef SYS_statx

@@ -49,6 +49,7 @@ struct uapi_conn {
 	enum peer_state peer_state;
 	bool update_only;	/* PENDING: update_only=true was seen */
 	bool created;		/* ACTIVE: this request created the peer */
+	bool metrics;		/* GET_NL: the request was metrics=1, not get=1 */
 	void *peer;
 	uint8_t pub[32];
 	size_t line_len;
@@ -547,6 +548,21 @@ static int key_fwmark(struct uapi_conn *c, char *value)
 	return CALL(c, set_fwmark, mark);
 }
 
+/* veil's own: where veild serves its metrics over HTTP ("addr:port", "[v6]:port"); empty for nowhere. */
+static int key_metrics_listen(struct uapi_conn *c, char *value)
+{
+	union sockaddr_any ep;
+	socklen_t len;
+	int ret;
+
+	if (!c->ops->set_metrics_listen)
+		return -EINVAL;
+	if (!*value)
+		return c->ops->set_metrics_listen(c->ctx, NULL, 0);
+	ret = parse_endpoint(value, &ep, &len);
+	return ret < 0 ? ret : c->ops->set_metrics_listen(c->ctx, &ep.sa, len);
+}
+
 static int key_replace_peers(struct uapi_conn *c, char *value)
 {
 	if (!is_true(value))
@@ -565,6 +581,7 @@ static const struct key_handler device_keys[] = {
 	{ "listen_port", key_listen_port },
 	{ "fwmark", key_fwmark },
 	{ "replace_peers", key_replace_peers },
+	{ "metrics_listen", key_metrics_listen },
 	{ "public_key", key_public_key },
 };
 
@@ -635,7 +652,8 @@ static int do_get(struct uapi_conn *c, struct uapi_buf *out)
 {
 	struct uapi_writer w = { .buf = out, .err = 0 };
 	size_t mark = out->len;
-	int ret = c->ops->get ? c->ops->get(c->ctx, &w) : -EOPNOTSUPP;
+	int (*fn)(void *ctx, struct uapi_writer *w) = c->metrics ? c->ops->metrics : c->ops->get;
+	int ret = fn ? fn(c->ctx, &w) : -EOPNOTSUPP;
 
 	/* Out of memory for the reply is fatal; a writer misused is the backend's error. */
 	if (ret >= 0 || w.err == -ENOMEM)
@@ -659,6 +677,11 @@ static int handle_line(struct uapi_conn *c, struct uapi_buf *out)
 	if (c->state == ST_OP) {
 		if (len == 5 && memcmp(line, "get=1", 5) == 0) {
 			c->state = ST_GET_NL;
+			c->metrics = false;
+		} else if (len == 9 && memcmp(line, "metrics=1", 9) == 0 && c->ops->metrics) {
+			/* veil's own: Prometheus text instead of key=value lines. */
+			c->state = ST_GET_NL;
+			c->metrics = true;
 		} else if (len == 5 && memcmp(line, "set=1", 5) == 0) {
 			c->state = ST_SET;
 			if (c->ops->set_begin)
@@ -796,10 +819,36 @@ void uapi_conn_free(struct uapi_conn *c)
 
 /* ---- get ---- */
 
+
 static void put(struct uapi_writer *w, const char *s, size_t n)
 {
 	if (w->err == 0)
 		w->err = buf_append(w->buf, s, n);
+}
+
+int uapi_render(struct uapi_buf *out, int (*fn)(void *ctx, struct uapi_writer *w), void *ctx)
+{
+	struct uapi_writer w = { .buf = out, .err = 0 };
+	int ret = fn(ctx, &w);
+
+	return ret < 0 ? ret : w.err;
+}
+
+void uapi_put_text(struct uapi_writer *w, const char *fmt, ...)
+{
+	char s[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): va_start is right above; a clang-tidy 14 false positive. */
+	n = vsnprintf(s, sizeof(s), fmt, ap);
+	va_end(ap);
+	/* An empty line would end the reply early; a cut line would lie. */
+	if (n <= 0 || n >= (int)sizeof(s) || strstr(s, "\n\n") || s[0] == '\n')
+		w->err = w->err ? w->err : -ENOBUFS;
+	else
+		put(w, s, (size_t)n);
 }
 
 /* Writes "key=value\n" with value printf-formatted. */

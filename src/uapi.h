@@ -62,6 +62,8 @@ struct uapi_backend_ops {
 	int (*set_listen_port)(void *ctx, uint16_t port);
 	int (*set_fwmark)(void *ctx, uint32_t mark);
 	int (*replace_peers)(void *ctx);
+	/* veil's own device key metrics_listen: sa NULL turns the listener off. Optional. */
+	int (*set_metrics_listen)(void *ctx, const struct sockaddr *sa, socklen_t len);
 
 	/*
 	 * Looks up the peer with this public key and creates it if absent and
@@ -113,6 +115,12 @@ struct uapi_backend_ops {
 	 * and replies with the error alone.
 	 */
 	int (*get)(void *ctx, struct uapi_writer *w);
+	/*
+	 * veil's own operation "metrics=1": the interface's counters in the
+	 * Prometheus text format, written with uapi_put_text, then errno=0
+	 * as after a get. Optional: without it the operation is unknown.
+	 */
+	int (*metrics)(void *ctx, struct uapi_writer *w);
 };
 
 /* One peer as `get` reports it. */
@@ -130,6 +138,10 @@ struct uapi_peer_info {
 void uapi_get_device(struct uapi_writer *w, const uint8_t *private_key, uint16_t listen_port,
 		     uint32_t fwmark);
 void uapi_get_peer(struct uapi_writer *w, const struct uapi_peer_info *p);
+/* Runs fn with a writer on out (for a reply outside a connection: the metrics page). */
+int uapi_render(struct uapi_buf *out, int (*fn)(void *ctx, struct uapi_writer *w), void *ctx);
+/* Free text for metrics: whole lines, no empty one (it would end the reply). */
+void uapi_put_text(struct uapi_writer *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* family AF_INET or AF_INET6; addr in network order. */
 void uapi_get_allowed_ip(struct uapi_writer *w, int family, const uint8_t *addr, uint8_t cidr);
 

@@ -27,6 +27,7 @@
 #include "core/messages.h"
 #include "daemon.h"
 #include "log.h"
+#include "notify.h"
 #include "sandbox.h"
 #include "tun.h"
 
@@ -40,7 +41,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: veild [-f|--foreground] IFNAME\n"
+		"Usage: veild [-f] [-u USER] [-g GROUP] [--no-seccomp] IFNAME\n"
 		"       veild --version | --help\n"
 		"\n"
 		"Creates the TUN interface IFNAME and serves WireGuard's userspace API on\n"
@@ -56,9 +57,14 @@ static void usage(FILE *f)
 		"      --no-seccomp          do not install the system-call filter (debugging)\n"
 		"\n"
 		"Environment:\n"
-		"  LOG_LEVEL=error|verbose|debug|silent   how much to log (default error)\n"
+		"  LOG_LEVEL=error|verbose|debug|silent   how much to log (default error;\n"
+		"                                          info is verbose)\n"
 		"  WG_PROCESS_FOREGROUND=1                 same as -f\n"
-		"  VEIL_KEYLOG_FILE=PATH                   append session keys for Wireshark (debugging only)\n",
+		"  VEIL_USER=USER                          same as -u\n"
+		"  VEIL_CONTROL_GROUP=GROUP                same as -g\n"
+		"  VEIL_KEYLOG_FILE=PATH                   append session keys for Wireshark (debugging only)\n"
+		"  NOTIFY_SOCKET=PATH                      (systemd) announce our pid when going to\n"
+		"                                          the background\n",
 		RUNSTATEDIR);
 }
 
@@ -233,7 +239,8 @@ int main(int argc, char **argv)
 	 */
 	mallopt(M_MMAP_THRESHOLD, 64 * 1024);
 	if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
-		log_info("mlockall failed (%s): key memory may be swapped", strerror(errno));
+		log_error("mlockall failed (%s): key memory may be swapped (raise the memory-lock "
+			  "limit, e.g. LimitMEMLOCK=infinity)", strerror(errno));
 
 	if (cfg.user && *cfg.user && !getpwnam(cfg.user)) {
 		fprintf(stderr, "veild: no such user '%s'\n", cfg.user);
@@ -308,7 +315,21 @@ int main(int argc, char **argv)
 			}
 		}
 		log_init("veild", true);
+		/*
+		 * Under systemd (veil@.service runs veilctl up, which starts us):
+		 * this process is the service's main one from now on. veilctl says
+		 * READY=1 once the configuration is in.
+		 */
+		if (notify_wanted()) {
+			char msg[32];
+
+			snprintf(msg, sizeof(msg), "MAINPID=%d\n", (int)getpid());
+			if (notify_send(msg) < 0)
+				log_error("%s: cannot tell systemd our pid", cfg.ifname);
+		}
 	}
+	/* Nothing we start (the resolver, hooks) talks to systemd in our name. */
+	unsetenv("NOTIFY_SOCKET");
 	status = daemon_run(&cfg, notify_ready, &ready_pipe[1]);
 	if (ready_pipe[1] >= 0)
 		close(ready_pipe[1]);

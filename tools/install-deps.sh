@@ -1,23 +1,27 @@
 #!/bin/sh
 # Install exactly the Debian 12 packages veil needs and this machine lacks,
-# and say which. Usage: tools/install-deps.sh [build|test|bench|fuzz|valgrind|lint|all]...
+# and say which. Usage: tools/install-deps.sh [build|test|bench|fuzz|valgrind|lint|deb|all]...
 # "build" is what compiling and the unit tests need; "test" adds what the
-# network-namespace tests run (wireguard-go, wg, tshark, iperf3, ...);
+# network-namespace tests run (wireguard-go, wg, tshark, iperf3, the
+# Prometheus text parser, the man page renderer, ...);
 # "fuzz" is clang with its libFuzzer and sanitizer runtimes (make fuzz);
-# "lint" is the two static analysers make lint runs.
+# "lint" is the two static analysers make lint runs;
+# "deb" is Debian's packaging tools that make deb runs (with "build" for the
+# package's build dependencies).
 set -eu
 
 want=""
 for set in "${@:-build}"; do
 	case "$set" in
-	build) want="$want gcc make pkg-config libsodium-dev libuv1-dev libmnl-dev libcmocka-dev" ;;
-	test) want="$want iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping jq" ;;
+	build) want="$want gcc make pkg-config libsodium-dev libuv1-dev libmnl-dev libmicrohttpd-dev libcmocka-dev" ;;
+	test) want="$want iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping jq python3-prometheus-client groff-base man-db" ;;
 	bench) want="$want iproute2 wireguard-go wireguard-tools iperf3 iputils-ping" ;;
 	valgrind) want="$want valgrind" ;;
 	lint) want="$want cppcheck clang-tidy" ;;
+	deb) want="$want build-essential debhelper dpkg-dev lintian" ;;
 	fuzz) want="$want clang libclang-rt-14-dev pkg-config libsodium-dev" ;;
-	all) want="$want gcc make pkg-config libsodium-dev libuv1-dev libmnl-dev libcmocka-dev iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping jq clang libclang-rt-14-dev valgrind cppcheck clang-tidy" ;;
-	*) echo "install-deps: unknown set '$set' (build, test, bench, fuzz, valgrind, lint, all)" >&2; exit 2 ;;
+	all) want="$want gcc make pkg-config libsodium-dev libuv1-dev libmnl-dev libmicrohttpd-dev libcmocka-dev iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping jq python3-prometheus-client groff-base man-db clang libclang-rt-14-dev valgrind cppcheck clang-tidy build-essential debhelper dpkg-dev lintian" ;;
+	*) echo "install-deps: unknown set '$set' (build, test, bench, fuzz, valgrind, lint, deb, all)" >&2; exit 2 ;;
 	esac
 done
 

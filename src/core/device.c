@@ -53,6 +53,8 @@ struct wg_device {
 
 static void emit(struct wg_device *dev, struct wg_peer *peer, enum wg_event ev, int arg)
 {
+	if (peer && (ev == WG_EVENT_HANDSHAKE_FAILED || ev == WG_EVENT_GAVE_UP))
+		peer->handshake_failures++;
 	if (dev->ops->event)
 		dev->ops->event(dev->ctx, peer, ev, arg);
 }
@@ -325,6 +327,7 @@ static void send_to_peer(struct wg_peer *peer, const uint8_t *buf, size_t len)
 	if (!peer->has_endpoint)
 		return;
 	peer->tx_bytes += len;
+	peer->tx_packets++;
 	peer->dev->ops->send(peer->dev->ctx, peer, &peer->endpoint, buf, len);
 }
 
@@ -366,6 +369,7 @@ int wg_peer_encrypt(struct wg_peer *peer, struct wg_now now, uint8_t *buf, size_
 		return -ENOKEY;
 	}
 	*out_len = DATA_HEADER_LEN + padded + NOISE_AUTHTAG_LEN;
+	peer->tx_packets++; /* its bytes count in wg_peer_sent, once the batch went */
 	return 0;
 }
 
@@ -573,6 +577,7 @@ static enum wg_drop receive_initiation(struct wg_device *dev, struct wg_now now,
 	peer = hs->entry.peer;
 	update_endpoint(peer, src);
 	peer->rx_bytes += len;
+	peer->rx_packets++;
 	timers_event_any_authenticated_packet_received(&peer->timers, now.mono);
 	timers_event_any_authenticated_packet_traversal(&peer->timers, now.mono);
 
@@ -595,6 +600,7 @@ static void handshake_complete(struct wg_peer *peer, struct wg_now now, bool ini
 {
 	timers_event_handshake_complete(&peer->timers, now.mono);
 	peer->last_handshake_wall = now.wall;
+	peer->handshakes_completed++;
 	peer->dev->stats.handshakes_completed++;
 	emit(peer->dev, peer, WG_EVENT_HANDSHAKE_COMPLETE, initiator);
 }
@@ -625,6 +631,7 @@ static enum wg_drop receive_response(struct wg_device *dev, struct wg_now now,
 		return WG_DROP_HANDSHAKE;
 	update_endpoint(peer, src);
 	peer->rx_bytes += len;
+	peer->rx_packets++;
 	timers_event_session_derived(&peer->timers, now.mono);
 	handshake_complete(peer, now, true);
 	/*
@@ -698,10 +705,14 @@ static enum wg_drop receive_data(struct wg_device *dev, struct wg_now now,
 	n = noise_keypair_decrypt(kp, plain, buf, len, now.mono);
 	if (n == -EKEYEXPIRED)
 		return WG_DROP_NO_KEYPAIR;
-	if (n == -EEXIST)
+	if (n == -EEXIST) {
+		peer->replay_drops++;
 		return WG_DROP_REPLAY;
-	if (n < 0)
+	}
+	if (n < 0) {
+		peer->decrypt_drops++;
 		return WG_DROP_DECRYPT;
+	}
 
 	/* Endpoint first: the staged packets sent below must go to the new address. */
 	update_endpoint(peer, src);
@@ -717,6 +728,7 @@ static enum wg_drop receive_data(struct wg_device *dev, struct wg_now now,
 	if (confirmed)
 		dev->ops->keypair_ready(dev->ctx, peer);
 	peer->rx_bytes += len;
+	peer->rx_packets++;
 	if (n == 0)
 		return WG_DROP_NONE; /* keepalive */
 	timers_event_data_received(&peer->timers, now.mono);

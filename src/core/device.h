@@ -116,8 +116,12 @@ struct wg_peer {
 	bool has_psk;
 	uint16_t persistent_keepalive;
 	uint64_t rx_bytes, tx_bytes;
+	/* For metrics: authenticated messages in, messages out (handshakes and keepalives too). */
+	uint64_t rx_packets, tx_packets;
+	uint64_t handshakes_completed;
+	uint64_t handshake_failures; /* its messages refused, or no answer after every retry */
 	uint64_t last_handshake_wall;
-	uint64_t allowedips_drops;
+	uint64_t allowedips_drops, replay_drops, decrypt_drops;
 	struct wg_peer *hash_next;
 	struct wg_peer *list_prev, *list_next;
 	void *user; /* the daemon's per-peer state */

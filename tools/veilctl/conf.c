@@ -229,6 +229,7 @@ void conf_free(struct conf *c)
 		free(c->peers[i].endpoint);
 	}
 	free(c->peers);
+	free(c->metrics_listen);
 	sodium_memzero(c, sizeof(*c));
 }
 
@@ -410,6 +411,32 @@ static int v_save_config(struct parser *p, const char *key, char *v)
 	else
 		return fail(p, key, "\"%s\" is not true or false", shown(v, s));
 	return 0;
+}
+
+static bool split_endpoint(const char *v, const char **host, size_t *hostlen, const char **port);
+
+/* An address literal and a port: veild binds it, and names are not for a listener. */
+static int v_metrics_listen(struct parser *p, const char *key, char *v)
+{
+	char s[48], host[INET6_ADDRSTRLEN + 2];
+	const char *h, *port;
+	size_t hostlen;
+	uint32_t n;
+	uint8_t a[16];
+
+	if (!split_endpoint(v, &h, &hostlen, &port) || hostlen >= sizeof(host) ||
+	    !parse_num(port, 65535, false, &n) || n == 0)
+		goto bad;
+	memcpy(host, h, hostlen);
+	host[hostlen] = '\0';
+	if (inet_pton(v[0] == '[' ? AF_INET6 : AF_INET, host, a) != 1)
+		goto bad;
+	free(p->c->metrics_listen);
+	p->c->metrics_listen = strdup(v);
+	return p->c->metrics_listen ? 0 : -ENOMEM;
+bad:
+	return fail(p, key, "\"%s\" is not address:port or [IPv6 address]:port (port 1-65535)",
+		    shown(v, s));
 }
 
 /* Split a comma-separated list in place; calls one() for each trimmed item. */
@@ -628,6 +655,7 @@ static const struct key_def keys[] = {
 	{ "PreDown", SEC_INTERFACE, true, true, v_pre_down },
 	{ "PostDown", SEC_INTERFACE, true, true, v_post_down },
 	{ "SaveConfig", SEC_INTERFACE, false, false, v_save_config },
+	{ "MetricsListen", SEC_INTERFACE, false, false, v_metrics_listen },
 	{ "PublicKey", SEC_PEER, false, false, v_public_key },
 	{ "PresharedKey", SEC_PEER, false, false, v_psk },
 	{ "PresharedKeyFile", SEC_PEER, false, false, v_psk_file },

@@ -91,6 +91,8 @@ struct conf {
 	size_t n_dns;
 	struct conf_hooks pre_up, post_up, pre_down, post_down;
 	bool save_config;
+	/* MetricsListen = (veil's own): "addr:port" or "[v6]:port" for veild's HTTP metrics; NULL: off. */
+	char *metrics_listen;
 	struct conf_peer *peers;
 	size_t n_peers;
 };

@@ -500,6 +500,38 @@ out:
 	return ret ? ret : err;
 }
 
+int ctl_metrics(const char *ifname, struct sbuf *text, char *why, size_t whylen)
+{
+	static const char req[] = "metrics=1\n\n";
+	struct sbuf reply = { 0 };
+	const char *end, *line;
+	long err;
+	int ret;
+
+	say(why, whylen, "%s", "");
+	ret = exchange(ifname, req, sizeof(req) - 1, &reply, why, whylen);
+	if (ret)
+		goto out;
+	/* The text, then "errno=N" and the empty line. */
+	ret = -EBADMSG;
+	end = reply.len >= 2 ? reply.data + reply.len - 2 : NULL;
+	if (!end || strcmp(end, "\n\n") != 0)
+		goto out;
+	for (line = end; line > reply.data && line[-1] != '\n'; line--)
+		;
+	if (strncmp(line, "errno=", 6) != 0)
+		goto out;
+	err = strtol(line + 6, NULL, 10);
+	ret = err > 0 ? (int)-err : (int)err;
+	if (!ret)
+		sbuf_append(text, reply.data, (size_t)(line - reply.data));
+	if (text->failed)
+		ret = -ENOMEM;
+out:
+	sbuf_free(&reply);
+	return ret;
+}
+
 /* ---- get ----------------------------------------------------------------------------------- */
 
 /* 64 hex digits into a key of locked memory (allocated once); all zeros means none. */
@@ -816,7 +848,7 @@ int ctl_build_setconf(const struct conf *c, struct sbuf *req)
 }
 
 /* Whether an Endpoint as written names a host (not an IPv4 or [IPv6] literal). */
-static bool endpoint_is_name(const char *ep)
+bool ctl_endpoint_is_name(const char *ep)
 {
 	char host[64];
 	const char *colon = strrchr(ep, ':');
@@ -834,10 +866,11 @@ int ctl_build_extensions(const struct conf *c, struct sbuf *req, bool *any_name,
 	size_t i;
 
 	*any_name = *any_cipher = false;
-	sbuf_printf(req, "set=1\n");
+	sbuf_printf(req, "set=1\nmetrics_listen=%s\n", c->metrics_listen ? c->metrics_listen : "");
+	*any_cipher = c->metrics_listen != NULL; /* as binding as a cipher: refused is an error */
 	for (i = 0; i < c->n_peers; i++) {
 		const struct conf_peer *p = &c->peers[i];
-		bool name = p->endpoint && endpoint_is_name(p->endpoint);
+		bool name = p->endpoint && ctl_endpoint_is_name(p->endpoint);
 
 		sbuf_hex(req, "public_key", p->public_key);
 		sbuf_printf(req, "update_only=true\nendpoint_name=%s\ncipher=%s\n",
@@ -864,8 +897,9 @@ int ctl_send_extensions(const char *ifname, const struct conf *c)
 	if (!ret)
 		return 0;
 	if (any_cipher) {
-		fprintf(stderr, "veilctl: %s: the daemon refused Cipher = aes256gcm: %s (only veild "
-			"has it, and only on a CPU with AES instructions)\n", ifname,
+		fprintf(stderr, "veilctl: %s: the daemon refused veil's own settings (Cipher = "
+			"aes256gcm or MetricsListen): %s (only veild has them; AES-256-GCM needs a "
+			"CPU with AES instructions; see the daemon's log)\n", ifname,
 			why[0] ? why : strerror(-ret));
 		return ret;
 	}

@@ -66,6 +66,11 @@ int ctl_list(char ***names, size_t *n);
 /* get=1: fills dev (free with ctl_device_free). 0 or -errno. */
 int ctl_get(const char *ifname, struct ctl_device *dev, char *why, size_t whylen);
 void ctl_device_free(struct ctl_device *dev);
+/*
+ * veild's own "metrics=1": the Prometheus text appended to text. A daemon
+ * without it (wireguard-go) closes the connection: -EPIPE.
+ */
+int ctl_metrics(const char *ifname, struct sbuf *text, char *why, size_t whylen);
 
 /*
  * Send a whole set=1 request (ending with the empty line); 0 or the
@@ -93,12 +98,16 @@ int ctl_build_setconf(const struct conf *c, struct sbuf *req);
 int ctl_build_syncconf(const struct conf *c, const struct ctl_device *running, struct sbuf *req);
 
 /*
- * veild's extensions, one request for every peer of the file: its Endpoint
- * host name (endpoint_name, empty for a literal address or none), looked up
- * again when handshakes fail, and its Cipher (cipher, chacha20poly1305
- * when the file says nothing). update_only: peers are never created here.
- * *any_name / *any_cipher: some peer has a name / asks for aes256gcm.
+ * veild's extensions in one request: the interface's MetricsListen
+ * (metrics_listen, empty for none), and for every peer of the file its
+ * Endpoint host name (endpoint_name, empty for a literal address or none),
+ * looked up again when handshakes fail, and its Cipher (cipher,
+ * chacha20poly1305 when the file says nothing). update_only: peers are
+ * never created here. *any_name: some peer has a name; *any_cipher: the
+ * file asks for something only veild can honour (aes256gcm, a listener).
  */
+/* Whether an Endpoint as written names a host (not an IPv4 or [IPv6] literal). */
+bool ctl_endpoint_is_name(const char *ep);
 int ctl_build_extensions(const struct conf *c, struct sbuf *req, bool *any_name, bool *any_cipher);
 /*
  * Send them after the configuration. A daemon that refuses them (wireguard-go)
@@ -131,5 +140,7 @@ int cmd_syncconf(int argc, char **argv);
 int cmd_genkey(int argc, char **argv);
 int cmd_genpsk(int argc, char **argv);
 int cmd_pubkey(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
+int cmd_top(int argc, char **argv);
 
 #endif

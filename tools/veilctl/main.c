@@ -31,6 +31,8 @@ static const struct command commands[] = {
 	{ "up", cmd_up, "up NAME|FILE" },
 	{ "down", cmd_down, "down NAME|FILE" },
 	{ "reload", cmd_reload, "reload NAME|FILE" },
+	{ "metrics", cmd_metrics, "metrics [IFNAME]" },
+	{ "top", cmd_top, "top [IFNAME]" },
 	{ "genkey", cmd_genkey, "genkey" },
 	{ "genpsk", cmd_genpsk, "genpsk" },
 	{ "pubkey", cmd_pubkey, "pubkey < PRIVATE_KEY" },

@@ -398,10 +398,10 @@ static int conf_command(int argc, char **argv, bool sync)
 	ret = send_request(argv[1], &req);
 	/*
 	 * Like wg, these send only WireGuard's keys; a file that names a Cipher
-	 * also gets veild's extensions (a syncconf file without one leaves the
-	 * running peers' ciphers as they are).
+	 * or a MetricsListen also gets veild's extensions (a syncconf file
+	 * without either leaves the running ciphers and listener as they are).
 	 */
-	if (!ret && has_cipher(&c) && ctl_send_extensions(argv[1], &c))
+	if (!ret && (has_cipher(&c) || c.metrics_listen) && ctl_send_extensions(argv[1], &c))
 		ret = 1;
 	conf_free(&c);
 	return ret;

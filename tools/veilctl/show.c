@@ -368,7 +368,10 @@ void ctl_format_peer(struct sbuf *out, const struct ctl_peer *p, const struct co
 	}
 	if (p->n_allowed_ips)
 		sbuf_printf(out, "\n");
-	if (p->endpoint_len) {
+	/* A host name the file gave stays a name (veild looks it up again); an address is the running one. */
+	if (orig && orig->endpoint && ctl_endpoint_is_name(orig->endpoint)) {
+		sbuf_printf(out, "Endpoint = %s\n", orig->endpoint);
+	} else if (p->endpoint_len) {
 		ctl_format_endpoint(&p->endpoint, ep, sizeof(ep));
 		sbuf_printf(out, "Endpoint = %s\n", ep);
 	}

@@ -35,6 +35,7 @@
 #include "ctl.h"
 #include "keys.h"
 #include "nl.h"
+#include "notify.h"
 #include "up.h"
 
 enum {
@@ -747,6 +748,28 @@ static int write_sysctl(const char *path, int value)
 	return fclose(f) == 0 ? ret : -EIO;
 }
 
+/*
+ * Under systemd (Type=notify): the tunnel is up. veild, when it went to the
+ * background, already named itself the main process (MAINPID); the barrier
+ * keeps us alive until systemd has read this, since it would drop a
+ * message from a process that is gone.
+ */
+static void notify_ready(const char *ifname, size_t peers)
+{
+	char msg[96];
+	int ret;
+
+	if (!notify_wanted())
+		return;
+	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s is up (%zu peers)\n", ifname, peers);
+	ret = notify_send(msg);
+	if (!ret)
+		ret = notify_barrier(5000);
+	if (ret)
+		fprintf(stderr, "veilctl: %s: cannot tell systemd the tunnel is up: %s\n", ifname,
+			strerror(-ret));
+}
+
 /* ---- up ----------------------------------------------------------------------------------- */
 
 struct up_ctx {
@@ -928,8 +951,10 @@ int cmd_up(int argc, char **argv)
 		nl_close(u.nl);
 	state_free(&u.plan);
 	state_free(&u.done);
-	if (!ret)
+	if (!ret) {
 		printf("veilctl: %s is up (%zu peers)\n", u.c.name, u.c.n_peers);
+		notify_ready(u.c.name, u.c.n_peers);
+	}
 	conf_free(&u.c);
 	return ret ? 1 : 0;
 }
