@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# The manual pages and the bash completion, held to the programs. Both sides
+# are read from their source of truth: the options and commands that veild
+# and veilctl print, set's usage line, the keys[] table of the configuration
+# parser and the getenv() calls; the pages' OPTIONS, COMMANDS, SET OPTIONS,
+# ENVIRONMENT and key sections. Then each page must render without a single
+# warning, and the completion must offer what the programs take.
+#
+# No namespace is needed; lib.sh gives log/fail, $ROOT, $BUILD, $TMP and the
+# cleanup trap.
+# shellcheck source=tests/netns/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+VEILD_BIN="$ROOT/$BUILD/veild"
+VEILCTL="$ROOT/$BUILD/veilctl"
+MAN="$ROOT/man"
+COMPLETION="$ROOT/packaging/bash-completion/veilctl"
+if [ ! -x "$VEILD_BIN" ] || [ ! -x "$VEILCTL" ]; then
+	fail "no $BUILD/veild or $BUILD/veilctl: build first"
+fi
+for f in "$MAN/veild.8" "$MAN/veilctl.8" "$MAN/veil.conf.5" "$COMPLETION"; do
+	[ -f "$f" ] || fail "$f is missing"
+done
+
+# ---- helpers ---------------------------------------------------------------------------
+
+# roff source to plain words: fonts, escapes, macro names and quotes go.
+plain() {
+	sed -e 's/\\f[BIRP]//g' -e 's/\\f(..//g' -e 's/\\-/-/g' -e 's/\\[&%]//g' \
+		-e 's/\\(lq//g' -e 's/\\(rq//g' -e 's/\\(aq//g' \
+		-e 's/^\.[A-Za-z][A-Za-z]*[[:space:]]*//' -e 's/"//g'
+}
+
+# tags PAGE SECTION: the tag line of each .TP under .SH SECTION, as plain text.
+tags() {
+	awk -v want="$2" '
+		/^\.SH/ { sec = $0; sub(/^\.SH[ \t]+/, "", sec); gsub(/"/, "", sec); tp = 0; next }
+		sec == want && tp { print; tp = 0; next }
+		sec == want && /^\.TP/ { tp = 1 }
+	' "$1" | plain
+}
+
+# Options (-x, --word) in the text on stdin, one a line. A hyphen inside a
+# word (wg-quick) does not start one.
+options() {
+	{ grep -oE '(^|[^[:alnum:]_-])--?[[:alpha:]][[:alnum:]-]*' || true; } | sed -E 's/^[^-]+//' | sort -u
+}
+
+first_words() { awk 'NF { print $1 }' | sort -u; }
+
+# oneline TEXT: its words on one line, for messages. list WORDS...: one a line, sorted.
+oneline() { tr -s ' \n' '  ' <<<"$1" | sed 's/^ //; s/ $//'; }
+list() { printf '%s\n' "$@" | tr ' ' '\n' | sed '/^$/d' | sort -u; }
+
+# same WHAT EXPECTED ACTUAL: two sorted lists must be equal; says which side lacks what.
+same() {
+	local what=$1 missing extra
+	missing=$(comm -23 <(printf '%s\n' "$2" | sed '/^$/d') <(printf '%s\n' "$3" | sed '/^$/d'))
+	extra=$(comm -13 <(printf '%s\n' "$2" | sed '/^$/d') <(printf '%s\n' "$3" | sed '/^$/d'))
+	[ -z "$missing" ] || fail "$what: missing $(oneline "$missing")"
+	[ -z "$extra" ] || fail "$what: not in the program: $(oneline "$extra")"
+}
+
+# contains WHAT LIST WORDS: every word of WORDS is in LIST.
+contains() {
+	local w
+	for w in $3; do
+		grep -qxF -- "$w" <<<"$2" || fail "$1: $w is missing"
+	done
+}
+
+# ---- (a) options and commands ------------------------------------------------------------
+
+veild_help=$("$VEILD_BIN" --help)
+veilctl_help=$("$VEILCTL" --help)
+
+help_opts=$(options <<<"$veild_help")
+[ "$(wc -l <<<"$help_opts")" -ge 6 ] || fail "cannot read veild's options from --help: $help_opts"
+same "veild(8) OPTIONS against veild --help" "$help_opts" "$(tags "$MAN/veild.8" OPTIONS | options)"
+log "veild(8): options agree with --help: $(oneline "$help_opts")"
+
+help_cmds=$(sed -n 's/^  veilctl \([a-z][a-z]*\).*/\1/p' <<<"$veilctl_help" | sort -u)
+[ "$(wc -l <<<"$help_cmds")" -ge 10 ] || fail "cannot read veilctl's commands from --help"
+page_cmds=$(tags "$MAN/veilctl.8" COMMANDS | first_words)
+# metrics may be documented ahead of the program, but only while veilctl
+# really does not have it: a command it runs must be in its --help.
+if grep -qxF metrics <<<"$help_cmds"; then
+	ahead=""
+elif { "$VEILCTL" metrics </dev/null 2>&1 || true; } | qgrep 'unknown command'; then
+	ahead=metrics
+	log "veilctl has no metrics command yet: its page entry is ahead of the program"
+else
+	fail "veilctl runs 'metrics' but its --help does not list it"
+fi
+same "veilctl(8) COMMANDS against veilctl --help" "$(list "$help_cmds" "$ahead")" "$page_cmds"
+log "veilctl(8): commands agree with --help: $(oneline "$help_cmds")"
+
+# --json, --version: in a command's tag or under OPTIONS. OPTIONS may hold only
+# what the program prints, and --help, which printed it.
+ctl_opts=$(options <<<"$veilctl_help")
+contains "veilctl(8) against the options of veilctl --help" \
+	"$({ tags "$MAN/veilctl.8" COMMANDS; tags "$MAN/veilctl.8" OPTIONS; } | options)" "$ctl_opts"
+same "veilctl(8) OPTIONS against veilctl --help" "$(list "$ctl_opts" --help | grep -v -- --json)" \
+	"$(tags "$MAN/veilctl.8" OPTIONS | options)"
+
+# set's options, from its usage line (veilctl set alone prints it and fails).
+set_usage=$("$VEILCTL" set 2>&1 >/dev/null || true)
+set_opts=$({ grep -oE '\[[a-z][a-z-]*' <<<"$set_usage" || true; } | tr -d '[' | sort -u)
+[ "$(wc -l <<<"$set_opts")" -ge 9 ] || fail "cannot read the options of veilctl set from: $set_usage"
+same "veilctl(8) SET OPTIONS against veilctl set's usage" "$set_opts" "$(tags "$MAN/veilctl.8" "SET OPTIONS" | first_words)"
+log "veilctl(8): set's options agree with its usage: $(oneline "$set_opts")"
+
+# Environment: every variable the programs read is documented, and every one
+# documented is read somewhere in veil; veild's --help names its own.
+env_of() { grep -ho 'getenv("[A-Z_][A-Z0-9_]*")' "$@" | sed 's/getenv("\(.*\)")/\1/' | sort -u; }
+all_env=$(env_of "$ROOT"/src/*.c "$ROOT"/tools/veilctl/*.c)
+veild_env=$(tags "$MAN/veild.8" ENVIRONMENT | first_words)
+veilctl_env=$(tags "$MAN/veilctl.8" ENVIRONMENT | first_words)
+contains "veild(8) ENVIRONMENT against getenv() in src/" "$veild_env" "$(env_of "$ROOT"/src/*.c)"
+contains "veilctl(8) ENVIRONMENT against getenv() in tools/veilctl/" "$veilctl_env" "$(env_of "$ROOT"/tools/veilctl/*.c)"
+contains "veild(8) ENVIRONMENT against veild --help" "$veild_env" \
+	"$({ grep -oE '\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b' <<<"$veild_help" || true; } | grep -v '^CAP_' | sort -u)"
+for v in $veild_env $veilctl_env; do
+	grep -qxF "$v" <<<"$all_env" || fail "$v is documented under ENVIRONMENT, but no getenv() reads it"
+done
+log "environment: documented as read ($(oneline "$all_env"))"
+
+# ---- (b) the pages render without warnings --------------------------------------------------
+
+command -v groff >/dev/null || command -v man >/dev/null || fail "neither groff nor man is installed"
+for page in veild.8 veilctl.8 veil.conf.5; do
+	name=${page%.*}
+	sect=${page##*.}
+	head -n 20 "$MAN/$page" | qgrep -i "^\.TH \"\?${name}\"\? ${sect} " || fail "$page: no .TH ${name^^} $sect"
+	if command -v groff >/dev/null; then
+		out=$(groff -man -Tutf8 -ww -z "$MAN/$page" 2>&1) || fail "$page: groff failed: $out"
+		[ -z "$out" ] || fail "$page: groff warns: $out"
+	fi
+	if command -v man >/dev/null; then
+		out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l "$MAN/$page" 2>&1 >/dev/null) ||
+			fail "$page: man failed: $out"
+		[ -z "$out" ] || fail "$page: man warns: $out"
+	fi
+done
+log "pages render without warnings ($(command -v groff >/dev/null && echo "groff -ww") $(command -v man >/dev/null && echo "man --warnings"))"
+
+# ---- (c) every configuration key, in its section ------------------------------------------------
+
+keys=$(sed -n 's/^[[:space:]]*{ "\([A-Za-z][A-Za-z0-9]*\)", SEC_\([A-Z]*\),.*/\1 \2/p' "$ROOT/tools/veilctl/conf.c")
+[ "$(wc -l <<<"$keys")" -ge 20 ] || fail "cannot read keys[] from tools/veilctl/conf.c"
+same "veil.conf(5) INTERFACE SECTION against keys[]" "$(awk '$2 == "INTERFACE" { print $1 }' <<<"$keys" | sort -u)" \
+	"$(tags "$MAN/veil.conf.5" "INTERFACE SECTION" | first_words)"
+same "veil.conf(5) PEER SECTION against keys[]" "$(awk '$2 == "PEER" { print $1 }' <<<"$keys" | sort -u)" \
+	"$(tags "$MAN/veil.conf.5" "PEER SECTION" | first_words)"
+log "veil.conf(5): all $(wc -l <<<"$keys") keys of keys[], each in its section"
+
+# ---- (d) the completion ----------------------------------------------------------------------
+
+bash -n "$COMPLETION" || fail "$COMPLETION: syntax error"
+
+# complete LINE: what completing the end of LINE offers, sorted, one a line.
+# A fresh bash sources the script, as bash-completion would, and sees a
+# socket directory, a configuration directory and a working directory of
+# ours. COMP_WORDS ends as bash ends it: it breaks words at '=' and ':' too,
+# and a word that ends in one has that character as a word of its own.
+mkdir -p "$TMP/sock" "$TMP/conf" "$TMP/cwd"
+complete_line() {
+	# shellcheck disable=SC2016 # the script is for the inner bash
+	(cd "$TMP/cwd" && env -i PATH="$PATH" HOME="$TMP" bash --norc --noprofile -c '
+		. "$1" || exit 1
+		[ "$(complete -p veilctl)" = "complete -F _veilctl veilctl" ] || exit 1
+		_veilctl_sock_dir=$2
+		_veilctl_conf_dir=$3
+		COMP_LINE=$4
+		COMP_POINT=${#COMP_LINE}
+		read -r -a COMP_WORDS <<<"$COMP_LINE"
+		[[ -z $COMP_LINE || $COMP_LINE == *" " ]] && COMP_WORDS+=("")
+		COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+		last=${COMP_WORDS[COMP_CWORD]}
+		if [[ $last == *[=:] ]]; then
+			COMP_WORDS[COMP_CWORD]=${last: -1} # "abc=": bash has "abc" "="
+		else
+			COMP_WORDS[COMP_CWORD]=${last##*[=:]}
+		fi
+		_veilctl || exit 1
+		printf "%s\n" "${COMPREPLY[@]}"
+	' _ "$COMPLETION" "$TMP/sock" "$TMP/conf" "$1") | sed '/^$/d' | sort
+}
+expect() {
+	local got
+	got=$(complete_line "$1") || fail "completion of '$1' failed"
+	[ "$got" = "$(list "$2")" ] || fail "completing '$1' offers '$(oneline "$got")', not '$2'"
+	log "completing '$1': $(oneline "$got")"
+}
+
+KEY=yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=
+expect "veilctl s" "set setconf show showconf syncconf"
+expect "veilctl set IF peer $KEY c" "cipher"
+expect "veilctl set IF peer $KEY cipher " "aes256gcm chacha20poly1305"
+expect "veilctl set IF peer $KEY allowed-ips 10.0.0.0/8 endpoint 192.0.2.1:51820 cipher a" "aes256gcm"
+expect "veilctl set IF listen-port 51820 peer $KEY remove " "peer"
+
+# The commands are veilctl's (metrics while it is ahead), set's options its usage's.
+same "completion's commands against veilctl --help" "$(list "$help_cmds" "$ahead" --help --version)" \
+	"$(complete_line "veilctl ")"
+same "completion's set options against set's usage" "$set_opts" \
+	"$({ complete_line "veilctl set IF "; complete_line "veilctl set IF peer $KEY "; } | sort -u)"
+
+# Files where a FILE is expected, names from /etc/veil for up/down/reload.
+touch "$TMP/cwd/psk.key" "$TMP/cwd/site.conf" "$TMP/conf/office.conf"
+expect "veilctl set IF private-key p" "psk.key"
+expect "veilctl set IF peer $KEY preshared-key " "psk.key site.conf"
+expect "veilctl setconf IF s" "site.conf"
+expect "veilctl up " "office psk.key site.conf"
+expect "veilctl reload of" "office"
+
+# Interface names: sockets only, and a name with '=' in it completes after it.
+if python3 -c 'import socket' 2>/dev/null; then
+	python3 -c '
+import socket, sys
+for p in sys.argv[1:]:
+    socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).bind(p)
+' "$TMP/sock/wgx0.sock" "$TMP/sock/a=b.sock"
+	touch "$TMP/sock/stale.sock"
+	expect "veilctl show " "a=b wgx0 all interfaces --json"
+	expect "veilctl metrics w" "wgx0"
+	expect "veilctl showconf a=" "=b" # bash puts it in place of its word "="
+	expect "veilctl showconf a=b" "b"
+	expect "veilctl syncconf wgx0 s" "site.conf"
+else
+	log "no python3 to make sockets: interface names not checked"
+fi
+
+log "docs: pass"
