@@ -1787,7 +1787,8 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 				  err == -ENOENT ? "no such user" : strerror(-err));
 			goto out_dev;
 		}
-		log_info("%s: running as user %s with CAP_NET_ADMIN and CAP_NET_BIND_SERVICE only",
+		log_info("%s: running as user %s with CAP_NET_ADMIN, CAP_NET_BIND_SERVICE and "
+			 "CAP_IPC_LOCK only",
 			 cfg->ifname, cfg->user);
 	}
 	err = sandbox_no_new_privs();

@@ -3,7 +3,7 @@
  * Least privilege for veild, applied once the TUN device, the sockets and the
  * watches are open: an optional switch to an unprivileged user keeping only
  * CAP_NET_ADMIN and CAP_NET_BIND_SERVICE (to re-bind the UDP port and set
- * SO_MARK later), no new privileges ever, and a seccomp filter that allows
+ * SO_MARK later) and CAP_IPC_LOCK (see keep_caps), no new privileges ever, and a seccomp filter that allows
  * only the system calls the event loop, the data path and the control socket
  * make. Anything else kills the process: a compromised veild cannot exec,
  * open files, ptrace or mount.
@@ -125,11 +125,18 @@ int sandbox_no_new_privs(void)
 	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ? -errno : 0;
 }
 
-static int keep_net_caps(void)
+/*
+ * CAP_IPC_LOCK too: mlockall(MCL_FUTURE) stays in force, and without it every
+ * new mapping counts against RLIMIT_MEMLOCK. Raising that limit needs
+ * CAP_SYS_RESOURCE, which containers often lack; then, at the default 8 MB,
+ * a daemon whose libraries already fill it fails every allocation (ENOMEM on
+ * the first peer).
+ */
+static int keep_caps(void)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct data[2];
-	uint32_t keep = 1u << CAP_NET_ADMIN | 1u << CAP_NET_BIND_SERVICE;
+	uint32_t keep = 1u << CAP_NET_ADMIN | 1u << CAP_NET_BIND_SERVICE | 1u << CAP_IPC_LOCK;
 
 	memset(data, 0, sizeof(data));
 	data[0].effective = keep;
@@ -155,7 +162,7 @@ int sandbox_drop_user(const char *user)
 	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
 	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
 		return -errno;
-	if (keep_net_caps() < 0)
+	if (keep_caps() < 0)
 		return -errno;
 	prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
 	/* Paranoia: root must be gone for good. */

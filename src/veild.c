@@ -51,7 +51,7 @@ static void usage(FILE *f)
 		"Options:\n"
 		"  -f, --foreground          stay in the foreground, log to stderr\n"
 		"  -u, --user USER           run as USER once set up (keeps CAP_NET_ADMIN and\n"
-		"                            CAP_NET_BIND_SERVICE only); also VEIL_USER\n"
+		"                            CAP_NET_BIND_SERVICE, CAP_IPC_LOCK only); also VEIL_USER\n"
 		"  -g, --control-group GROUP let GROUP use the control socket besides root;\n"
 		"                            also VEIL_CONTROL_GROUP\n"
 		"      --no-seccomp          do not install the system-call filter (debugging)\n"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Least privilege: veild --user nobody keeps only CAP_NET_ADMIN and CAP_NET_BIND_SERVICE,
+# Least privilege: veild --user nobody keeps only CAP_NET_ADMIN, CAP_NET_BIND_SERVICE and
+# CAP_IPC_LOCK (so its locked memory does not hit an 8 MB memory-lock limit it cannot raise),
 # has no_new_privs, a seccomp filter and no core dumps, and still carries traffic and
 # takes configuration (port re-bind, fwmark). The control socket admits root and, with
 # --control-group, that group's members; anyone else gets nothing.
@@ -15,9 +16,9 @@ st="/proc/$PA/status"
 grep -E "^(Uid|Gid|CapEff|CapPrm|NoNewPrivs|Seccomp):" "$st"
 [ "$(awk '/^Uid:/ { print $2 }' "$st")" = "$(id -u nobody)" ] || fail "not running as nobody"
 [ "$(awk '/^Uid:/ { print $4 }' "$st")" = "$(id -u nobody)" ] || fail "saved uid is not nobody"
-# CAP_NET_BIND_SERVICE (10) and CAP_NET_ADMIN (12) only: 0x1400.
-[ "$(awk '/^CapEff:/ { print $2 }' "$st")" = 0000000000001400 ] || fail "effective capabilities"
-[ "$(awk '/^CapPrm:/ { print $2 }' "$st")" = 0000000000001400 ] || fail "permitted capabilities"
+# CAP_NET_BIND_SERVICE (10), CAP_NET_ADMIN (12) and CAP_IPC_LOCK (14) only: 0x5400.
+[ "$(awk '/^CapEff:/ { print $2 }' "$st")" = 0000000000005400 ] || fail "effective capabilities"
+[ "$(awk '/^CapPrm:/ { print $2 }' "$st")" = 0000000000005400 ] || fail "permitted capabilities"
 [ "$(awk '/^NoNewPrivs:/ { print $2 }' "$st")" = 1 ] || fail "no_new_privs not set"
 if [ "$(awk '/^Seccomp:/ { print $2 }' "$st")" != 2 ]; then
 	case "$BUILD" in *san*) log "sanitizer build: no seccomp filter, as documented" ;;
