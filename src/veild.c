@@ -238,9 +238,6 @@ int main(int argc, char **argv)
 	 * stops glibc from raising it after the first such buffer.
 	 */
 	mallopt(M_MMAP_THRESHOLD, 64 * 1024);
-	if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
-		log_error("mlockall failed (%s): key memory may be swapped (raise the memory-lock "
-			  "limit, e.g. LimitMEMLOCK=infinity)", strerror(errno));
 
 	if (cfg.user && *cfg.user && !getpwnam(cfg.user)) {
 		fprintf(stderr, "veild: no such user '%s'\n", cfg.user);
@@ -330,6 +327,15 @@ int main(int argc, char **argv)
 	}
 	/* Nothing we start (the resolver, hooks) talks to systemd in our name. */
 	unsetenv("NOTIFY_SOCKET");
+	/*
+	 * Locks are not inherited across fork: lock in the process that will
+	 * hold the keys, the one left after going to the background. ONFAULT:
+	 * a page is locked when first touched, so untouched library pages (the
+	 * HTTP library's TLS stack, say) are not read in just to be locked.
+	 */
+	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) < 0)
+		log_error("mlockall failed (%s): key memory may be swapped (raise the memory-lock "
+			  "limit, e.g. LimitMEMLOCK=infinity)", strerror(errno));
 	status = daemon_run(&cfg, notify_ready, &ready_pipe[1]);
 	if (ready_pipe[1] >= 0)
 		close(ready_pipe[1]);

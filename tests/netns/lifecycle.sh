@@ -78,6 +78,13 @@ stat -c %a "$SOCK" | qgrep -x 700 || stat -c %a "$SOCK" | qgrep -x 600 || fail "
 for p in /proc/[0-9]*; do
 	[ "$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" = "$VEILD $IF " ] && PIDS+=("${p#/proc/}")
 done
+# The daemon left in the background (not its resolver child) keeps its memory locked.
+bg=
+for p in "${PIDS[@]}"; do
+	[ "$(cat "/proc/$p/comm" 2>/dev/null)" = veild ] && [ "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" = "$VEILD $IF " ] && bg=$p
+done
+[ -n "$bg" ] || fail "no background veild found"
+[ "$(awk '/^VmLck:/ { print $2 }' "/proc/$bg/status")" -gt 1024 ] || fail "the background veild has not locked its memory (mlockall before the fork?)"
 pid=${PIDS[-1]}
 n1 ip link del "$IF"
 gone "$pid"
