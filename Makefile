@@ -91,7 +91,7 @@ FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(FUZZ_SAN) -g -O1 -Iinclude -Isrc 
 FUZZ_BIN := build/fuzz/fuzz_packet build/fuzz/fuzz_uapi build/fuzz/fuzz_conf
 FUZZ_DEPS_STAMP := build/.deps-fuzz-ok
 
-.PHONY: all deps check check-unit check-valgrind check-netns check-san check-fuzz fuzz lint demo bench install deb clean
+.PHONY: FORCE all deps check check-unit check-valgrind check-netns check-san check-fuzz fuzz lint demo bench install deb clean
 .DEFAULT_GOAL := all
 
 all: $(CORE_LIB) $(VEILD) $(VEILCTL)
@@ -125,6 +125,15 @@ $(BUILD)/ctl/%.o: tools/veilctl/%.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@[ "$(V)" = 1 ] || echo "  CC      $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -Itools/veilctl -c -o $@ $<
+
+# A file that changes only when VERSION does: the two objects that print it
+# are rebuilt then, so veild and veilctl never report different versions.
+VERSION_STAMP := $(BUILD)/version
+$(VERSION_STAMP): FORCE
+	@mkdir -p $(@D)
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' >$@
+$(BUILD)/veild.o $(BUILD)/ctl/main.o: $(VERSION_STAMP)
+FORCE:
 
 # veilctl shares the systemd notification client with veild.
 $(VEILCTL): $(VEILCTL_OBJ) $(BUILD)/notify.o $(CORE_LIB)
