@@ -298,17 +298,6 @@ int noise_consume_initiation(const uint8_t msg[static INITIATION_LEN],
 		goto out;
 	mix_hash(h, msg + INITIATION_TIMESTAMP, NOISE_ENCRYPTED_LEN(NOISE_TIMESTAMP_LEN));
 
-	/*
-	 * Authentic (the timestamp opened under the static-static key), so the
-	 * peer may be named; but its suite is not ours for it: refused, never
-	 * downgraded.
-	 */
-	if (suite != hs->suite) {
-		ret = suite == NOISE_SUITE_AES256GCM ? -ENOPROTOOPT : -EPROTONOSUPPORT;
-		*out = hs;
-		goto out;
-	}
-
 	/* The timestamp must be strictly newer: a replayed initiation fails here. */
 	replay = memcmp(ts, hs->latest_timestamp, NOISE_TIMESTAMP_LEN) <= 0;
 	flood = hs->have_consumed_initiation &&
@@ -316,10 +305,22 @@ int noise_consume_initiation(const uint8_t msg[static INITIATION_LEN],
 	ret = replay ? -EEXIST : -EBUSY;
 	if (replay || flood)
 		goto out;
-
 	memcpy(hs->latest_timestamp, ts, NOISE_TIMESTAMP_LEN);
 	hs->last_initiation_consumed = now;
 	hs->have_consumed_initiation = true;
+
+	/*
+	 * Authentic and fresh (the timestamp opened under the static-static
+	 * key, and is newer than any before), so the peer may be named, and a
+	 * replay of this very message is refused above as any replay is. But
+	 * its suite is not ours for the peer: refused, never downgraded.
+	 */
+	if (suite != hs->suite) {
+		ret = suite == NOISE_SUITE_AES256GCM ? -ENOPROTOOPT : -EPROTONOSUPPORT;
+		*out = hs;
+		goto out;
+	}
+
 	memcpy(hs->remote_ephemeral, e, 32);
 	memcpy(hs->chaining_key, ck, 32);
 	memcpy(hs->hash, h, 32);
@@ -579,13 +580,19 @@ int noise_keypair_encrypt(struct noise_keypair *kp, uint8_t *msg, const uint8_t 
 	le32_write(msg, MESSAGE_DATA);
 	le32_write(msg + DATA_RECEIVER, kp->remote_index);
 	le64_write(msg + DATA_COUNTER, n);
-	/* Both AEADs take a 96-bit nonce and append a 16-byte tag: the message is the same shape. */
-	if (kp->suite == NOISE_SUITE_AES256GCM)
-		crypto_aead_aes256gcm_encrypt(msg + DATA_HEADER_LEN, NULL, plain, len, NULL, 0, NULL,
-					      nonce, kp->send_key);
-	else
-		crypto_aead_chacha20poly1305_ietf_encrypt(msg + DATA_HEADER_LEN, NULL, plain, len,
-							  NULL, 0, NULL, nonce, kp->send_key);
+	/*
+	 * Both AEADs take a 96-bit nonce and append a 16-byte tag: the message is
+	 * the same shape. Encryption is in place, so a failure (libsodium's AES
+	 * without the CPU's instructions) must not let the buffer go out.
+	 */
+	if (kp->suite == NOISE_SUITE_AES256GCM
+		    ? crypto_aead_aes256gcm_encrypt(msg + DATA_HEADER_LEN, NULL, plain, len, NULL, 0,
+						    NULL, nonce, kp->send_key)
+		    : crypto_aead_chacha20poly1305_ietf_encrypt(msg + DATA_HEADER_LEN, NULL, plain, len,
+								NULL, 0, NULL, nonce, kp->send_key)) {
+		sodium_memzero(msg + DATA_HEADER_LEN, len + NOISE_AUTHTAG_LEN);
+		return -EIO;
+	}
 	return 0;
 }
 

@@ -117,11 +117,12 @@ int noise_create_initiation(struct noise_handshake *hs, const struct noise_stati
  * decrypted static key to a peer's handshake (NULL if unknown). On success
  * *out is that handshake, in state CONSUMED_INITIATION. Nothing is changed
  * on failure: -ENOENT unknown peer, -EBADMSG bad AEAD or DH, -EEXIST replayed
- * timestamp, -EBUSY initiation flood, -ENOKEY no identity. An authentic
- * initiation under the other suite than the peer's (see noise_suite) is
- * -ENOPROTOOPT (it offered AES-256-GCM, the peer is set to WireGuard's) or
- * -EPROTONOSUPPORT (the reverse); *out then names the peer's handshake,
- * unchanged, so that the caller can say whose.
+ * timestamp, -EBUSY initiation flood, -ENOKEY no identity. An authentic,
+ * fresh initiation under the other suite than the peer's (see noise_suite)
+ * is -ENOPROTOOPT (it offered AES-256-GCM, the peer is set to WireGuard's)
+ * or -EPROTONOSUPPORT (the reverse); its timestamp is then recorded (so a
+ * replay of it is -EEXIST, like any replay) and *out names the peer's
+ * handshake, whose state is otherwise unchanged, so the caller can say whose.
  */
 int noise_consume_initiation(const uint8_t msg[static INITIATION_LEN],
 			     const struct noise_static_identity *id,

@@ -686,11 +686,19 @@ static void test_suite_mismatch(void **state)
 				 dir ? -EPROTONOSUPPORT : -ENOPROTOOPT);
 		assert_ptr_equal(hs, &b.hs);
 		assert_int_equal(b.hs.state, HANDSHAKE_ZEROED);
-		assert_false(b.hs.have_consumed_initiation);
-		assert_memory_equal(b.hs.latest_timestamp, ts_before, sizeof(ts_before));
-		/* The same initiation goes through once the responder agrees. */
+		/* Its timestamp counts: replayed, it is a replay, and names nobody. */
+		assert_memory_not_equal(b.hs.latest_timestamp, ts_before, sizeof(ts_before));
+		hs = NULL;
+		assert_int_equal(noise_consume_initiation(init, &b.id, lookup_peer, &b,
+							  INITIATION_MIN_INTERVAL * 2, &hs),
+				 -EEXIST);
+		assert_null(hs);
+		/* Once the responder agrees, a new initiation goes through. */
 		b.hs.suite = a.hs.suite;
-		assert_int_equal(noise_consume_initiation(init, &b.id, lookup_peer, &b, 0, &hs), 0);
+		assert_int_equal(noise_create_initiation(&a.hs, &a.id, a.idx, init, 78ULL * NSEC_PER_SEC,
+							 &rng), 0);
+		assert_int_equal(noise_consume_initiation(init, &b.id, lookup_peer, &b,
+							  INITIATION_MIN_INTERVAL * 4, &hs), 0);
 		side_free(&a);
 		side_free(&b);
 	}
