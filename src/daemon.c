@@ -145,6 +145,8 @@ struct daemon {
 	} anon[ANON_REASONS];
 	long who_uid, who_pid; /* the control-socket caller being served, or -1 */
 	int resolver_fd;       /* -1: no resolver (host names stay as first resolved) */
+	pid_t resolver_pid;    /* refused by the control socket, whatever its uid */
+	uint32_t resolve_gen;  /* daemon-wide, so a reply never matches a re-created peer */
 	struct httpd *httpd;   /* the metrics listener, or NULL */
 	struct sockaddr_storage metrics_addr;
 	socklen_t metrics_len; /* 0: no listener asked for */
@@ -562,7 +564,8 @@ static void resolve_again(struct vpeer *vp)
 		return;
 	if (vp->resolved_at && now - vp->resolved_at < (uint64_t)RESOLVE_INTERVAL_SEC * NSEC_PER_SEC)
 		return;
-	rq.gen = ++vp->resolve_gen;
+	vp->resolve_gen = ++d->resolve_gen;
+	rq.gen = vp->resolve_gen;
 	memcpy(rq.public_key, vp->wp->public_key, sizeof(rq.public_key));
 	snprintf(rq.name, sizeof(rq.name), "%s", vp->ep_name);
 	/* A full socket buffer means many lookups out already: this one waits for the next failure. */
@@ -642,7 +645,8 @@ static void resolver_cb(uv_poll_t *h, int status, int events)
 	if (status) {
 		log_error("%s: the resolver process ended: endpoint host names will not be looked "
 			  "up again", d->cfg->ifname);
-		uv_poll_stop(h);
+		/* uv_close stops the watch at once; the descriptor may go right after. */
+		uv_close((uv_handle_t *)h, NULL);
 		close(d->resolver_fd);
 		d->resolver_fd = -1;
 	}
@@ -1199,7 +1203,7 @@ static int be_peer_endpoint_name(void *ctx, void *peer, const char *name)
 	}
 	free(vp->ep_name);
 	vp->ep_name = copy;
-	vp->resolve_gen++;
+	vp->resolve_gen = ++((struct daemon *)ctx)->resolve_gen;
 	vp->resolving = false;
 	vp->resolved_at = 0;
 	audit(ctx, "endpoint_name_set", wp->public_key, "name=%s", *name ? name : "-");
@@ -1354,6 +1358,13 @@ static int be_metrics(void *ctx, struct uapi_writer *w)
 	return 0;
 }
 
+static bool is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >> 24) == 127;
+	return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
+}
+
 static int render_metrics(void *ctx, struct uapi_buf *out)
 {
 	return uapi_render(out, be_metrics, ctx);
@@ -1372,6 +1383,9 @@ static int be_set_metrics_listen(void *ctx, const struct sockaddr *sa, socklen_t
 	d->metrics_len = 0;
 	if (sa) {
 		endpoint_str(sa, where, sizeof(where));
+		if ((sa->sa_family == AF_INET ? ((const struct sockaddr_in *)(const void *)sa)->sin_port
+					      : ((const struct sockaddr_in6 *)(const void *)sa)->sin6_port) == 0)
+			return -EINVAL; /* a scraper must know where to come */
 		err = httpd_start(&d->loop, sa, len, render_metrics, d, &d->httpd);
 		if (err) {
 			log_error("%s: cannot serve metrics on %s: %s", d->cfg->ifname, where,
@@ -1381,6 +1395,9 @@ static int be_set_metrics_listen(void *ctx, const struct sockaddr *sa, socklen_t
 		memcpy(&d->metrics_addr, sa, len);
 		d->metrics_len = len;
 		log_info("%s: serving metrics on http://%s/metrics", d->cfg->ifname, where);
+		if (!is_loopback(sa))
+			log_error("%s: WARNING: metrics on %s name every peer's public key to anyone "
+				  "who can reach it; prefer a loopback address", d->cfg->ifname, where);
 	}
 	audit(d, "metrics_listen_set", NULL, "listen=%s", where);
 	return 0;
@@ -1529,6 +1546,9 @@ static bool caller_allowed(const struct daemon *d, const struct ucred *cred)
 {
 	size_t i;
 
+	/* Our own resolver child never configures us, whatever its uid and groups. */
+	if (d->resolver_pid > 0 && cred->pid == d->resolver_pid)
+		return false;
 	if (cred->uid == 0)
 		return true;
 	if (!d->cfg->has_control_group)
@@ -1708,7 +1728,7 @@ static void close_walk(uv_handle_t *h, void *arg)
  */
 static void start_resolver(struct daemon *d)
 {
-	int err = resolver_start(d->cfg->user, &d->resolver_fd);
+	int err = resolver_start(&d->resolver_fd, &d->resolver_pid);
 
 	if (!err && (uv_poll_init(&d->loop, &d->resolver_poll, d->resolver_fd) ||
 		     uv_poll_start(&d->resolver_poll, UV_READABLE, resolver_cb)))

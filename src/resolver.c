@@ -130,9 +130,10 @@ static void __attribute__((noreturn)) child_main(void)
 
 /*
  * In the child: keep only our end of the socketpair (as fd 3), stdin,
- * stdout and stderr; never outlive the daemon; give up every privilege.
+ * stdout and stderr; never outlive the daemon; give up every privilege
+ * (root's uid included).
  */
-static void __attribute__((noreturn)) child_start(int fd, pid_t parent, const char *user)
+static void __attribute__((noreturn)) child_start(int fd, pid_t parent)
 {
 	sigset_t all;
 
@@ -149,12 +150,12 @@ static void __attribute__((noreturn)) child_start(int fd, pid_t parent, const ch
 		_exit(1);
 	if (close_range(CHILD_FD + 1, ~0U, 0) < 0)
 		_exit(1);
-	if (sandbox_resolver(user) < 0)
+	if (sandbox_resolver() < 0)
 		_exit(1);
 	child_main();
 }
 
-int resolver_start(const char *user, int *fd)
+int resolver_start(int *fd, pid_t *child)
 {
 	pid_t parent = getpid(), pid;
 	int sv[2], ret;
@@ -172,7 +173,7 @@ int resolver_start(const char *user, int *fd)
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		child_start(sv[1], parent, user);
+		child_start(sv[1], parent);
 	}
 	close(sv[1]);
 	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0) {
@@ -181,5 +182,6 @@ int resolver_start(const char *user, int *fd)
 		return ret;
 	}
 	*fd = sv[0];
+	*child = pid;
 	return 0;
 }

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "core/compiler.h"
 
@@ -37,12 +38,12 @@ struct resolver_reply {
 };
 
 /*
- * Fork the resolver. user: drop to this account (NULL: stay root, but
- * without any capability). On success *fd is the daemon's end of the
- * socketpair (non-blocking, close-on-exec). The child ends when that end
- * closes or the daemon dies.
+ * Fork the resolver; it runs as "nobody" with no capability (sandbox.h).
+ * On success *fd is the daemon's end of the socketpair (non-blocking,
+ * close-on-exec) and *pid the child's, which the control socket refuses.
+ * The child ends when that end closes or the daemon dies.
  */
-int __must_check resolver_start(const char *user, int *fd);
+int __must_check resolver_start(int *fd, pid_t *pid);
 
 /*
  * Whether name has the shape of "host:port" or "[address]:port" with a

@@ -126,18 +126,26 @@ int sandbox_no_new_privs(void)
 }
 
 /*
- * CAP_IPC_LOCK too: mlockall(MCL_FUTURE) stays in force, and without it every
- * new mapping counts against RLIMIT_MEMLOCK. Raising that limit needs
- * CAP_SYS_RESOURCE, which containers often lack; then, at the default 8 MB,
- * a daemon whose libraries already fill it fails every allocation (ENOMEM on
- * the first peer).
+ * CAP_IPC_LOCK too, when we have it: mlockall(MCL_FUTURE) stays in force, and
+ * without it every new mapping counts against RLIMIT_MEMLOCK. Raising that
+ * limit needs CAP_SYS_RESOURCE, which containers often lack; then, at the
+ * default 8 MB, a daemon whose libraries already fill it fails every
+ * allocation (ENOMEM on the first peer).
  */
 static int keep_caps(void)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct data[2];
-	uint32_t keep = 1u << CAP_NET_ADMIN | 1u << CAP_NET_BIND_SERVICE | 1u << CAP_IPC_LOCK;
+	uint32_t keep = 1u << CAP_NET_ADMIN | 1u << CAP_NET_BIND_SERVICE;
 
+	/*
+	 * Only what we have: under a bounding set without CAP_IPC_LOCK (a
+	 * systemd unit's, a container's) capset could not add it, and the
+	 * memory-lock limit raised above must do.
+	 */
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capget, &hdr, data) == 0 && data[0].permitted & (1u << CAP_IPC_LOCK))
+		keep |= 1u << CAP_IPC_LOCK;
 	memset(data, 0, sizeof(data));
 	data[0].effective = keep;
 	data[0].permitted = keep;
@@ -171,16 +179,34 @@ int sandbox_drop_user(const char *user)
 	return 0;
 }
 
-/* Calls that a lookup never makes and an attacker would want first. */
-static const int resolver_denied[] = {
-	SYS_execve, SYS_execveat, SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev,
-	SYS_mount, SYS_umount2, SYS_setns, SYS_unshare, SYS_kexec_load, SYS_init_module,
-	SYS_finit_module, SYS_bpf, SYS_perf_event_open, SYS_keyctl, SYS_add_key,
+/*
+ * What getaddrinfo makes (traced over /etc/hosts, DNS and nscd's socket) and
+ * our request loop: anything else fails with EPERM, so a lookup may fail but
+ * the child is never killed by a call we did not foresee.
+ */
+static const int resolver_allowed[] = {
+	SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_pread64, SYS_openat, SYS_close,
+	SYS_newfstatat, SYS_fstat, SYS_lseek, SYS_access, SYS_faccessat, SYS_readlink,
+#ifdef SYS_statx
+	SYS_statx,
+#endif
+#ifdef SYS_faccessat2
+	SYS_faccessat2,
+#endif
+	SYS_mmap, SYS_munmap, SYS_mprotect, SYS_mremap, SYS_brk, SYS_madvise,
+	SYS_socket, SYS_connect, SYS_bind, SYS_getsockname, SYS_getpeername, SYS_setsockopt,
+	SYS_getsockopt, SYS_sendto, SYS_sendmsg, SYS_sendmmsg, SYS_recvfrom, SYS_recvmsg,
+	SYS_poll, SYS_ppoll, SYS_ioctl, SYS_fcntl,
+	SYS_uname, SYS_futex, SYS_getrandom, SYS_getpid, SYS_gettid, SYS_getuid, SYS_geteuid,
+	SYS_getgid, SYS_getegid, SYS_clock_gettime, SYS_gettimeofday, SYS_nanosleep,
+	SYS_clock_nanosleep, SYS_prlimit64, SYS_sched_yield,
+	SYS_rt_sigprocmask, SYS_rt_sigaction, SYS_rt_sigreturn, SYS_restart_syscall,
+	SYS_exit, SYS_exit_group,
 };
 
 static int resolver_filter(void)
 {
-	struct sock_filter f[8 + ARRAY_SIZE(resolver_denied) * 2];
+	struct sock_filter f[8 + ARRAY_SIZE(resolver_allowed) * 2];
 	struct sock_fprog prog;
 	size_t n = 0, i;
 
@@ -194,29 +220,33 @@ static int resolver_filter(void)
 	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1);
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
 #endif
-	for (i = 0; i < ARRAY_SIZE(resolver_denied); i++) {
+	for (i = 0; i < ARRAY_SIZE(resolver_allowed); i++) {
 		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
-						      (unsigned int)resolver_denied[i], 0, 1);
-		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+						      (unsigned int)resolver_allowed[i], 0, 1);
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	}
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
 	prog.len = (unsigned short)n;
 	prog.filter = f;
 	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0 ? -errno : 0;
 }
 
-int sandbox_resolver(const char *user)
+/*
+ * Never root, even when veild stays root: root's uid would still own the
+ * control socket, the systemd and container sockets and root's files. The
+ * account "nobody" (or 65534), no groups, so not the control group either.
+ */
+int sandbox_resolver(void)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct none[2];
-	struct passwd *pw = user ? getpwnam(user) : NULL;
+	struct passwd *pw = getpwnam("nobody");
+	uid_t uid = pw ? pw->pw_uid : 65534;
+	gid_t gid = pw ? pw->pw_gid : 65534;
 
-	if (user && !pw)
-		return -ENOENT;
-	if (pw && pw->pw_uid != 0 &&
-	    (setgroups(0, NULL) < 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
-	     setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0))
-		return -errno;
+	if (uid == 0 || setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+	    setresuid(uid, uid, uid) < 0)
+		return uid == 0 ? -EPERM : -errno;
 	memset(none, 0, sizeof(none));
 	if (syscall(SYS_capset, &hdr, none) < 0 || sandbox_no_new_privs() < 0)
 		return -errno;

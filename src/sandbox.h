@@ -22,10 +22,10 @@ int sandbox_no_new_privs(void);
 #endif
 int sandbox_seccomp(void);
 /*
- * For the resolver child: become user (NULL: stay uid 0) with no
- * capability at all, no new privileges, and a filter that kills the
- * process on execve, ptrace and other calls a name lookup never makes.
+ * For the resolver child: become "nobody" (never root, whatever veild runs
+ * as) with no group and no capability, no new privileges, and an allow-list
+ * of the calls a name lookup makes (anything else fails with EPERM).
  */
-int sandbox_resolver(const char *user);
+int sandbox_resolver(void);
 
 #endif

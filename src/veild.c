@@ -333,9 +333,11 @@ int main(int argc, char **argv)
 	 * a page is locked when first touched, so untouched library pages (the
 	 * HTTP library's TLS stack, say) are not read in just to be locked.
 	 */
+#ifndef __SANITIZE_ADDRESS__ /* ASan's terabytes of shadow memory cannot be locked */
 	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) < 0)
 		log_error("mlockall failed (%s): key memory may be swapped (raise the memory-lock "
 			  "limit, e.g. LimitMEMLOCK=infinity)", strerror(errno));
+#endif
 	status = daemon_run(&cfg, notify_ready, &ready_pipe[1]);
 	if (ready_pipe[1] >= 0)
 		close(ready_pipe[1]);

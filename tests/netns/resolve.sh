@@ -21,6 +21,7 @@ setup_hosts
 genkeys
 mkdir -p "/etc/netns/$NS1"
 printf '198.18.0.9 peer-b.veil.test\n' >"$HOSTS"
+chmod 644 "$HOSTS" # as /etc/hosts is: the resolver child runs as nobody
 
 start_daemon "$NS2" veild "$B"
 wg_up "$NS2" "$B" "$TMP/k2" 51820 192.0.2.2/24

@@ -98,9 +98,12 @@ static void test_child(void **state)
 	int fd, i;
 
 	(void)state;
-	assert_int_equal(resolver_start(NULL, &fd), 0);
+	pid_t started;
+
+	assert_int_equal(resolver_start(&fd, &started), 0);
 	pid = child_of_us();
 	assert_true(pid > 0);
+	assert_int_equal(pid, started);
 
 	/* localhost is in every /etc/hosts. */
 	ask(fd, "localhost:51820", 7, &rp);
@@ -134,6 +137,9 @@ static void test_child(void **state)
 	f = fopen(path, "r");
 	assert_non_null(f);
 	while (fgets(line, sizeof(line), f)) {
+		/* Never root, even when the daemon is. */
+		if (!strncmp(line, "Uid:", 4))
+			assert_int_not_equal(atoi(line + 5), 0);
 		if (!strncmp(line, "CapEff:", 7) || !strncmp(line, "CapPrm:", 7)) {
 			assert_string_equal(line + 8, "0000000000000000\n");
 			caps_checked = true;
