@@ -817,6 +817,13 @@ static const uint8_t *conf_psk(const struct conf_peer *p)
 static void put_peer(struct sbuf *b, const struct conf_peer *p)
 {
 	sbuf_hex(b, "public_key", p->public_key);
+	/*
+	 * veild's own key, and only for a peer that asks for AES (so a file
+	 * without Cipher stays a plain WireGuard request): first, so that the
+	 * peer never starts a handshake under the default suite.
+	 */
+	if (p->cipher == CIPHER_AES256GCM)
+		sbuf_printf(b, "cipher=aes256gcm\n");
 	if (conf_psk(p))
 		sbuf_hex(b, "preshared_key", conf_psk(p));
 	if (p->endpoint_len)

@@ -4,7 +4,7 @@
  * once a second: each peer's endpoint, latest handshake, receive and
  * transmit rates and a sparkline of its throughput over the last minute.
  * It draws on the alternate screen of a terminal (so it works over SSH) and
- * gives the terminal back as it found it on q, Ctrl-C, SIGTERM or SIGHUP.
+ * gives the terminal back as it found it on q, Ctrl-C, Ctrl-Z, SIGTERM or SIGHUP.
  * Without a terminal it prints one frame (two samples a second apart) and
  * exits.
  */
@@ -295,7 +295,14 @@ static int loop(struct top *t)
 			window_size(t);
 			if (!refresh(t, true, true))
 				return 1;
+			/* Behind (a slow daemon): the next frame a second from now, not a burst. */
+			clock_gettime(CLOCK_MONOTONIC, &now);
 			next.tv_sec += 1;
+			if (next.tv_sec < now.tv_sec ||
+			    (next.tv_sec == now.tv_sec && next.tv_nsec < now.tv_nsec)) {
+				next = now;
+				next.tv_sec += 1;
+			}
 			continue;
 		}
 		wait_ms = (int)((next.tv_sec - now.tv_sec) * 1000 + (next.tv_nsec - now.tv_nsec) / 1000000);
@@ -333,6 +340,9 @@ int cmd_top(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	/* Ctrl-\\ and Ctrl-Z end it too: a stopped top would leave the terminal raw. */
+	sigaction(SIGQUIT, &sa, NULL);
+	sigaction(SIGTSTP, &sa, NULL);
 	if (!tty) {
 		/* One frame: two samples a second apart, so the rates mean something. */
 		ret = refresh(&t, false, false) ? 0 : 1;

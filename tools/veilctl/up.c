@@ -780,6 +780,16 @@ struct up_ctx {
 	struct state plan, done;
 };
 
+static bool wants_aes(const struct conf *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_peers; i++)
+		if (c->peers[i].cipher == CIPHER_AES256GCM)
+			return true;
+	return false;
+}
+
 static int send_config(struct up_ctx *u)
 {
 	struct sbuf req = { 0 };
@@ -796,8 +806,12 @@ static int send_config(struct up_ctx *u)
 		sbuf_free(&req);
 	}
 	if (ret)
-		err_line("%s: the daemon refused the configuration: %s%s%s", u->c.name, strerror(-ret),
-			 why[0] ? ": " : "", why);
+		err_line("%s: the daemon refused the configuration: %s%s%s%s", u->c.name,
+			 strerror(-ret), why[0] ? ": " : "", why,
+			 ret == -EINVAL && wants_aes(&u->c)
+				 ? " (Cipher = aes256gcm is veild's own: only veild takes it, and only "
+				   "on a CPU with AES instructions)"
+				 : "");
 	else
 		ret = ctl_send_extensions(u->c.name, &u->c);
 	return ret;
