@@ -2,12 +2,22 @@
 #include "udp.h"
 
 #include <errno.h>
+#include <linux/udp.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum { CMSG_SPACE_MAX = 64, BATCH_MAX = 128 };
+enum {
+	CMSG_SPACE_MAX = 96, /* a pktinfo and a UDP_SEGMENT */
+	BATCH_MAX = 128,
+	GSO_SEGMENTS_MAX = 64,  /* UDP_MAX_SEGMENTS of older kernels */
+	GSO_BYTES_MAX = 65000,  /* one skb: under 64 KB with the headers */
+};
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
 
 /*
  * Bursts of a batch per wake-up overflow the default socket buffers (about
@@ -90,6 +100,7 @@ int udp_open(struct udp_sockets *u, uint16_t port, uint32_t fwmark)
 	u->fd6 = fd6 >= 0 ? fd6 : -1;
 	u->port = bound;
 	u->fwmark = fwmark;
+	u->no_gso = false;
 	return 0;
 }
 
@@ -245,33 +256,96 @@ int udp_send(struct udp_sockets *u, const struct wg_endpoint *ep, const uint8_t 
 	return -errno;
 }
 
+/* Whether two datagrams take the same path: same destination, same source. */
+static bool same_path(const struct wg_endpoint *a, const struct wg_endpoint *b)
+{
+	if (!wg_endpoint_equal_addr(a, b) || a->has_src != b->has_src)
+		return false;
+	if (!a->has_src)
+		return true;
+	if (a->addr.sa.sa_family == AF_INET)
+		return a->src.v4.s_addr == b->src.v4.s_addr;
+	return !memcmp(&a->src.v6, &b->src.v6, sizeof(a->src.v6)) && a->src_ifindex == b->src_ifindex;
+}
+
+/*
+ * How many datagrams from msgs[start] can go as one UDP_SEGMENT train: same
+ * path and family, all as long as the first except a shorter last one.
+ */
+static unsigned int train_len(const struct udp_sockets *u, const struct udp_msg *msgs,
+			      unsigned int start, unsigned int n)
+{
+	size_t size = msgs[start].len, bytes = size;
+	unsigned int end = start + 1;
+
+	if (u->no_gso)
+		return 1;
+	while (end < n && end - start < GSO_SEGMENTS_MAX && msgs[end - 1].len == size &&
+	       msgs[end].len <= size && bytes + msgs[end].len <= GSO_BYTES_MAX &&
+	       same_path(&msgs[end].ep, &msgs[start].ep)) {
+		bytes += msgs[end].len;
+		end++;
+	}
+	return end - start;
+}
+
+static size_t write_segment(uint8_t *cbuf, size_t used, uint16_t size)
+{
+	struct cmsghdr *c = (struct cmsghdr *)(void *)(cbuf + used);
+
+	memset(c, 0, CMSG_SPACE(sizeof(size)));
+	c->cmsg_level = IPPROTO_UDP;
+	c->cmsg_type = UDP_SEGMENT;
+	c->cmsg_len = CMSG_LEN(sizeof(size));
+	memcpy(CMSG_DATA(c), &size, sizeof(size));
+	return used + CMSG_SPACE(sizeof(size));
+}
+
+/*
+ * Datagrams to one peer go in trains: one message of several iovecs and a
+ * UDP_SEGMENT size, which the kernel sends as one skb and cuts up late
+ * (GSO), instead of one trip through the UDP stack per datagram. A kernel
+ * or device that refuses it turns it off for these sockets.
+ */
 int udp_send_batch(struct udp_sockets *u, struct udp_msg *msgs, unsigned int n)
 {
 	struct mmsghdr mm[BATCH_MAX];
 	struct iovec iov[BATCH_MAX];
 	uint8_t cbuf[BATCH_MAX][CMSG_SPACE_MAX];
-	unsigned int i, start = 0, sent = 0;
+	unsigned int first[BATCH_MAX], count[BATCH_MAX];
+	unsigned int i, t, trains = 0, start = 0, sent = 0;
 
 	if (n > BATCH_MAX)
 		n = BATCH_MAX;
-	memset(mm, 0, sizeof(mm[0]) * n);
 	for (i = 0; i < n; i++) {
 		iov[i].iov_base = msgs[i].buf;
 		iov[i].iov_len = msgs[i].len;
-		mm[i].msg_hdr.msg_name = &msgs[i].ep.addr;
-		mm[i].msg_hdr.msg_namelen = name_len(&msgs[i].ep);
-		mm[i].msg_hdr.msg_iov = &iov[i];
-		mm[i].msg_hdr.msg_iovlen = 1;
 		msgs[i].src_failed = false;
-		mm[i].msg_hdr.msg_controllen = write_pktinfo(&msgs[i].ep, cbuf[i]);
-		mm[i].msg_hdr.msg_control = mm[i].msg_hdr.msg_controllen ? cbuf[i] : NULL;
 	}
-	/* One sendmmsg per run of the same family. */
-	while (start < n) {
-		int fd = fd_for(u, &msgs[start].ep), r;
+	for (i = 0; i < n; i += count[trains++]) {
+		struct msghdr *h = &mm[trains].msg_hdr;
+		size_t used;
+
+		first[trains] = i;
+		count[trains] = train_len(u, msgs, i, n);
+		memset(&mm[trains], 0, sizeof(mm[trains]));
+		h->msg_name = &msgs[i].ep.addr;
+		h->msg_namelen = name_len(&msgs[i].ep);
+		h->msg_iov = &iov[i];
+		h->msg_iovlen = count[trains];
+		used = write_pktinfo(&msgs[i].ep, cbuf[trains]);
+		if (count[trains] > 1)
+			used = write_segment(cbuf[trains], used, (uint16_t)msgs[i].len);
+		h->msg_controllen = used;
+		h->msg_control = used ? cbuf[trains] : NULL;
+	}
+	/* One sendmmsg per run of trains of the same family. */
+	while (start < trains) {
+		int fd = fd_for(u, &msgs[first[start]].ep), r;
 		unsigned int end = start + 1;
 
-		while (end < n && msgs[end].ep.addr.sa.sa_family == msgs[start].ep.addr.sa.sa_family)
+		while (end < trains && msgs[first[end]].ep.addr.sa.sa_family ==
+					       msgs[first[start]].ep.addr.sa.sa_family)
 			end++;
 		if (fd < 0) {
 			start = end;
@@ -279,12 +353,23 @@ int udp_send_batch(struct udp_sockets *u, struct udp_msg *msgs, unsigned int n)
 		}
 		r = sendmmsg(fd, mm + start, end - start, MSG_DONTWAIT);
 		if (r <= 0) {
-			/* Fall back to one at a time so one bad datagram does not stall the rest. */
-			if (udp_send(u, &msgs[start].ep, msgs[start].buf, msgs[start].len) == 1)
-				msgs[start].src_failed = true;
+			/*
+			 * One at a time, so one bad datagram does not stall the rest; a
+			 * train refused for its segmentation (EIO, EINVAL, EOPNOTSUPP)
+			 * means no GSO here from now on.
+			 */
+			if (count[start] > 1 && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP))
+				u->no_gso = true;
+			for (t = 0; t < count[start]; t++) {
+				struct udp_msg *m = &msgs[first[start] + t];
+
+				if (udp_send(u, &m->ep, m->buf, m->len) == 1)
+					m->src_failed = true;
+			}
 			r = 1;
 		}
-		sent += (unsigned int)r;
+		for (t = start; t < start + (unsigned int)r; t++)
+			sent += count[t];
 		start += (unsigned int)r;
 	}
 	return (int)sent;

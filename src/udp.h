@@ -17,6 +17,7 @@ struct udp_sockets {
 	int fd4, fd6;
 	uint16_t port;
 	uint32_t fwmark;
+	bool no_gso; /* the kernel refused a UDP_SEGMENT train: one datagram per message */
 };
 
 /* Bind both families to port (0: the kernel picks one, then both share it). */
