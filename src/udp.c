@@ -368,6 +368,8 @@ int udp_send_batch(struct udp_sockets *u, struct udp_msg *msgs, unsigned int n)
 			}
 			r = 1;
 		}
+		if ((unsigned int)r > end - start)
+			r = (int)(end - start); /* sendmmsg never says more; the analyser cannot know */
 		for (t = start; t < start + (unsigned int)r; t++)
 			sent += count[t];
 		start += (unsigned int)r;
