@@ -67,8 +67,6 @@ static const int allowed[] = {
 	SYS_getpid, SYS_gettid, SYS_tgkill, SYS_sched_yield, SYS_exit, SYS_exit_group,
 };
 
-#define ARRAY_SIZE_ALLOWED (sizeof(allowed) / sizeof(allowed[0]))
-
 /* Load what libc reads lazily (time zone, messages) while files may still be opened. */
 static void prewarm(void)
 {
@@ -80,13 +78,21 @@ static void prewarm(void)
 	(void)strerror(EINVAL);
 }
 
-int sandbox_seccomp(void)
+enum { FILTER_MAX = 256 }; /* instructions: two per allowed call, and a few */
+
+/*
+ * Install an allow-list filter: the right architecture (and on x86-64 no x32
+ * calls) or death; openat answered with openat_errno when that is non-zero;
+ * each of calls[]; anything else gets otherwise (a SECCOMP_RET_*).
+ */
+static int install_filter(const int *calls, size_t count, int openat_errno, uint32_t otherwise)
 {
-	struct sock_filter f[10 + ARRAY_SIZE_ALLOWED * 2];
+	struct sock_filter f[FILTER_MAX];
 	struct sock_fprog prog;
 	size_t n = 0, i;
 
-	/* Right architecture, and on x86-64 no x32 calls, or die. */
+	if (count * 2 + 10 > FILTER_MAX)
+		return -E2BIG;
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
 					      offsetof(struct seccomp_data, arch));
 	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SANDBOX_ARCH, 1, 0);
@@ -97,27 +103,34 @@ int sandbox_seccomp(void)
 	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1);
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
 #endif
+	if (openat_errno) {
+		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat, 0, 1);
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
+						      SECCOMP_RET_ERRNO | (uint32_t)openat_errno);
+	}
+	for (i = 0; i < count; i++) {
+		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+						      (unsigned int)calls[i], 0, 1);
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	}
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, otherwise);
+	prog.len = (unsigned short)n;
+	prog.filter = f;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+		return -errno;
+	return 0;
+}
+
+int sandbox_seccomp(void)
+{
+	prewarm();
 	/*
 	 * Opening files is refused, but gently: libc may lazily look for a
 	 * message catalog or time zone file, and must then fall back, not die.
+	 * Any call not listed kills the process.
 	 */
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat, 0, 1);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES);
-	for (i = 0; i < ARRAY_SIZE_ALLOWED; i++) {
-		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
-						      (unsigned int)allowed[i], 0, 1);
-		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-	}
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-
-	prewarm();
-	prog.len = (unsigned short)n;
-	prog.filter = f;
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return -errno;
-	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
-		return -errno;
-	return 0;
+	return install_filter(allowed, ARRAY_SIZE(allowed), EACCES, SECCOMP_RET_KILL_PROCESS);
 }
 
 int sandbox_no_new_privs(void)
@@ -204,33 +217,6 @@ static const int resolver_allowed[] = {
 	SYS_exit, SYS_exit_group,
 };
 
-static int resolver_filter(void)
-{
-	struct sock_filter f[8 + ARRAY_SIZE(resolver_allowed) * 2];
-	struct sock_fprog prog;
-	size_t n = 0, i;
-
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-					      offsetof(struct seccomp_data, arch));
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SANDBOX_ARCH, 1, 0);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-					      offsetof(struct seccomp_data, nr));
-#if defined(__x86_64__)
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-#endif
-	for (i = 0; i < ARRAY_SIZE(resolver_allowed); i++) {
-		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
-						      (unsigned int)resolver_allowed[i], 0, 1);
-		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-	}
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
-	prog.len = (unsigned short)n;
-	prog.filter = f;
-	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0 ? -errno : 0;
-}
-
 /*
  * Never root, even when veild stays root: root's uid would still own the
  * control socket, the systemd and container sockets and root's files. The
@@ -248,7 +234,8 @@ int sandbox_resolver(void)
 	    setresuid(uid, uid, uid) < 0)
 		return uid == 0 ? -EPERM : -errno;
 	memset(none, 0, sizeof(none));
-	if (syscall(SYS_capset, &hdr, none) < 0 || sandbox_no_new_privs() < 0)
+	if (syscall(SYS_capset, &hdr, none) < 0)
 		return -errno;
-	return resolver_filter();
+	return install_filter(resolver_allowed, ARRAY_SIZE(resolver_allowed), 0,
+			      SECCOMP_RET_ERRNO | EPERM);
 }
