@@ -323,6 +323,21 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+int ctl_write_out(const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(STDOUT_FILENO, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 /*
  * Read up to the reply's empty line. Only the new bytes (and the one
  * before them) are searched for "\n\n", so a long reply costs linear time.

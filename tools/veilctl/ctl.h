@@ -66,6 +66,8 @@ int ctl_list(char ***names, size_t *n);
 /* get=1: fills dev (free with ctl_device_free). 0 or -errno. */
 int ctl_get(const char *ifname, struct ctl_device *dev, char *why, size_t whylen);
 void ctl_device_free(struct ctl_device *dev);
+/* All of p to standard output (keys, show's text); 0 or a negative errno. */
+int ctl_write_out(const char *p, size_t len);
 /*
  * veild's own "metrics=1": the Prometheus text appended to text. A daemon
  * without it (wireguard-go) closes the connection: -EPIPE.

@@ -15,21 +15,6 @@
 
 enum { B64_LEN = sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL), KEY_IN_MAX = 256 };
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* The key in base64 and a newline; the line is wiped after. Returns the exit code. */
 static int print_key(const uint8_t k[static 32])
 {
@@ -38,7 +23,7 @@ static int print_key(const uint8_t k[static 32])
 
 	sodium_bin2base64(line, B64_LEN, k, 32, sodium_base64_VARIANT_ORIGINAL);
 	line[B64_LEN - 1] = '\n';
-	ret = write_all(STDOUT_FILENO, line, B64_LEN);
+	ret = ctl_write_out(line, B64_LEN);
 	sodium_memzero(line, sizeof(line));
 	if (ret)
 		fprintf(stderr, "veilctl: cannot write the key: %s\n", strerror(-ret));

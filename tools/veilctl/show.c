@@ -383,21 +383,6 @@ void ctl_format_peer(struct sbuf *out, const struct ctl_peer *p, const struct co
 			    orig->cipher == CIPHER_AES256GCM ? "aes256gcm" : "chacha20poly1305");
 }
 
-static int write_out(const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(STDOUT_FILENO, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int cmd_showconf(int argc, char **argv)
 {
 	struct ctl_device d;
@@ -420,7 +405,7 @@ int cmd_showconf(int argc, char **argv)
 		key_line(&out, "PrivateKey", d.private_key);
 	for (i = 0; i < d.n_peers; i++)
 		ctl_format_peer(&out, &d.peers[i], NULL);
-	ret = out.failed ? -ENOMEM : write_out(out.data, out.len);
+	ret = out.failed ? -ENOMEM : ctl_write_out(out.data, out.len);
 	if (ret)
 		fprintf(stderr, "veilctl: %s: %s\n", argv[1],
 			ret == -ENOMEM ? "out of locked memory" : strerror(-ret));
