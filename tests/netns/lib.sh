@@ -22,7 +22,10 @@ TMP=$(mktemp -d)
 PIDS=()
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
-fail() { log "FAIL: $*"; exit 1; }
+# The reason is said again after the daemons' logs, at the end of the output,
+# where a truncated CI log still shows it.
+FAIL_REASON=
+fail() { FAIL_REASON="$*"; log "FAIL: $*"; exit 1; }
 # grep -q for the end of a pipeline: reads all its input first. Under
 # pipefail, grep -q leaving at the first match kills a writer that has more to
 # say (ip rule show writes a line at a time) with SIGPIPE, and the pipeline
@@ -95,6 +98,7 @@ cleanup() {
 	rmdir /etc/netns 2>/dev/null
 	if [ $status -ne 0 ]; then
 		for f in "$TMP"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }; done
+		[ -n "$FAIL_REASON" ] && echo "FAIL ($(basename "$0")): $FAIL_REASON"
 	fi
 	rm -rf "$TMP"
 	exit $status
