@@ -63,7 +63,8 @@ n2 timeout 150 "$XFER" recv "$port" >"$TMP/recv.out" 2>"$TMP/recv.log" &
 RPID=$!
 PIDS+=($RPID)
 for _ in $(seq 50); do grep -q listening "$TMP/recv.out" && break; sleep 0.1; done
-n1 timeout 150 "$XFER" send 192.0.2.2 "$port" 50 >"$TMP/send.out" 2>"$TMP/send.log" &
+# Paced over 2 s, so the change falls inside the transfer however fast the tunnel is.
+n1 timeout 150 "$XFER" send 192.0.2.2 "$port" 50 2 >"$TMP/send.out" 2>"$TMP/send.log" &
 SPID=$!
 PIDS+=($SPID)
 sleep 0.3
@@ -71,6 +72,7 @@ sleep 0.3
 n1 sysctl -qw "net.ipv4.conf.v$RUN.promote_secondaries=1"
 n1 ip addr add 198.18.0.11/24 dev "v$RUN"
 n1 ip addr del 198.18.0.1/24 dev "v$RUN"
+kill -0 $SPID 2>/dev/null || fail "the transfer ended before the address changed: nothing proven"
 wait $SPID || fail "sender failed after roaming"
 wait $RPID || fail "receiver failed after roaming"
 [ "$(cat "$TMP/send.out")" = "$(tail -n 1 "$TMP/recv.out")" ] || fail "transfer damaged across roaming"

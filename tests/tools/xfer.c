@@ -2,7 +2,9 @@
 /*
  * A TCP transfer with a checksum at both ends, for the namespace tests:
  *   xfer recv PORT            listen once (IPv4 and IPv6), print "BYTES HASH"
- *   xfer send ADDR PORT MB    send MB megabytes of seeded pseudo-random data, print "BYTES HASH"
+ *   xfer send ADDR PORT MB [SECONDS]
+ *                             send MB megabytes of seeded pseudo-random data, print "BYTES HASH";
+ *                             with SECONDS, paced to take at least that long
  * The hash is BLAKE2b-256 (libsodium's generichash) of every byte sent or received.
  * Both ends give up after 120 s.
  */
@@ -15,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -75,12 +78,29 @@ static int do_recv(const char *port)
 	return 0;
 }
 
-static int do_send(const char *host, const char *port, const char *mb)
+/* Sleep until sent bytes are due, when the whole should take secs seconds. */
+static void pace(unsigned long long sent, unsigned long long total, double secs,
+		 const struct timespec *t0)
+{
+	struct timespec now, due;
+	double at = secs * (double)sent / (double)total, el;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	el = (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+	if (at <= el)
+		return;
+	due.tv_sec = (time_t)(at - el);
+	due.tv_nsec = (long)((at - el - (double)due.tv_sec) * 1e9);
+	nanosleep(&due, NULL);
+}
+
+static int do_send(const char *host, const char *port, const char *mb, double secs)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST }, *ai;
 	unsigned long long total = strtoull(mb, NULL, 10) << 20, sent = 0;
 	unsigned char buf[65536], seed[randombytes_SEEDBYTES] = { 7 };
 	crypto_generichash_state st;
+	struct timespec t0;
 	int s;
 
 	if (getaddrinfo(host, port, &hints, &ai)) {
@@ -95,6 +115,7 @@ static int do_send(const char *host, const char *port, const char *mb)
 	}
 	freeaddrinfo(ai);
 	crypto_generichash_init(&st, NULL, 0, 32);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (sent < total) {
 		size_t n = total - sent < sizeof(buf) ? (size_t)(total - sent) : sizeof(buf), off = 0;
 
@@ -112,6 +133,8 @@ static int do_send(const char *host, const char *port, const char *mb)
 		}
 		crypto_generichash_update(&st, buf, n);
 		sent += n;
+		if (secs > 0)
+			pace(sent, total, secs, &t0);
 	}
 	shutdown(s, SHUT_WR);
 	{
@@ -131,8 +154,8 @@ int main(int argc, char **argv)
 		return 1;
 	if (argc == 3 && !strcmp(argv[1], "recv"))
 		return do_recv(argv[2]);
-	if (argc == 5 && !strcmp(argv[1], "send"))
-		return do_send(argv[2], argv[3], argv[4]);
-	fprintf(stderr, "usage: xfer recv PORT | xfer send ADDR PORT MB\n");
+	if ((argc == 5 || argc == 6) && !strcmp(argv[1], "send"))
+		return do_send(argv[2], argv[3], argv[4], argc == 6 ? strtod(argv[5], NULL) : 0);
+	fprintf(stderr, "usage: xfer recv PORT | xfer send ADDR PORT MB [SECONDS]\n");
 	return 2;
 }
