@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +44,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
+#include "offload.h"
 #include "resolver.h"
 #include "sandbox.h"
 #include "core/slab.h"
@@ -73,6 +75,14 @@ enum {
 	 */
 	RESOLVE_AFTER_SEC = 10,
 	RESOLVE_INTERVAL_SEC = 15,
+	/*
+	 * UDP receive slots: with offloads each takes a whole GRO train (64
+	 * KB); without, one datagram. Decrypted packets wait in the slots for
+	 * one TUN write per flow, RX_MAX at a time.
+	 */
+	RX_SLOTS_GRO = 32,
+	RX_SLOT_GRO = 65536,
+	RX_MAX = 256,
 };
 
 struct pkt {
@@ -120,6 +130,13 @@ struct daemon {
 	struct upoll *udp4, *udp6;
 	uv_poll_t tun_poll;
 	int tun_fd;
+	enum tun_mode tun_mode;
+	uint8_t *tun_buf; /* one read with a virtio_net_hdr: up to 64 KB (TUN_VNET, TUN_TSO) */
+	uint8_t *rx_arena; /* rx_slots UDP receive buffers of rx_slot bytes */
+	size_t rx_slot;
+	unsigned int rx_slots;
+	struct offload_pkt rx[RX_MAX]; /* decrypted, for the TUN (TUN_VNET, TUN_TSO) */
+	unsigned int nrx;
 	uv_pipe_t uapi;
 	uv_signal_t sigint, sigterm;
 	uv_timer_t pool_trim;
@@ -422,12 +439,26 @@ static void op_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *e
 	}
 }
 
-static void op_deliver(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len)
+static void flush_rx(struct daemon *d);
+
+/*
+ * With a virtio_net_hdr, decrypted packets wait (in the receive slots)
+ * until the end of the receive round, when one flow's segments go to the
+ * kernel as one write; without, each goes at once.
+ */
+static void op_deliver(void *ctx, struct wg_peer *peer, uint8_t *pkt, size_t len)
 {
 	struct daemon *d = ctx;
 
-	if (write(d->tun_fd, pkt, len) < 0)
-		log_debug("%s: TUN write failed: %s", d->cfg->ifname, strerror(errno));
+	if (d->tun_mode == TUN_PLAIN) {
+		if (write(d->tun_fd, pkt, len) < 0)
+			log_debug("%s: TUN write failed: %s", d->cfg->ifname, strerror(errno));
+	} else {
+		if (d->nrx == RX_MAX)
+			flush_rx(d);
+		d->rx[d->nrx].data = pkt;
+		d->rx[d->nrx++].len = len;
+	}
 	mark_dirty(peer->user);
 }
 
@@ -769,22 +800,47 @@ static const struct wg_device_ops engine_ops = {
 
 /* ---- ICMP unreachable for packets with no peer ------------------------------ */
 
-static uint16_t csum_fold(uint32_t sum)
+/* One packet to the TUN device, after a virtio_net_hdr when it takes one (flags: its flags). */
+static void tun_write_one(struct daemon *d, uint8_t *pkt, size_t len, uint8_t flags)
 {
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
+	struct virtio_net_hdr vh = { .flags = flags };
+	struct iovec iov[2] = { { &vh, VNET_HDR_LEN }, { pkt, len } };
+	ssize_t r;
+
+	if (d->tun_mode == TUN_PLAIN)
+		r = write(d->tun_fd, pkt, len);
+	else
+		r = writev(d->tun_fd, iov, 2);
+	if (r < 0)
+		log_debug("%s: TUN write failed: %s", d->cfg->ifname, strerror(errno));
 }
 
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
+/*
+ * The decrypted packets of this receive round to the TUN device: a run of
+ * one TCP flow's segments as one write (GRO), anything else alone.
+ */
+static void flush_rx(struct daemon *d)
 {
-	size_t i;
+	struct iovec iov[GRO_SEGMENTS_MAX + 1];
+	struct virtio_net_hdr vh;
+	unsigned int i = 0, k, n;
+	size_t hlen;
 
-	for (i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)p[i] << 8 | p[i + 1];
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	return sum;
+	while (i < d->nrx) {
+		n = (unsigned int)offload_gro(d->rx + i, d->nrx - i, &vh, &hlen);
+		iov[0].iov_base = &vh;
+		iov[0].iov_len = VNET_HDR_LEN;
+		iov[1].iov_base = d->rx[i].data;
+		iov[1].iov_len = d->rx[i].len;
+		for (k = 1; k < n; k++) {
+			iov[k + 1].iov_base = d->rx[i + k].data + hlen;
+			iov[k + 1].iov_len = d->rx[i + k].len - hlen;
+		}
+		if (writev(d->tun_fd, iov, (int)n + 1) < 0)
+			log_debug("%s: TUN write failed: %s", d->cfg->ifname, strerror(errno));
+		i += n;
+	}
+	d->nrx = 0;
 }
 
 /*
@@ -819,7 +875,7 @@ static void icmp_unreachable(struct daemon *d, const uint8_t *pkt, size_t len, u
 		memcpy(out + 12, pkt + 16, 4);
 		memcpy(out + 16, pkt + 12, 4);
 		{
-			uint16_t c = csum_fold(csum_add(0, out, 20));
+			uint16_t c = offload_csum_fold(offload_csum_add(0, out, 20));
 
 			out[10] = (uint8_t)(c >> 8);
 			out[11] = (uint8_t)c;
@@ -828,7 +884,7 @@ static void icmp_unreachable(struct daemon *d, const uint8_t *pkt, size_t len, u
 		out[21] = 1;
 		memcpy(out + 28, pkt, quote);
 		{
-			uint16_t c = csum_fold(csum_add(0, out + 20, 8 + quote));
+			uint16_t c = offload_csum_fold(offload_csum_add(0, out + 20, 8 + quote));
 
 			out[22] = (uint8_t)(c >> 8);
 			out[23] = (uint8_t)c;
@@ -854,11 +910,11 @@ static void icmp_unreachable(struct daemon *d, const uint8_t *pkt, size_t len, u
 		pseudo[2] = (uint8_t)((n - 40) >> 8);
 		pseudo[3] = (uint8_t)(n - 40);
 		pseudo[7] = 58;
-		sum = csum_add(0, out + 8, 32);
-		sum = csum_add(sum, pseudo, 8);
-		sum = csum_add(sum, out + 40, n - 40);
+		sum = offload_csum_add(0, out + 8, 32);
+		sum = offload_csum_add(sum, pseudo, 8);
+		sum = offload_csum_add(sum, out + 40, n - 40);
 		{
-			uint16_t c = csum_fold(sum);
+			uint16_t c = offload_csum_fold(sum);
 
 			out[42] = (uint8_t)(c >> 8);
 			out[43] = (uint8_t)c;
@@ -866,8 +922,7 @@ static void icmp_unreachable(struct daemon *d, const uint8_t *pkt, size_t len, u
 	} else {
 		return;
 	}
-	if (write(d->tun_fd, out, n) < 0)
-		log_debug("%s: ICMP write failed: %s", d->cfg->ifname, strerror(errno));
+	tun_write_one(d, out, n, 0);
 }
 
 /* ---- the data path ------------------------------------------------------------ */
@@ -883,39 +938,52 @@ static void stop(struct daemon *d, int status)
  * pool): take one packet off the fd into scratch and drop it, so a
  * level-triggered poll does not spin on data nobody reads.
  */
-static void drain_one(int fd, bool is_socket)
+static void drain_one(int fd)
 {
 	static uint8_t scratch[65536];
-	ssize_t r;
+	ssize_t r = read(fd, scratch, sizeof(scratch));
 
-	if (is_socket)
-		r = recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT);
-	else
-		r = read(fd, scratch, sizeof(scratch));
 	(void)r;
 }
 
-static void tun_cb(uv_poll_t *h, int status, int events)
+/* A read or receive that failed: false when the TUN device is gone (we stop). */
+static bool tun_read_ok(struct daemon *d, ssize_t r)
 {
-	struct daemon *d = container_of(h, struct daemon, tun_poll);
-	struct wg_now now = now_of(d);
-	int i;
+	int err = r < 0 ? errno : EIO;
 
-	(void)events;
-	if (status < 0) {
-		/* The interface was deleted under us: stop cleanly, like wireguard-go. */
-		log_info("%s: TUN device gone (%s), shutting down", d->cfg->ifname,
-			 uv_strerror(status));
-		stop(d, 0);
+	if (err == EAGAIN || err == EINTR)
+		return true;
+	/* The interface was deleted under us: stop cleanly, like wireguard-go. */
+	log_info("%s: TUN device gone (%s), shutting down", d->cfg->ifname, strerror(err));
+	stop(d, 0);
+	return false;
+}
+
+/* Hand a packet read from the TUN device to its peer, or answer and drop it. */
+static void route(struct daemon *d, struct pkt *p, uint64_t now)
+{
+	struct wg_peer *wp = wg_device_route(d->wg, p->data + DATA_HEADER_LEN, p->len);
+
+	if (!wp || !wg_device_identity(d->wg)->has_identity) {
+		if (!wp)
+			icmp_unreachable(d, p->data + DATA_HEADER_LEN, p->len, now);
+		pkt_put(d, p);
 		return;
 	}
+	stage(wp->user, p);
+}
+
+/* Without offloads: a batch of reads straight into packet buffers. */
+static void tun_read_plain(struct daemon *d, uint64_t now)
+{
+	int i;
+
 	for (i = 0; i < BATCH; i++) {
 		struct pkt *p = pkt_get(d);
-		struct wg_peer *wp;
 		ssize_t r;
 
 		if (!p) {
-			drain_one(d->tun_fd, false);
+			drain_one(d->tun_fd);
 			break;
 		}
 		/*
@@ -925,14 +993,8 @@ static void tun_cb(uv_poll_t *h, int status, int events)
 		 */
 		r = read(d->tun_fd, p->data + DATA_HEADER_LEN, PKT_CAP + 1);
 		if (r <= 0) {
-			int err = r < 0 ? errno : EIO;
-
 			pkt_put(d, p);
-			if (err == EAGAIN || err == EINTR)
-				break;
-			/* The interface was deleted under us: stop cleanly, like wireguard-go. */
-			log_info("%s: TUN device gone (%s), shutting down", d->cfg->ifname, strerror(err));
-			stop(d, 0);
+			tun_read_ok(d, r);
 			break;
 		}
 		if (r > PKT_CAP) {
@@ -942,25 +1004,101 @@ static void tun_cb(uv_poll_t *h, int status, int events)
 			continue;
 		}
 		p->len = (size_t)r;
-		wp = wg_device_route(d->wg, p->data + DATA_HEADER_LEN, p->len);
-		if (!wp || !wg_device_identity(d->wg)->has_identity) {
-			if (!wp)
-				icmp_unreachable(d, p->data + DATA_HEADER_LEN, p->len, now.mono);
-			pkt_put(d, p);
-			continue;
-		}
-		stage(wp->user, p);
+		route(d, p, now);
 	}
+}
+
+/*
+ * One read with a virtio_net_hdr: a packet whose checksum may be ours to
+ * finish, or a TCP segment of up to 64 KB to cut into packets. Returns how
+ * many packets it made.
+ */
+static unsigned int tun_split(struct daemon *d, uint8_t *pkt, size_t len, uint64_t now)
+{
+	struct virtio_net_hdr vh;
+	struct offload_tso t;
+	unsigned int made = 0;
+	struct pkt *p;
+
+	memcpy(&vh, pkt - VNET_HDR_LEN, VNET_HDR_LEN);
+	if (vh.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+		if ((vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && offload_finish_csum(&vh, pkt, len))
+			return 0;
+		if (len > PKT_CAP || !(p = pkt_get(d)))
+			return 0;
+		memcpy(p->data + DATA_HEADER_LEN, pkt, len);
+		p->len = len;
+		route(d, p, now);
+		return 1;
+	}
+	if (offload_tso_start(&t, &vh, pkt, len) || t.hlen + t.mss > PKT_CAP) {
+		log_debug("%s: dropping a TCP segment with a bad offload header", d->cfg->ifname);
+		return 0;
+	}
+	while ((p = pkt_get(d))) {
+		p->len = offload_tso_next(&t, p->data + DATA_HEADER_LEN);
+		if (!p->len) {
+			pkt_put(d, p);
+			break;
+		}
+		route(d, p, now);
+		made++;
+	}
+	return made;
+}
+
+/*
+ * With offloads: reads into one 64 KB buffer, cut into packet buffers,
+ * until a batch's worth of packets is staged, so no peer's queue (128)
+ * overflows before finish_batch sends.
+ */
+static void tun_read_vnet(struct daemon *d, uint64_t now)
+{
+	unsigned int made = 0, reads;
+
+	for (reads = 0; reads < BATCH && made < BATCH; reads++) {
+		ssize_t r = read(d->tun_fd, d->tun_buf, VNET_HDR_LEN + OFFLOAD_MAX);
+
+		if (r <= 0) {
+			tun_read_ok(d, r);
+			break;
+		}
+		if (r <= VNET_HDR_LEN)
+			continue;
+		made += tun_split(d, d->tun_buf + VNET_HDR_LEN, (size_t)r - VNET_HDR_LEN, now);
+	}
+}
+
+static void tun_cb(uv_poll_t *h, int status, int events)
+{
+	struct daemon *d = container_of(h, struct daemon, tun_poll);
+
+	(void)events;
+	if (status < 0) {
+		/* The interface was deleted under us: stop cleanly, like wireguard-go. */
+		log_info("%s: TUN device gone (%s), shutting down", d->cfg->ifname,
+			 uv_strerror(status));
+		stop(d, 0);
+		return;
+	}
+	if (d->tun_mode == TUN_PLAIN)
+		tun_read_plain(d, now_of(d).mono);
+	else
+		tun_read_vnet(d, now_of(d).mono);
 	finish_batch(d);
 }
 
+/*
+ * A round receives into the slots, decrypts in place (a GRO read holds
+ * several datagrams of seg bytes each) and, with offloads, writes what it
+ * decrypted to the TUN device before the slots are used again.
+ */
 static void udp_cb(uv_poll_t *h, int status, int events)
 {
 	struct upoll *up = container_of(h, struct upoll, h);
 	struct daemon *d = up->d;
 	struct udp_msg msgs[BATCH];
-	struct pkt *bufs[BATCH];
-	unsigned int n, i;
+	unsigned int n = d->rx_slots, i;
 	int got, rounds;
 
 	(void)events;
@@ -969,24 +1107,24 @@ static void udp_cb(uv_poll_t *h, int status, int events)
 	for (rounds = 0; rounds < 4; rounds++) {
 		struct wg_now now;
 
-		for (n = 0; n < BATCH; n++) {
-			bufs[n] = pkt_get(d);
-			if (!bufs[n])
-				break;
-			msgs[n].buf = bufs[n]->data;
-			msgs[n].len = sizeof(bufs[n]->data);
-		}
-		if (!n) {
-			drain_one(up->fd, true);
-			break;
+		for (i = 0; i < n; i++) {
+			msgs[i].buf = d->rx_arena + (size_t)i * d->rx_slot;
+			msgs[i].len = d->rx_slot;
 		}
 		got = udp_recv_batch(up->fd, msgs, n);
 		now = now_of(d);
-		for (i = 0; got > 0 && i < (unsigned int)got; i++)
-			wg_device_receive(d->wg, now, &msgs[i].ep, msgs[i].buf, msgs[i].len);
-		for (i = 0; i < n; i++)
-			pkt_put(d, bufs[i]);
-		if (got < (int)BATCH)
+		for (i = 0; got > 0 && i < (unsigned int)got; i++) {
+			size_t len = msgs[i].len, off = 0, step;
+			size_t seg = msgs[i].seg && msgs[i].seg < len ? msgs[i].seg : len;
+
+			do { /* once for an empty (truncated) one, which the engine counts */
+				step = len - off < seg ? len - off : seg;
+				wg_device_receive(d->wg, now, &msgs[i].ep, msgs[i].buf + off, step);
+				off += step;
+			} while (off < len);
+		}
+		flush_rx(d);
+		if (got < (int)n)
 			break;
 	}
 	finish_batch(d);
@@ -1029,7 +1167,7 @@ static int listen_on(struct daemon *d, uint16_t port)
 	struct udp_sockets nu;
 	int err;
 
-	err = udp_open(&nu, port, d->udp.fwmark);
+	err = udp_open(&nu, port, d->udp.fwmark, d->cfg->offload);
 	if (err)
 		return err;
 	unwatch(&d->udp4);
@@ -1753,6 +1891,17 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 		return 1;
 	d->cfg = cfg;
 	d->tun_fd = cfg->tun_fd;
+	d->tun_mode = cfg->tun_mode;
+	d->rx_slots = cfg->offload ? RX_SLOTS_GRO : BATCH;
+	d->rx_slot = cfg->offload ? RX_SLOT_GRO : sizeof(p->data);
+	/* Both hold plaintext: wiped and freed at the end, like the pool. */
+	d->rx_arena = malloc(d->rx_slots * d->rx_slot);
+	if (d->tun_mode != TUN_PLAIN)
+		d->tun_buf = malloc(VNET_HDR_LEN + OFFLOAD_MAX);
+	if (!d->rx_arena || (d->tun_mode != TUN_PLAIN && !d->tun_buf)) {
+		log_error("%s: out of memory for the packet buffers", cfg->ifname);
+		goto out_free;
+	}
 	d->who_uid = d->who_pid = -1;
 	d->resolver_fd = -1;
 	slab_cache_init(&d->vpeer_cache, sizeof(struct vpeer));
@@ -1776,6 +1925,10 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 				  "anyone who reads it can decrypt this interface's traffic",
 				  cfg->ifname, cfg->keylog_path);
 	}
+	log_info("%s: offloads %s", cfg->ifname,
+		 !cfg->offload		       ? "off (VEIL_OFFLOAD=off)"
+		 : d->tun_mode == TUN_TSO ? "on (TUN TSO and checksum, UDP GSO and GRO)"
+					   : "on for UDP (GSO, GRO); the kernel refused TUN TSO");
 	err = listen_on(d, 0);
 	if (err) {
 		log_error("%s: cannot open UDP sockets: %s", cfg->ifname, strerror(-err));
@@ -1858,6 +2011,14 @@ out_free:
 	}
 	if (d->keylog)
 		fclose(d->keylog);
+	if (d->rx_arena) {
+		sodium_memzero(d->rx_arena, d->rx_slots * d->rx_slot);
+		free(d->rx_arena);
+	}
+	if (d->tun_buf) {
+		sodium_memzero(d->tun_buf, VNET_HDR_LEN + OFFLOAD_MAX);
+		free(d->tun_buf);
+	}
 	free(d);
 	return status;
 }

@@ -10,9 +10,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "tun.h"
+
 struct daemon_config {
 	const char *ifname;
 	int tun_fd;  /* already open TUN device */
+	enum tun_mode tun_mode; /* what its reads and writes carry */
+	bool offload; /* UDP GSO and GRO (VEIL_OFFLOAD, on unless "off") */
 	int uapi_fd; /* already listening UAPI socket */
 	const char *uapi_path;
 	const char *keylog_path; /* VEIL_KEYLOG_FILE, or NULL */

@@ -18,6 +18,9 @@ enum {
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 
 /*
  * Bursts of a batch per wake-up overflow the default socket buffers (about
@@ -33,7 +36,7 @@ static void set_buffers(int fd)
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 }
 
-static int open_one(int family, uint16_t port, uint32_t fwmark, uint16_t *bound)
+static int open_one(int family, uint16_t port, uint32_t fwmark, bool offload, uint16_t *bound)
 {
 	union {
 		struct sockaddr sa;
@@ -64,6 +67,13 @@ static int open_one(int family, uint16_t port, uint32_t fwmark, uint16_t *bound)
 	if (fwmark && setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof(fwmark)) < 0)
 		goto fail;
 	set_buffers(fd);
+	/*
+	 * GRO: a train sent with UDP_SEGMENT (ours) crosses a veth or loopback
+	 * whole and arrives as one read, its segment size in a UDP_GRO cmsg.
+	 * Without it the kernel cuts the train up for this socket.
+	 */
+	if (offload)
+		setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one));
 	if (bind(fd, &a.sa, len) < 0 || getsockname(fd, &a.sa, &len) < 0)
 		goto fail;
 	*bound = ntohs(family == AF_INET ? a.in4.sin_port : a.in6.sin6_port);
@@ -74,17 +84,17 @@ fail:
 	return err;
 }
 
-int udp_open(struct udp_sockets *u, uint16_t port, uint32_t fwmark)
+int udp_open(struct udp_sockets *u, uint16_t port, uint32_t fwmark, bool offload)
 {
 	uint16_t bound = 0;
 	int tries, fd4 = -1, fd6 = -1;
 
 	/* With port 0 the v6 bind can lose a race for the v4 port: retry a few times. */
 	for (tries = 0; tries < 10; tries++) {
-		fd4 = open_one(AF_INET, port, fwmark, &bound);
+		fd4 = open_one(AF_INET, port, fwmark, offload, &bound);
 		if (fd4 < 0 && fd4 != -EAFNOSUPPORT)
 			return fd4;
-		fd6 = open_one(AF_INET6, fd4 >= 0 ? bound : port, fwmark, &bound);
+		fd6 = open_one(AF_INET6, fd4 >= 0 ? bound : port, fwmark, offload, &bound);
 		if (fd6 >= 0 || fd6 == -EAFNOSUPPORT)
 			break;
 		if (fd4 >= 0)
@@ -100,7 +110,8 @@ int udp_open(struct udp_sockets *u, uint16_t port, uint32_t fwmark)
 	u->fd6 = fd6 >= 0 ? fd6 : -1;
 	u->port = bound;
 	u->fwmark = fwmark;
-	u->no_gso = false;
+	u->offload = offload;
+	u->no_gso = !offload;
 	return 0;
 }
 
@@ -123,13 +134,20 @@ int udp_set_fwmark(struct udp_sockets *u, uint32_t fwmark)
 	return 0;
 }
 
-static void read_pktinfo(struct msghdr *mh, struct wg_endpoint *ep)
+static void read_cmsgs(struct msghdr *mh, struct udp_msg *m)
 {
+	struct wg_endpoint *ep = &m->ep;
 	struct cmsghdr *c;
 
 	ep->has_src = false;
+	m->seg = 0;
 	for (c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+		if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
+			int size;
+
+			memcpy(&size, CMSG_DATA(c), sizeof(size));
+			m->seg = size > 0 ? (size_t)size : 0;
+		} else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
 			struct in_pktinfo pi;
 
 			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
@@ -177,7 +195,7 @@ int udp_recv_batch(int fd, struct udp_msg *msgs, unsigned int n)
 		/* A datagram larger than the buffer is damaged: make it unparseable. */
 		if (mm[i].msg_hdr.msg_flags & MSG_TRUNC)
 			msgs[i].len = 0;
-		read_pktinfo(&mm[i].msg_hdr, &msgs[i].ep);
+		read_cmsgs(&mm[i].msg_hdr, &msgs[i]);
 	}
 	return got;
 }

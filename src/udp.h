@@ -17,17 +17,23 @@ struct udp_sockets {
 	int fd4, fd6;
 	uint16_t port;
 	uint32_t fwmark;
-	bool no_gso; /* the kernel refused a UDP_SEGMENT train: one datagram per message */
+	bool offload; /* UDP_GRO asked for; trains (GSO) unless no_gso */
+	bool no_gso;  /* offloads off, or the kernel refused a train: one datagram per message */
 };
 
-/* Bind both families to port (0: the kernel picks one, then both share it). */
-int udp_open(struct udp_sockets *u, uint16_t port, uint32_t fwmark) __must_check;
+/*
+ * Bind both families to port (0: the kernel picks one, then both share it).
+ * With offload, sends go in UDP_SEGMENT trains and a read may bring several
+ * datagrams of one train (UDP_GRO): its buffer needs 64 KB.
+ */
+int udp_open(struct udp_sockets *u, uint16_t port, uint32_t fwmark, bool offload) __must_check;
 void udp_close(struct udp_sockets *u);
 int udp_set_fwmark(struct udp_sockets *u, uint32_t fwmark) __must_check;
 
 struct udp_msg {
 	uint8_t *buf;
 	size_t len; /* in: capacity for recv, length for send; out: received length */
+	size_t seg; /* out (recv): 0, or datagrams of seg bytes (the last may be shorter) */
 	struct wg_endpoint ep;
 	bool src_failed; /* out (send): the remembered source no longer works */
 };

@@ -63,6 +63,7 @@ static void usage(FILE *f)
 		"  VEIL_USER=USER                          same as -u\n"
 		"  VEIL_CONTROL_GROUP=GROUP                same as -g\n"
 		"  VEIL_KEYLOG_FILE=PATH                   append session keys for Wireshark (debugging only)\n"
+		"  VEIL_OFFLOAD=on|off                     TUN and UDP offloads (default on)\n"
 		"  NOTIFY_SOCKET=PATH                      (systemd) announce our pid when going to\n"
 		"                                          the background\n",
 		RUNSTATEDIR);
@@ -188,6 +189,16 @@ int main(int argc, char **argv)
 	int c, tun_fd, uapi_fd, ready_pipe[2] = { -1, -1 }, status;
 
 	cfg.user = getenv("VEIL_USER");
+	{
+		const char *off = getenv("VEIL_OFFLOAD");
+
+		/* Offloads are on unless turned off, for measurements or a kernel that misbehaves. */
+		if (off && strcmp(off, "on") && strcmp(off, "off")) {
+			fprintf(stderr, "veild: VEIL_OFFLOAD is on or off, not '%s'\n", off);
+			return 1;
+		}
+		cfg.offload = !off || !strcmp(off, "on");
+	}
 	while ((c = getopt_long(argc, argv, "fhVu:g:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
@@ -265,7 +276,7 @@ int main(int argc, char **argv)
 		unlink(path);
 		return 1;
 	}
-	tun_fd = tun_open(cfg.ifname);
+	tun_fd = tun_open(cfg.ifname, cfg.offload, &cfg.tun_mode);
 	if (tun_fd < 0) {
 		fprintf(stderr, "veild: cannot create TUN interface %s: %s\n", cfg.ifname,
 			strerror(-tun_fd));

@@ -86,8 +86,12 @@ struct wg_device_ops {
 	/* Send buf to ep. peer is NULL for cookie replies. */
 	void (*send)(void *ctx, struct wg_peer *peer, const struct wg_endpoint *ep,
 		     const uint8_t *buf, size_t len);
-	/* A decrypted and checked IP packet for the TUN device. */
-	void (*deliver)(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len);
+	/*
+	 * A decrypted and checked IP packet for the TUN device. It lies in the
+	 * buffer given to wg_device_receive, so the caller may keep it (and
+	 * rewrite it) for as long as it keeps that buffer.
+	 */
+	void (*deliver)(void *ctx, struct wg_peer *peer, uint8_t *pkt, size_t len);
 	/* peer has a usable keypair now: send its staged packets. Returns how many went out. */
 	size_t (*keypair_ready)(void *ctx, struct wg_peer *peer);
 	/* Drop peer's staged packets. */

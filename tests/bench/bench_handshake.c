@@ -29,7 +29,7 @@ static void op_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *e
 	responses += len == RESPONSE_LEN;
 }
 
-static void op_deliver(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len)
+static void op_deliver(void *ctx, struct wg_peer *peer, uint8_t *pkt, size_t len)
 {
 	(void)ctx;
 	(void)peer;

@@ -182,7 +182,7 @@ static void on_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *e
 }
 
 /* cppcheck-suppress constParameter ; the deliver callback's signature. */
-static void on_deliver(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len)
+static void on_deliver(void *ctx, struct wg_peer *peer, uint8_t *pkt, size_t len)
 {
 	struct node *n = ctx;
 

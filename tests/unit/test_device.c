@@ -247,7 +247,7 @@ static void op_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *e
 	memcpy(r->head, buf, len < LOG_HEAD ? len : LOG_HEAD);
 }
 
-static void op_deliver(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len)
+static void op_deliver(void *ctx, struct wg_peer *peer, uint8_t *pkt, size_t len)
 {
 	struct node *n = ctx;
 	uint32_t seq = check_pkt(pkt, len);

@@ -62,7 +62,7 @@ static void op_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *e
 	L.nwire++;
 }
 
-static void op_deliver(void *ctx, struct wg_peer *peer, const uint8_t *pkt, size_t len)
+static void op_deliver(void *ctx, struct wg_peer *peer, uint8_t *pkt, size_t len)
 {
 	(void)ctx;
 	(void)peer;
