@@ -12,6 +12,9 @@
 # veild runs twice per round: on WireGuard's ChaCha20-Poly1305 and on the AES-256-GCM
 # suite (veild-aes256gcm). BENCH_SUITE=aes256gcm makes the AES row the one the main
 # ratio line compares with wireguard-go; the other suite gets a line of its own.
+# BENCH_OFFLOAD=off starts every veild with VEIL_OFFLOAD=off (no TUN TSO or checksum
+# offload, no UDP GSO or GRO); on, the default, leaves them all on. The line above
+# the table says which setting ran.
 [ "$(id -u)" = 0 ] || { echo "make bench: run as root (it creates network namespaces)" >&2; exit 1; }
 "$(dirname "$0")/install-deps.sh" bench
 . "$(dirname "$0")/../tests/netns/lib.sh"
@@ -20,6 +23,10 @@ LOG_LEVEL=error
 ROUNDS=${ROUNDS:-3}
 SUITE=${BENCH_SUITE:-chacha20poly1305}
 case "$SUITE" in chacha20poly1305|aes256gcm) ;; *) fail "BENCH_SUITE is chacha20poly1305 or aes256gcm, not $SUITE" ;; esac
+OFFLOAD=${BENCH_OFFLOAD:-on}
+case "$OFFLOAD" in on|off) ;; *) fail "BENCH_OFFLOAD is on or off, not $OFFLOAD" ;; esac
+# start_daemon passes DAEMON_ENV to veild only, so wireguard-go runs as it always does.
+DAEMON_ENV="${DAEMON_ENV:+$DAEMON_ENV }VEIL_OFFLOAD=$OFFLOAD"
 VEILCTL="$ROOT/$BUILD/veilctl"
 SECS=${BENCH_SECONDS:-5}
 setup_hosts
@@ -122,6 +129,7 @@ done
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 col() { awk -v s="$1" -v c="$2" '$1 == s { print $c }' "$TMP/results" | median; }
 echo
+echo "veild offloads $OFFLOAD (BENCH_OFFLOAD=$OFFLOAD), headline suite $SUITE"
 printf '%-16s %10s %10s %10s %10s %7s %9s %9s %8s %10s %9s\n' setup "TCP1 Gb/s" "TCP4 Gb/s" \
 	"UDP Gb/s" "UDP pps" "loss %" "RTT ms" "p99 ms" "CPU s" "Gb/s/CPUs" "RSS MB"
 for s in veth wireguard-go veild veild-aes256gcm; do
