@@ -64,7 +64,7 @@ enum {
 	 * however many peers wait.
 	 */
 	STAGED_TOTAL_MAX = POOL_MAX - 2 * BATCH,
-	POOL_RESERVE = BATCH, /* one receive batch stays warm */
+	POOL_RESERVE = BATCH / 2, /* half a TUN batch stays warm (receiving uses its own slots) */
 	POOL_TRIM_MS = 5000,
 	ANON_REASONS = 4, /* refusal reasons rate-limited apart */
 	/*
@@ -105,8 +105,8 @@ struct vpeer {
 	struct daemon *d;
 	struct wg_peer *wp; /* NULL once the engine removed it */
 	uv_timer_t timer;
-	struct pkt *staged[STAGED_MAX];
-	unsigned int head, count;
+	struct pkt *head, *tail; /* staged packets, oldest first, linked through next */
+	unsigned int count;
 	struct link dirty, flush, ips;
 	uint8_t ips_before[16];
 	char *ep_name;       /* "host:port" the operator's endpoint came from, or NULL */
@@ -322,12 +322,14 @@ static void peer_timer_cb(uv_timer_t *t)
 
 /* ---- staging and sending ---------------------------------------------------- */
 
-/* Take the oldest staged packet off the peer's ring. */
+/* Take the oldest staged packet off the peer's queue. */
 static struct pkt *unstage(struct vpeer *vp)
 {
-	struct pkt *p = vp->staged[vp->head];
+	struct pkt *p = vp->head;
 
-	vp->head = (vp->head + 1) % STAGED_MAX;
+	vp->head = p->next;
+	if (!vp->head)
+		vp->tail = NULL;
 	vp->count--;
 	vp->d->staged_total--;
 	return p;
@@ -357,7 +359,12 @@ static void stage(struct vpeer *vp, struct pkt *p)
 		}
 		pkt_put(d, unstage(vp));
 	}
-	vp->staged[(vp->head + vp->count) % STAGED_MAX] = p;
+	p->next = NULL;
+	if (vp->tail)
+		vp->tail->next = p;
+	else
+		vp->head = p;
+	vp->tail = p;
 	vp->count++;
 	d->staged_total++;
 	link_push(&d->flush_head, &vp->flush);
@@ -393,7 +400,7 @@ static size_t send_staged_count(struct vpeer *vp, struct wg_now now)
 		return 0;
 	}
 	while (vp->count) {
-		struct pkt *p = vp->staged[vp->head];
+		struct pkt *p = vp->head;
 
 		if (wg_peer_encrypt(wp, now, p->data, p->len, &len))
 			break; /* no session yet: a handshake is under way */

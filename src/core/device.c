@@ -48,6 +48,7 @@ struct wg_device {
 	unsigned int load_count;
 	struct ratelimiter *ratelimiter;
 	struct slab_cache peer_cache; /* peers' memory goes back to the kernel when they go */
+	struct slab_cache keypair_cache; /* sessions' keys, only while they live */
 	struct wg_device_stats stats;
 };
 
@@ -84,6 +85,7 @@ struct wg_device *wg_device_new(const struct wg_device_ops *ops, void *ctx,
 	cookie_checker_init(&dev->cookie, NULL);
 	wg_rng_fill(rng, dev->hash_key, sizeof(dev->hash_key));
 	slab_cache_init(&dev->peer_cache, sizeof(struct wg_peer));
+	slab_cache_init(&dev->keypair_cache, sizeof(struct noise_keypair));
 	dev->ratelimiter = ratelimiter_new(dev->hash_key);
 	if (!dev->ratelimiter) {
 		wg_device_free(dev);
@@ -189,6 +191,7 @@ int wg_device_peer_add(struct wg_device *dev, const uint8_t pub[static 32], stru
 	peer->dev = dev;
 	memcpy(peer->public_key, pub, 32);
 	noise_handshake_init(&peer->handshake, dev->identity, pub, NULL, peer);
+	noise_keypairs_init(&peer->keypairs, &dev->keypair_cache);
 	cookie_maker_init(&peer->cookie, pub);
 	timers_init(&peer->timers, dev->rng);
 

@@ -21,6 +21,7 @@
 #include <sodium.h>
 
 #include "blake2s.h"
+#include "slab.h"
 #include "timers.h"
 
 const uint8_t noise_initial_chaining_key[NOISE_HASH_LEN] = {
@@ -437,25 +438,20 @@ out:
 	return ret;
 }
 
-static void keypair_wipe(struct noise_keypair *kp, struct index_table *idx)
+void noise_keypairs_init(struct noise_keypairs *kps, struct slab_cache *cache)
+{
+	memset(kps, 0, sizeof(*kps));
+	kps->cache = cache;
+}
+
+/* Drop a keypair's index and give its memory back; slab_free wipes it. */
+static void keypair_wipe(struct noise_keypairs *kps, struct noise_keypair *kp,
+			 struct index_table *idx)
 {
 	if (!kp)
 		return;
 	index_table_remove(idx, &kp->entry);
-	sodium_memzero(kp, sizeof(*kp));
-}
-
-static struct noise_keypair *free_slot(struct noise_keypairs *kps)
-{
-	int i;
-
-	for (i = 0; i < 3; i++) {
-		struct noise_keypair *kp = &kps->slot[i];
-
-		if (kp != kps->previous && kp != kps->current && kp != kps->next)
-			return kp;
-	}
-	return NULL;
+	slab_free(kps->cache, kp);
 }
 
 struct noise_keypair *noise_keypairs_derive(struct noise_keypairs *kps, struct noise_handshake *hs,
@@ -470,6 +466,9 @@ struct noise_keypair *noise_keypairs_derive(struct noise_keypairs *kps, struct n
 		initiator = false;
 	else
 		return NULL;
+	kp = slab_alloc(kps->cache);
+	if (!kp)
+		return NULL; /* no memory: as if the handshake had failed, nothing rotated */
 
 	/*
 	 * Slot rotation (reference 7.5). The initiator may use its new keypair
@@ -478,25 +477,22 @@ struct noise_keypair *noise_keypairs_derive(struct noise_keypairs *kps, struct n
 	 */
 	if (initiator) {
 		if (kps->next) {
-			keypair_wipe(kps->previous, idx);
-			keypair_wipe(kps->current, idx);
+			keypair_wipe(kps, kps->previous, idx);
+			keypair_wipe(kps, kps->current, idx);
 			kps->previous = kps->next;
 			kps->current = NULL;
 			kps->next = NULL;
 		} else {
-			keypair_wipe(kps->previous, idx);
+			keypair_wipe(kps, kps->previous, idx);
 			kps->previous = kps->current;
 			kps->current = NULL;
 		}
 	} else {
-		keypair_wipe(kps->next, idx);
-		keypair_wipe(kps->previous, idx);
+		keypair_wipe(kps, kps->next, idx);
+		keypair_wipe(kps, kps->previous, idx);
 		kps->next = NULL;
 		kps->previous = NULL;
 	}
-	kp = free_slot(kps);
-
-	memset(kp, 0, sizeof(*kp));
 	kp->entry.kind = INDEX_KEYPAIR;
 	kp->entry.peer = hs->entry.peer;
 	kp->suite = hs->suite;
@@ -531,7 +527,7 @@ bool noise_keypairs_confirm(struct noise_keypairs *kps, const struct noise_keypa
 {
 	if (!kp || kp != kps->next)
 		return false;
-	keypair_wipe(kps->previous, idx);
+	keypair_wipe(kps, kps->previous, idx);
 	kps->previous = kps->current;
 	kps->current = kps->next;
 	kps->next = NULL;
@@ -540,9 +536,9 @@ bool noise_keypairs_confirm(struct noise_keypairs *kps, const struct noise_keypa
 
 void noise_keypairs_clear(struct noise_keypairs *kps, struct index_table *idx)
 {
-	keypair_wipe(kps->previous, idx);
-	keypair_wipe(kps->current, idx);
-	keypair_wipe(kps->next, idx);
+	keypair_wipe(kps, kps->previous, idx);
+	keypair_wipe(kps, kps->current, idx);
+	keypair_wipe(kps, kps->next, idx);
 	kps->previous = kps->current = kps->next = NULL;
 }
 

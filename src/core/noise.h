@@ -78,11 +78,20 @@ struct noise_keypair {
 	bool sending_valid;
 };
 
-/* Three preallocated slots; previous/current/next point into them or are NULL. */
+/*
+ * Up to three keypairs, previous/current/next, or NULL. Each comes from
+ * cache when a handshake yields it and goes back, wiped, when it rotates
+ * out: an idle peer holds none (the kernel allocates them too; OpenBSD's
+ * three fixed slots would cost every configured peer 3.4 KB).
+ */
+struct slab_cache;
+
 struct noise_keypairs {
-	struct noise_keypair slot[3];
+	struct slab_cache *cache;
 	struct noise_keypair *previous, *current, *next;
 };
+
+void noise_keypairs_init(struct noise_keypairs *kps, struct slab_cache *cache);
 
 /* The Noise protocol's initial chaining key and hash (reference 2.1). */
 extern const uint8_t noise_initial_chaining_key[NOISE_HASH_LEN];

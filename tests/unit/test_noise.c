@@ -58,10 +58,15 @@ static struct noise_handshake *lookup_peer(void *ctx, const uint8_t pub[32])
 	return sodium_memcmp(pub, s->hs.remote_static, 32) == 0 ? &s->hs : NULL;
 }
 
+static struct slab_cache keypair_cache;
+
 static void side_init(struct side *s, const uint8_t priv[32], const uint8_t peer_pub[32],
 		      const uint8_t *psk)
 {
 	memset(s, 0, sizeof(*s));
+	if (!keypair_cache.obj_size)
+		slab_cache_init(&keypair_cache, sizeof(struct noise_keypair));
+	noise_keypairs_init(&s->kps, &keypair_cache);
 	noise_identity_set(&s->id, priv);
 	cookie_checker_init(&s->checker, s->id.public_key);
 	noise_handshake_init(&s->hs, &s->id, peer_pub, psk, s);
@@ -75,6 +80,8 @@ static void side_free(struct side *s)
 	noise_keypairs_clear(&s->kps, s->idx);
 	noise_handshake_clear(&s->hs, s->idx);
 	assert_int_equal(index_table_count(s->idx), 0);
+	/* Cleared keypairs went back to the cache (the other side's may still live). */
+	assert_true(keypair_cache.objects <= 3);
 	index_table_free(s->idx);
 }
 
