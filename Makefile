@@ -41,9 +41,10 @@ endif
 
 # Recursive (=) so pkg-config runs only when a recipe needs the flags, which
 # is after the deps target has installed whatever was missing.
-DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags libsodium libuv libmnl libmicrohttpd)
-DEP_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libuv libmnl libmicrohttpd)
-CORE_LIBS = $(shell $(PKG_CONFIG) --libs libsodium)
+# libcrypto (OpenSSL) does the transport AEAD only: src/core/aead.h says why.
+DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags libsodium libcrypto libuv libmnl libmicrohttpd)
+DEP_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libcrypto libuv libmnl libmicrohttpd)
+CORE_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libcrypto)
 TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka)
 TEST_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
 
@@ -87,7 +88,7 @@ FUZZ_SECONDS ?= 60
 CHECK_FUZZ_SECONDS ?= 10
 FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(FUZZ_SAN) -g -O1 -Iinclude -Isrc -Itools/veilctl \
-	$(shell $(PKG_CONFIG) --cflags libsodium)
+	$(shell $(PKG_CONFIG) --cflags libsodium libcrypto)
 FUZZ_BIN := build/fuzz/fuzz_packet build/fuzz/fuzz_uapi build/fuzz/fuzz_conf
 FUZZ_DEPS_STAMP := build/.deps-fuzz-ok
 
@@ -167,7 +168,7 @@ build/fuzz/fuzz_conf: tests/fuzz/fuzz_conf.c tools/veilctl/conf.c tools/veilctl/
 $(FUZZ_BIN):
 	@mkdir -p $(@D)
 	@[ "$(V)" = 1 ] || echo "  FUZZCC  $@"
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(shell $(PKG_CONFIG) --libs libsodium)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(shell $(PKG_CONFIG) --libs libsodium libcrypto)
 
 check-unit: $(UNIT_BIN)
 	$(Q)tools/run-unit-tests.sh $(UNIT_BIN)

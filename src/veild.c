@@ -24,6 +24,7 @@
 
 #include <sodium.h>
 
+#include "core/aead.h"
 #include "core/messages.h"
 #include "daemon.h"
 #include "log.h"
@@ -238,6 +239,11 @@ int main(int argc, char **argv)
 	}
 	if (sodium_init() < 0) {
 		fprintf(stderr, "veild: libsodium failed to initialise\n");
+		return 1;
+	}
+	/* Before the sandbox: OpenSSL loads what it needs on first use. */
+	if (aead_prepare() < 0) {
+		fprintf(stderr, "veild: the transport cipher (OpenSSL libcrypto) failed its self-test\n");
 		return 1;
 	}
 	/* Keys must never reach swap or a core dump. */

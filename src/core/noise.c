@@ -451,6 +451,8 @@ static void keypair_wipe(struct noise_keypairs *kps, struct noise_keypair *kp,
 	if (!kp)
 		return;
 	index_table_remove(idx, &kp->entry);
+	aead_free(&kp->send_ctx);
+	aead_free(&kp->recv_ctx);
 	slab_free(kps->cache, kp);
 }
 
@@ -469,6 +471,16 @@ struct noise_keypair *noise_keypairs_derive(struct noise_keypairs *kps, struct n
 	kp = slab_alloc(kps->cache);
 	if (!kp)
 		return NULL; /* no memory: as if the handshake had failed, nothing rotated */
+	if (initiator)
+		blake2s_kdf(kp->send_key, kp->recv_key, NULL, hs->chaining_key, NULL, 0);
+	else
+		blake2s_kdf(kp->recv_key, kp->send_key, NULL, hs->chaining_key, NULL, 0);
+	if (aead_init(&kp->send_ctx, hs->suite == NOISE_SUITE_AES256GCM, kp->send_key, true) ||
+	    aead_init(&kp->recv_ctx, hs->suite == NOISE_SUITE_AES256GCM, kp->recv_key, false)) {
+		aead_free(&kp->send_ctx);
+		slab_free(kps->cache, kp); /* wipes the keys */
+		return NULL;
+	}
 
 	/*
 	 * Slot rotation (reference 7.5). The initiator may use its new keypair
@@ -496,10 +508,6 @@ struct noise_keypair *noise_keypairs_derive(struct noise_keypairs *kps, struct n
 	kp->entry.kind = INDEX_KEYPAIR;
 	kp->entry.peer = hs->entry.peer;
 	kp->suite = hs->suite;
-	if (initiator)
-		blake2s_kdf(kp->send_key, kp->recv_key, NULL, hs->chaining_key, NULL, 0);
-	else
-		blake2s_kdf(kp->recv_key, kp->send_key, NULL, hs->chaining_key, NULL, 0);
 	replay_init(&kp->replay);
 	kp->created = now;
 	kp->is_initiator = initiator;
@@ -578,14 +586,10 @@ int noise_keypair_encrypt(struct noise_keypair *kp, uint8_t *msg, const uint8_t 
 	le64_write(msg + DATA_COUNTER, n);
 	/*
 	 * Both AEADs take a 96-bit nonce and append a 16-byte tag: the message is
-	 * the same shape. Encryption is in place, so a failure (libsodium's AES
-	 * without the CPU's instructions) must not let the buffer go out.
+	 * the same shape. Encryption is in place, so a failure must not let the
+	 * buffer go out.
 	 */
-	if (kp->suite == NOISE_SUITE_AES256GCM
-		    ? crypto_aead_aes256gcm_encrypt(msg + DATA_HEADER_LEN, NULL, plain, len, NULL, 0,
-						    NULL, nonce, kp->send_key)
-		    : crypto_aead_chacha20poly1305_ietf_encrypt(msg + DATA_HEADER_LEN, NULL, plain, len,
-								NULL, 0, NULL, nonce, kp->send_key)) {
+	if (aead_seal(&kp->send_ctx, msg + DATA_HEADER_LEN, plain, len, nonce)) {
 		sodium_memzero(msg + DATA_HEADER_LEN, len + NOISE_AUTHTAG_LEN);
 		return -EIO;
 	}
@@ -605,12 +609,7 @@ int noise_keypair_decrypt(struct noise_keypair *kp, uint8_t *plain, const uint8_
 		return -EKEYEXPIRED;
 	aead_nonce(nonce, n);
 	/* A keypair opens only under its own suite: a message under the other one fails here. */
-	if (kp->suite == NOISE_SUITE_AES256GCM
-		    ? crypto_aead_aes256gcm_decrypt(plain, NULL, NULL, msg + DATA_HEADER_LEN,
-						    len - DATA_HEADER_LEN, NULL, 0, nonce, kp->recv_key)
-		    : crypto_aead_chacha20poly1305_ietf_decrypt(plain, NULL, NULL, msg + DATA_HEADER_LEN,
-								len - DATA_HEADER_LEN, NULL, 0, nonce,
-								kp->recv_key))
+	if (aead_open(&kp->recv_ctx, plain, msg + DATA_HEADER_LEN, len - DATA_HEADER_LEN, nonce))
 		return -EBADMSG;
 	/* The replay window moves only for authenticated counters. */
 	if (!replay_check_and_set(&kp->replay, n))

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aead.h"
 #include "compiler.h"
 #include "index.h"
 #include "messages.h"
@@ -68,6 +69,7 @@ struct noise_keypair {
 	struct index_entry entry;
 	uint8_t send_key[NOISE_SYMMETRIC_KEY_LEN];
 	uint8_t recv_key[NOISE_SYMMETRIC_KEY_LEN];
+	struct aead_ctx send_ctx, recv_ctx; /* the keys above, keyed under suite */
 	uint64_t send_counter;
 	struct replay_counter replay;
 	uint64_t created;

@@ -662,6 +662,8 @@ static void test_suite_aes_handshake_and_transport(void **state)
 	assert_non_null(e);
 	kp = container_of(e, struct noise_keypair, entry);
 	kp->suite = NOISE_SUITE_WIREGUARD;
+	aead_free(&kp->recv_ctx);
+	assert_int_equal(aead_init(&kp->recv_ctx, false, kp->recv_key, false), 0);
 	{
 		uint8_t out[2048];
 
