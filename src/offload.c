@@ -240,10 +240,10 @@ static bool same_flow(const uint8_t *a, const uint8_t *b, const struct tcp_view 
 	const uint8_t *ta = a + v->iphl, *tb = b + v->iphl;
 
 	if (v->v6) {
-		if (memcmp(a, b, 4) || memcmp(a + IP6_NEXT, b + IP6_NEXT, 34))
+		if (memcmp(a, b, 4) != 0 || memcmp(a + IP6_NEXT, b + IP6_NEXT, 34) != 0)
 			return false;
-	} else if (memcmp(a, b, 2) || memcmp(a + IP4_FRAG, b + IP4_FRAG, 4) ||
-		   memcmp(a + IP4_ADDRS, b + IP4_ADDRS, 8)) {
+	} else if (memcmp(a, b, 2) != 0 || memcmp(a + IP4_FRAG, b + IP4_FRAG, 4) != 0 ||
+		   memcmp(a + IP4_ADDRS, b + IP4_ADDRS, 8) != 0) {
 		return false;
 	}
 	return !memcmp(ta, tb, 4) && !memcmp(ta + TCP_ACK, tb + TCP_ACK, 5) &&

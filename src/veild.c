@@ -194,7 +194,7 @@ int main(int argc, char **argv)
 		const char *off = getenv("VEIL_OFFLOAD");
 
 		/* Offloads are on unless turned off, for measurements or a kernel that misbehaves. */
-		if (off && strcmp(off, "on") && strcmp(off, "off")) {
+		if (off && strcmp(off, "on") != 0 && strcmp(off, "off") != 0) {
 			fprintf(stderr, "veild: VEIL_OFFLOAD is on or off, not '%s'\n", off);
 			return 1;
 		}

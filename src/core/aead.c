@@ -23,7 +23,7 @@ int aead_prepare(void)
 		s.evp = o.evp = NULL;
 		err = aead_init(&s, aes, key, true) || aead_init(&o, aes, key, false) ||
 		      aead_seal(&s, buf, plain, sizeof(plain), nonce) ||
-		      aead_open(&o, buf, buf, sizeof(buf), nonce) || memcmp(buf, plain, sizeof(plain));
+		      aead_open(&o, buf, buf, sizeof(buf), nonce) || memcmp(buf, plain, sizeof(plain)) != 0;
 		if (!err)
 			err = aead_seal(&s, buf, plain, sizeof(plain), nonce);
 		if (!err) {
@@ -67,7 +67,7 @@ int aead_seal(struct aead_ctx *c, uint8_t *out, const uint8_t *in, size_t len,
 	if (!ctx || len > INT_MAX - TAG_LEN ||
 	    EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 ||
 	    EVP_EncryptUpdate(ctx, out, &n, in, (int)len) != 1 ||
-	    EVP_EncryptFinal_ex(ctx, out + n, &fin) != 1 || (size_t)(n + fin) != len ||
+	    EVP_EncryptFinal_ex(ctx, out + n, &fin) != 1 || (size_t)n + (size_t)fin != len ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, out + len) != 1)
 		return -EIO;
 	return 0;
@@ -88,7 +88,7 @@ int aead_open(struct aead_ctx *c, uint8_t *out, const uint8_t *in, size_t len,
 	if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, tag) != 1 ||
 	    EVP_DecryptUpdate(ctx, out, &n, in, (int)len) != 1 ||
-	    EVP_DecryptFinal_ex(ctx, out + n, &fin) != 1 || (size_t)(n + fin) != len)
+	    EVP_DecryptFinal_ex(ctx, out + n, &fin) != 1 || (size_t)n + (size_t)fin != len)
 		return -EBADMSG;
 	return 0;
 }
