@@ -26,8 +26,11 @@ enum {
 	TCP_WIN = 14,
 	TCP_CSUM = 16,
 	TCP_HLEN = 20,
+	UDP_LEN = 4,
 	UDP_CSUM = 6,
+	UDP_HLEN = 8,
 	PROTO_TCP = 6,
+	PROTO_UDP = 17,
 	TH_FIN = 0x01,
 	TH_SYN = 0x02,
 	TH_RST = 0x04,
@@ -100,12 +103,12 @@ uint16_t offload_csum_fold(uint32_t sum)
 	return (uint16_t)~sum;
 }
 
-/* The TCP pseudo-header of a packet's addresses for a TCP length. */
-static uint32_t pseudo_sum(const uint8_t *pkt, bool v6, size_t tcp_len)
+/* The TCP or UDP pseudo-header of a packet's addresses for a transport length. */
+static uint32_t pseudo_sum(const uint8_t *pkt, bool v6, uint8_t proto, size_t l4_len)
 {
 	uint32_t sum = v6 ? offload_csum_add(0, pkt + IP6_ADDRS, 32) : offload_csum_add(0, pkt + IP4_ADDRS, 8);
 
-	return sum + PROTO_TCP + (uint32_t)tcp_len;
+	return sum + proto + (uint32_t)l4_len;
 }
 
 int offload_finish_csum(const struct virtio_net_hdr *vh, uint8_t *pkt, size_t len)
@@ -130,26 +133,31 @@ int offload_tso_start(struct offload_tso *t, const struct virtio_net_hdr *vh, co
 	size_t thl;
 
 	memset(t, 0, sizeof(*t));
-	if (type != VIRTIO_NET_HDR_GSO_TCPV4 && type != VIRTIO_NET_HDR_GSO_TCPV6)
+	t->udp = type == VIRTIO_NET_HDR_GSO_UDP_L4;
+	if (type != VIRTIO_NET_HDR_GSO_TCPV4 && type != VIRTIO_NET_HDR_GSO_TCPV6 && !t->udp)
 		return -EINVAL;
-	t->v6 = type == VIRTIO_NET_HDR_GSO_TCPV6;
-	if (len < IP6_HLEN || pkt[0] >> 4 != (t->v6 ? 6 : 4))
+	if (len < IP6_HLEN)
 		return -EINVAL;
+	t->v6 = pkt[0] >> 4 == 6;
+	if (pkt[0] >> 4 != (t->v6 ? 6 : 4) || (!t->udp && t->v6 != (type == VIRTIO_NET_HDR_GSO_TCPV6)))
+		return -EINVAL;
+	t->proto = t->udp ? PROTO_UDP : PROTO_TCP;
 	if (t->v6) {
 		t->iphl = IP6_HLEN;
-		if (pkt[IP6_NEXT] != PROTO_TCP)
+		if (pkt[IP6_NEXT] != t->proto)
 			return -EINVAL; /* extension headers: the kernel does not send them here */
 	} else {
 		t->iphl = (size_t)(pkt[0] & 0x0f) * 4;
-		if (t->iphl < 20 || pkt[IP4_PROTO] != PROTO_TCP)
+		if (t->iphl < 20 || pkt[IP4_PROTO] != t->proto)
 			return -EINVAL;
 	}
-	if (len < t->iphl + TCP_HLEN)
+	if (len < t->iphl + (t->udp ? UDP_HLEN : TCP_HLEN))
 		return -EINVAL;
-	thl = (size_t)(pkt[t->iphl + TCP_DOFF] >> 4) * 4;
+	thl = t->udp ? UDP_HLEN : (size_t)(pkt[t->iphl + TCP_DOFF] >> 4) * 4;
 	t->hlen = t->iphl + thl;
 	t->mss = vh->gso_size;
-	if (thl < TCP_HLEN || t->hlen >= len || !t->mss || len > OFFLOAD_MAX)
+	if (thl < UDP_HLEN || (!t->udp && thl < TCP_HLEN) || t->hlen >= len || !t->mss ||
+	    len > OFFLOAD_MAX)
 		return -EINVAL;
 	t->pkt = pkt;
 	t->len = len;
@@ -161,8 +169,9 @@ int offload_tso_start(struct offload_tso *t, const struct virtio_net_hdr *vh, co
 
 size_t offload_tso_next(struct offload_tso *t, uint8_t *out)
 {
-	size_t seg, tcp_len, n;
+	size_t seg, l4_len, n;
 	uint8_t *th = out + t->iphl;
+	uint16_t c;
 	bool first = t->off == t->hlen, last;
 
 	if (t->off >= t->len)
@@ -180,46 +189,65 @@ size_t offload_tso_next(struct offload_tso *t, uint8_t *out)
 		put16(out + IP4_CSUM, 0);
 		put16(out + IP4_CSUM, offload_csum_fold(offload_csum_add(0, out, t->iphl)));
 	}
-	put32(th + TCP_SEQ, t->seq + (uint32_t)(t->off - t->hlen));
-	if (!first)
-		th[TCP_FLAGS] &= (uint8_t)~TH_CWR;
-	if (!last)
-		th[TCP_FLAGS] &= (uint8_t)~(TH_FIN | TH_PSH);
-	tcp_len = n - t->iphl;
-	put16(th + TCP_CSUM, 0);
-	put16(th + TCP_CSUM,
-	      offload_csum_fold(offload_csum_add(pseudo_sum(out, t->v6, tcp_len), th, tcp_len)));
+	l4_len = n - t->iphl;
+	if (t->udp) {
+		put16(th + UDP_LEN, (uint16_t)l4_len);
+		put16(th + UDP_CSUM, 0);
+		c = offload_csum_fold(offload_csum_add(pseudo_sum(out, t->v6, t->proto, l4_len), th, l4_len));
+		put16(th + UDP_CSUM, c ? c : 0xffff);
+	} else {
+		put32(th + TCP_SEQ, t->seq + (uint32_t)(t->off - t->hlen));
+		if (!first)
+			th[TCP_FLAGS] &= (uint8_t)~TH_CWR;
+		if (!last)
+			th[TCP_FLAGS] &= (uint8_t)~(TH_FIN | TH_PSH);
+		put16(th + TCP_CSUM, 0);
+		c = offload_csum_fold(offload_csum_add(pseudo_sum(out, t->v6, t->proto, l4_len), th, l4_len));
+		put16(th + TCP_CSUM, c);
+	}
 	t->off += seg;
 	return n;
 }
 
-/* A TCP packet that may join others: its layout, or false. */
-struct tcp_view {
-	bool v6;
+/* A TCP or UDP packet that may join others: its layout, or false. */
+struct l4_view {
+	bool v6, udp;
 	size_t iphl, hlen, payload;
 	uint32_t seq;
 	uint8_t flags;
 };
 
-static bool tcp_view(const uint8_t *p, size_t len, struct tcp_view *v)
+static bool l4_view(const uint8_t *p, size_t len, struct l4_view *v)
 {
+	uint8_t proto;
 	size_t thl;
 
 	if (len < 20)
 		return false;
 	v->v6 = p[0] >> 4 == 6;
 	if (v->v6) {
-		if (len < IP6_HLEN + TCP_HLEN || p[IP6_NEXT] != PROTO_TCP ||
-		    get16(p + IP6_PLEN) + (size_t)IP6_HLEN != len)
+		if (len < IP6_HLEN + UDP_HLEN || get16(p + IP6_PLEN) + (size_t)IP6_HLEN != len)
 			return false;
 		v->iphl = IP6_HLEN;
+		proto = p[IP6_NEXT];
 	} else {
 		/* No options, no fragments: only plain packets are worth joining. */
-		if (p[0] != 0x45 || p[IP4_PROTO] != PROTO_TCP || get16(p + IP4_TOTLEN) != len ||
-		    (get16(p + IP4_FRAG) & 0x3fff) || len < 20 + TCP_HLEN)
+		if (p[0] != 0x45 || get16(p + IP4_TOTLEN) != len || (get16(p + IP4_FRAG) & 0x3fff) ||
+		    len < 20 + UDP_HLEN)
 			return false;
 		v->iphl = 20;
+		proto = p[IP4_PROTO];
 	}
+	v->udp = proto == PROTO_UDP;
+	if (v->udp) {
+		v->hlen = v->iphl + UDP_HLEN;
+		v->payload = len - v->hlen;
+		v->flags = 0;
+		v->seq = 0;
+		return get16(p + v->iphl + UDP_LEN) == len - v->iphl && v->payload;
+	}
+	if (proto != PROTO_TCP || len < v->iphl + TCP_HLEN)
+		return false;
 	thl = (size_t)(p[v->iphl + TCP_DOFF] >> 4) * 4;
 	v->hlen = v->iphl + thl;
 	if (thl < TCP_HLEN || v->hlen >= len)
@@ -231,11 +259,11 @@ static bool tcp_view(const uint8_t *p, size_t len, struct tcp_view *v)
 }
 
 /*
- * Whether b's headers match a's wherever the kernel's TCP GRO wants them
- * equal: addresses, ports, TOS or traffic class and flow label, TTL, ACK,
- * window and every option byte; PSH may differ.
+ * Whether b's headers match a's wherever the kernel's GRO wants them
+ * equal: addresses, ports, TOS or traffic class and flow label, TTL; for
+ * TCP also ACK, window and every option byte (PSH may differ).
  */
-static bool same_flow(const uint8_t *a, const uint8_t *b, const struct tcp_view *v)
+static bool same_flow(const uint8_t *a, const uint8_t *b, const struct l4_view *v)
 {
 	const uint8_t *ta = a + v->iphl, *tb = b + v->iphl;
 
@@ -246,30 +274,40 @@ static bool same_flow(const uint8_t *a, const uint8_t *b, const struct tcp_view 
 		   memcmp(a + IP4_ADDRS, b + IP4_ADDRS, 8) != 0) {
 		return false;
 	}
+	if (v->udp)
+		return !memcmp(ta, tb, 4);
 	return !memcmp(ta, tb, 4) && !memcmp(ta + TCP_ACK, tb + TCP_ACK, 5) &&
 	       (ta[TCP_FLAGS] & ~TH_PSH) == (tb[TCP_FLAGS] & ~TH_PSH) &&
 	       !memcmp(ta + TCP_WIN, tb + TCP_WIN, 2) &&
 	       !memcmp(ta + TCP_HLEN, tb + TCP_HLEN, v->hlen - v->iphl - TCP_HLEN);
 }
 
-size_t offload_gro(struct offload_pkt *pkts, size_t n, struct virtio_net_hdr *vh, size_t *hlen)
+/* Whether p may follow q in a run that f heads. */
+static bool joins(const struct l4_view *f, const struct l4_view *q, const struct l4_view *p)
 {
-	struct tcp_view f, q, p;
+	if (p->v6 != f->v6 || p->udp != f->udp || p->hlen != f->hlen || q->payload != f->payload ||
+	    p->payload > f->payload)
+		return false;
+	return f->udp || (!(q->flags & TH_PSH) && p->seq == q->seq + (uint32_t)q->payload);
+}
+
+size_t offload_gro(struct offload_pkt *pkts, size_t n, bool udp, struct virtio_net_hdr *vh,
+		   size_t *hlen)
+{
+	struct l4_view f, q, p;
 	size_t i, total;
-	uint8_t *h = pkts[0].data;
+	uint8_t *h = pkts[0].data, *th;
 
 	memset(vh, 0, sizeof(*vh));
 	vh->flags = VIRTIO_NET_HDR_F_DATA_VALID;
 	*hlen = 0;
-	if (!tcp_view(h, pkts[0].len, &f) || f.flags & TH_PSH)
+	if (!l4_view(h, pkts[0].len, &f) || (f.udp && !udp) || f.flags & TH_PSH)
 		return 1;
 	q = f;
 	total = pkts[0].len;
 	for (i = 1; i < n && i < GRO_SEGMENTS_MAX; i++) {
-		if (!tcp_view(pkts[i].data, pkts[i].len, &p) || p.v6 != f.v6 || p.hlen != f.hlen ||
-		    q.payload != f.payload || p.payload > f.payload || q.flags & TH_PSH ||
-		    p.seq != q.seq + (uint32_t)q.payload || total + p.payload > OFFLOAD_MAX ||
-		    !same_flow(h, pkts[i].data, &f))
+		if (!l4_view(pkts[i].data, pkts[i].len, &p) || !joins(&f, &q, &p) ||
+		    total + p.payload > OFFLOAD_MAX || !same_flow(h, pkts[i].data, &f))
 			break;
 		total += p.payload;
 		q = p;
@@ -284,15 +322,25 @@ size_t offload_gro(struct offload_pkt *pkts, size_t n, struct virtio_net_hdr *vh
 		put16(h + IP4_CSUM, 0);
 		put16(h + IP4_CSUM, offload_csum_fold(offload_csum_add(0, h, f.iphl)));
 	}
-	h[f.iphl + TCP_FLAGS] |= q.flags & TH_PSH;
+	th = h + f.iphl;
 	/* A partial checksum, as a NIC would expect it: the pseudo-header's sum, uncomplemented. */
-	put16(h + f.iphl + TCP_CSUM, (uint16_t)~offload_csum_fold(pseudo_sum(h, f.v6, total - f.iphl)));
+	if (f.udp) {
+		put16(th + UDP_LEN, (uint16_t)(total - f.iphl));
+		put16(th + UDP_CSUM,
+		      (uint16_t)~offload_csum_fold(pseudo_sum(h, f.v6, PROTO_UDP, total - f.iphl)));
+		vh->gso_type = VIRTIO_NET_HDR_GSO_UDP_L4;
+		vh->csum_offset = UDP_CSUM;
+	} else {
+		th[TCP_FLAGS] |= q.flags & TH_PSH;
+		put16(th + TCP_CSUM,
+		      (uint16_t)~offload_csum_fold(pseudo_sum(h, f.v6, PROTO_TCP, total - f.iphl)));
+		vh->gso_type = f.v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
+		vh->csum_offset = TCP_CSUM;
+	}
 	vh->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-	vh->gso_type = f.v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
 	vh->hdr_len = (uint16_t)f.hlen;
 	vh->gso_size = (uint16_t)f.payload;
 	vh->csum_start = (uint16_t)f.iphl;
-	vh->csum_offset = TCP_CSUM;
 	*hlen = f.hlen;
 	return i;
 }

@@ -16,6 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Newer than Debian 12's headers (Linux 6.2): UDP segmentation offload. */
+#ifndef VIRTIO_NET_HDR_GSO_UDP_L4
+#define VIRTIO_NET_HDR_GSO_UDP_L4 5
+#endif
+
 enum {
 	VNET_HDR_LEN = sizeof(struct virtio_net_hdr),
 	OFFLOAD_MAX = 65535, /* an IP packet's length field, and the most one TUN read brings */
@@ -38,20 +43,23 @@ struct offload_tso {
 	size_t len, iphl, hlen, mss, off;
 	uint32_t seq;
 	uint16_t id;
-	bool v6;
+	uint8_t proto;
+	bool v6, udp;
 };
 
 /*
- * Check a TCP segment the kernel handed over with gso_type TCPV4 or TCPV6
- * and get ready to cut it: -EINVAL when its headers do not match the
- * virtio header (veild then drops it).
+ * Check a segment the kernel handed over with gso_type TCPV4, TCPV6 or
+ * UDP_L4 (a train of datagrams an application sent with UDP_SEGMENT) and
+ * get ready to cut it: -EINVAL when its headers do not match the virtio
+ * header (veild then drops it).
  */
 int offload_tso_start(struct offload_tso *t, const struct virtio_net_hdr *vh, const uint8_t *pkt,
 		      size_t len);
 /*
  * Write the next packet, headers fixed (lengths, IPv4 ID and checksum, TCP
- * sequence, flags, checksum), to out, which holds at least t->hlen + t->mss
- * bytes. Returns its length, or 0 when the segment is used up.
+ * sequence and flags, the TCP or UDP checksum), to out, which holds at
+ * least t->hlen + t->mss bytes. Returns its length, or 0 when the segment
+ * is used up.
  */
 size_t offload_tso_next(struct offload_tso *t, uint8_t *out);
 
@@ -62,11 +70,13 @@ struct offload_pkt {
 
 /*
  * How many packets from pkts[0] on go to the kernel as one write. For more
- * than one (consecutive segments of one TCP flow), pkts[0]'s headers are
+ * than one (consecutive segments of one TCP flow, or with udp, datagrams of
+ * one UDP flow of one size but a shorter last), pkts[0]'s headers are
  * rewritten for the whole and *hlen is where each later packet's payload
  * starts; vh says how to cut it up again. A single packet goes as it is,
  * marked as checked: it passed the AEAD, as the kernel module reasons.
  */
-size_t offload_gro(struct offload_pkt *pkts, size_t n, struct virtio_net_hdr *vh, size_t *hlen);
+size_t offload_gro(struct offload_pkt *pkts, size_t n, bool udp, struct virtio_net_hdr *vh,
+		   size_t *hlen);
 
 #endif

@@ -155,10 +155,10 @@ static void cut_and_join(bool v6)
 		pk[i].data = out[i];
 		pk[i].len = n[i];
 	}
-	assert_int_equal(offload_gro(pk, k, &gv, &hlen), 1);
+	assert_int_equal(offload_gro(pk, k, true, &gv, &hlen), 1);
 	assert_int_equal(gv.flags, VIRTIO_NET_HDR_F_DATA_VALID);
 	assert_int_equal(gv.gso_type, 0);
-	assert_int_equal(offload_gro(pk + 1, k - 1, &gv, &hlen), 3);
+	assert_int_equal(offload_gro(pk + 1, k - 1, true, &gv, &hlen), 3);
 	assert_int_equal(hlen, h);
 	assert_int_equal(gv.gso_type, v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4);
 	assert_int_equal(gv.gso_size, MSS);
@@ -277,47 +277,47 @@ static void test_gro_breaks(void **state)
 
 	(void)state;
 	three(pk, n);
-	assert_int_equal(offload_gro(pk, 3, &vh, &hlen), 3);
+	assert_int_equal(offload_gro(pk, 3, true, &vh, &hlen), 3);
 
 	three(pk, n);
 	out[1][th + 2] ^= 1; /* another destination port */
-	assert_int_equal(offload_gro(pk, 3, &vh, &hlen), 1);
+	assert_int_equal(offload_gro(pk, 3, true, &vh, &hlen), 1);
 
 	three(pk, n);
 	put32(out[2] + th + 4, get32(out[2] + th + 4) + 1); /* a gap */
-	assert_int_equal(offload_gro(pk, 3, &vh, &hlen), 2);
+	assert_int_equal(offload_gro(pk, 3, true, &vh, &hlen), 2);
 
 	three(pk, n);
 	out[2][th + 27] ^= 0xff; /* another timestamp */
-	assert_int_equal(offload_gro(pk, 3, &vh, &hlen), 2);
+	assert_int_equal(offload_gro(pk, 3, true, &vh, &hlen), 2);
 
 	three(pk, n);
 	out[1][th + 13] |= 0x01; /* FIN goes alone */
-	assert_int_equal(offload_gro(pk, 3, &vh, &hlen), 1);
+	assert_int_equal(offload_gro(pk, 3, true, &vh, &hlen), 1);
 
 	three(pk, n);
 	out[0][th + 13] |= 0x08; /* PSH ends a run: here at once */
-	assert_int_equal(offload_gro(pk, 3, &vh, &hlen), 1);
+	assert_int_equal(offload_gro(pk, 3, true, &vh, &hlen), 1);
 
 	three(pk, n);
 	out[1][8] = 63; /* another TTL */
-	assert_int_equal(offload_gro(pk, 3, &vh, &hlen), 1);
+	assert_int_equal(offload_gro(pk, 3, true, &vh, &hlen), 1);
 
 	three(pk, n);
 	put32(out[1] + th + 8, 78); /* another ACK */
-	assert_int_equal(offload_gro(pk, 3, &vh, &hlen), 1);
+	assert_int_equal(offload_gro(pk, 3, true, &vh, &hlen), 1);
 
 	/* A short packet may end a run, not sit inside one. */
 	three(pk, n);
 	pk[1].len -= 100;
 	put16(out[1] + 2, (uint16_t)pk[1].len);
 	put32(out[2] + th + 4, get32(out[1] + th + 4) + MSS - 100);
-	assert_int_equal(offload_gro(pk, 3, &vh, &hlen), 2);
+	assert_int_equal(offload_gro(pk, 3, true, &vh, &hlen), 2);
 
 	/* A length field that disagrees with what arrived: alone. */
 	three(pk, n);
 	pk[0].len--;
-	assert_int_equal(offload_gro(pk, 3, &vh, &hlen), 1);
+	assert_int_equal(offload_gro(pk, 3, true, &vh, &hlen), 1);
 }
 
 static void test_gro_size_limit(void **state)
@@ -338,8 +338,151 @@ static void test_gro_size_limit(void **state)
 		pk[i].len = h + MSS;
 	}
 	/* 46 packets of 1400 bytes fit under 65535 with one header; the 47th does not. */
-	assert_int_equal(offload_gro(pk, 60, &vh, &hlen), (65535 - h) / MSS);
+	assert_int_equal(offload_gro(pk, 60, true, &vh, &hlen), (65535 - h) / MSS);
 	assert_true(get16(many[0] + 2) <= 65535);
+}
+
+/* A train of UDP datagrams as an application sent it with UDP_SEGMENT. */
+static size_t make_udp_train(uint8_t *p, bool v6, size_t pay)
+{
+	size_t iphl = v6 ? 40 : 20, i, len = iphl + 8 + pay;
+
+	memset(p, 0, iphl + 8);
+	if (v6) {
+		p[0] = 0x60;
+		put16(p + 4, (uint16_t)(len - 40));
+		p[6] = 17;
+		p[7] = 64;
+		for (i = 0; i < 32; i++)
+			p[8 + i] = (uint8_t)(0x40 + i);
+	} else {
+		p[0] = 0x45;
+		put16(p + 2, (uint16_t)len);
+		put16(p + 4, 7);
+		p[8] = 64;
+		p[9] = 17;
+		put32(p + 12, 0xc0000201);
+		put32(p + 16, 0xc0000202);
+	}
+	put16(p + iphl, 5000);
+	put16(p + iphl + 2, 6000);
+	put16(p + iphl + 4, (uint16_t)(len - iphl));
+	for (i = 0; i < pay; i++)
+		p[iphl + 8 + i] = (uint8_t)(i * 13 + 1);
+	return len;
+}
+
+static void assert_udp_ok(const uint8_t *pkt, size_t len, bool v6)
+{
+	size_t iphl = v6 ? 40 : 20, ul = len - iphl;
+	uint32_t sum = v6 ? naive_sum(0, pkt + 8, 32) : naive_sum(0, pkt + 12, 8);
+
+	assert_int_equal(get16(pkt + iphl + 4), ul);
+	assert_int_not_equal(get16(pkt + iphl + 6), 0);
+	assert_int_equal(naive_fold(naive_sum(sum + 17 + (uint32_t)ul, pkt + iphl, ul)), 0xffff);
+	if (!v6)
+		assert_int_equal(naive_fold(naive_sum(0, pkt, 20)), 0xffff);
+}
+
+/* USO: cut a train into datagrams, check each, join them again. */
+static void udp_cut_and_join(bool v6)
+{
+	enum { SEG = 1000, N = 5, LAST = 333 };
+	size_t iphl = v6 ? 40 : 20, h = iphl + 8, n[8], k = 0, i, hlen;
+	size_t len = make_udp_train(seg_buf, v6, (N - 1) * SEG + LAST);
+	struct virtio_net_hdr vh = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+				     .gso_type = VIRTIO_NET_HDR_GSO_UDP_L4,
+				     .hdr_len = (uint16_t)h,
+				     .gso_size = SEG,
+				     .csum_start = (uint16_t)iphl,
+				     .csum_offset = 6 },
+			       gv;
+	struct offload_pkt pk[8];
+	struct offload_tso t;
+	uint8_t orig[OFFLOAD_MAX];
+
+	memcpy(orig, seg_buf, len);
+	assert_int_equal(offload_tso_start(&t, &vh, seg_buf, len), 0);
+	while ((n[k] = offload_tso_next(&t, out[k]))) {
+		pk[k].data = out[k];
+		pk[k].len = n[k];
+		k++;
+	}
+	assert_int_equal(k, N);
+	for (i = 0; i < k; i++) {
+		assert_int_equal(n[i], h + (i < N - 1 ? SEG : LAST));
+		assert_udp_ok(out[i], n[i], v6);
+		assert_memory_equal(out[i] + h, orig + h + i * SEG, n[i] - h);
+		if (!v6)
+			assert_int_equal(get16(out[i] + 4), 7 + i);
+	}
+	/* Without USO toward the kernel, datagrams go one by one. */
+	assert_int_equal(offload_gro(pk, k, false, &gv, &hlen), 1);
+	/* With it: one write, cut again at SEG. */
+	assert_int_equal(offload_gro(pk, k, true, &gv, &hlen), N);
+	assert_int_equal(gv.gso_type, VIRTIO_NET_HDR_GSO_UDP_L4);
+	assert_int_equal(gv.gso_size, SEG);
+	assert_int_equal(gv.csum_offset, 6);
+	assert_int_equal(hlen, h);
+	{
+		uint8_t whole[OFFLOAD_MAX];
+		size_t wl = n[0];
+
+		memcpy(whole, out[0], n[0]);
+		for (i = 1; i < k; i++) {
+			memcpy(whole + wl, out[i] + h, n[i] - h);
+			wl += n[i] - h;
+		}
+		assert_int_equal(wl, len);
+		assert_int_equal(offload_finish_csum(&gv, whole, wl), 0);
+		assert_udp_ok(whole, wl, v6);
+		assert_memory_equal(whole + h, orig + h, len - h);
+	}
+}
+
+static void test_uso_v4(void **state)
+{
+	(void)state;
+	udp_cut_and_join(false);
+}
+
+static void test_uso_v6(void **state)
+{
+	(void)state;
+	udp_cut_and_join(true);
+}
+
+static void test_udp_gro_breaks(void **state)
+{
+	struct virtio_net_hdr vh;
+	struct offload_pkt pk[3];
+	size_t i, hlen, len = make_udp_train(seg_buf, false, 500);
+
+	(void)state;
+	for (i = 0; i < 3; i++) {
+		memcpy(out[i], seg_buf, len);
+		pk[i].data = out[i];
+		pk[i].len = len;
+	}
+	assert_int_equal(offload_gro(pk, 3, true, &vh, &hlen), 3);
+	for (i = 0; i < 3; i++)
+		memcpy(out[i], seg_buf, len);
+	out[1][20 + 1] ^= 1; /* another source port */
+	assert_int_equal(offload_gro(pk, 3, true, &vh, &hlen), 1);
+	/* A longer datagram after the first cannot join; a shorter one ends the run. */
+	for (i = 0; i < 3; i++)
+		memcpy(out[i], seg_buf, len);
+	len = make_udp_train(out[1], false, 400);
+	pk[1].len = len;
+	assert_int_equal(offload_gro(pk, 3, true, &vh, &hlen), 2);
+	len = make_udp_train(out[0], false, 400);
+	pk[0].len = len;
+	pk[1].len = make_udp_train(out[1], false, 500);
+	assert_int_equal(offload_gro(pk, 3, true, &vh, &hlen), 1);
+	/* A UDP length that disagrees with the IP length: alone. */
+	pk[0].len = make_udp_train(out[0], false, 500);
+	put16(out[0] + 24, 100);
+	assert_int_equal(offload_gro(pk, 3, true, &vh, &hlen), 1);
 }
 
 int main(void)
@@ -348,7 +491,8 @@ int main(void)
 		cmocka_unit_test(test_csum_matches_naive), cmocka_unit_test(test_tso_gro_v4),
 		cmocka_unit_test(test_tso_gro_v6),	   cmocka_unit_test(test_tso_rejects),
 		cmocka_unit_test(test_finish_csum_udp),   cmocka_unit_test(test_gro_breaks),
-		cmocka_unit_test(test_gro_size_limit),
+		cmocka_unit_test(test_gro_size_limit),	   cmocka_unit_test(test_uso_v4),
+		cmocka_unit_test(test_uso_v6),		   cmocka_unit_test(test_udp_gro_breaks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
