@@ -131,11 +131,11 @@ struct daemon {
 	uv_poll_t tun_poll;
 	int tun_fd;
 	enum tun_mode tun_mode;
-	uint8_t *tun_buf; /* one read with a virtio_net_hdr: up to 64 KB (TUN_VNET, TUN_TSO) */
+	uint8_t *tun_buf; /* one read with a virtio_net_hdr: up to 64 KB (all but TUN_PLAIN) */
 	uint8_t *rx_arena; /* rx_slots UDP receive buffers of rx_slot bytes */
 	size_t rx_slot;
 	unsigned int rx_slots;
-	struct offload_pkt rx[RX_MAX]; /* decrypted, for the TUN (TUN_VNET, TUN_TSO) */
+	struct offload_pkt rx[RX_MAX]; /* decrypted, for the TUN (all but TUN_PLAIN) */
 	unsigned int nrx;
 	uv_pipe_t uapi;
 	uv_signal_t sigint, sigterm;
@@ -834,7 +834,7 @@ static void flush_rx(struct daemon *d)
 	size_t hlen;
 
 	while (i < d->nrx) {
-		n = (unsigned int)offload_gro(d->rx + i, d->nrx - i, &vh, &hlen);
+		n = (unsigned int)offload_gro(d->rx + i, d->nrx - i, d->tun_mode == TUN_USO, &vh, &hlen);
 		iov[0].iov_base = &vh;
 		iov[0].iov_len = VNET_HDR_LEN;
 		iov[1].iov_base = d->rx[i].data;
@@ -1017,8 +1017,8 @@ static void tun_read_plain(struct daemon *d, uint64_t now)
 
 /*
  * One read with a virtio_net_hdr: a packet whose checksum may be ours to
- * finish, or a TCP segment of up to 64 KB to cut into packets. Returns how
- * many packets it made.
+ * finish, or a TCP segment or UDP train of up to 64 KB to cut into
+ * packets. Returns how many packets it made.
  */
 static unsigned int tun_split(struct daemon *d, uint8_t *pkt, size_t len, uint64_t now)
 {
@@ -1039,7 +1039,7 @@ static unsigned int tun_split(struct daemon *d, uint8_t *pkt, size_t len, uint64
 		return 1;
 	}
 	if (offload_tso_start(&t, &vh, pkt, len) || t.hlen + t.mss > PKT_CAP) {
-		log_debug("%s: dropping a TCP segment with a bad offload header", d->cfg->ifname);
+		log_debug("%s: dropping a segment with a bad offload header", d->cfg->ifname);
 		return 0;
 	}
 	while ((p = pkt_get(d))) {
@@ -1934,7 +1934,8 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 	}
 	log_info("%s: offloads %s", cfg->ifname,
 		 !cfg->offload		       ? "off (VEIL_OFFLOAD=off)"
-		 : d->tun_mode == TUN_TSO ? "on (TUN TSO and checksum, UDP GSO and GRO)"
+		 : d->tun_mode == TUN_USO ? "on (TUN TSO, USO and checksum, UDP GSO and GRO)"
+		 : d->tun_mode == TUN_TSO ? "on (TUN TSO and checksum, UDP GSO and GRO; no TUN USO)"
 					   : "on for UDP (GSO, GRO); the kernel refused TUN TSO");
 	err = listen_on(d, 0);
 	if (err) {

@@ -32,11 +32,20 @@ static int open_flags(const char *ifname, short flags)
 /*
  * With offloads, reads and writes carry a virtio_net_hdr, and the kernel
  * may hand over TCP segments of up to 64 KB whose checksums are left to us
- * (TSO4, TSO6, CSUM; ECN-marked ones it cuts itself). A kernel that takes
- * the header but not the offloads still gets the header on every packet.
+ * (TSO4, TSO6, CSUM; ECN-marked ones it cuts itself), and since Linux 6.2
+ * UDP_SEGMENT trains (USO4, USO6), which we may also write to it. A kernel
+ * that takes the header but not the offloads still gets the header on
+ * every packet.
  */
+/* Linux 6.2's UDP segmentation offload, newer than Debian 12's headers. */
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#define TUN_F_USO6 0x40
+#endif
+
 int tun_open(const char *ifname, bool want_offload, enum tun_mode *mode)
 {
+	const unsigned int tso = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
 	int fd;
 
 	*mode = TUN_PLAIN;
@@ -45,9 +54,12 @@ int tun_open(const char *ifname, bool want_offload, enum tun_mode *mode)
 	if (want_offload) {
 		fd = open_flags(ifname, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR);
 		if (fd >= 0) {
-			*mode = ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) < 0
-					? TUN_VNET
-					: TUN_TSO;
+			if (ioctl(fd, TUNSETOFFLOAD, tso | TUN_F_USO4 | TUN_F_USO6) == 0)
+				*mode = TUN_USO;
+			else if (ioctl(fd, TUNSETOFFLOAD, tso) == 0)
+				*mode = TUN_TSO;
+			else
+				*mode = TUN_VNET;
 			return fd;
 		}
 	}

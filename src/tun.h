@@ -13,6 +13,7 @@ enum tun_mode {
 	TUN_PLAIN, /* bare packets */
 	TUN_VNET,  /* a virtio_net_hdr on each packet, the kernel refused the offloads */
 	TUN_TSO,   /* a virtio_net_hdr, TCP segments up to 64 KB, checksums left to us */
+	TUN_USO,   /* TUN_TSO, and UDP trains both ways */
 };
 
 /*

@@ -1,18 +1,24 @@
 // SPDX-License-Identifier: MIT
 /*
  * A numbered UDP stream, for the namespace tests to see what a tunnel delivers:
- *   sequdp send ADDR PORT COUNT RATE   send COUNT datagrams numbered 0..COUNT-1, RATE a second
+ *   sequdp send ADDR PORT COUNT RATE [TRAIN]
+ *                                      send COUNT datagrams numbered 0..COUNT-1, RATE a second;
+ *                                      with TRAIN, TRAIN of them per send as one UDP_SEGMENT train
  *   sequdp recv PORT COUNT             count what arrives, print one summary line
  * The receiver prints "listening" once bound, then, when COUNT datagrams came in or
  * nothing came for 2 s (30 s at most in all):
- *   received=N unique=U duplicates=D lost=L reordered=R
+ *   received=N unique=U duplicates=D lost=L reordered=R damaged=X
+ * "damaged" counts datagrams whose bytes after the number are not what the
+ * sender derived from it.
  * "reordered" counts datagrams numbered below the highest seen before them. Each
  * datagram carries a per-run tag so strays from another stream are not counted.
  */
 #include <errno.h>
 #include <netdb.h>
+#include <linux/udp.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,11 +30,58 @@
 enum {
 	PAYLOAD_LEN = 200,
 	MAX_COUNT = 1000000,
+	MAX_TRAIN = 64,
 	IDLE_MS = 2000,
 	TOTAL_MS = 30000,
 };
 
 static const uint8_t tag[8] = { 's', 'e', 'q', 'u', 'd', 'p', '0', '1' };
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
+/* Datagram seq: the tag, the number, then bytes derived from the number. */
+static void fill(uint8_t *buf, long seq)
+{
+	for (int b = 0; b < 8; b++)
+		buf[8 + b] = (uint8_t)((uint64_t)seq >> (8 * b));
+	for (int b = 16; b < PAYLOAD_LEN; b++)
+		buf[b] = (uint8_t)(seq * 31 + b);
+}
+
+static bool intact(const uint8_t *buf, long seq)
+{
+	for (int b = 16; b < PAYLOAD_LEN; b++)
+		if (buf[b] != (uint8_t)(seq * 31 + b))
+			return false;
+	return true;
+}
+
+/* One sendmsg of n datagrams as a UDP_SEGMENT train (n 1: a plain send). */
+static ssize_t send_train(int s, uint8_t *buf, size_t n)
+{
+	union {
+		char c[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} u;
+	uint16_t seg = PAYLOAD_LEN;
+	struct iovec iov = { .iov_base = buf, .iov_len = n * PAYLOAD_LEN };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *c;
+
+	if (n > 1) {
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.c;
+		mh.msg_controllen = sizeof(u.c);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = IPPROTO_UDP;
+		c->cmsg_type = UDP_SEGMENT;
+		c->cmsg_len = CMSG_LEN(sizeof(seg));
+		memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+	}
+	return sendmsg(s, &mh, 0);
+}
 
 static uint64_t now_ms(void)
 {
@@ -38,12 +91,12 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int do_send(const char *host, const char *port, long count, long rate)
+static int do_send(const char *host, const char *port, long count, long rate, long train)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICHOST }, *ai;
-	uint8_t buf[PAYLOAD_LEN] = { 0 };
+	static uint8_t buf[MAX_TRAIN * PAYLOAD_LEN];
 	uint64_t start;
-	long i;
+	long i, k, n;
 	int s;
 
 	if (getaddrinfo(host, port, &hints, &ai)) {
@@ -56,18 +109,20 @@ static int do_send(const char *host, const char *port, long count, long rate)
 		return 1;
 	}
 	freeaddrinfo(ai);
-	memcpy(buf, tag, sizeof(tag));
 	start = now_ms();
-	for (i = 0; i < count; i++) {
+	for (i = 0; i < count; i += n) {
 		/* Pace: datagram i leaves no earlier than i / rate seconds after the start. */
 		uint64_t due = start + (uint64_t)i * 1000 / (uint64_t)rate;
 
+		n = count - i < train ? count - i : train;
 		while (now_ms() < due)
 			usleep(500);
-		for (int b = 0; b < 8; b++)
-			buf[8 + b] = (uint8_t)((uint64_t)i >> (8 * b));
+		for (k = 0; k < n; k++) {
+			memcpy(buf + k * PAYLOAD_LEN, tag, sizeof(tag));
+			fill(buf + k * PAYLOAD_LEN, i + k);
+		}
 		/* A send error (no route yet, ICMP refused) is a loss the receiver will see. */
-		if (send(s, buf, sizeof(buf), 0) < 0 && errno != ECONNREFUSED)
+		if (send_train(s, buf, (size_t)n) < 0 && errno != ECONNREFUSED)
 			perror("sequdp send");
 	}
 	close(s);
@@ -78,7 +133,7 @@ static int do_send(const char *host, const char *port, long count, long rate)
 static int do_recv(const char *port, long count)
 {
 	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)atoi(port)) };
-	long received = 0, unique = 0, dups = 0, reordered = 0, highest = -1;
+	long received = 0, unique = 0, dups = 0, reordered = 0, damaged = 0, highest = -1;
 	uint64_t start, last;
 	uint8_t buf[2048], *seen;
 	int s, zero = 0;
@@ -115,6 +170,8 @@ static int do_recv(const char *port, long count)
 			continue;
 		received++;
 		last = now_ms();
+		if (!intact(buf, seq))
+			damaged++;
 		if (seen[seq]) {
 			dups++;
 			continue;
@@ -126,8 +183,8 @@ static int do_recv(const char *port, long count)
 		else
 			highest = seq;
 	}
-	printf("received=%ld unique=%ld duplicates=%ld lost=%ld reordered=%ld\n", received, unique,
-	       dups, count - unique, reordered);
+	printf("received=%ld unique=%ld duplicates=%ld lost=%ld reordered=%ld damaged=%ld\n", received,
+	       unique, dups, count - unique, reordered, damaged);
 	free(seen);
 	close(s);
 	return 0;
@@ -135,11 +192,11 @@ static int do_recv(const char *port, long count)
 
 int main(int argc, char **argv)
 {
-	if (argc == 6 && !strcmp(argv[1], "send")) {
-		long count = atol(argv[4]), rate = atol(argv[5]);
+	if ((argc == 6 || argc == 7) && !strcmp(argv[1], "send")) {
+		long count = atol(argv[4]), rate = atol(argv[5]), train = argc == 7 ? atol(argv[6]) : 1;
 
-		if (count > 0 && count <= MAX_COUNT && rate > 0)
-			return do_send(argv[2], argv[3], count, rate);
+		if (count > 0 && count <= MAX_COUNT && rate > 0 && train > 0 && train <= MAX_TRAIN)
+			return do_send(argv[2], argv[3], count, rate, train);
 	}
 	if (argc == 4 && !strcmp(argv[1], "recv")) {
 		long count = atol(argv[3]);
@@ -147,6 +204,6 @@ int main(int argc, char **argv)
 		if (count > 0 && count <= MAX_COUNT)
 			return do_recv(argv[2], count);
 	}
-	fprintf(stderr, "usage: sequdp send ADDR PORT COUNT RATE | sequdp recv PORT COUNT\n");
+	fprintf(stderr, "usage: sequdp send ADDR PORT COUNT RATE [TRAIN] | sequdp recv PORT COUNT\n");
 	return 2;
 }
