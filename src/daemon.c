@@ -953,17 +953,16 @@ static void drain_one(int fd)
 	(void)r;
 }
 
-/* A read or receive that failed: false when the TUN device is gone (we stop). */
-static bool tun_read_ok(struct daemon *d, ssize_t r)
+/* A TUN read that brought nothing: the queue is empty, or the device is gone (we stop). */
+static void tun_read_failed(struct daemon *d, ssize_t r)
 {
 	int err = r < 0 ? errno : EIO;
 
 	if (err == EAGAIN || err == EINTR)
-		return true;
+		return;
 	/* The interface was deleted under us: stop cleanly, like wireguard-go. */
 	log_info("%s: TUN device gone (%s), shutting down", d->cfg->ifname, strerror(err));
 	stop(d, 0);
-	return false;
 }
 
 /* Hand a packet read from the TUN device to its peer, or answer and drop it. */
@@ -1001,7 +1000,7 @@ static void tun_read_plain(struct daemon *d, uint64_t now)
 		r = read(d->tun_fd, p->data + DATA_HEADER_LEN, PKT_CAP + 1);
 		if (r <= 0) {
 			pkt_put(d, p);
-			tun_read_ok(d, r);
+			tun_read_failed(d, r);
 			break;
 		}
 		if (r > PKT_CAP) {
@@ -1015,30 +1014,16 @@ static void tun_read_plain(struct daemon *d, uint64_t now)
 	}
 }
 
-/*
- * One read with a virtio_net_hdr: a packet whose checksum may be ours to
- * finish, or a TCP segment or UDP train of up to 64 KB to cut into
- * packets. Returns how many packets it made.
- */
-static unsigned int tun_split(struct daemon *d, uint8_t *pkt, size_t len, uint64_t now)
+/* A TCP segment or UDP train in tun_buf, cut into packets. Returns how many it made. */
+static unsigned int tun_cut(struct daemon *d, const struct virtio_net_hdr *vh, size_t len,
+			    uint64_t now)
 {
-	struct virtio_net_hdr vh;
+	const uint8_t *seg = d->tun_buf + VNET_HDR_LEN;
 	struct offload_tso t;
 	unsigned int made = 0;
 	struct pkt *p;
 
-	memcpy(&vh, pkt - VNET_HDR_LEN, VNET_HDR_LEN);
-	if (vh.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
-		if ((vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && offload_finish_csum(&vh, pkt, len))
-			return 0;
-		if (len > PKT_CAP || !(p = pkt_get(d)))
-			return 0;
-		memcpy(p->data + DATA_HEADER_LEN, pkt, len);
-		p->len = len;
-		route(d, p, now);
-		return 1;
-	}
-	if (offload_tso_start(&t, &vh, pkt, len) || t.hlen + t.mss > PKT_CAP) {
+	if (offload_tso_start(&t, vh, seg, len) || t.hlen + t.mss > PKT_CAP) {
 		log_debug("%s: dropping a segment with a bad offload header", d->cfg->ifname);
 		return 0;
 	}
@@ -1055,24 +1040,59 @@ static unsigned int tun_split(struct daemon *d, uint8_t *pkt, size_t len, uint64
 }
 
 /*
- * With offloads: reads into one 64 KB buffer, cut into packet buffers,
- * until a batch's worth of packets is staged, so no peer's queue (128)
- * overflows before finish_batch sends.
+ * With offloads: each read has a virtio_net_hdr. A plain packet lands in a
+ * packet buffer directly (its checksum finished if the kernel left it); a
+ * TCP segment or UDP train of up to 64 KB spills past it into tun_buf,
+ * where it is made whole and cut. Reads stop once a batch's worth of
+ * packets is staged, so no peer's queue (128) overflows before
+ * finish_batch sends.
  */
 static void tun_read_vnet(struct daemon *d, uint64_t now)
 {
+	uint8_t *spill = d->tun_buf + VNET_HDR_LEN + PKT_CAP;
 	unsigned int made = 0, reads;
+	struct virtio_net_hdr vh;
 
 	for (reads = 0; reads < BATCH && made < BATCH; reads++) {
-		ssize_t r = read(d->tun_fd, d->tun_buf, VNET_HDR_LEN + OFFLOAD_MAX);
+		struct pkt *p = pkt_get(d);
+		struct iovec iov[3];
+		size_t len;
+		ssize_t r;
 
-		if (r <= 0) {
-			tun_read_ok(d, r);
+		if (!p) {
+			drain_one(d->tun_fd);
 			break;
 		}
-		if (r <= VNET_HDR_LEN)
+		iov[0].iov_base = &vh;
+		iov[0].iov_len = VNET_HDR_LEN;
+		iov[1].iov_base = p->data + DATA_HEADER_LEN;
+		iov[1].iov_len = PKT_CAP;
+		iov[2].iov_base = spill;
+		iov[2].iov_len = OFFLOAD_MAX - PKT_CAP;
+		r = readv(d->tun_fd, iov, 3);
+		if (r <= VNET_HDR_LEN) {
+			pkt_put(d, p);
+			if (r > 0)
+				continue;
+			tun_read_failed(d, r);
+			break;
+		}
+		len = (size_t)r - VNET_HDR_LEN;
+		if (vh.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+			if (len > PKT_CAP ||
+			    ((vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+			     offload_finish_csum(&vh, p->data + DATA_HEADER_LEN, len))) {
+				pkt_put(d, p);
+				continue;
+			}
+			p->len = len;
+			route(d, p, now);
+			made++;
 			continue;
-		made += tun_split(d, d->tun_buf + VNET_HDR_LEN, (size_t)r - VNET_HDR_LEN, now);
+		}
+		memcpy(d->tun_buf + VNET_HDR_LEN, p->data + DATA_HEADER_LEN, len < PKT_CAP ? len : PKT_CAP);
+		pkt_put(d, p);
+		made += tun_cut(d, &vh, len, now);
 	}
 }
 
