@@ -16,16 +16,7 @@ pair() {
 	log "=== $a <-> $b over IPv$u"
 	start_daemon "$NS1" "$a" "$ifa"
 	start_daemon "$NS2" "$b" "$ifb"
-	run wg set "$ifa" private-key "$TMP/k1" listen-port 51001 \
-		peer "$(cat "$TMP/p2")" preshared-key "$TMP/psk" allowed-ips 192.0.2.2/32,fd00::2/128 endpoint "$eb:51002"
-	run wg set "$ifb" private-key "$TMP/k2" listen-port 51002 \
-		peer "$(cat "$TMP/p1")" preshared-key "$TMP/psk" allowed-ips 192.0.2.1/32,fd00::1/128 endpoint "$ea:51001"
-	n1 ip addr add 192.0.2.1/24 dev "$ifa"
-	n1 ip addr add fd00::1/64 dev "$ifa" nodad
-	n1 ip link set "$ifa" up
-	n2 ip addr add 192.0.2.2/24 dev "$ifb"
-	n2 ip addr add fd00::2/64 dev "$ifb" nodad
-	n2 ip link set "$ifb" up
+	tunnel_pair "$ifa" "$ifb" 51001 51002 "$ea" "$eb"
 
 	# A initiates first; then B's side initiates after B drops its session (peer re-added).
 	ping_ok "$NS1" 192.0.2.2 || fail "$a -> $b ping (v4 inner)"

@@ -165,6 +165,23 @@ wg_up() {
 	ip netns exec "$ns" ip link set "$ifname" up
 }
 
+# tunnel_pair IFA IFB PORTA PORTB ENDPOINT_A ENDPOINT_B: the interfaces in NS1 and NS2
+# become each other's peer (keys from genkeys, with the PSK), carrying 192.0.2.1-2 and
+# fd00::1-2, and come up. ENDPOINT_x is an underlay address ([v6] in brackets).
+tunnel_pair() {
+	local ifa=$1 ifb=$2 porta=$3 portb=$4 ea=$5 eb=$6
+	run wg set "$ifa" private-key "$TMP/k1" listen-port "$porta" \
+		peer "$(cat "$TMP/p2")" preshared-key "$TMP/psk" allowed-ips 192.0.2.2/32,fd00::2/128 endpoint "$eb:$portb"
+	run wg set "$ifb" private-key "$TMP/k2" listen-port "$portb" \
+		peer "$(cat "$TMP/p1")" preshared-key "$TMP/psk" allowed-ips 192.0.2.1/32,fd00::1/128 endpoint "$ea:$porta"
+	n1 ip addr add 192.0.2.1/24 dev "$ifa"
+	n1 ip addr add fd00::1/64 dev "$ifa" nodad
+	n1 ip link set "$ifa" up
+	n2 ip addr add 192.0.2.2/24 dev "$ifb"
+	n2 ip addr add fd00::2/64 dev "$ifb" nodad
+	n2 ip link set "$ifb" up
+}
+
 genkeys() {
 	umask 077
 	wg genkey >"$TMP/k1"

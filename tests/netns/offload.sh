@@ -55,33 +55,46 @@ stop_pair() {
 	PIDS=("${keep[@]}")
 }
 
+# expect_seen COUNT YES|NO WHAT: with YES at least one of WHAT was captured, with NO none.
+expect_seen() {
+	if [ "$2" = yes ]; then
+		[ "$1" -gt 0 ] || fail "expected $3, saw none"
+	else
+		[ "$1" -eq 0 ] || fail "expected no $3, saw $1"
+	fi
+}
+
+# seq_trains RECV_NS SEND_NS ADDR PORT COUNT: numbered datagrams in trains of 16 from
+# SEND_NS to ADDR; prints sequdp's summary line.
+seq_trains() {
+	local rns=$1 sns=$2 addr=$3 port=$4 count=$5 rpid
+	ip netns exec "$rns" timeout 60 "$SEQUDP" recv "$port" "$count" >"$TMP/seq.out" &
+	rpid=$!
+	for _ in $(seq 50); do grep -q listening "$TMP/seq.out" 2>/dev/null && break; sleep 0.1; done
+	ip netns exec "$sns" timeout 60 "$SEQUDP" send "$addr" "$port" "$count" 40000 16 >/dev/null ||
+		fail "sequdp send failed"
+	wait "$rpid" || fail "sequdp recv failed"
+	tail -n 1 "$TMP/seq.out"
+}
+
 # udp_trains N SETTING FAR IFA IFB: numbered UDP datagrams sent as UDP_SEGMENT trains of
 # 16 each way (sequdp checks every byte of each). With TUN USO the near kernel hands
 # veild a train whole (seen on the TUN as one packet past the MTU) and a far veild
 # writes consecutive datagrams of the flow to its TUN as one; a wrong checksum from
 # veild's cutting would be dropped by a wireguard-go peer's kernel, which checks.
 udp_trains() {
-	local n=$1 setting=$2 far=$3 ifa=$4 ifb=$5 port=$((30000 + RANDOM % 10000)) out big uso=no
-	local count=4000 rpid
+	local n=$1 setting=$2 far=$3 ifa=$4 ifb=$5 port=$((30000 + RANDOM % 10000)) out uso=no
+	local count=4000 want=no
 	qgrep -F "USO" <"$TMP/$ifa.log" && uso=yes
+	[ "$setting" = on ] && [ "$uso" = yes ] && want=yes
 	capture "utun$n" "$NS1" "$ifa" "udp and src host 192.0.2.1 and greater 1501"
 	[ "$far" = veild ] && capture "ugro$n" "$NS2" "$ifb" "udp and src host 192.0.2.1 and greater 1501"
 	for dir in there back; do
 		if [ "$dir" = there ]; then
-			n2 timeout 60 "$SEQUDP" recv "$port" "$count" >"$TMP/seq.out" &
-			rpid=$!
-			for _ in $(seq 50); do grep -q listening "$TMP/seq.out" 2>/dev/null && break; sleep 0.1; done
-			n1 timeout 60 "$SEQUDP" send 192.0.2.2 "$port" "$count" 40000 16 >/dev/null ||
-				fail "sequdp send failed"
+			out=$(seq_trains "$NS2" "$NS1" 192.0.2.2 "$port" "$count")
 		else
-			n1 timeout 60 "$SEQUDP" recv "$port" "$count" >"$TMP/seq.out" &
-			rpid=$!
-			for _ in $(seq 50); do grep -q listening "$TMP/seq.out" 2>/dev/null && break; sleep 0.1; done
-			n2 timeout 60 "$SEQUDP" send fd00::1 "$port" "$count" 40000 16 >/dev/null ||
-				fail "sequdp send failed"
+			out=$(seq_trains "$NS1" "$NS2" fd00::1 "$port" "$count")
 		fi
-		wait "$rpid" || fail "sequdp recv failed"
-		out=$(tail -n 1 "$TMP/seq.out")
 		log "UDP trains $dir: $out"
 		qgrep -E "(^| )damaged=0( |$)" <<<"$out" || fail "UDP trains $dir: damaged datagrams: $out"
 		qgrep -E "(^| )duplicates=0( |$)" <<<"$out" || fail "UDP trains $dir: duplicates: $out"
@@ -90,46 +103,25 @@ udp_trains() {
 			fail "UDP trains $dir: too many lost: $out"
 	done
 	uncapture
-	big=$(seen "utun$n")
-	log "UDP trains past the MTU on the near TUN: $big (USO: $uso)"
-	if [ "$setting" = on ] && [ "$uso" = yes ]; then
-		[ "$big" -gt 0 ] || fail "TUN USO on, but no UDP train reached veild whole"
-	else
-		[ "$big" -eq 0 ] || fail "no TUN USO, but $big UDP trains on the TUN"
-	fi
+	log "UDP trains past the MTU on the near TUN: $(seen "utun$n") (USO: $uso)"
+	expect_seen "$(seen "utun$n")" "$want" "UDP trains reaching veild whole (TUN USO)"
 	if [ "$far" = veild ]; then
-		big=$(seen "ugro$n")
-		log "joined UDP datagrams written to the far TUN: $big"
-		if [ "$setting" = on ] && [ "$uso" = yes ]; then
-			[ "$big" -gt 0 ] || fail "TUN USO on, but the far veild joined no UDP datagrams"
-		else
-			[ "$big" -eq 0 ] || fail "no TUN USO, but $big joined UDP datagrams on the far TUN"
-		fi
+		log "joined UDP datagrams written to the far TUN: $(seen "ugro$n")"
+		expect_seen "$(seen "ugro$n")" "$want" "UDP datagrams joined on the far TUN"
 	fi
 }
 
 # combo N SETTING FAR_IMPL: one fresh tunnel, four transfers, the log and wire checks.
 SUMMARY=()
 combo() {
-	local n=$1 setting=$2 far=$3 pa pb t0 t1 big_tun big_udp big_gro
+	local n=$1 setting=$2 far=$3 pa pb t0 t1 big_tun big_udp want
 	local ifa="of${n}a$RUN" ifb="of${n}b$RUN" porta=$((51000 + 2 * n)) portb=$((51001 + 2 * n))
 	log "=== VEIL_OFFLOAD=$setting: veild <-> $far"
 	DAEMON_ENV="VEIL_OFFLOAD=$setting" start_daemon "$NS1" veild "$ifa"
 	pa=${PIDS[-1]}
 	DAEMON_ENV="VEIL_OFFLOAD=$setting" start_daemon "$NS2" "$far" "$ifb"
 	pb=${PIDS[-1]}
-	run wg set "$ifa" private-key "$TMP/k1" listen-port "$porta" \
-		peer "$(cat "$TMP/p2")" preshared-key "$TMP/psk" allowed-ips 192.0.2.2/32,fd00::2/128 \
-		endpoint "198.18.0.2:$portb"
-	run wg set "$ifb" private-key "$TMP/k2" listen-port "$portb" \
-		peer "$(cat "$TMP/p1")" preshared-key "$TMP/psk" allowed-ips 192.0.2.1/32,fd00::1/128 \
-		endpoint "198.18.0.1:$porta"
-	n1 ip addr add 192.0.2.1/24 dev "$ifa"
-	n1 ip addr add fd00::1/64 dev "$ifa" nodad
-	n1 ip link set "$ifa" up
-	n2 ip addr add 192.0.2.2/24 dev "$ifb"
-	n2 ip addr add fd00::2/64 dev "$ifb" nodad
-	n2 ip link set "$ifb" up
+	tunnel_pair "$ifa" "$ifb" "$porta" "$portb" 198.18.0.1 198.18.0.2
 	ping_ok "$NS1" 192.0.2.2 || fail "no ping over veild <-> $far ($setting)"
 
 	# Cut up before they are seen, no packet on the TUN exceeds its 1420-byte MTU (we
@@ -147,14 +139,11 @@ combo() {
 	t1=$(now_ms)
 	big_tun=$(seen "tun$n") big_udp=$(seen "udp$n")
 	log "packets past the MTU: $big_tun on the TUN, $big_udp UDP trains on the veth (3 at most counted)"
+	want=no
+	[ "$setting" = on ] && want=yes
 	if [ "$far" = veild ]; then
-		big_gro=$(seen "gro$n")
-		log "joined segments written to the far TUN: $big_gro (3 at most counted)"
-		if [ "$setting" = on ]; then
-			[ "$big_gro" -gt 0 ] || fail "offloads on, but the far veild wrote no joined segment (no GRO)"
-		else
-			[ "$big_gro" -eq 0 ] || fail "offloads off, but $big_gro joined segments on the far TUN"
-		fi
+		log "joined segments written to the far TUN: $(seen "gro$n") (3 at most counted)"
+		expect_seen "$(seen "gro$n")" "$want" "TCP segments joined on the far TUN (GRO)"
 	fi
 
 	udp_trains "$n" "$setting" "$far" "$ifa" "$ifb"
@@ -163,13 +152,8 @@ combo() {
 	if [ "$far" = veild ]; then
 		grep -qw "offloads $setting" "$TMP/$ifb.log" || fail "$ifb's log does not say 'offloads $setting'"
 	fi
-	if [ "$setting" = on ]; then
-		[ "$big_tun" -gt 0 ] || fail "offloads on, but no TCP packet past the MTU on the TUN (no TSO)"
-		[ "$big_udp" -gt 0 ] || fail "offloads on, but no UDP train on the veth (no GSO)"
-	else
-		[ "$big_tun" -eq 0 ] || fail "offloads off, but $big_tun packets past the MTU on the TUN"
-		[ "$big_udp" -eq 0 ] || fail "offloads off, but $big_udp UDP trains on the veth"
-	fi
+	expect_seen "$big_tun" "$want" "TCP packets past the MTU on the TUN (TSO)"
+	expect_seen "$big_udp" "$want" "UDP trains on the veth (GSO)"
 
 	stop_pair "$pa" "$pb"
 	# Until both interfaces are gone (bounded), then make sure of it.
