@@ -75,8 +75,13 @@ static int enter_raw(void)
 	if (tcgetattr(STDIN_FILENO, &saved) < 0)
 		return -errno;
 	t = saved;
-	/* Keys one at a time, unechoed; Ctrl-C still a signal. */
-	t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+	/*
+	 * Keys one at a time, unechoed, and no signals from the keyboard: Ctrl-C,
+	 * Ctrl-\\ and Ctrl-Z arrive as keys that end top. As signals they would
+	 * reach the whole foreground process group, and a non-interactive shell
+	 * running top (sh -c 'veilctl top; ...') would die of them with it.
+	 */
+	t.c_lflag &= ~(tcflag_t)(ICANON | ECHO | ISIG);
 	t.c_cc[VMIN] = 1;
 	t.c_cc[VTIME] = 0;
 	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) < 0)
@@ -280,6 +285,17 @@ static int pick(int argc, char **argv, char *out, size_t len)
 	return ret;
 }
 
+/* The terminal's own interrupt, quit and suspend characters (Ctrl-C, Ctrl-\\, Ctrl-Z). */
+static bool is_signal_key(char c)
+{
+	static const int keys[] = { VINTR, VQUIT, VSUSP };
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (saved.c_cc[keys[i]] != _POSIX_VDISABLE && (cc_t)c == saved.c_cc[keys[i]])
+			return true;
+	return false;
+}
+
 static int loop(struct top *t)
 {
 	struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
@@ -309,7 +325,7 @@ static int loop(struct top *t)
 		if (poll(&p, 1, wait_ms > 0 ? wait_ms : 0) > 0) {
 			if (read(STDIN_FILENO, &c, 1) != 1)
 				break; /* the terminal went away */
-			if (c == 'q' || c == 'Q')
+			if (c == 'q' || c == 'Q' || is_signal_key(c))
 				break;
 		}
 	}
@@ -340,7 +356,7 @@ int cmd_top(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	/* Ctrl-\\ and Ctrl-Z end it too: a stopped top would leave the terminal raw. */
+	/* The same signals sent by kill end it too: a stopped top would leave the terminal raw. */
 	sigaction(SIGQUIT, &sa, NULL);
 	sigaction(SIGTSTP, &sa, NULL);
 	if (!tty) {
