@@ -37,7 +37,7 @@ session() {
 	rm -f "$TMP/pty.out" "$TMP/sent"
 	{
 		for _ in $(seq 100); do
-			tr -d '\r' <"$TMP/pty.out" 2>/dev/null | qgrep -E "[0-9.]+ (KB|MB)/s" && break
+			tr -d '\r' 2>/dev/null <"$TMP/pty.out" | qgrep -E "[0-9.]+ (KB|MB)/s" && break
 			sleep 0.1
 		done
 		date +%s%N >"$TMP/sent"
