@@ -1508,6 +1508,9 @@ static int be_get(void *ctx, struct uapi_writer *w)
 		info.rx_bytes = p->rx_bytes;
 		info.tx_bytes = p->tx_bytes;
 		info.persistent_keepalive = p->persistent_keepalive;
+		info.cipher = p->handshake.suite == NOISE_SUITE_AES256GCM ? UAPI_CIPHER_AES256GCM
+									  : UAPI_CIPHER_CHACHA20POLY1305;
+		info.endpoint_name = ((struct vpeer *)p->user)->ep_name;
 		uapi_get_peer(w, &info);
 		sodium_memzero(info.preshared_key, sizeof(info.preshared_key));
 		allowedips_walk_owner(&p->allowedips, walk_ip, &wc);

@@ -3,9 +3,10 @@
  * The UAPI text protocol (protocol reference, 9.2 framing, 9.3 keys, 9.4
  * errno values). Per connection, a small state machine:
  *
- *   OP      reading the operation line: "get=1" -> GET_NL, "set=1" -> SET,
- *           anything else -> CLOSED (no reply, as wireguard-go does)
- *   GET_NL  the byte after "get=1\n": '\n' runs the get, anything else
+ *   OP      reading the operation line: "get=1" (or veil's own "veil_get=1"
+ *           and "metrics=1") -> GET_NL, "set=1" -> SET, anything else ->
+ *           CLOSED (no reply, as wireguard-go does)
+ *   GET_NL  the byte after the get line: '\n' runs the get, anything else
  *           replies errno=-22 and closes (the stream is out of step)
  *   SET     one key=value line at a time, applied at once, until the empty
  *           line, which replies and returns to OP; the first error -> SKIP
@@ -32,6 +33,12 @@
 
 enum conn_state { ST_OP, ST_GET_NL, ST_SET, ST_SKIP, ST_CLOSED };
 
+/*
+ * get=1 is WireGuard's; veil_get=1 is the same reply with veil's own peer
+ * keys added (wg would refuse those in a get=1 reply); metrics=1 is text.
+ */
+enum get_kind { GET_WG, GET_VEIL, GET_METRICS };
+
 /* The peer that the current peer lines apply to. */
 enum peer_state {
 	PEER_NONE,	/* no public_key yet: device keys */
@@ -49,7 +56,7 @@ struct uapi_conn {
 	enum peer_state peer_state;
 	bool update_only;	/* PENDING: update_only=true was seen */
 	bool created;		/* ACTIVE: this request created the peer */
-	bool metrics;		/* GET_NL: the request was metrics=1, not get=1 */
+	enum get_kind get;	/* GET_NL: which get the request was */
 	void *peer;
 	uint8_t pub[32];
 	size_t line_len;
@@ -59,6 +66,7 @@ struct uapi_conn {
 struct uapi_writer {
 	struct uapi_buf *buf;
 	int err;		/* sticky: -ENOMEM once an append failed */
+	bool veil;		/* veil_get=1: veil's own keys too */
 };
 
 /* Calls an op, answering -EOPNOTSUPP for a NULL one. */
@@ -650,9 +658,9 @@ static int end_set(struct uapi_conn *c, struct uapi_buf *out)
 
 static int do_get(struct uapi_conn *c, struct uapi_buf *out)
 {
-	struct uapi_writer w = { .buf = out, .err = 0 };
+	struct uapi_writer w = { .buf = out, .err = 0, .veil = c->get == GET_VEIL };
 	size_t mark = out->len;
-	int (*fn)(void *ctx, struct uapi_writer *w) = c->metrics ? c->ops->metrics : c->ops->get;
+	int (*fn)(void *ctx, struct uapi_writer *w) = c->get == GET_METRICS ? c->ops->metrics : c->ops->get;
 	int ret = fn ? fn(c->ctx, &w) : -EOPNOTSUPP;
 
 	/* Out of memory for the reply is fatal; a writer misused is the backend's error. */
@@ -677,11 +685,14 @@ static int handle_line(struct uapi_conn *c, struct uapi_buf *out)
 	if (c->state == ST_OP) {
 		if (len == 5 && memcmp(line, "get=1", 5) == 0) {
 			c->state = ST_GET_NL;
-			c->metrics = false;
+			c->get = GET_WG;
+		} else if (len == 10 && memcmp(line, "veil_get=1", 10) == 0) {
+			c->state = ST_GET_NL;
+			c->get = GET_VEIL;
 		} else if (len == 9 && memcmp(line, "metrics=1", 9) == 0 && c->ops->metrics) {
 			/* veil's own: Prometheus text instead of key=value lines. */
 			c->state = ST_GET_NL;
-			c->metrics = true;
+			c->get = GET_METRICS;
 		} else if (len == 5 && memcmp(line, "set=1", 5) == 0) {
 			c->state = ST_SET;
 			if (c->ops->set_begin)
@@ -927,6 +938,11 @@ void uapi_get_peer(struct uapi_writer *w, const struct uapi_peer_info *p)
 	putf(w, "tx_bytes", "%llu", (unsigned long long)p->tx_bytes);
 	putf(w, "rx_bytes", "%llu", (unsigned long long)p->rx_bytes);
 	putf(w, "persistent_keepalive_interval", "%u", (unsigned int)p->persistent_keepalive);
+	if (!w->veil)
+		return;
+	putf(w, "cipher", "%s", p->cipher == UAPI_CIPHER_AES256GCM ? "aes256gcm" : "chacha20poly1305");
+	if (p->endpoint_name && *p->endpoint_name)
+		putf(w, "endpoint_name", "%s", p->endpoint_name);
 }
 
 void uapi_get_allowed_ip(struct uapi_writer *w, int family, const uint8_t *addr, uint8_t cidr)

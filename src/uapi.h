@@ -112,7 +112,9 @@ struct uapi_backend_ops {
 	 * Describes the device: uapi_get_device once, then for each peer
 	 * uapi_get_peer followed by its uapi_get_allowed_ip lines. The module
 	 * appends "errno=0\n\n" on success; on error it drops what was written
-	 * and replies with the error alone.
+	 * and replies with the error alone. It serves get=1 and veil's own
+	 * veil_get=1, for which uapi_get_peer adds the peer's cipher and
+	 * endpoint_name (wg's get parser would refuse them in a get=1 reply).
 	 */
 	int (*get)(void *ctx, struct uapi_writer *w);
 	/*
@@ -132,6 +134,9 @@ struct uapi_peer_info {
 	uint32_t last_handshake_nsec;
 	uint64_t tx_bytes, rx_bytes;
 	uint16_t persistent_keepalive;
+	/* veil_get=1 only: enum uapi_cipher, and "host:port" or NULL/"" for none. */
+	int cipher;
+	const char *endpoint_name;
 };
 
 /* private_key is emitted only if non-NULL; listen_port and fwmark only if non-zero. */

@@ -313,6 +313,19 @@ static void get_sparse(struct uapi_writer *w)
 	uapi_get_peer(w, &p);
 }
 
+/* get_mode 5: an AES peer with an endpoint name, a default one without (veil's keys). */
+static void get_veil(struct uapi_writer *w)
+{
+	struct uapi_peer_info p = { .cipher = UAPI_CIPHER_AES256GCM, .endpoint_name = "peer.example:51820" };
+
+	uapi_get_device(w, NULL, 0, 0);
+	unhex(p.public_key, 32, P1);
+	uapi_get_peer(w, &p);
+	p = (struct uapi_peer_info){ .cipher = UAPI_CIPHER_CHACHA20POLY1305, .endpoint_name = "" };
+	unhex(p.public_key, 32, P2);
+	uapi_get_peer(w, &p);
+}
+
 static int f_get(void *ctx, struct uapi_writer *w)
 {
 	struct fake *f = ctx;
@@ -328,6 +341,9 @@ static int f_get(void *ctx, struct uapi_writer *w)
 	case 3: /* fails after writing: the partial output must vanish */
 		get_two_peers(w);
 		return -ENOANO;
+	case 5:
+		get_veil(w);
+		return 0;
 	case 4: /* misuses a writer */
 		uapi_get_device(w, NULL, 1, 0);
 		uapi_get_allowed_ip(w, AF_UNIX, (const uint8_t *)"x", 1);
@@ -1073,7 +1089,7 @@ static void test_unknown_operation(void **state)
 {
 	static const char *const ops[] = {
 		"foo=1\n", "set=2\n", "get=2\n", "get\n", "set\n", "\n", "set=1 \n", " set=1\n",
-		"GET=1\n", "get=1\r\n", "set=10\n", "errno=0\n",
+		"GET=1\n", "get=1\r\n", "set=10\n", "errno=0\n", "veil_get=2\n", "veil_get\n",
 	};
 	size_t i;
 
@@ -1203,6 +1219,30 @@ static void test_get_sparse(void **state)
 	       "get\n", 0);
 }
 
+/*
+ * veil_get=1 is get=1 plus each peer's cipher and endpoint name, after
+ * WireGuard's keys; get=1 never has them (wg refuses an unknown key there).
+ */
+static void test_veil_get(void **state)
+{
+	const struct setup s = { .existing = { NULL }, .get_mode = 5 };
+#define PEER_LINES                                                                                     \
+	"preshared_key=" ZERO "\nprotocol_version=1\nlast_handshake_time_sec=0\n"                      \
+	"last_handshake_time_nsec=0\ntx_bytes=0\nrx_bytes=0\npersistent_keepalive_interval=0\n"
+
+	(void)state;
+	expect(&s, "get=1\n\n",
+	       "public_key=" P1 "\n" PEER_LINES "public_key=" P2 "\n" PEER_LINES "errno=0\n\n", "get\n", 0);
+	expect(&s, "veil_get=1\n\n",
+	       "public_key=" P1 "\n" PEER_LINES "cipher=aes256gcm\nendpoint_name=peer.example:51820\n"
+	       "public_key=" P2 "\n" PEER_LINES "cipher=chacha20poly1305\n"
+	       "errno=0\n\n",
+	       "get\n", 0);
+	/* Out of step after the line, as for get=1. */
+	expect(&s, "veil_get=1\nx", "errno=-22\n\n", "", 1);
+#undef PEER_LINES
+}
+
 static void test_get_errors(void **state)
 {
 	const struct setup fails = { .existing = { NULL }, .get_mode = 3 };
@@ -1280,6 +1320,7 @@ int main(void)
 		cmocka_unit_test(test_long_lines),
 		cmocka_unit_test(test_get_two_peers),
 		cmocka_unit_test(test_get_sparse),
+		cmocka_unit_test(test_veil_get),
 		cmocka_unit_test(test_get_errors),
 		cmocka_unit_test(test_missing_ops),
 		cmocka_unit_test(test_endpoint_name),
