@@ -39,9 +39,18 @@ ping_ok "$NS1" 192.0.2.2 || fail "A -> B ping on aes256gcm"
 transfer "$NS1" "$NS2" 192.0.2.2 "$MB"
 transfer "$NS2" "$NS1" 192.0.2.1 "$MB"
 [ "$(wg show "$A" latest-handshakes | cut -f2)" -gt 0 ] || fail "no handshake on A"
+# veilctl reads the running cipher back (veil_get=1); wg's get=1 stays plain.
+"$VEILCTL" show "$A" | qgrep -F "cipher: aes256gcm" || fail "show lacks the cipher"
+[ "$("$VEILCTL" show "$A" --json | jq -r '.peers[0].cipher')" = aes256gcm ] || fail "show --json: cipher"
+"$VEILCTL" showconf "$A" | qgrep -x "Cipher = aes256gcm" || fail "showconf lacks the cipher"
+wg showconf "$A" | qgrep -i cipher && fail "wg showconf has a cipher line"
 
 log "--- B goes back to chacha20poly1305: the next handshake fails, and says why"
 run "$VEILCTL" set "$B" peer "$P1" cipher chacha20poly1305 || fail "set cipher back on B"
+"$VEILCTL" show "$B" | qgrep -F "cipher:" && fail "show names the default cipher"
+[ "$("$VEILCTL" show "$B" --json | jq -r '.peers[0].cipher')" = chacha20poly1305 ] ||
+	fail "show --json: the default cipher"
+"$VEILCTL" showconf "$B" | qgrep -i "^Cipher" && fail "showconf wrote the default cipher"
 n2 ping -q -c 3 -i 0.3 -W 1 192.0.2.1 >/dev/null 2>&1 && fail "B reached A with differing ciphers"
 found=
 for _ in $(seq 100); do

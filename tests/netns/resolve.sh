@@ -45,6 +45,11 @@ n1 "$VEILCTL" up "$TMP/$A.conf" || fail "veilctl up"
 	fail "up did not resolve the name: $(wg show "$A" endpoints)"
 qgrep "event=endpoint_name_set iface=$A .*name=peer-b.veil.test:51820" <"$TMP/$A.log" ||
 	fail "veild did not take the endpoint's name"
+# veilctl reads the name back (veil_get=1): show, --json and showconf.
+n1 "$VEILCTL" show "$A" | qgrep -F "endpoint name: peer-b.veil.test:51820" || fail "show lacks the endpoint name"
+[ "$(n1 "$VEILCTL" show "$A" --json | jq -r '.peers[0].endpoint_name')" = peer-b.veil.test:51820 ] ||
+	fail "show --json lacks the endpoint name"
+n1 "$VEILCTL" showconf "$A" | qgrep -x "Endpoint = peer-b.veil.test:51820" || fail "showconf lost the name"
 
 log "--- the resolver child: no capability, no socket but its own"
 vpid=${PIDS[-1]}

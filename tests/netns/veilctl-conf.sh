@@ -3,7 +3,7 @@
 # private key from a 0600 key file, from a systemd credentials directory and
 # from a command (as a vault client would supply it), and with a peer's
 # pre-shared key from a file; a 0644 key file is refused; SaveConfig writes
-# the running peers back at down. Then one broken
+# the running peers back at down, with a cipher set while running. Then one broken
 # file per error class: each gives its file:line:key message, a non-zero exit,
 # and changes nothing: no interface, no state, and the interface already
 # running keeps its configuration.
@@ -76,16 +76,19 @@ SaveConfig = true"
 n1 "$VEILCTL" up "$TMP/$ifk.conf" || fail "veilctl up with SaveConfig"
 "$VEILCTL" genkey >"$TMP/new.key"
 newpeer=$("$VEILCTL" pubkey <"$TMP/new.key")
-run "$VEILCTL" set "$ifk" peer "$newpeer" allowed-ips 198.19.5.9/32 endpoint 198.18.0.9:51839
+run "$VEILCTL" set "$ifk" peer "$newpeer" allowed-ips 198.19.5.9/32 endpoint 198.18.0.9:51839 cipher aes256gcm
 n1 "$VEILCTL" down "$TMP/$ifk.conf" || fail "veilctl down with SaveConfig"
 grep -q "^PublicKey = $newpeer" "$TMP/$ifk.conf" || fail "SaveConfig did not save the added peer"
 grep -q "^Endpoint = 198.18.0.9:51839" "$TMP/$ifk.conf" || fail "SaveConfig lost the added peer's endpoint"
+grep -q "^Cipher = aes256gcm" "$TMP/$ifk.conf" || fail "SaveConfig lost the cipher set while running"
 grep -q "^PrivateKeyFile = $TMP/key.file" "$TMP/$ifk.conf" || fail "SaveConfig changed the [Interface] section"
 grep -q "^PresharedKeyFile = $TMP/psk" "$TMP/$ifk.conf" || fail "SaveConfig inlined a pre-shared key from a file"
 grep -q "$(cat "$TMP/psk")" "$TMP/$ifk.conf" && fail "SaveConfig wrote the pre-shared key itself"
 [ "$(stat -c %a "$TMP/$ifk.conf")" = 600 ] || fail "SaveConfig changed the file's mode"
 n1 "$VEILCTL" up "$TMP/$ifk.conf" || fail "veilctl up of the saved file"
 wg show "$ifk" peers | qgrep "$newpeer" || fail "the saved peer did not come back"
+[ "$("$VEILCTL" show "$ifk" --json | jq -r ".peers[] | select(.public_key == \"$newpeer\") | .cipher")" = aes256gcm ] ||
+	fail "the saved peer came back without its cipher"
 n1 "$VEILCTL" down "$TMP/$ifk.conf" || fail "veilctl down of the saved file"
 log "SaveConfig: ok"
 

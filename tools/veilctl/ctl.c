@@ -690,6 +690,22 @@ static int peer_line(struct ctl_peer *p, const char *key, char *v)
 		/* Version 1 is the only one; another would mean lines we cannot read right. */
 		if (strcmp(v, "1") != 0)
 			return -EBADMSG;
+	} else if (!strcmp(key, "cipher")) {
+		if (!strcmp(v, "aes256gcm"))
+			p->cipher = CIPHER_AES256GCM;
+		else if (!strcmp(v, "chacha20poly1305"))
+			p->cipher = CIPHER_DEFAULT;
+		else
+			return -EBADMSG;
+		p->has_cipher = true;
+	} else if (!strcmp(key, "endpoint_name")) {
+		/* "host:port" in the characters veild accepts for it (nothing to escape in JSON or a file). */
+		if (!*v || strlen(v) > 300 || p->endpoint_name ||
+		    v[strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:%[]")])
+			return -EBADMSG;
+		p->endpoint_name = strdup(v);
+		if (!p->endpoint_name)
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -758,15 +774,23 @@ static int parse_get(struct reader *r, struct ctl_device *dev, char *why, size_t
 
 int ctl_get(const char *ifname, struct ctl_device *dev, char *why, size_t whylen)
 {
-	static const char req[] = "get=1\n\n";
+	static const char veil_req[] = "veil_get=1\n\n", wg_req[] = "get=1\n\n";
+	/* The last interface that hung up on veil_get=1: top asks it once, not every second. */
+	static char plain[sizeof(dev->ifname)];
 	struct sbuf reply = { 0 };
 	char bad[64] = "";
 	struct reader r;
-	int ret;
+	int ret = -EPIPE;
 
 	memset(dev, 0, sizeof(*dev));
 	snprintf(dev->ifname, sizeof(dev->ifname), "%s", ifname);
-	ret = exchange(ifname, req, sizeof(req) - 1, &reply, why, whylen);
+	if (strcmp(plain, dev->ifname) != 0)
+		ret = exchange(ifname, veil_req, sizeof(veil_req) - 1, &reply, why, whylen);
+	if (ret == -EPIPE || ret == -ECONNRESET) {
+		snprintf(plain, sizeof(plain), "%s", dev->ifname);
+		sbuf_free(&reply);
+		ret = exchange(ifname, wg_req, sizeof(wg_req) - 1, &reply, why, whylen);
+	}
 	if (ret)
 		goto out;
 	r = (struct reader){ reply.data, reply.data + reply.len, 0 };
@@ -795,6 +819,7 @@ void ctl_device_free(struct ctl_device *dev)
 		if (dev->peers[i].preshared_key)
 			sodium_free(dev->peers[i].preshared_key);
 		free(dev->peers[i].allowed_ips);
+		free(dev->peers[i].endpoint_name);
 	}
 	free(dev->peers);
 	memset(dev, 0, sizeof(*dev));

@@ -39,6 +39,10 @@ struct ctl_peer {
 	uint64_t rx_bytes, tx_bytes;
 	struct conf_prefix *allowed_ips;
 	size_t n_allowed_ips;
+	/* veild's own (veil_get=1); has_cipher false when the daemon did not say (wireguard-go). */
+	bool has_cipher;
+	enum conf_cipher cipher;
+	char *endpoint_name; /* "host:port" veild looks up again, or NULL */
 };
 
 struct ctl_device {
@@ -63,7 +67,12 @@ bool ctl_running(const char *ifname);
 /* The interfaces that have a socket, sorted; free each and the array. */
 int ctl_list(char ***names, size_t *n);
 
-/* get=1: fills dev (free with ctl_device_free). 0 or -errno. */
+/*
+ * Fills dev (free with ctl_device_free). 0 or -errno. Asks veil_get=1
+ * first (veild: get=1's lines and each peer's cipher and endpoint name);
+ * a daemon that hangs up on it (wireguard-go) is asked get=1, and this
+ * process asks that interface get=1 from then on.
+ */
 int ctl_get(const char *ifname, struct ctl_device *dev, char *why, size_t whylen);
 void ctl_device_free(struct ctl_device *dev);
 /* All of p to standard output (keys, show's text); 0 or a negative errno. */

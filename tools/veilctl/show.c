@@ -95,6 +95,10 @@ static void text_peer(const struct ctl_peer *p)
 		ctl_format_endpoint(&p->endpoint, ep, sizeof(ep));
 		printf("  endpoint: %s\n", ep);
 	}
+	if (p->endpoint_name)
+		printf("  endpoint name: %s (looked up again when handshakes fail)\n", p->endpoint_name);
+	if (p->has_cipher && p->cipher == CIPHER_AES256GCM)
+		printf("  cipher: aes256gcm (veil's own suite)\n");
 	printf("  allowed ips: ");
 	if (p->n_allowed_ips)
 		print_allowed(p, ", ", "");
@@ -182,9 +186,21 @@ static void json_peer(const struct ctl_peer *p)
 	}
 	printf(",\"allowed_ips\":[");
 	print_allowed(p, ",", "\"");
-	printf("],\"latest_handshake\":%llu,\"rx_bytes\":%llu,\"tx_bytes\":%llu,\"persistent_keepalive\":%u}",
+	printf("],\"latest_handshake\":%llu,\"rx_bytes\":%llu,\"tx_bytes\":%llu,\"persistent_keepalive\":%u",
 	       (unsigned long long)p->last_handshake_sec, (unsigned long long)p->rx_bytes,
 	       (unsigned long long)p->tx_bytes, p->persistent_keepalive);
+	/* null: the daemon does not say (wireguard-go, which knows no other cipher nor names). */
+	printf(",\"cipher\":");
+	if (p->has_cipher)
+		json_str(p->cipher == CIPHER_AES256GCM ? "aes256gcm" : "chacha20poly1305");
+	else
+		printf("null");
+	printf(",\"endpoint_name\":");
+	if (p->endpoint_name)
+		json_str(p->endpoint_name);
+	else
+		printf("null");
+	printf("}");
 }
 
 /* The interface object; public_key is null while the daemon has no private key. */
@@ -357,6 +373,7 @@ static void psk_line(struct sbuf *out, const struct ctl_peer *p, const struct co
 void ctl_format_peer(struct sbuf *out, const struct ctl_peer *p, const struct conf_peer *orig)
 {
 	char ep[CTL_ENDPOINT_LEN], pfx[CTL_PREFIX_LEN];
+	enum conf_cipher cipher;
 	size_t i;
 
 	sbuf_printf(out, "\n[Peer]\n");
@@ -368,8 +385,13 @@ void ctl_format_peer(struct sbuf *out, const struct ctl_peer *p, const struct co
 	}
 	if (p->n_allowed_ips)
 		sbuf_printf(out, "\n");
-	/* A host name the file gave stays a name (veild looks it up again); an address is the running one. */
-	if (orig && orig->endpoint && ctl_endpoint_is_name(orig->endpoint)) {
+	/*
+	 * A host name stays a name (veild looks it up again): the daemon's, else
+	 * the file's (a daemon that does not report names); an address is the running one.
+	 */
+	if (p->endpoint_name) {
+		sbuf_printf(out, "Endpoint = %s\n", p->endpoint_name);
+	} else if (orig && orig->endpoint && ctl_endpoint_is_name(orig->endpoint)) {
 		sbuf_printf(out, "Endpoint = %s\n", orig->endpoint);
 	} else if (p->endpoint_len) {
 		ctl_format_endpoint(&p->endpoint, ep, sizeof(ep));
@@ -377,10 +399,13 @@ void ctl_format_peer(struct sbuf *out, const struct ctl_peer *p, const struct co
 	}
 	if (p->persistent_keepalive)
 		sbuf_printf(out, "PersistentKeepalive = %u\n", p->persistent_keepalive);
-	/* The control socket's get does not report it (wg would refuse the key): the file's stays. */
-	if (orig && orig->has_cipher)
-		sbuf_printf(out, "Cipher = %s\n",
-			    orig->cipher == CIPHER_AES256GCM ? "aes256gcm" : "chacha20poly1305");
+	/*
+	 * The running cipher when the daemon reports it (veild), written when it is
+	 * not the default or the file named one; else the file's line stays.
+	 */
+	cipher = p->has_cipher ? p->cipher : orig && orig->has_cipher ? orig->cipher : CIPHER_DEFAULT;
+	if (cipher == CIPHER_AES256GCM || (orig && orig->has_cipher))
+		sbuf_printf(out, "Cipher = %s\n", cipher == CIPHER_AES256GCM ? "aes256gcm" : "chacha20poly1305");
 }
 
 int cmd_showconf(int argc, char **argv)
