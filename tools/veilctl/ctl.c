@@ -780,13 +780,16 @@ int ctl_get(const char *ifname, struct ctl_device *dev, char *why, size_t whylen
 	struct sbuf reply = { 0 };
 	char bad[64] = "";
 	struct reader r;
-	int ret = -EPIPE;
+	bool hung_up = true;
+	int ret = 0;
 
 	memset(dev, 0, sizeof(*dev));
 	snprintf(dev->ifname, sizeof(dev->ifname), "%s", ifname);
-	if (strcmp(plain, dev->ifname) != 0)
+	if (strcmp(plain, dev->ifname) != 0) {
 		ret = exchange(ifname, veil_req, sizeof(veil_req) - 1, &reply, why, whylen);
-	if (ret == -EPIPE || ret == -ECONNRESET) {
+		hung_up = ret == -EPIPE || ret == -ECONNRESET;
+	}
+	if (hung_up) {
 		snprintf(plain, sizeof(plain), "%s", dev->ifname);
 		sbuf_free(&reply);
 		ret = exchange(ifname, wg_req, sizeof(wg_req) - 1, &reply, why, whylen);
