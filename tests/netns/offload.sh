@@ -13,9 +13,11 @@
 # the next starts.
 . "$(dirname "$0")/lib.sh"
 
+# The sanitizer build's daemons are several times slower: a smaller transfer, and
+# datagrams paced at a rate they can take on a busy machine.
 case "$BUILD" in
-*san*) MB=${MB:-10} ;;
-*) MB=${MB:-50} ;;
+*san*) MB=${MB:-10} RATE=${RATE:-10000} ;;
+*) MB=${MB:-50} RATE=${RATE:-40000} ;;
 esac
 command -v tcpdump >/dev/null || fail "tcpdump needed (tools/install-deps.sh test)"
 SEQUDP="$ROOT/$BUILD/tools/sequdp"
@@ -71,10 +73,25 @@ seq_trains() {
 	ip netns exec "$rns" timeout 60 "$SEQUDP" recv "$port" "$count" >"$TMP/seq.out" &
 	rpid=$!
 	for _ in $(seq 50); do grep -q listening "$TMP/seq.out" 2>/dev/null && break; sleep 0.1; done
-	ip netns exec "$sns" timeout 60 "$SEQUDP" send "$addr" "$port" "$count" 40000 16 >/dev/null ||
+	ip netns exec "$sns" timeout 60 "$SEQUDP" send "$addr" "$port" "$count" "$RATE" 16 >/dev/null ||
 		fail "sequdp send failed"
 	wait "$rpid" || fail "sequdp recv failed"
 	tail -n 1 "$TMP/seq.out"
+}
+
+# host_drops RECV_NS SEND_NS SEND_IF: datagrams the hosts dropped on the way for reasons
+# that are no tunnel's: full receive buffers of the receiving namespace's UDP sockets (the
+# far daemon's, and sequdp's), the sending TUN's queue (its daemon not reading fast enough)
+# and the kernels' per-CPU backlogs (a veth or TUN delivery on a busy CPU). A shared 2-core
+# machine drops some of a 40,000/s stream there; a tunnel's own losses show up nowhere.
+# Prints the three counts: UDP buffers, the TUN queue, the backlogs.
+host_drops() {
+	local rns=$1 sns=$2 sif=$3 udp udp6 tun soft=0 _d
+	udp=$(ip netns exec "$rns" awk '$1 == "Udp:" && $2 ~ /^[0-9]+$/ { print $6 }' /proc/net/snmp)
+	udp6=$(ip netns exec "$rns" awk '$1 == "Udp6RcvbufErrors" { print $2 }' /proc/net/snmp6)
+	tun=$(ip netns exec "$sns" cat "/sys/class/net/$sif/statistics/tx_dropped")
+	while read -r _ _d _; do soft=$((soft + 16#$_d)); done </proc/net/softnet_stat
+	echo "$((udp + udp6)) $tun $soft"
 }
 
 # udp_trains N SETTING FAR IFA IFB: numbered UDP datagrams sent as UDP_SEGMENT trains of
@@ -89,18 +106,30 @@ udp_trains() {
 	[ "$setting" = on ] && [ "$uso" = yes ] && want=yes
 	capture "utun$n" "$NS1" "$ifa" "udp and src host 192.0.2.1 and greater 1501"
 	[ "$far" = veild ] && capture "ugro$n" "$NS2" "$ifb" "udp and src host 192.0.2.1 and greater 1501"
+	local before after lost explained b1 b2 b3 a1 a2 a3
 	for dir in there back; do
 		if [ "$dir" = there ]; then
+			before=$(host_drops "$NS2" "$NS1" "$ifa")
 			out=$(seq_trains "$NS2" "$NS1" 192.0.2.2 "$port" "$count")
+			after=$(host_drops "$NS2" "$NS1" "$ifa")
 		else
+			before=$(host_drops "$NS1" "$NS2" "$ifb")
 			out=$(seq_trains "$NS1" "$NS2" fd00::1 "$port" "$count")
+			after=$(host_drops "$NS1" "$NS2" "$ifb")
 		fi
-		log "UDP trains $dir: $out"
+		lost=$((count - $(sed -n 's/.*unique=\([0-9]*\).*/\1/p' <<<"$out")))
+		read -r b1 b2 b3 <<<"$before"
+		read -r a1 a2 a3 <<<"$after"
+		explained=$((a1 - b1 + a2 - b2 + a3 - b3))
+		log "UDP trains $dir: $out (hosts dropped $explained: UDP buffers $((a1 - b1)), TUN queue $((a2 - b2)), backlogs $((a3 - b3)))"
 		qgrep -E "(^| )damaged=0( |$)" <<<"$out" || fail "UDP trains $dir: damaged datagrams: $out"
 		qgrep -E "(^| )duplicates=0( |$)" <<<"$out" || fail "UDP trains $dir: duplicates: $out"
-		# A veth and two idle daemons lose nothing; a loaded CI machine may lose a few.
-		[ "$(sed -n 's/.*unique=\([0-9]*\).*/\1/p' <<<"$out")" -ge $((count * 98 / 100)) ] ||
-			fail "UDP trains $dir: too many lost: $out"
+		# A veth and two idle daemons lose nothing; what a busy machine's queues dropped is
+		# not the tunnel's doing, but the tunnel may lose no more than 2 % beyond it, and
+		# no run may lose half whatever the reason (a daemon that stopped reading).
+		[ "$lost" -le $((count / 2)) ] || fail "UDP trains $dir: more than half lost: $out"
+		[ $((lost - explained)) -le $((count * 2 / 100)) ] ||
+			fail "UDP trains $dir: $((lost - explained)) lost beyond the $explained the hosts dropped: $out"
 	done
 	uncapture
 	log "UDP trains past the MTU on the near TUN: $(seen "utun$n") (USO: $uso)"

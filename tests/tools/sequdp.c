@@ -7,7 +7,10 @@
  *   sequdp recv PORT COUNT             count what arrives, print one summary line
  * The receiver prints "listening" once bound, then, when COUNT datagrams came in or
  * nothing came for 2 s (30 s at most in all):
- *   received=N unique=U duplicates=D lost=L reordered=R damaged=X
+ *   received=N unique=U duplicates=D lost=L reordered=R damaged=X overflow=O
+ * "overflow" counts datagrams the kernel dropped because this socket's buffer was
+ * full (SO_RXQ_OVFL): a busy receiver, not the tunnel. The buffer is 8 MB
+ * (SO_RCVBUFFORCE, root) so that it rarely happens.
  * "damaged" counts datagrams whose bytes after the number are not what the
  * sender derived from it.
  * "reordered" counts datagrams numbered below the highest seen before them. Each
@@ -33,6 +36,7 @@ enum {
 	MAX_TRAIN = 64,
 	IDLE_MS = 2000,
 	TOTAL_MS = 30000,
+	RECV_BUFFER = 8 * 1024 * 1024,
 };
 
 static const uint8_t tag[8] = { 's', 'e', 'q', 'u', 'd', 'p', '0', '1' };
@@ -130,13 +134,33 @@ static int do_send(const char *host, const char *port, long count, long rate, lo
 	return 0;
 }
 
+/* One datagram; *overflow becomes the socket's drop count when the kernel says it. */
+static ssize_t recv_counted(int s, uint8_t *buf, size_t len, uint32_t *overflow)
+{
+	union {
+		char c[CMSG_SPACE(sizeof(uint32_t))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.c,
+			     .msg_controllen = sizeof(u.c) };
+	struct cmsghdr *c;
+	ssize_t n = recvmsg(s, &mh, 0);
+
+	for (c = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL)
+			memcpy(overflow, CMSG_DATA(c), sizeof(*overflow));
+	return n;
+}
+
 static int do_recv(const char *port, long count)
 {
 	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)atoi(port)) };
 	long received = 0, unique = 0, dups = 0, reordered = 0, damaged = 0, highest = -1;
 	uint64_t start, last;
 	uint8_t buf[2048], *seen;
-	int s, zero = 0;
+	int s, zero = 0, one = 1, size = RECV_BUFFER;
+	uint32_t overflow = 0;
 
 	seen = calloc((size_t)count, 1);
 	s = socket(AF_INET6, SOCK_DGRAM, 0);
@@ -145,6 +169,9 @@ static int do_recv(const char *port, long count)
 		return 1;
 	}
 	setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	setsockopt(s, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+	if (setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(s, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
 	if (bind(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		perror("sequdp bind");
 		free(seen);
@@ -161,7 +188,7 @@ static int do_recv(const char *port, long count)
 
 		if (poll(&p, 1, 100) <= 0)
 			continue;
-		n = recv(s, buf, sizeof(buf), 0);
+		n = recv_counted(s, buf, sizeof(buf), &overflow);
 		if (n != PAYLOAD_LEN || memcmp(buf, tag, sizeof(tag)) != 0)
 			continue;
 		for (int b = 7; b >= 0; b--)
@@ -183,8 +210,8 @@ static int do_recv(const char *port, long count)
 		else
 			highest = seq;
 	}
-	printf("received=%ld unique=%ld duplicates=%ld lost=%ld reordered=%ld damaged=%ld\n", received,
-	       unique, dups, count - unique, reordered, damaged);
+	printf("received=%ld unique=%ld duplicates=%ld lost=%ld reordered=%ld damaged=%ld overflow=%u\n",
+	       received, unique, dups, count - unique, reordered, damaged, overflow);
 	free(seen);
 	close(s);
 	return 0;
