@@ -3,6 +3,8 @@
 # IPv4 and an IPv6 underlay, carrying IPv4 and IPv6: ping both ways and a 50 MB
 # TCP transfer with a checksum compared at both ends. Then wg show reports the
 # handshake, endpoint and counters, and showconf round-trips through setconf.
+# Last, each daemon stopped with SIGTERM exits 0 and leaves no interface, no
+# socket and no process behind.
 . "$(dirname "$0")/lib.sh"
 
 MB=${MB:-50}
@@ -44,18 +46,12 @@ pair() {
 	ping_ok "$NS2" 192.0.2.1 || fail "$b -> $a ping after re-adding (B initiates)"
 	ping_ok "$NS2" fd00::1 || fail "$b -> $a ping v6 after re-adding"
 
-	# Stop both daemons (by PID) and make sure their interfaces and sockets go.
-	local pid
-	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-	PIDS=()
-	for i in $(seq 50); do
-		[ -e "/var/run/wireguard/$ifa.sock" ] || [ -e "/var/run/wireguard/$ifb.sock" ] || break
-		sleep 0.1
-	done
-	n1 ip link show "$ifa" >/dev/null 2>&1 && n1 ip link del "$ifa"
-	n2 ip link show "$ifb" >/dev/null 2>&1 && n2 ip link del "$ifb"
-	rm -f "/var/run/wireguard/$ifa.sock" "/var/run/wireguard/$ifb.sock"
+	# Stop both daemons (by PID): each exits by itself, and takes its interface, its
+	# socket and any child of its own along. Nothing here deletes what is left: the
+	# test fails on it, and the next pair reuses the names.
+	stop_daemons "${PIDS[@]}"
+	expect_gone "$NS1" "$ifa"
+	expect_gone "$NS2" "$ifb"
 	log "=== $a <-> $b over IPv$u: ok"
 }
 

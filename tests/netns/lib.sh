@@ -209,3 +209,56 @@ transfer() {
 	[ "$out_s" = "$out_r" ] || fail "transfer to $addr: sent '$out_s', received '$out_r'"
 	log "transfer of $mb MB to $addr: ok ($out_r)"
 }
+
+# has_exited PID: the process is gone or a zombie waiting to be reaped.
+has_exited() {
+	[ ! -e "/proc/$1" ] || [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" = Z ]
+}
+
+# stop_daemons PID...: SIGTERM each daemon we started (by PID); each must exit by
+# itself within 5 s, and with status 0. The test fails otherwise. They are
+# reaped and no longer in PIDS.
+stop_daemons() {
+	local pid p st keep=()
+	for pid in "$@"; do
+		kill "$pid" 2>/dev/null || fail "daemon $pid had already gone before it was stopped"
+	done
+	for pid in "$@"; do
+		for _ in $(seq 50); do has_exited "$pid" && break; sleep 0.1; done
+		has_exited "$pid" || fail "daemon $pid still runs 5 s after SIGTERM"
+		st=0
+		wait "$pid" 2>/dev/null || st=$?
+		[ "$st" = 0 ] || fail "daemon $pid exited with status $st on SIGTERM"
+	done
+	for p in "${PIDS[@]}"; do
+		case " $* " in *" $p "*) ;; *) keep+=("$p") ;; esac
+	done
+	PIDS=("${keep[@]}")
+}
+
+# expect_gone NS IFNAME...: once their daemons have stopped, nothing of them is
+# left: no interface IFNAME in NS, no socket /var/run/wireguard/IFNAME.sock, and
+# no process at all in NS (a daemon's helper child included). Waits up to 5 s,
+# then fails naming what is left. Call it before anything deletes those.
+expect_gone() {
+	local ns=$1 ifname left pids p
+	shift
+	for _ in $(seq 50); do
+		left=
+		for ifname in "$@"; do
+			if ip netns exec "$ns" ip link show "$ifname" >/dev/null 2>&1; then
+				left+=" interface $ifname;"
+			fi
+			if [ -e "/var/run/wireguard/$ifname.sock" ]; then
+				left+=" socket /var/run/wireguard/$ifname.sock;"
+			fi
+		done
+		pids=$(ip netns pids "$ns") || fail "cannot list the processes in $ns"
+		for p in $pids; do
+			left+=" process $p ($(cat "/proc/$p/comm" 2>/dev/null));"
+		done
+		[ -n "$left" ] || return 0
+		sleep 0.1
+	done
+	fail "left behind in $ns after its daemons stopped:$left"
+}
