@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * The resolver child: the shapes of names the control socket accepts, and
- * a real child that answers over its socketpair (a name from /etc/hosts,
- * a name that does not exist, a malformed request), runs without any
- * capability, and ends when the daemon's end closes.
+ * a real child that answers over its socketpair (a name from /etc/hosts, a
+ * literal, a malformed name; a request of the wrong size gets no answer and
+ * does not stop it), runs without any capability, and ends when the
+ * daemon's end closes. A name that does not exist is not asked: it would go
+ * to DNS.
  */
 #include "resolver.c"
 #include "sandbox.c"
@@ -131,6 +133,18 @@ static void test_child(void **state)
 	 */
 	ask(fd, "not a name", 10, &rp);
 	assert_int_equal(rp.err, EAI_NONAME);
+	/*
+	 * A datagram of the wrong size is dropped unanswered: the next reply
+	 * must be the next request's (ask checks its generation).
+	 */
+	{
+		uint8_t junk[sizeof(struct resolver_request) - 1];
+
+		memset(junk, 0x5a, sizeof(junk));
+		assert_int_equal(send(fd, junk, sizeof(junk), 0), sizeof(junk));
+	}
+	ask(fd, "[2001:db8::8]:9", 11, &rp);
+	assert_int_equal(rp.err, 0);
 
 	/* No capability left in the child. */
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
