@@ -2,7 +2,8 @@
 # wg-quick up and down with WG_QUICK_USERSPACE_IMPLEMENTATION=veild: wg-quick starts
 # veild (which daemonizes once its interface and socket are ready), configures it from
 # a file with Address, ListenPort and a Peer with Endpoint and AllowedIPs; traffic
-# crosses; wg-quick down deletes the link and veild exits and removes its socket.
+# crosses; wg-quick down deletes the link and veild exits and removes its socket, on
+# both hosts, and leaves no process behind.
 . "$(dirname "$0")/lib.sh"
 
 setup_hosts
@@ -66,4 +67,7 @@ done
 PIDS=()
 [ -e "/var/run/wireguard/$A.sock" ] && fail "socket left behind after down"
 n1 ip link show "$A" >/dev/null 2>&1 && fail "interface left behind"
+# Both sides, not only A: no socket, no interface, no process (the resolver child).
+expect_gone "$NS1" "$A"
+expect_gone "$NS2" "$B"
 log "wg-quick: up, traffic, down: ok"
