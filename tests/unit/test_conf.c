@@ -283,10 +283,10 @@ static const struct bad_case bad[] = {
 	{ "[Interface]\nColor = blue\n", "2: Color: unknown key" },
 	{ "[Interface]\n%2$s\n", "2: unknown key" }, /* a pasted key ends in '=' */
 	{ "[Interface]\n= 5\n", "2: unknown key" },
-	{ "ListenPort = 1\n[Interface]\n", "1: ListenPort: outside a section ([Interface] or [Peer] first)" },
+	{ "ListenPort = 1\n[Interface]\n", "1: ListenPort: outside a section ([Interface], [Peer] or [Mesh] first)" },
 	{ "[Interface]\n[Interface]\n", "2: [Interface]: a second [Interface] section" },
-	{ "[Interface]\n[Other] # c\n", "2: [Other]: unknown section ([Interface] or [Peer])" },
-	{ "[Interface]\n[Peer\n", "2: [Peer: unknown section ([Interface] or [Peer])" },
+	{ "[Interface]\n[Other] # c\n", "2: [Other]: unknown section ([Interface], [Peer] or [Mesh])" },
+	{ "[Interface]\n[Peer\n", "2: [Peer: unknown section ([Interface], [Peer] or [Mesh])" },
 	{ "[Interface]\nListenPort = 65536\n", "2: ListenPort: \"65536\" is not a port (0-65535)" },
 	{ "[Interface]\nlistenport = 0x10\n", "2: listenport: \"0x10\" is not a port (0-65535)" },
 	{ "[Interface]\nListenPort = -1\n", "2: ListenPort: \"-1\" is not a port (0-65535)" },

@@ -204,7 +204,7 @@ static void test_command_output(void **state)
 	snprintf(cmd, sizeof(cmd), "cat; printf '%s'", priv);
 	assert_int_equal(key_from_command(cmd, k, why, sizeof(why)), 0);
 	assert_int_equal(key_from_command("echo hello", k, why, sizeof(why)), -EINVAL);
-	assert_string_equal(why, "command output is not a base64 key of 32 bytes");
+	assert_string_equal(why, "command output is not one base64 key of 32 bytes");
 	snprintf(cmd, sizeof(cmd), "echo %s; echo %s", priv, priv);
 	assert_int_equal(key_from_command(cmd, k, why, sizeof(why)), -EINVAL);
 	assert_int_equal(key_from_command("true", k, why, sizeof(why)), -EINVAL);

@@ -23,7 +23,7 @@
 
 #include "conf.h"
 
-enum section { SEC_NONE, SEC_INTERFACE, SEC_PEER };
+enum section { SEC_NONE, SEC_INTERFACE, SEC_PEER, SEC_MESH };
 
 struct parser {
 	struct conf *c;
@@ -31,8 +31,8 @@ struct parser {
 	const char *path;
 	unsigned int line;
 	enum section sec;
-	bool seen_interface;
-	uint32_t seen; /* single-valued keys already given in this section (bit per key) */
+	bool seen_interface, seen_mesh;
+	uint64_t seen; /* single-valued keys already given in this section (bit per key) */
 };
 
 struct key_def {
@@ -191,6 +191,30 @@ bool conf_valid_ifname(const char *name)
 	return true;
 }
 
+bool conf_valid_mesh_name(const char *name)
+{
+	size_t n = strlen(name), i;
+
+	if (n == 0 || n > CONF_MESH_NAME_MAX || !strcmp(name, ".") || !strcmp(name, ".."))
+		return false;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr("_.-", name[i]))
+			return false;
+	return true;
+}
+
+bool conf_prefix_overlap(const struct conf_prefix *a, const struct conf_prefix *b)
+{
+	unsigned int bits = a->cidr < b->cidr ? a->cidr : b->cidr, i;
+
+	if (a->family != b->family)
+		return false;
+	for (i = 0; i < bits / 8; i++)
+		if (a->addr[i] != b->addr[i])
+			return false;
+	return bits % 8 == 0 || !((a->addr[i] ^ b->addr[i]) & (uint8_t)(0xff00 >> (bits % 8)));
+}
+
 /* ---- freeing ---------------------------------------------------------------------------- */
 
 static void key_free(struct conf_key *k)
@@ -208,6 +232,20 @@ static void strings_free(char **v, size_t n)
 	for (i = 0; i < n; i++)
 		free(v[i]);
 	free(v);
+}
+
+static void mesh_free(struct conf_mesh *m)
+{
+	strings_free(m->registry, m->n_registry);
+	free(m->ca);
+	free(m->cert);
+	free(m->key);
+	free(m->user);
+	free(m->password_arg);
+	free(m->network);
+	free(m->node);
+	free(m->endpoint);
+	free(m->advertise);
 }
 
 void conf_free(struct conf *c)
@@ -230,6 +268,7 @@ void conf_free(struct conf *c)
 	}
 	free(c->peers);
 	free(c->metrics_listen);
+	mesh_free(&c->mesh);
 	sodium_memzero(c, sizeof(*c));
 }
 
@@ -593,15 +632,21 @@ static bool split_endpoint(const char *v, const char **host, size_t *hostlen, co
 	return host_chars(v, *hostlen, ".-_");
 }
 
-static int v_endpoint(struct parser *p, const char *key, char *v)
+bool conf_valid_endpoint(const char *v)
 {
-	struct conf_peer *peer = peer_now(p);
 	const char *host, *port;
 	size_t hostlen;
 	uint32_t n;
+
+	return split_endpoint(v, &host, &hostlen, &port) && parse_num(port, 65535, false, &n) && n;
+}
+
+static int v_endpoint(struct parser *p, const char *key, char *v)
+{
+	struct conf_peer *peer = peer_now(p);
 	char s[48];
 
-	if (!split_endpoint(v, &host, &hostlen, &port) || !parse_num(port, 65535, false, &n) || n == 0)
+	if (!conf_valid_endpoint(v))
 		return fail(p, key, "\"%s\" is not host:port or [address]:port (port 1-65535)",
 			    shown(v, s));
 	peer->endpoint = strdup(v);
@@ -639,6 +684,187 @@ static int v_cipher(struct parser *p, const char *key, char *v)
 	return 0;
 }
 
+/* ---- [Mesh] --------------------------------------------------------------------------------- */
+
+static int set_string(struct parser *p, char **slot, const char *v)
+{
+	(void)p;
+	free(*slot);
+	*slot = strdup(v);
+	return *slot ? 0 : -ENOMEM;
+}
+
+/* An etcd member: https://host[:port][/]; the path, if any, must be empty. */
+static bool registry_url(const char *v)
+{
+	const char *hostport = v + 8, *slash;
+	char buf[NI_MAXHOST + 16];
+	size_t n;
+
+	if (strncasecmp(v, "https://", 8) != 0)
+		return false;
+	slash = strchr(hostport, '/');
+	if (slash && slash[1])
+		return false;
+	n = slash ? (size_t)(slash - hostport) : strlen(hostport);
+	if (n == 0 || n >= sizeof(buf))
+		return false;
+	memcpy(buf, hostport, n);
+	buf[n] = '\0';
+	if (conf_valid_endpoint(buf))
+		return true;
+	/* No port: etcd's client port is the caller's default; the host alone must be sane. */
+	return !strchr(buf, ':') && strspn(buf, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") == n;
+}
+
+static int one_registry(struct parser *p, const char *key, char *item)
+{
+	char s[48];
+
+	if (!registry_url(item))
+		return fail(p, key, "\"%s\" is not an https:// URL of an etcd member "
+			    "(https://host:port; mutual TLS is required)", shown(item, s));
+	return append_string(&p->c->mesh.registry, &p->c->mesh.n_registry, item);
+}
+
+static int v_registry(struct parser *p, const char *key, char *v)
+{
+	return each_item(p, key, v, one_registry);
+}
+
+static int v_registry_ca(struct parser *p, const char *key, char *v)
+{
+	(void)key;
+	return set_string(p, &p->c->mesh.ca, v);
+}
+
+static int v_registry_cert(struct parser *p, const char *key, char *v)
+{
+	(void)key;
+	return set_string(p, &p->c->mesh.cert, v);
+}
+
+static int v_registry_key(struct parser *p, const char *key, char *v)
+{
+	(void)key;
+	return set_string(p, &p->c->mesh.key, v);
+}
+
+static int v_registry_user(struct parser *p, const char *key, char *v)
+{
+	char s[48];
+
+	if (strlen(v) > 255 || strpbrk(v, "\"\\"))
+		return fail(p, key, "\"%s\" is not an etcd user name", shown(v, s));
+	return set_string(p, &p->c->mesh.user, v);
+}
+
+static int password_source(struct parser *p, const char *key, char *v, enum conf_key_source src)
+{
+	struct conf_mesh *m = &p->c->mesh;
+	char s[48];
+
+	if (m->password_source != KEYSRC_NONE)
+		return fail(p, key, "a password source is already given on line %u", m->password_line);
+	if (src == KEYSRC_CREDENTIAL && (strchr(v, '/') || !strcmp(v, ".") || !strcmp(v, "..")))
+		return fail(p, key, "\"%s\" is not a credential name (a file name without '/')",
+			    shown(v, s));
+	m->password_source = src;
+	m->password_line = p->line;
+	return set_string(p, &m->password_arg, v);
+}
+
+static int v_password_file(struct parser *p, const char *key, char *v)
+{
+	return password_source(p, key, v, KEYSRC_FILE);
+}
+
+static int v_password_credential(struct parser *p, const char *key, char *v)
+{
+	return password_source(p, key, v, KEYSRC_CREDENTIAL);
+}
+
+static int v_password_command(struct parser *p, const char *key, char *v)
+{
+	return password_source(p, key, v, KEYSRC_COMMAND);
+}
+
+static int mesh_name(struct parser *p, const char *key, char *v, char **slot)
+{
+	char s[48];
+
+	if (!conf_valid_mesh_name(v))
+		return fail(p, key, "\"%s\" is not a name (1-%d characters of A-Z a-z 0-9 . _ -)",
+			    shown(v, s), CONF_MESH_NAME_MAX);
+	return set_string(p, slot, v);
+}
+
+static int v_network(struct parser *p, const char *key, char *v)
+{
+	return mesh_name(p, key, v, &p->c->mesh.network);
+}
+
+static int v_node(struct parser *p, const char *key, char *v)
+{
+	return mesh_name(p, key, v, &p->c->mesh.node);
+}
+
+static int v_mesh_endpoint(struct parser *p, const char *key, char *v)
+{
+	char s[48];
+
+	if (!conf_valid_endpoint(v))
+		return fail(p, key, "\"%s\" is not host:port or [address]:port (port 1-65535)",
+			    shown(v, s));
+	return set_string(p, &p->c->mesh.endpoint, v);
+}
+
+static int one_advertise(struct parser *p, const char *key, char *item)
+{
+	struct conf_mesh *m = &p->c->mesh;
+	struct conf_prefix pfx;
+	char s[48];
+	size_t i;
+
+	if (conf_parse_prefix(item, &pfx))
+		return fail(p, key, "\"%s\" is not a prefix", shown(item, s));
+	for (i = 0; i < m->n_advertise; i++)
+		if (conf_prefix_overlap(&m->advertise[i], &pfx))
+			return fail(p, key, "\"%s\" overlaps a prefix given before it", shown(item, s));
+	return append((void **)&m->advertise, &m->n_advertise, sizeof(pfx), &pfx);
+}
+
+static int v_advertise(struct parser *p, const char *key, char *v)
+{
+	return each_item(p, key, v, one_advertise);
+}
+
+static int v_mesh_keepalive(struct parser *p, const char *key, char *v)
+{
+	uint32_t n = 0;
+	char s[48];
+
+	if (!same_word(v, "off") && !parse_num(v, 65535, false, &n))
+		return fail(p, key, "\"%s\" is not a number of seconds (0-65535) or off", shown(v, s));
+	p->c->mesh.keepalive = (uint16_t)n;
+	p->c->mesh.has_keepalive = true;
+	return 0;
+}
+
+static int v_mesh_cipher(struct parser *p, const char *key, char *v)
+{
+	char s[48];
+
+	if (same_word(v, "aes256gcm"))
+		p->c->mesh.cipher = CIPHER_AES256GCM;
+	else if (same_word(v, "chacha20poly1305"))
+		p->c->mesh.cipher = CIPHER_DEFAULT;
+	else
+		return fail(p, key, "\"%s\" is not a cipher (aes256gcm or chacha20poly1305)",
+			    shown(v, s));
+	return 0;
+}
+
 static const struct key_def keys[] = {
 	{ "PrivateKey", SEC_INTERFACE, false, false, v_private_key },
 	{ "PrivateKeyFile", SEC_INTERFACE, false, false, v_private_key_file },
@@ -664,16 +890,65 @@ static const struct key_def keys[] = {
 	{ "Endpoint", SEC_PEER, false, false, v_endpoint },
 	{ "PersistentKeepalive", SEC_PEER, false, false, v_keepalive },
 	{ "Cipher", SEC_PEER, false, false, v_cipher },
+	{ "Registry", SEC_MESH, true, false, v_registry },
+	{ "RegistryCA", SEC_MESH, false, false, v_registry_ca },
+	{ "RegistryCert", SEC_MESH, false, false, v_registry_cert },
+	{ "RegistryKey", SEC_MESH, false, false, v_registry_key },
+	{ "RegistryUser", SEC_MESH, false, false, v_registry_user },
+	{ "RegistryPasswordFile", SEC_MESH, false, false, v_password_file },
+	{ "RegistryPasswordCredential", SEC_MESH, false, false, v_password_credential },
+	{ "RegistryPasswordCommand", SEC_MESH, false, true, v_password_command },
+	{ "Network", SEC_MESH, false, false, v_network },
+	{ "Node", SEC_MESH, false, false, v_node },
+	{ "Endpoint", SEC_MESH, false, false, v_mesh_endpoint },
+	{ "Advertise", SEC_MESH, true, false, v_advertise },
+	{ "PersistentKeepalive", SEC_MESH, false, false, v_mesh_keepalive },
+	{ "Cipher", SEC_MESH, false, false, v_mesh_cipher },
 };
 
 /* p->seen has one bit per entry of keys[]. */
-_Static_assert(sizeof(keys) / sizeof(keys[0]) <= 32, "too many keys for parser.seen");
+_Static_assert(sizeof(keys) / sizeof(keys[0]) <= 64, "too many keys for parser.seen");
+
+static const char *section_name(enum section sec)
+{
+	return sec == SEC_PEER ? "Peer" : sec == SEC_MESH ? "Mesh" : "Interface";
+}
 
 /* ---- lines and sections ------------------------------------------------------------------------ */
 
-/* A peer's section ends: it must have named its key (an all-zero key is refused). */
+/* The first required [Mesh] key that is missing, or NULL. */
+static const char *mesh_missing(const struct conf_mesh *m)
+{
+	if (!m->n_registry)
+		return "Registry";
+	if (!m->ca)
+		return "RegistryCA";
+	if (!m->cert)
+		return "RegistryCert";
+	if (!m->key)
+		return "RegistryKey";
+	if (!m->user)
+		return "RegistryUser";
+	if (m->password_source == KEYSRC_NONE)
+		return "RegistryPasswordFile (or RegistryPasswordCredential, RegistryPasswordCommand)";
+	return NULL;
+}
+
+/*
+ * A section ends: a peer must have named its key (an all-zero key is
+ * refused), and [Mesh] must say where the registry is and who this node is.
+ */
 static int end_section(struct parser *p)
 {
+	if (p->sec == SEC_MESH && mesh_missing(&p->c->mesh)) {
+		unsigned int line = p->line;
+		int ret;
+
+		p->line = p->c->mesh.line;
+		ret = fail(p, "[Mesh]", "no %s", mesh_missing(&p->c->mesh));
+		p->line = line;
+		return ret;
+	}
 	if (p->sec == SEC_PEER && sodium_is_zero(peer_now(p)->public_key, 32)) {
 		unsigned int line = p->line;
 		int ret;
@@ -709,20 +984,38 @@ static int section(struct parser *p, char *s)
 		p->sec = SEC_PEER;
 		return append((void **)&p->c->peers, &p->c->n_peers, sizeof(peer), &peer);
 	}
-	return fail(p, shown(s, shownbuf), "unknown section ([Interface] or [Peer])");
+	if (same_word(s, "[Mesh]")) {
+		if (p->seen_mesh)
+			return fail(p, "[Mesh]", "a second [Mesh] section (one mesh per interface)");
+		p->seen_mesh = true;
+		p->c->mesh.line = p->line;
+		p->sec = SEC_MESH;
+		return 0;
+	}
+	return fail(p, shown(s, shownbuf), "unknown section ([Interface], [Peer] or [Mesh])");
 }
 
-static const struct key_def *find_key(const char *name, size_t *index)
+/*
+ * A key in the section sec, or (when no section has it) in any section, for
+ * "belongs in" messages: Endpoint, PersistentKeepalive and Cipher exist in
+ * both [Peer] and [Mesh].
+ */
+static const struct key_def *find_key(const char *name, enum section sec, size_t *index)
 {
+	const struct key_def *any = NULL;
 	size_t i;
 
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		if (same_word(keys[i].name, name)) {
+		if (!same_word(keys[i].name, name))
+			continue;
+		if (keys[i].sec == sec || !any) {
 			*index = i;
-			return &keys[i];
+			any = &keys[i];
 		}
+		if (keys[i].sec == sec)
+			break;
 	}
-	return NULL;
+	return any;
 }
 
 /*
@@ -753,22 +1046,22 @@ static int assignment(struct parser *p, char *line)
 		return fail(p, NULL, "not a Key = Value line"); /* not quoted: it may be a key */
 	*eq = '\0';
 	key = trim(line);
-	def = find_key(key, &index);
+	def = find_key(key, p->sec, &index);
 	if (!def)
 		return quotable_key(key) ? fail(p, key, "unknown key") : fail(p, NULL, "unknown key");
 	if (p->sec == SEC_NONE)
-		return fail(p, key, "outside a section ([Interface] or [Peer] first)");
+		return fail(p, key, "outside a section ([Interface], [Peer] or [Mesh] first)");
 	if (def->sec != p->sec)
-		return fail(p, key, "belongs in [%s], not here", def->sec == SEC_PEER ? "Peer" : "Interface");
+		return fail(p, key, "belongs in [%s], not here", section_name(def->sec));
 	value = eq + 1;
 	if (!def->command && (hash = strchr(value, '#')))
 		*hash = '\0';
 	value = trim(value);
 	if (!*value)
 		return fail(p, key, "no value");
-	if (!def->multi && (p->seen & (1u << index)))
+	if (!def->multi && (p->seen & (UINT64_C(1) << index)))
 		return fail(p, key, "given twice in one section");
-	p->seen |= 1u << index;
+	p->seen |= UINT64_C(1) << index;
 	return def->parse(p, key, value);
 }
 
@@ -841,10 +1134,20 @@ static int parse_lines(struct parser *p, const char *text, size_t len)
 	sodium_memzero(line, longest + 1); /* what a line held: keys, perhaps */
 	if (!ret)
 		ret = end_section(p);
-	if (!ret && !p->seen_interface) {
+	/*
+	 * A file of [Mesh] alone serves an administrator's veilctl mesh
+	 * commands; a node's says which network and which node it is.
+	 */
+	if (!ret && !p->seen_interface && !p->seen_mesh) {
 		set_error(p->err, "%s: no [Interface] section", p->path);
 		ret = -EINVAL;
 	}
+	if (!ret && p->seen_interface && p->seen_mesh && (!p->c->mesh.network || !p->c->mesh.node)) {
+		p->line = p->c->mesh.line;
+		ret = fail(p, "[Mesh]", "no %s (this node's network and its name in it)",
+			   !p->c->mesh.network ? "Network" : "Node");
+	}
+	p->c->has_interface = p->seen_interface;
 	return ret;
 }
 

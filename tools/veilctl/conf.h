@@ -48,6 +48,8 @@ struct conf_key {
 	uint8_t *key;      /* 32 bytes of sodium_malloc memory once known, else NULL */
 };
 
+enum conf_cipher { CIPHER_DEFAULT, CIPHER_AES256GCM };
+
 struct conf_peer {
 	unsigned int line; /* the [Peer] line */
 	uint8_t public_key[32];
@@ -62,11 +64,38 @@ struct conf_peer {
 	bool has_keepalive;
 	uint16_t persistent_keepalive; /* 0: off */
 	/* Cipher = (veil's own): the transport suite; both peers must agree. */
-	enum conf_cipher { CIPHER_DEFAULT, CIPHER_AES256GCM } cipher;
+	enum conf_cipher cipher;
 	bool has_cipher;
 };
 
 enum conf_table { TABLE_AUTO, TABLE_OFF, TABLE_ID };
+
+/*
+ * [Mesh] (veil's own): this node takes part in a mesh whose peers come from
+ * an etcd registry (docs/mesh.md). The mesh agent, veil-meshd, reads it;
+ * veilctl starts and stops the agent. Every key but Endpoint, Advertise,
+ * PersistentKeepalive and Cipher is required.
+ */
+enum { CONF_MESH_NAME_MAX = 63 };
+
+struct conf_mesh {
+	unsigned int line;     /* the [Mesh] line; 0: the file has no [Mesh] section */
+	char **registry;       /* Registry = https://host:port, ...: etcd members, in order */
+	size_t n_registry;
+	char *ca;              /* RegistryCA: the CA that signed the members' certificates */
+	char *cert, *key;      /* RegistryCert, RegistryKey: this node's client certificate */
+	char *user;            /* RegistryUser: this node's etcd user */
+	enum conf_key_source password_source; /* RegistryPassword{File,Credential,Command} */
+	char *password_arg;
+	unsigned int password_line;
+	char *network, *node;  /* names: 1-63 of A-Z a-z 0-9 . _ - */
+	char *endpoint;        /* how the others reach this node ("host:port"); NULL: they do not */
+	struct conf_prefix *advertise; /* the prefixes behind this node */
+	size_t n_advertise;
+	bool has_keepalive;
+	uint16_t keepalive;    /* PersistentKeepalive toward every mesh peer; 0: off */
+	enum conf_cipher cipher; /* what this node offers; aes256gcm is used where both offer it */
+};
 
 struct conf_hooks {
 	char **cmd;
@@ -95,6 +124,8 @@ struct conf {
 	char *metrics_listen;
 	struct conf_peer *peers;
 	size_t n_peers;
+	bool has_interface; /* false only in a file that holds nothing but [Mesh] (an administrator's) */
+	struct conf_mesh mesh;
 };
 
 /* Parse text (len bytes, need not be NUL-terminated). path names the file in messages. 0 or -errno. */
@@ -111,5 +142,10 @@ int conf_resolve_endpoints(struct conf *c, struct conf_error *err);
 int conf_parse_key(const char *base64, uint8_t out[static 32]); /* exactly 32 bytes, standard base64 */
 int conf_parse_prefix(const char *s, struct conf_prefix *out);  /* "a.b.c.d[/n]", "v6[/n]"; no /n: full length */
 bool conf_valid_ifname(const char *name);                      /* 1..15 bytes of [A-Za-z0-9_=+.-] */
+bool conf_valid_mesh_name(const char *name);                   /* 1..63 bytes of [A-Za-z0-9_.-], not "." or ".." */
+/* "host:port" or "[v6]:port" with a port 1-65535 (the host is not looked up). */
+bool conf_valid_endpoint(const char *v);
+/* Whether two prefixes share an address (one holds the other). */
+bool conf_prefix_overlap(const struct conf_prefix *a, const struct conf_prefix *b);
 
 #endif

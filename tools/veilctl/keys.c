@@ -26,6 +26,16 @@ enum { KEY_TEXT_MAX = 256, COMMAND_OUTPUT_MAX = 4096 };
 /* A command that runs longer than this is killed (a test lowers it). */
 static unsigned int command_timeout_ms = 30000;
 
+/*
+ * What a secret's text must be: one base64 key, or a registry password.
+ * decode gets the whole text (wiped by the caller) and fills out.
+ */
+struct decoder {
+	int (*decode)(char *text, size_t len, void *out);
+	void *out;
+	const char *what; /* "one base64 key of 32 bytes" */
+};
+
 /* One base64 key with whitespace around it, and nothing else (not even a NUL). */
 static int key_from_text(char *text, size_t len, uint8_t out[static 32])
 {
@@ -39,6 +49,39 @@ static int key_from_text(char *text, size_t len, uint8_t out[static 32])
 		return -EINVAL;
 	text[len] = '\0';
 	return conf_parse_key(text + start, out);
+}
+
+static int decode_key(char *text, size_t len, void *out)
+{
+	return key_from_text(text, len, out);
+}
+
+/*
+ * A password: one line of 1-255 bytes without NUL or control characters,
+ * whitespace around it ignored; out is a char ** that gets it in locked
+ * memory.
+ */
+static int decode_password(char *text, size_t len, void *out)
+{
+	size_t start = 0, i;
+	char *p;
+
+	while (len && strchr(" \t\r\n", text[len - 1]))
+		len--;
+	while (start < len && strchr(" \t", text[start]))
+		start++;
+	if (len - start == 0 || len - start > 255)
+		return -EINVAL;
+	for (i = start; i < len; i++)
+		if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)
+			return -EINVAL;
+	p = sodium_malloc(len - start + 1);
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, text + start, len - start);
+	p[len - start] = '\0';
+	*(char **)out = p;
+	return 0;
 }
 
 /* Read a whole small file from fd into buf (wiped by the caller). */
@@ -61,8 +104,8 @@ static ssize_t read_small(int fd, char *buf, size_t cap)
 }
 
 /* strict: refuse a file that group or others may use (OpenSSH's rule for keys). */
-static int key_from_path(const char *path, bool strict, uint8_t out[static 32], char *why,
-			 size_t whylen)
+static int secret_from_path(const char *path, bool strict, const struct decoder *d, char *why,
+			    size_t whylen)
 {
 	char buf[KEY_TEXT_MAX + 1];
 	struct stat st;
@@ -95,21 +138,26 @@ static int key_from_path(const char *path, bool strict, uint8_t out[static 32], 
 		goto out;
 	}
 	n = read_small(fd, buf, KEY_TEXT_MAX);
-	ret = n < 0 ? (int)n : key_from_text(buf, (size_t)n, out);
+	ret = n < 0 ? (int)n : d->decode(buf, (size_t)n, d->out);
 	if (ret)
-		snprintf(why, whylen, "%s does not hold one base64 key of 32 bytes", path);
+		snprintf(why, whylen, "%s does not hold %s", path, d->what);
 	sodium_memzero(buf, sizeof(buf));
 out:
 	close(fd);
 	return ret;
 }
 
+static const char KEY_WHAT[] = "one base64 key of 32 bytes";
+
 int key_from_file(const char *path, uint8_t out[static 32], char *why, size_t whylen)
 {
-	return key_from_path(path, true, out, why, whylen);
+	struct decoder d = { decode_key, out, KEY_WHAT };
+
+	return secret_from_path(path, true, &d, why, whylen);
 }
 
-int key_from_credential(const char *name, uint8_t out[static 32], char *why, size_t whylen)
+static int secret_from_credential(const char *name, const struct decoder *d, char *why,
+				  size_t whylen)
 {
 	const char *dir = getenv("CREDENTIALS_DIRECTORY");
 	char path[4096];
@@ -124,7 +172,14 @@ int key_from_credential(const char *name, uint8_t out[static 32], char *why, siz
 	}
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	/* systemd makes credentials 0400 for the service's user: no stricter check. */
-	return key_from_path(path, false, out, why, whylen);
+	return secret_from_path(path, false, d, why, whylen);
+}
+
+int key_from_credential(const char *name, uint8_t out[static 32], char *why, size_t whylen)
+{
+	struct decoder d = { decode_key, out, KEY_WHAT };
+
+	return secret_from_credential(name, &d, why, whylen);
 }
 
 static long elapsed_ms(const struct timespec *t0)
@@ -219,7 +274,7 @@ static int reap(pid_t pid, const struct timespec *t0, int *status)
 }
 
 /* Turn what collect and reap saw into 0 or an error with its sentence. */
-static int judge(ssize_t n, int ret, int status, char *buf, uint8_t out[static 32], char *why,
+static int judge(ssize_t n, int ret, int status, char *buf, const struct decoder *d, char *why,
 		 size_t whylen)
 {
 	if (n == -ETIMEDOUT || ret == -ETIMEDOUT) {
@@ -243,14 +298,15 @@ static int judge(ssize_t n, int ret, int status, char *buf, uint8_t out[static 3
 		snprintf(why, whylen, "command exited with status %d", WEXITSTATUS(status));
 		return -ECHILD;
 	}
-	if (n < 0 || key_from_text(buf, (size_t)n, out)) {
-		snprintf(why, whylen, "command output is not a base64 key of 32 bytes");
+	if (n < 0 || d->decode(buf, (size_t)n, d->out)) {
+		snprintf(why, whylen, "command output is not %s", d->what);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-int key_from_command(const char *command, uint8_t out[static 32], char *why, size_t whylen)
+static int secret_from_command(const char *command, const struct decoder *d, char *why,
+			       size_t whylen)
 {
 	char buf[COMMAND_OUTPUT_MAX + 1];
 	struct timespec t0;
@@ -274,9 +330,16 @@ int key_from_command(const char *command, uint8_t out[static 32], char *why, siz
 	n = collect(fds[0], buf, COMMAND_OUTPUT_MAX, &t0);
 	close(fds[0]); /* a command still writing gets SIGPIPE */
 	ret = reap(pid, &t0, &status);
-	ret = judge(n, ret, status, buf, out, why, whylen);
+	ret = judge(n, ret, status, buf, d, why, whylen);
 	sodium_memzero(buf, sizeof(buf));
 	return ret;
+}
+
+int key_from_command(const char *command, uint8_t out[static 32], char *why, size_t whylen)
+{
+	struct decoder d = { decode_key, out, KEY_WHAT };
+
+	return secret_from_command(command, &d, why, whylen);
 }
 
 static const char *source_key_name(enum conf_key_source src, bool private)
@@ -326,6 +389,40 @@ static int load_one(const struct conf *c, struct conf_key *k, bool private, stru
 		one_line_msg(err->msg);
 		sodium_free(k->key);
 		k->key = NULL;
+	}
+	return ret;
+}
+
+int keys_mesh_password(const struct conf *c, char **password, struct conf_error *err)
+{
+	const struct conf_mesh *m = &c->mesh;
+	struct decoder d = { decode_password, password, "a password on one line (1-255 bytes)" };
+	char why[512] = "";
+	const char *key;
+	int ret;
+
+	*password = NULL;
+	switch (m->password_source) {
+	case KEYSRC_FILE:
+		key = "RegistryPasswordFile";
+		ret = secret_from_path(m->password_arg, true, &d, why, sizeof(why));
+		break;
+	case KEYSRC_CREDENTIAL:
+		key = "RegistryPasswordCredential";
+		ret = secret_from_credential(m->password_arg, &d, why, sizeof(why));
+		break;
+	case KEYSRC_COMMAND:
+		key = "RegistryPasswordCommand";
+		ret = secret_from_command(m->password_arg, &d, why, sizeof(why));
+		break;
+	default:
+		snprintf(err->msg, sizeof(err->msg), "%.300s: [Mesh] has no registry password", c->path);
+		return -EINVAL;
+	}
+	if (ret) {
+		snprintf(err->msg, sizeof(err->msg), "%.200s:%u: %s: %s", c->path, m->password_line, key,
+			 why);
+		one_line_msg(err->msg);
 	}
 	return ret;
 }

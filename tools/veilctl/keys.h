@@ -22,6 +22,12 @@
  * 0 or -errno; on error nothing is half-loaded that conf_free would not wipe.
  */
 int keys_load(struct conf *c, struct conf_error *err);
+/*
+ * The [Mesh] section's registry password, from its file (0600, as a key
+ * file), credential or command: a NUL-terminated string in sodium_malloc
+ * memory (sodium_free it). Errors name file and line. 0 or -errno.
+ */
+int keys_mesh_password(const struct conf *c, char **password, struct conf_error *err);
 
 /* One key from each kind of source; why gets a sentence without file:line. 0 or -errno. */
 int key_from_file(const char *path, uint8_t out[static 32], char *why, size_t whylen);
