@@ -812,6 +812,28 @@ out:
 	return ret;
 }
 
+void ctl_device_drop_peers(struct ctl_device *dev, const uint8_t (*keys)[32], size_t n)
+{
+	size_t i = 0, k;
+
+	while (i < dev->n_peers) {
+		struct ctl_peer *p = &dev->peers[i];
+		bool drop = false;
+
+		for (k = 0; k < n && !drop; k++)
+			drop = !sodium_memcmp(p->public_key, keys[k], 32);
+		if (!drop) {
+			i++;
+			continue;
+		}
+		if (p->preshared_key)
+			sodium_free(p->preshared_key);
+		free(p->allowed_ips);
+		free(p->endpoint_name);
+		*p = dev->peers[--dev->n_peers];
+	}
+}
+
 void ctl_device_free(struct ctl_device *dev)
 {
 	size_t i;
@@ -1090,6 +1112,29 @@ static void sync_device(struct sbuf *b, const struct conf *c, const struct ctl_d
 		sbuf_printf(b, "listen_port=%u\n", c->listen_port);
 	if (c->has_fwmark && c->fwmark != r->fwmark)
 		sbuf_printf(b, "fwmark=%u\n", c->fwmark);
+}
+
+int ctl_build_sync_peers(const struct conf_peer *peers, size_t n, const uint8_t (*remove)[32],
+			 size_t n_remove, const struct ctl_device *running, struct sbuf *req)
+{
+	const struct ctl_peer *r;
+	size_t i;
+
+	sbuf_printf(req, "set=1\n");
+	for (i = 0; i < n_remove; i++) {
+		if (!running_peer(running, remove[i]))
+			continue;
+		sbuf_hex(req, "public_key", remove[i]);
+		sbuf_printf(req, "remove=true\n");
+	}
+	for (i = 0; i < n; i++) {
+		r = running_peer(running, peers[i].public_key);
+		if (r)
+			sync_peer(req, &peers[i], r);
+		else
+			put_peer(req, &peers[i]);
+	}
+	return req->failed ? -ENOMEM : 0;
 }
 
 int ctl_build_syncconf(const struct conf *c, const struct ctl_device *running, struct sbuf *req)

@@ -75,6 +75,8 @@ int ctl_list(char ***names, size_t *n);
  */
 int ctl_get(const char *ifname, struct ctl_device *dev, char *why, size_t whylen);
 void ctl_device_free(struct ctl_device *dev);
+/* Forget the running peers with these keys (the mesh agent's), as if the daemon had none. */
+void ctl_device_drop_peers(struct ctl_device *dev, const uint8_t (*keys)[32], size_t n);
 /* All of p to standard output (keys, show's text); 0 or a negative errno. */
 int ctl_write_out(const char *p, size_t len);
 /*
@@ -107,6 +109,16 @@ int ctl_set(const char *ifname, const struct sbuf *req, char *why, size_t whylen
  */
 int ctl_build_setconf(const struct conf *c, struct sbuf *req);
 int ctl_build_syncconf(const struct conf *c, const struct ctl_device *running, struct sbuf *req);
+/*
+ * syncconf for some peers only (the mesh agent's): each of peers[] added,
+ * or updated in what differs, and each key of remove[] that runs removed;
+ * every other running peer is left alone. An endpoint is sent only where
+ * the peer names one (endpoint_len), so the caller decides when to undo
+ * roaming. The request is left open for more peer lines: end it with a
+ * blank line. 0 or -ENOMEM.
+ */
+int ctl_build_sync_peers(const struct conf_peer *peers, size_t n, const uint8_t (*remove)[32],
+			 size_t n_remove, const struct ctl_device *running, struct sbuf *req);
 
 /*
  * veild's extensions in one request: the interface's MetricsListen
