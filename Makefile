@@ -42,9 +42,14 @@ endif
 # Recursive (=) so pkg-config runs only when a recipe needs the flags, which
 # is after the deps target has installed whatever was missing.
 # libcrypto (OpenSSL) does the transport AEAD only: src/core/aead.h says why.
-DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags libsodium libcrypto libuv libmnl libmicrohttpd)
+DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags libsodium libcrypto libuv libmnl libmicrohttpd libcurl jansson)
 DEP_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libcrypto libuv libmnl libmicrohttpd)
 CORE_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libcrypto)
+# The mesh agent: libcurl for the registry's HTTPS, jansson for its JSON.
+MESH_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libcrypto libuv libmnl libcurl jansson)
+JSON_LIBS = $(shell $(PKG_CONFIG) --libs jansson)
+# veilctl: keys, rtnetlink, and the mesh commands' registry calls and local copies.
+VEILCTL_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libmnl libcurl jansson)
 TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka)
 TEST_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
 
@@ -72,6 +77,14 @@ VEILCTL_SRC := $(wildcard tools/veilctl/*.c)
 VEILCTL_OBJ := $(VEILCTL_SRC:tools/veilctl/%.c=$(BUILD)/ctl/%.o)
 VEILCTL := $(BUILD)/veilctl
 
+# veil-meshd, the mesh agent: its own modules, and what it shares with
+# veilctl (the configuration, key sources, the control socket's client,
+# rtnetlink) and veild (the log).
+MESH_SRC := $(wildcard tools/mesh/*.c)
+MESH_OBJ := $(MESH_SRC:tools/mesh/%.c=$(BUILD)/mesh/%.o)
+MESH_SHARED_OBJ := $(addprefix $(BUILD)/ctl/,conf.o keys.o ctl.o nl.o) $(BUILD)/log.o
+MESHD := $(BUILD)/veil-meshd
+
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRC := $(wildcard tests/tools/*.c)
@@ -95,7 +108,7 @@ FUZZ_DEPS_STAMP := build/.deps-fuzz-ok
 .PHONY: FORCE all deps check check-unit check-valgrind check-netns check-san check-fuzz fuzz lint demo bench install deb clean
 .DEFAULT_GOAL := all
 
-all: $(CORE_LIB) $(VEILD) $(VEILCTL)
+all: $(CORE_LIB) $(VEILD) $(VEILCTL) $(MESHD)
 
 # Installs exactly the missing Debian packages (tools/install-deps.sh says
 # what it installs). Re-checked when the script changes.
@@ -125,7 +138,16 @@ $(VEILD): $(BUILD)/veild.o $(DAEMON_OBJ) $(CORE_LIB)
 $(BUILD)/ctl/%.o: tools/veilctl/%.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@[ "$(V)" = 1 ] || echo "  CC      $<"
-	$(Q)$(CC) $(ALL_CFLAGS) -Itools/veilctl -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) -Itools/veilctl -Itools/mesh -c -o $@ $<
+
+$(BUILD)/mesh/%.o: tools/mesh/%.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	@[ "$(V)" = 1 ] || echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -Itools/veilctl -Itools/mesh -c -o $@ $<
+
+$(MESHD): $(MESH_OBJ) $(MESH_SHARED_OBJ)
+	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
+	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(MESH_LIBS)
 
 # A file that changes only when VERSION does: the two objects that print it
 # are rebuilt then, so veild and veilctl never report different versions.
@@ -133,21 +155,23 @@ VERSION_STAMP := $(BUILD)/version
 $(VERSION_STAMP): FORCE
 	@mkdir -p $(@D)
 	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' >$@
-$(BUILD)/veild.o $(BUILD)/ctl/main.o: $(VERSION_STAMP)
+$(BUILD)/veild.o $(BUILD)/ctl/main.o $(BUILD)/mesh/main.o $(BUILD)/mesh/agent.o: $(VERSION_STAMP)
 FORCE:
 
 # veilctl shares the systemd notification client with veild.
-$(VEILCTL): $(VEILCTL_OBJ) $(BUILD)/notify.o $(CORE_LIB)
+# veilctl shares the mesh's records, messages and local copies with the agent.
+VEILCTL_MESH_OBJ := $(addprefix $(BUILD)/mesh/,view.o record.o etcd.o)
+$(VEILCTL): $(VEILCTL_OBJ) $(VEILCTL_MESH_OBJ) $(BUILD)/notify.o $(CORE_LIB)
 	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
-	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(DEP_LIBS)
+	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(VEILCTL_LIBS)
 
 # Each unit test includes the .c it tests (to reach static functions) and
 # takes everything else from the core archive.
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_LIB) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -Itools/veilctl $(TEST_CFLAGS) -o $@ $< $(CORE_LIB) \
-		$(ALL_LDFLAGS) $(TEST_LIBS) $(CORE_LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -Itools/veilctl -Itools/mesh $(TEST_CFLAGS) -o $@ $< $(CORE_LIB) \
+		$(ALL_LDFLAGS) $(TEST_LIBS) $(CORE_LIBS) $(JSON_LIBS)
 
 # Test tools may use the protocol core (to craft real handshake messages).
 $(BUILD)/tools/%: tests/tools/%.c $(CORE_LIB) | $(DEPS_STAMP)
@@ -238,4 +262,4 @@ deb:
 clean:
 	rm -rf build
 
--include $(CORE_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(VEILCTL_OBJ:.o=.d) $(BUILD)/veild.d $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)
+-include $(CORE_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(VEILCTL_OBJ:.o=.d) $(MESH_OBJ:.o=.d) $(BUILD)/veild.d $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)
