@@ -34,6 +34,7 @@
 #include "conf.h"
 #include "ctl.h"
 #include "keys.h"
+#include "meshctl.h"
 #include "nl.h"
 #include "notify.h"
 #include "up.h"
@@ -63,6 +64,7 @@ struct state {
 	bool fwmark_set;       /* up set the fwmark for a full tunnel */
 	bool src_valid_mark;   /* up turned src_valid_mark on (it was off) */
 	bool dns;              /* up registered DNS with resolvconf */
+	pid_t mesh_agent;      /* the [Mesh] agent up started; 0: none */
 	struct item *items;
 	size_t n;
 };
@@ -233,6 +235,8 @@ static int state_write(const char *ifname, const struct state *s)
 	fprintf(f, "# veilctl: what 'veilctl up' did to %s; 'veilctl down' undoes it\n", ifname);
 	fprintf(f, "daemon %d\nfwmark %d\nsrc_valid_mark %d\ndns %d\n", s->daemon_started,
 		s->fwmark_set, s->src_valid_mark, s->dns);
+	if (s->mesh_agent)
+		fprintf(f, "mesh_agent %d\n", (int)s->mesh_agent);
 	for (i = 0; i < s->n; i++)
 		write_item(f, &s->items[i]);
 	if (fclose(f) != 0 || rename(tmp, path) < 0) {
@@ -329,6 +333,10 @@ static int state_read(const char *ifname, struct state *s)
 		if (read_flag(line, "daemon", &s->daemon_started) || read_flag(line, "fwmark", &s->fwmark_set) ||
 		    read_flag(line, "src_valid_mark", &s->src_valid_mark) || read_flag(line, "dns", &s->dns))
 			continue;
+		if (!strncmp(line, "mesh_agent ", 11)) {
+			s->mesh_agent = (pid_t)strtol(line + 11, NULL, 10);
+			continue;
+		}
 		if (!(ret = read_item(line, &it)))
 			ret = push_item(s, &it);
 	}
@@ -891,6 +899,7 @@ static void apply_dns(struct up_ctx *u)
 /* Undo, newest first, whatever up managed before it failed. */
 static void roll_back(struct up_ctx *u)
 {
+	meshctl_stop(u->done.mesh_agent);
 	remove_items(u->nl, u->ifindex, &u->done);
 	if (u->done.dns)
 		resolvconf(&u->c, u->c.name, false);
@@ -938,6 +947,9 @@ static int do_up(struct up_ctx *u)
 		ret = send_config(u);
 	if (!ret)
 		ret = apply_link(u);
+	/* The mesh's peers come once the interface is whole (its key is what the agent publishes). */
+	if (!ret && u->c.mesh.line)
+		ret = meshctl_start(&u->c, &u->done.mesh_agent);
 	if (!ret) {
 		apply_dns(u);
 		ret = state_write(u->c.name, &u->done);
@@ -975,26 +987,45 @@ int cmd_up(int argc, char **argv)
 
 /* ---- down --------------------------------------------------------------------------------- */
 
-static bool is_peer_header(const char *line)
+static bool is_header(const char *line, const char *name)
 {
 	while (*line == ' ' || *line == '\t')
 		line++;
-	return strncasecmp(line, "[Peer]", 6) == 0;
+	return strncasecmp(line, name, strlen(name)) == 0;
 }
 
-/* The file up to its first [Peer], as written (it may hold a key: locked memory). */
+/*
+ * The file without its [Peer] sections, as written: [Interface], [Mesh]
+ * and what comes before them (it may hold a key: locked memory).
+ */
 static int read_head(const char *path, struct sbuf *out)
 {
 	char line[CONF_LINE_MAX + 2];
 	FILE *f = fopen(path, "re");
+	bool in_peer = false;
 
 	if (!f)
 		return -errno;
-	while (fgets(line, sizeof(line), f) && !is_peer_header(line))
-		sbuf_printf(out, "%s", line);
+	while (fgets(line, sizeof(line), f)) {
+		if (is_header(line, "["))
+			in_peer = is_header(line, "[Peer]");
+		if (!in_peer)
+			sbuf_printf(out, "%s", line);
+	}
 	sodium_memzero(line, sizeof(line));
 	fclose(f);
 	return out->failed ? -ENOMEM : 0;
+}
+
+/* Leave out the mesh agent's peers: they come from the registry, not from a file. */
+static void hide_mesh_peers(const struct conf *c, struct ctl_device *dev)
+{
+	uint8_t(*keys)[32] = NULL;
+	size_t n = 0;
+
+	if (meshctl_managed_keys(c->name, &keys, &n) == 0)
+		ctl_device_drop_peers(dev, (const uint8_t(*)[32])keys, n);
+	free(keys);
 }
 
 static const struct conf_peer *conf_peer_of(const struct conf *c, const uint8_t pub[32])
@@ -1050,6 +1081,7 @@ static void save_config(const struct conf *c)
 			 why[0] ? why : strerror(-ret));
 		return;
 	}
+	hide_mesh_peers(c, &dev);
 	ret = read_head(c->path, &out);
 	while (out.len >= 2 && out.data[out.len - 1] == '\n' && out.data[out.len - 2] == '\n')
 		out.data[--out.len] = '\0'; /* one blank line before each peer, not more */
@@ -1088,6 +1120,8 @@ int cmd_down(int argc, char **argv)
 		goto out;
 	}
 	run_hooks(&c.pre_down, c.name); /* a failing hook does not keep the interface up */
+	/* First the agent: nothing may add a peer or a route while the rest is undone. */
+	meshctl_stop(s.mesh_agent);
 	if (c.save_config)
 		save_config(&c);
 	nl_link_index(nl, c.name, &ifindex);
@@ -1161,6 +1195,12 @@ static int send_sync(struct up_ctx *u)
 	int ret;
 
 	ret = ctl_get(u->c.name, &dev, why, sizeof(why));
+	/*
+	 * Unchanged and never removed by a reload: the agent's peers (it runs
+	 * on, or again). A file that left its mesh takes them away.
+	 */
+	if (!ret && u->c.mesh.line)
+		hide_mesh_peers(&u->c, &dev);
 	if (!ret)
 		ret = ctl_build_syncconf(&u->c, &dev, &req);
 	if (!ret)
@@ -1199,6 +1239,19 @@ static int do_reload(struct up_ctx *u, struct state *old)
 		ret = send_sync(u);
 	if (!ret)
 		ret = reload_link(u, old);
+	/*
+	 * The agent is started again, reading the file anew (a changed [Mesh],
+	 * a renewed password); the peers it applied stay meanwhile, and a file
+	 * without [Mesh] any more stops it (syncconf took its peers away).
+	 */
+	if (!ret) {
+		meshctl_stop(old->mesh_agent);
+		old->mesh_agent = 0;
+		if (u->c.mesh.line)
+			ret = meshctl_start(&u->c, &old->mesh_agent);
+		else
+			meshctl_forget(u->c.name);
+	}
 	/* The state is rewritten even after a failure: it lists what exists now. */
 	if (state_write(u->c.name, old) && !ret)
 		ret = -EIO;

@@ -1,0 +1,643 @@
+// SPDX-License-Identifier: MIT
+/*
+ * veilctl and the mesh (meshctl.h): the agent's life, and `veilctl mesh`.
+ *
+ *   veilctl mesh list [NETWORK] [--json]
+ *       every node of the networks whose agents run here, as each agent
+ *       sees it (its local copy) and whether veild has a session with it
+ *   veilctl mesh remove [--admin FILE] NETWORK NODE
+ *       take a node out: its record and liveness key are deleted from the
+ *       registry, with the administrator's credentials in FILE (a [Mesh]
+ *       section; /etc/veil/mesh-admin.conf by default)
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <sodium.h>
+
+#include "ctl.h"
+#include "etcd.h"
+#include "keys.h"
+#include "meshctl.h"
+#include "record.h"
+#include "up.h"
+#include "view.h"
+
+enum {
+	AGENT_START_MS = 20000,
+	AGENT_STOP_MS = 5000,
+	SESSION_S = 180, /* WireGuard's Reject-After-Time: a handshake older than this is no session */
+	ADMIN_TIMEOUT_MS = 10000,
+};
+
+/* ---- the agent's life ---------------------------------------------------------------------- */
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* veil-meshd next to veilctl (a build tree), in ../sbin (an installed prefix), or from PATH. */
+static void agent_path(char *out, size_t len)
+{
+	char self[PATH_MAX - 32];
+	const char *env = getenv("VEIL_MESHD");
+	ssize_t n;
+	char *slash;
+
+	if (env && *env) {
+		snprintf(out, len, "%s", env);
+		return;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 32);
+	if (n > 0) {
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(out, len, "%s/veil-meshd", self);
+			if (access(out, X_OK) == 0)
+				return;
+			snprintf(out, len, "%s/../sbin/veil-meshd", self);
+			if (access(out, X_OK) == 0)
+				return;
+		}
+	}
+	snprintf(out, len, "veil-meshd");
+}
+
+static pid_t read_pidfile(const char *ifname)
+{
+	char path[PATH_MAX], line[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s.mesh.pid", VEIL_STATE_DIR, ifname);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (!fgets(line, sizeof(line), f))
+		line[0] = '\0';
+	fclose(f);
+	return (pid_t)strtol(line, NULL, 10);
+}
+
+int meshctl_start(const struct conf *c, pid_t *pid)
+{
+	char path[PATH_MAX];
+	long waited;
+	pid_t child;
+	int status;
+
+	*pid = 0;
+	agent_path(path, sizeof(path));
+	child = fork();
+	if (child < 0)
+		return -errno;
+	if (child == 0) {
+		execlp(path, "veil-meshd", c->path, (char *)NULL);
+		fprintf(stderr, "veilctl: cannot run %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+	/* Its first process exits once the agent runs in the background (or could not start). */
+	for (waited = 0; waited <= AGENT_START_MS; waited += 10) {
+		pid_t r = waitpid(child, &status, WNOHANG);
+
+		if (r == child)
+			break;
+		if (r < 0)
+			return -errno;
+		sleep_ms(10);
+	}
+	if (waited > AGENT_START_MS) {
+		kill(child, SIGKILL);
+		waitpid(child, &status, 0);
+		fprintf(stderr, "veilctl: %s: the mesh agent did not start within %d s\n", c->name,
+			AGENT_START_MS / 1000);
+		return -ETIMEDOUT;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return -ECHILD; /* veil-meshd said why */
+	*pid = read_pidfile(c->name);
+	return *pid > 0 ? 0 : -ESRCH;
+}
+
+/* Whether pid is a veil-meshd (not a process that took a dead agent's pid). */
+static bool is_agent(pid_t pid)
+{
+	char path[64], comm[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (!fgets(comm, sizeof(comm), f))
+		comm[0] = '\0';
+	fclose(f);
+	comm[strcspn(comm, "\n")] = '\0';
+	return !strcmp(comm, "veil-meshd");
+}
+
+void meshctl_stop(pid_t pid)
+{
+	long waited;
+
+	if (pid <= 0 || !is_agent(pid))
+		return;
+	kill(pid, SIGTERM);
+	for (waited = 0; waited < AGENT_STOP_MS && is_agent(pid); waited += 10)
+		sleep_ms(10);
+	if (is_agent(pid))
+		kill(pid, SIGKILL);
+}
+
+void meshctl_forget(const char *ifname)
+{
+	char path[PATH_MAX];
+
+	view_path(ifname, path, sizeof(path));
+	unlink(path);
+}
+
+int meshctl_managed_keys(const char *ifname, uint8_t (**keys)[32], size_t *n)
+{
+	struct mesh_view v;
+	char path[PATH_MAX], why[256];
+	size_t i;
+	int ret;
+
+	*keys = NULL;
+	*n = 0;
+	view_init(&v, "", "", ifname);
+	view_path(ifname, path, sizeof(path));
+	ret = view_load(&v, path, why, sizeof(why));
+	if (ret == -ENOENT)
+		ret = 0;
+	if (!ret) {
+		*keys = calloc(v.n + 1, 32);
+		if (!*keys)
+			ret = -ENOMEM;
+	}
+	for (i = 0; !ret && i < v.n; i++)
+		if (v.nodes[i].applied)
+			memcpy((*keys)[(*n)++], v.nodes[i].current.public_key, 32);
+	view_free(&v);
+	return ret;
+}
+
+/* ---- mesh list ------------------------------------------------------------------------------- */
+
+struct copy {
+	struct mesh_view v;
+	struct ctl_device dev;
+	bool have_dev;
+};
+
+static const char *state_of(const struct mesh_node *n)
+{
+	switch (n->verdict) {
+	case MESH_SELF:
+		return "self";
+	case MESH_ACCEPTED:
+		return "accepted";
+	case MESH_KEPT:
+		return "kept";
+	default:
+		return !n->present ? "removed" : n->why[0] ? "refused" : "none";
+	}
+}
+
+/* The record to show: the peer's, else the latest that parsed. */
+static const struct mesh_record *shown_record(const struct mesh_node *n)
+{
+	if (n->applied)
+		return &n->current;
+	return n->parsed ? &n->latest : NULL;
+}
+
+/* 1 session, 0 none, -1 unknown (veild not reached, or no record). */
+static int session(const struct copy *c, const struct mesh_record *r)
+{
+	size_t i;
+
+	if (!c->have_dev || !r)
+		return -1;
+	for (i = 0; i < c->dev.n_peers; i++) {
+		const struct ctl_peer *p = &c->dev.peers[i];
+
+		if (!sodium_memcmp(p->public_key, r->public_key, 32))
+			return p->last_handshake_sec &&
+			       (int64_t)time(NULL) - (int64_t)p->last_handshake_sec < SESSION_S;
+	}
+	return 0;
+}
+
+static void when(int64_t t, char *out, size_t len)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	localtime_r(&tt, &tm);
+	strftime(out, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static void last_seen(const struct mesh_node *n, char *out, size_t len)
+{
+	char t[32];
+
+	if (n->alive) {
+		snprintf(out, len, "now");
+	} else if (n->stale_since) {
+		when(n->stale_since, t, sizeof(t));
+		snprintf(out, len, "stale since %s", t);
+	} else {
+		snprintf(out, len, "not seen");
+	}
+}
+
+static void prefixes(const struct mesh_record *r, char *out, size_t len)
+{
+	size_t i, o = 0;
+
+	out[0] = '\0';
+	for (i = 0; r && i < r->n_prefixes && o + 60 < len; i++) {
+		char p[CTL_PREFIX_LEN];
+
+		ctl_format_prefix(&r->prefixes[i], p, sizeof(p));
+		o += (size_t)snprintf(out + o, len - o, "%s%s", i ? "," : "", p);
+	}
+	if (!out[0])
+		snprintf(out, len, "-");
+}
+
+static void print_text(const struct copy *c)
+{
+	char saved[32], seen[48], pfx[512], fp[12];
+	size_t i;
+
+	when(c->v.saved, saved, sizeof(saved));
+	printf("network %s: interface %s, node %s; registry %s; local copy of %s, revision %" PRId64 "\n",
+	       c->v.network, c->v.ifname, c->v.node, c->v.connected ? "watched" : "NOT reached",
+	       saved, c->v.revision);
+	printf("  %-20s %-11s %-24s %-24s %-30s %-7s %s\n", "node", "key", "endpoint", "prefixes",
+	       "last seen", "session", "state");
+	for (i = 0; i < c->v.n; i++) {
+		const struct mesh_node *n = &c->v.nodes[i];
+		const struct mesh_record *r = shown_record(n);
+		int s = n->verdict == MESH_SELF ? -1 : session(c, r);
+
+		if (r)
+			mesh_fingerprint(r->public_key, fp);
+		else
+			snprintf(fp, sizeof(fp), "-");
+		last_seen(n, seen, sizeof(seen));
+		prefixes(r, pfx, sizeof(pfx));
+		printf("  %-20s %-11s %-24s %-24s %-30s %-7s %s%s%s\n", n->name, fp,
+		       r && r->endpoint[0] ? r->endpoint : "-", pfx, seen,
+		       s < 0 ? "-" : s ? "yes" : "no", state_of(n), n->why[0] ? ": " : "", n->why);
+	}
+}
+
+static json_t *node_json(const struct copy *c, const struct mesh_node *n)
+{
+	const struct mesh_record *r = shown_record(n);
+	char key[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)], fp[12], p[CTL_PREFIX_LEN];
+	json_t *o = json_object(), *pfx = json_array();
+	int s = n->verdict == MESH_SELF ? -1 : session(c, r);
+	size_t i;
+
+	json_object_set_new(o, "node", json_string(n->name));
+	if (r) {
+		sodium_bin2base64(key, sizeof(key), r->public_key, 32, sodium_base64_VARIANT_ORIGINAL);
+		mesh_fingerprint(r->public_key, fp);
+		for (i = 0; i < r->n_prefixes; i++) {
+			ctl_format_prefix(&r->prefixes[i], p, sizeof(p));
+			json_array_append_new(pfx, json_string(p));
+		}
+	}
+	json_object_set_new(o, "public_key", r ? json_string(key) : json_null());
+	json_object_set_new(o, "fingerprint", r ? json_string(fp) : json_null());
+	json_object_set_new(o, "endpoint", r && r->endpoint[0] ? json_string(r->endpoint) : json_null());
+	json_object_set_new(o, "prefixes", pfx);
+	json_object_set_new(o, "alive", json_boolean(n->alive));
+	json_object_set_new(o, "stale_since", n->alive || !n->stale_since ? json_null()
+									   : json_integer(n->stale_since));
+	json_object_set_new(o, "session", s < 0 ? json_null() : json_boolean(s));
+	json_object_set_new(o, "state", json_string(state_of(n)));
+	json_object_set_new(o, "reason", n->why[0] ? json_string(n->why) : json_null());
+	json_object_set_new(o, "revision", json_integer(n->mod_revision));
+	return o;
+}
+
+static json_t *copy_json(const struct copy *c)
+{
+	json_t *nodes = json_array();
+	size_t i;
+
+	for (i = 0; i < c->v.n; i++)
+		json_array_append_new(nodes, node_json(c, &c->v.nodes[i]));
+	return json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:o}", "network", c->v.network, "interface",
+			 c->v.ifname, "node", c->v.node, "registry_reached", c->v.connected, "saved",
+			 (json_int_t)c->v.saved, "revision", (json_int_t)c->v.revision, "nodes", nodes);
+}
+
+static int load_copy(const char *dir, const char *file, struct copy *c)
+{
+	char path[PATH_MAX], why[256], ifname[16];
+	size_t n = strlen(file);
+	int ret;
+
+	if (n < 6 || n - 5 >= sizeof(ifname) || strcmp(file + n - 5, ".json"))
+		return -ENOENT;
+	snprintf(ifname, sizeof(ifname), "%.*s", (int)(n - 5), file);
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	view_init(&c->v, "", "", ifname);
+	ret = view_load(&c->v, path, why, sizeof(why));
+	if (ret) {
+		fprintf(stderr, "veilctl: %s: %s\n", path, why[0] ? why : strerror(-ret));
+		view_free(&c->v);
+		return ret;
+	}
+	/* view_load reads the network and node from the file. */
+	c->have_dev = ctl_get(ifname, &c->dev, why, sizeof(why)) == 0;
+	return 0;
+}
+
+static int mesh_list(int argc, char **argv)
+{
+	const char *dir = getenv("VEIL_MESH_DIR"), *network = NULL;
+	json_t *all = json_array();
+	bool json = false, any = false;
+	struct dirent *e;
+	DIR *d;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!network && argv[i][0] != '-')
+			network = argv[i];
+		else
+			goto usage;
+	}
+	dir = dir && *dir ? dir : VEIL_MESH_DIR;
+	d = opendir(dir);
+	while (d && (e = readdir(d))) {
+		struct copy c = { 0 };
+
+		if (e->d_name[0] == '.' || load_copy(dir, e->d_name, &c))
+			continue;
+		if (!network || !strcmp(network, c.v.network)) {
+			any = true;
+			if (json)
+				json_array_append_new(all, copy_json(&c));
+			else
+				print_text(&c);
+		}
+		view_free(&c.v);
+		if (c.have_dev)
+			ctl_device_free(&c.dev);
+	}
+	if (d)
+		closedir(d);
+	if (json) {
+		char *text = json_dumps(all, JSON_INDENT(2));
+
+		if (text)
+			ctl_write_out(text, strlen(text));
+		ctl_write_out("\n", 1);
+		free(text);
+	}
+	json_decref(all);
+	if (!any && !json) {
+		fprintf(stderr, "veilctl: no mesh agent%s%s has a local copy in %s\n",
+			network ? " of network " : "", network ? network : "", dir);
+		return 1;
+	}
+	return 0;
+usage:
+	json_decref(all);
+	fprintf(stderr, "Usage: veilctl mesh list [NETWORK] [--json]\n");
+	return 1;
+}
+
+/* ---- mesh remove -------------------------------------------------------------------------------- */
+
+struct reply {
+	char *data;
+	size_t len;
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *data)
+{
+	struct reply *r = data;
+	size_t len = size * n;
+	char *g;
+
+	if (r->len + len > 16 * 1024 * 1024 || !(g = realloc(r->data, r->len + len + 1)))
+		return 0;
+	r->data = g;
+	memcpy(r->data + r->len, p, len);
+	r->len += len;
+	r->data[r->len] = '\0';
+	return len;
+}
+
+/* One POST to the first member that answers; 0 with the status and body, or -errno. */
+static int admin_post(const struct conf_mesh *m, const char *token, const char *path, const char *body,
+		      long *status, struct reply *out)
+{
+	char url[1024], *auth = NULL;
+	struct curl_slist *h = NULL;
+	CURLcode rc = CURLE_COULDNT_CONNECT;
+	size_t i;
+
+	h = curl_slist_append(h, "Content-Type: application/json");
+	if (token) {
+		size_t n = strlen(token) + 32;
+
+		auth = sodium_malloc(n);
+		if (auth) {
+			snprintf(auth, n, "Authorization: %s", token);
+			h = curl_slist_append(h, auth);
+			sodium_free(auth);
+		}
+	}
+	for (i = 0; i < m->n_registry && rc != CURLE_OK; i++) {
+		CURL *e = curl_easy_init();
+		size_t n = strlen(m->registry[i]);
+
+		if (!e)
+			break;
+		while (n && m->registry[i][n - 1] == '/')
+			n--;
+		snprintf(url, sizeof(url), "%.*s%s", (int)n, m->registry[i], path);
+		free(out->data);
+		memset(out, 0, sizeof(*out));
+		curl_easy_setopt(e, CURLOPT_URL, url);
+		curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+		curl_easy_setopt(e, CURLOPT_WRITEDATA, out);
+		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ADMIN_TIMEOUT_MS);
+		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+		curl_easy_setopt(e, CURLOPT_CAINFO, m->ca);
+		curl_easy_setopt(e, CURLOPT_SSLCERT, m->cert);
+		curl_easy_setopt(e, CURLOPT_SSLKEY, m->key);
+		rc = curl_easy_perform(e);
+		if (rc == CURLE_OK)
+			curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
+		else
+			fprintf(stderr, "veilctl: registry %s: %s\n", m->registry[i], curl_easy_strerror(rc));
+		curl_easy_cleanup(e);
+	}
+	curl_slist_free_all(h);
+	return rc == CURLE_OK ? 0 : -EHOSTUNREACH;
+}
+
+/* A call that must succeed; says etcd's reason when it does not. body is freed. */
+static int admin_call(const struct conf_mesh *m, const char *token, const char *path, char *body,
+		      struct reply *out)
+{
+	struct etcd_error e;
+	long status = 0;
+	int ret = body ? admin_post(m, token, path, body, &status, out) : -ENOMEM;
+
+	free(body);
+	if (ret)
+		return ret;
+	if (etcd_reply_error(status, out->data ? out->data : "", out->len, &e)) {
+		fprintf(stderr, "veilctl: registry: %s: %s\n", path, e.message);
+		return -EACCES;
+	}
+	return 0;
+}
+
+static int admin_login(const struct conf *c, char **token)
+{
+	struct conf_error err = { "" };
+	struct reply r = { 0 };
+	struct etcd_error e;
+	char *password, *body;
+	long status = 0;
+	int ret;
+
+	*token = NULL;
+	ret = keys_mesh_password(c, &password, &err);
+	if (ret) {
+		fprintf(stderr, "veilctl: %s\n", err.msg);
+		return ret;
+	}
+	body = etcd_body_auth(c->mesh.user, password);
+	sodium_free(password);
+	ret = body ? admin_post(&c->mesh, NULL, "/v3/auth/authenticate", body, &status, &r) : -ENOMEM;
+	etcd_free_secret(body);
+	if (!ret && etcd_reply_error(status, r.data ? r.data : "", r.len, &e)) {
+		fprintf(stderr, "veilctl: registry: authenticate as %s: %s\n", c->mesh.user, e.message);
+		ret = -EACCES;
+	}
+	if (!ret && etcd_parse_auth(r.data, r.len, token))
+		ret = -EPROTO;
+	free(r.data);
+	return ret;
+}
+
+static int mesh_remove(int argc, char **argv)
+{
+	const char *admin = VEIL_CONF_DIR "/mesh-admin.conf", *network, *node;
+	struct conf_error err = { "" };
+	struct conf c = { 0 };
+	struct etcd_range range = { 0 };
+	struct reply r = { 0 };
+	char key[VIEW_KEY_MAX + 80], *token = NULL, fp[12] = "-";
+	int i = 1, ret;
+
+	if (argc >= 3 && !strcmp(argv[1], "--admin")) {
+		admin = argv[2];
+		i = 3;
+	}
+	if (argc - i != 2 || !conf_valid_mesh_name(argv[i]) || !conf_valid_mesh_name(argv[i + 1])) {
+		fprintf(stderr, "Usage: veilctl mesh remove [--admin FILE] NETWORK NODE\n");
+		return 1;
+	}
+	network = argv[i];
+	node = argv[i + 1];
+	if (conf_load(&c, admin, &err)) {
+		fprintf(stderr, "veilctl: %s (the administrator's registry credentials)\n", err.msg);
+		return 1;
+	}
+	if (!c.mesh.line) {
+		fprintf(stderr, "veilctl: %s has no [Mesh] section with the registry's credentials\n", admin);
+		conf_free(&c);
+		return 1;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	ret = admin_login(&c, &token);
+	snprintf(key, sizeof(key), "/veil/%s/nodes/%s", network, node);
+	if (!ret)
+		ret = admin_call(&c.mesh, token, "/v3/kv/range", etcd_body_range_key(key), &r);
+	if (!ret && (etcd_parse_range(r.data, r.len, &range) || range.n != 1)) {
+		fprintf(stderr, "veilctl: network %s has no node %s in the registry\n", network, node);
+		ret = -ENOENT;
+	}
+	if (!ret && range.n == 1) {
+		struct mesh_record rec;
+		char why[MESH_WHY_LEN];
+
+		if (!mesh_record_parse(&rec, node, range.kvs[0].value, range.kvs[0].value_len, why,
+				       sizeof(why))) {
+			mesh_fingerprint(rec.public_key, fp);
+			mesh_record_free(&rec);
+		}
+	}
+	free(r.data);
+	memset(&r, 0, sizeof(r));
+	if (!ret)
+		ret = admin_call(&c.mesh, token, "/v3/kv/deleterange", etcd_body_delete(key), &r);
+	if (!ret) {
+		int64_t rev = 0;
+
+		etcd_parse_revision(r.data, r.len, &rev);
+		printf("veilctl: node %s (key %s) removed from network %s at revision %" PRId64 "\n", node,
+		       fp, network, rev);
+		free(r.data);
+		memset(&r, 0, sizeof(r));
+		snprintf(key, sizeof(key), "/veil/%s/alive/%s", network, node);
+		admin_call(&c.mesh, token, "/v3/kv/deleterange", etcd_body_delete(key), &r);
+	}
+	free(r.data);
+	etcd_range_free(&range);
+	if (token)
+		sodium_free(token);
+	conf_free(&c);
+	curl_global_cleanup();
+	return ret ? 1 : 0;
+}
+
+int cmd_mesh(int argc, char **argv)
+{
+	if (argc >= 2 && !strcmp(argv[1], "list"))
+		return mesh_list(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "remove"))
+		return mesh_remove(argc - 1, argv + 1);
+	fprintf(stderr, "Usage: veilctl mesh list [NETWORK] [--json]\n"
+			"       veilctl mesh remove [--admin FILE] NETWORK NODE\n");
+	return 1;
+}
