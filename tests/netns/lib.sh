@@ -67,6 +67,8 @@ stop_namespace_processes() {
 cleanup() {
 	local status=$? pid ns
 	set +e
+	# A library sourced after this one (mesh-lib.sh) may stop its own first.
+	declare -F mesh_cleanup >/dev/null && mesh_cleanup
 	for pid in "${PIDS[@]}"; do
 		kill "$pid" 2>/dev/null
 	done
