@@ -282,10 +282,10 @@ EOF
 	json_agrees "$ifa" "$impl after syncconf"
 	showconf_agrees "$ifa" "$impl after syncconf"
 
-	kill "${PIDS[0]}" "${PIDS[1]}"
-	wait "${PIDS[0]}" "${PIDS[1]}" 2>/dev/null || true
-	PIDS=()
-	for _ in $(seq 50); do [ -e "/var/run/wireguard/$ifa.sock" ] || break; sleep 0.1; done
+	# Both stop on SIGTERM, and nothing of them (or of the helper) is left.
+	stop_daemons "${PIDS[0]}" "${PIDS[1]}"
+	expect_gone "$NS1" "$ifa" "$hlp"
+	expect_gone "$NS2" "$ifb"
 }
 
 check veild
