@@ -288,7 +288,18 @@ static void test_load_files(void **state)
 	assert_int_equal(keys_load(&c, &err), 0);
 	key_equal(c.private_key.key, priv);
 	key_equal(c.peers[0].psk.key, psk);
-	assert_int_equal(keys_load(&c, &err), 0); /* again: nothing read twice, nothing leaked */
+	/* Again, with both files gone: nothing is read twice, nothing replaced (and leaked). */
+	{
+		const uint8_t *k1 = c.private_key.key, *k2 = c.peers[0].psk.key;
+		char p2[128];
+
+		assert_int_equal(unlink(path), 0);
+		assert_int_equal(unlink(in_dir(p2, sizeof(p2), "psk")), 0);
+		assert_int_equal(keys_load(&c, &err), 0);
+		assert_ptr_equal(c.private_key.key, k1);
+		assert_ptr_equal(c.peers[0].psk.key, k2);
+		key_equal(c.private_key.key, priv);
+	}
 	conf_free(&c);
 }
 
