@@ -425,10 +425,23 @@ static void prefix_text(const struct conf_prefix *p, char *out, size_t len)
 }
 
 /*
+ * Two prefixes that cannot both be routed: one holds the other, unless one
+ * of them is an exit's default route (longest match sorts those out).
+ */
+static bool clash(const struct conf_prefix *a, const struct conf_prefix *b)
+{
+	if (!conf_prefix_overlap(a, b))
+		return false;
+	if (mesh_prefix_default(a) != mesh_prefix_default(b))
+		return false;
+	return true;
+}
+
+/*
  * One prefix of node's against the policy, the registry and this node: a
  * default route needs the policy's leave (and is never routed, so it may
- * hold the registry); nothing may hold a registry member's address, this
- * node's own prefixes or a static peer's.
+ * hold the registry); nothing may hold a registry member's address, nor
+ * clash with this node's own prefixes or a static peer's.
  */
 static bool prefix_conflict(const struct conf_prefix *p, const char *node,
 			    const struct mesh_policy *policy, const struct mesh_local *l, char *why,
@@ -449,7 +462,7 @@ static bool prefix_conflict(const struct conf_prefix *p, const char *node,
 		}
 	}
 	for (j = 0; j < l->n_own; j++) {
-		if (conf_prefix_overlap(p, &l->own[j])) {
+		if (clash(p, &l->own[j])) {
 			say(why, whylen, "prefix %s overlaps this node's own Advertise", ps);
 			return true;
 		}
@@ -458,7 +471,7 @@ static bool prefix_conflict(const struct conf_prefix *p, const char *node,
 		const struct conf_peer *sp = &l->static_peers[j];
 
 		for (k = 0; k < sp->n_allowed_ips; k++) {
-			if (conf_prefix_overlap(p, &sp->allowed_ips[k])) {
+			if (clash(p, &sp->allowed_ips[k])) {
 				say(why, whylen, "prefix %s overlaps a static [Peer]'s AllowedIPs (line %u)", ps,
 				    sp->line);
 				return true;
@@ -489,19 +502,6 @@ static bool local_conflict(const struct mesh_record *r, const struct mesh_policy
 		if (prefix_conflict(&r->prefixes[i], r->node, policy, l, why, whylen))
 			return true;
 	return false;
-}
-
-/*
- * Two prefixes that cannot both be routed: one holds the other, unless one
- * of them is an exit's default route (longest match sorts those out).
- */
-static bool clash(const struct conf_prefix *a, const struct conf_prefix *b)
-{
-	if (!conf_prefix_overlap(a, b))
-		return false;
-	if (mesh_prefix_default(a) != mesh_prefix_default(b))
-		return false;
-	return true;
 }
 
 /* A record against those accepted before it; first names the one it clashes with. */
