@@ -481,9 +481,8 @@ static bool prefix_conflict(const struct conf_prefix *p, const char *node,
 	return false;
 }
 
-/* The facts a record can contradict on its own: the policy, the registry, this node. */
-static bool local_conflict(const struct mesh_record *r, const struct mesh_policy *policy,
-			   const struct mesh_local *l, char *why, size_t whylen)
+/* A record's key that this node holds: its own, or a static peer's. */
+static bool local_key(const struct mesh_record *r, const struct mesh_local *l, char *why, size_t whylen)
 {
 	size_t i;
 
@@ -498,6 +497,17 @@ static bool local_conflict(const struct mesh_record *r, const struct mesh_policy
 			return true;
 		}
 	}
+	return false;
+}
+
+/* The facts a record can contradict on its own: the policy, the registry, this node. */
+static bool local_conflict(const struct mesh_record *r, const struct mesh_policy *policy,
+			   const struct mesh_local *l, char *why, size_t whylen)
+{
+	size_t i;
+
+	if (local_key(r, l, why, whylen))
+		return true;
 	for (i = 0; i < r->n_prefixes; i++)
 		if (prefix_conflict(&r->prefixes[i], r->node, policy, l, why, whylen))
 			return true;
@@ -566,11 +576,18 @@ static int use_all(struct mesh_node *node, const struct mesh_record *r)
 	return 0;
 }
 
-/* A kept record whose key some accepted record now holds cannot stay: two peers, one key. */
-static bool key_taken(const struct mesh_record *r, struct mesh_node *const *accepted, size_t n)
+/*
+ * A kept record whose key some accepted record now holds, or this node or
+ * a static peer (the file changed since), cannot stay: two peers, one key.
+ */
+static bool key_taken(const struct mesh_record *r, struct mesh_node *const *accepted, size_t n,
+		      const struct mesh_local *l)
 {
+	char why[MESH_WHY_LEN];
 	size_t i;
 
+	if (local_key(r, l, why, sizeof(why)))
+		return true;
 	for (i = 0; i < n; i++)
 		if (!sodium_memcmp(r->public_key, accepted[i]->latest.public_key, 32))
 			return true;
@@ -622,7 +639,7 @@ int mesh_decide(struct mesh_node *nodes, size_t n, const struct mesh_policy *pol
 		struct mesh_node *node = &nodes[i];
 
 		if (node->verdict != MESH_NONE || !node->present || !node->applied ||
-		    key_taken(&node->current, accepted, n_acc))
+		    key_taken(&node->current, accepted, n_acc, local))
 			continue;
 		node->verdict = MESH_KEPT;
 		ret = filter_kept(node, accepted, n_acc, policy, local);
