@@ -614,7 +614,8 @@ int mesh_decide(struct mesh_node *nodes, size_t n, const struct mesh_policy *pol
 		nodes[i].why[0] = '\0';
 		nodes[i].verdict = MESH_NONE;
 	}
-	qsort(order, n, sizeof(*order), by_creation);
+	if (n) /* qsort's array must not be NULL, even for no element */
+		qsort(order, n, sizeof(*order), by_creation);
 	for (i = 0; i < n; i++) {
 		struct mesh_node *node = order[i];
 
