@@ -504,6 +504,9 @@ int etcd_stream_feed(struct etcd_stream *s, const char *chunk, size_t len,
 	size_t used = 0, start, end;
 	int ret = 0;
 
+	/* libcurl hands over an empty piece for an empty body: a fresh stream has no buffer yet. */
+	if (!len && !s->len)
+		return 0;
 	if (s->len + len > STREAM_MSG_MAX)
 		return -EFBIG;
 	if (s->len + len > s->cap) {
