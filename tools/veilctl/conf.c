@@ -819,15 +819,40 @@ static int v_mesh_endpoint(struct parser *p, const char *key, char *v)
 	return set_string(p, &p->c->mesh.endpoint, v);
 }
 
+/* Clear a prefix's host bits; whether any were set. */
+static bool clear_host_bits(struct conf_prefix *pfx)
+{
+	size_t len = pfx->family == AF_INET ? 4 : 16, i;
+	bool set = false;
+
+	for (i = 0; i < len; i++) {
+		unsigned int bits = pfx->cidr > i * 8 ? pfx->cidr - (unsigned int)i * 8 : 0;
+		uint8_t mask = bits >= 8 ? 0xff : (uint8_t)(0xff00 >> bits);
+
+		set = set || (pfx->addr[i] & (uint8_t)~mask);
+		pfx->addr[i] &= mask;
+	}
+	return set;
+}
+
+/*
+ * A prefix behind this node. Its host bits must be clear: the record that
+ * publishes it would be refused by every other node otherwise.
+ */
 static int one_advertise(struct parser *p, const char *key, char *item)
 {
 	struct conf_mesh *m = &p->c->mesh;
-	struct conf_prefix pfx;
-	char s[48];
+	struct conf_prefix pfx, net;
+	char s[48], a[INET6_ADDRSTRLEN] = "?";
 	size_t i;
 
 	if (conf_parse_prefix(item, &pfx))
 		return fail(p, key, "\"%s\" is not a prefix", shown(item, s));
+	net = pfx;
+	if (clear_host_bits(&net)) {
+		inet_ntop(net.family, net.addr, a, sizeof(a));
+		return fail(p, key, "\"%s\" has host bits set (%s/%u?)", shown(item, s), a, net.cidr);
+	}
 	for (i = 0; i < m->n_advertise; i++)
 		if (conf_prefix_overlap(&m->advertise[i], &pfx))
 			return fail(p, key, "\"%s\" overlaps a prefix given before it", shown(item, s));
