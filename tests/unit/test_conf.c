@@ -522,6 +522,311 @@ static void test_every_prefix_of_a_file(void **state)
 	}
 }
 
+/* ---- [Mesh] ---------------------------------------------------------------------------------- */
+
+/* Every [Mesh] key, [Peer] and [Mesh] each with Endpoint, PersistentKeepalive and Cipher of their own. */
+static void test_mesh_every_key(void **state)
+{
+	struct conf_error err;
+	struct conf c;
+	char text[2048];
+	const struct conf_mesh *m = &c.mesh;
+
+	(void)state;
+	snprintf(text, sizeof(text),
+		 "[Interface]\n"
+		 "PrivateKey = %s\n"
+		 "[Peer]\n"
+		 "PublicKey = %s\n"
+		 "Endpoint = 192.0.2.1:51820\n"
+		 "PersistentKeepalive = 25\n"
+		 "Cipher = aes256gcm\n"
+		 "[Mesh]  # the registry\n"
+		 "Registry = https://198.18.0.1:2379, https://[2001:db8::2]:2379/\n"
+		 "registry = HTTPS://etcd3.example\n"
+		 "RegistryCA = /etc/veil/mesh/ca.crt\n"
+		 "RegistryCert = /etc/veil/mesh/node.crt\n"
+		 "RegistryKey = /etc/veil/mesh/node.key\n"
+		 "RegistryUser = n1.site-a\n"
+		 "RegistryPasswordFile = /etc/veil/mesh/password # a comment\n"
+		 "Network = n1\n"
+		 "Node = site-a\n"
+		 "Endpoint = [2001:db8::7]:51820\n"
+		 "Advertise = 10.1.0.0/24, fd00:1::/64\n"
+		 "Advertise = 192.0.2.7/32\n"
+		 "PersistentKeepalive = 15\n"
+		 "Cipher = AES256GCM\n",
+		 priv, pub1);
+	assert_int_equal(parse(&c, &err, text), 0);
+	assert_true(c.has_interface);
+	assert_int_equal(m->line, 8);
+	assert_int_equal(m->n_registry, 3);
+	assert_string_equal(m->registry[0], "https://198.18.0.1:2379");
+	assert_string_equal(m->registry[1], "https://[2001:db8::2]:2379/");
+	assert_string_equal(m->registry[2], "HTTPS://etcd3.example");
+	assert_string_equal(m->ca, "/etc/veil/mesh/ca.crt");
+	assert_string_equal(m->cert, "/etc/veil/mesh/node.crt");
+	assert_string_equal(m->key, "/etc/veil/mesh/node.key");
+	assert_string_equal(m->user, "n1.site-a");
+	assert_int_equal(m->password_source, KEYSRC_FILE);
+	assert_string_equal(m->password_arg, "/etc/veil/mesh/password");
+	assert_int_equal(m->password_line, 15);
+	assert_string_equal(m->network, "n1");
+	assert_string_equal(m->node, "site-a");
+	assert_string_equal(m->endpoint, "[2001:db8::7]:51820");
+	assert_int_equal(m->n_advertise, 3);
+	assert_prefix(&m->advertise[0], "10.1.0.0", 24);
+	assert_int_equal(m->advertise[1].family, AF_INET6);
+	assert_prefix(&m->advertise[1], "fd00:1::", 64);
+	assert_prefix(&m->advertise[2], "192.0.2.7", 32);
+	assert_true(m->has_keepalive);
+	assert_int_equal(m->keepalive, 15);
+	assert_int_equal(m->cipher, CIPHER_AES256GCM);
+	/* The peer's own, untouched by the [Mesh] keys of the same names. */
+	assert_string_equal(c.peers[0].endpoint, "192.0.2.1:51820");
+	assert_int_equal(c.peers[0].persistent_keepalive, 25);
+	assert_true(c.peers[0].has_cipher);
+	assert_int_equal(c.peers[0].cipher, CIPHER_AES256GCM);
+	conf_free(&c);
+	assert_zeroed(&c);
+}
+
+/* An administrator's file: [Mesh] alone, no node; the other password sources; the defaults. */
+static void test_mesh_only(void **state)
+{
+	static const char text[] =
+		"[Mesh]\n"
+		"Registry = https://etcd1:2379\n"
+		"RegistryCA = ca.crt\nRegistryCert = admin.crt\nRegistryKey = admin.key\n"
+		"RegistryUser = root\n"
+		"RegistryPasswordCommand = pass show etcd/root # kept whole\n"
+		"PersistentKeepalive = off\n";
+	struct conf_error err;
+	struct conf c;
+
+	(void)state;
+	assert_int_equal(conf_parse(&c, "/etc/veil/admin.conf", text, strlen(text), &err), 0);
+	assert_false(c.has_interface);
+	assert_int_equal(c.mesh.line, 1);
+	assert_null(c.mesh.network);
+	assert_null(c.mesh.node);
+	assert_null(c.mesh.endpoint);
+	assert_int_equal(c.mesh.n_advertise, 0);
+	assert_int_equal(c.mesh.cipher, CIPHER_DEFAULT);
+	assert_true(c.mesh.has_keepalive);
+	assert_int_equal(c.mesh.keepalive, 0);
+	assert_int_equal(c.mesh.password_source, KEYSRC_COMMAND);
+	assert_string_equal(c.mesh.password_arg, "pass show etcd/root # kept whole");
+	assert_int_equal(c.mesh.password_line, 7);
+	conf_free(&c);
+	assert_int_equal(parse(&c, &err, "[Mesh]\nRegistry = https://h\nRegistryCA = a\nRegistryCert = b\n"
+				      "RegistryKey = c\nRegistryUser = u\nRegistryPasswordCredential = etcd.pw\n"
+				      "Cipher = chacha20poly1305\n"), 0);
+	assert_int_equal(c.mesh.password_source, KEYSRC_CREDENTIAL);
+	assert_string_equal(c.mesh.password_arg, "etcd.pw");
+	assert_int_equal(c.mesh.cipher, CIPHER_DEFAULT);
+	assert_false(c.mesh.has_keepalive);
+	conf_free(&c);
+	/* A file without [Mesh] has none. */
+	assert_int_equal(parse(&c, &err, "[Interface]\n"), 0);
+	assert_int_equal(c.mesh.line, 0);
+	assert_int_equal(c.mesh.n_registry, 0);
+	conf_free(&c);
+}
+
+/* The required keys, in the order the message names the first one missing. */
+static const char *const mesh_keys[] = {
+	"Registry = https://198.18.0.1:2379",
+	"RegistryCA = /ca.crt",
+	"RegistryCert = /n.crt",
+	"RegistryKey = /n.key",
+	"RegistryUser = n1.a",
+	"RegistryPasswordFile = /pw",
+	"Network = n1",
+	"Node = a",
+};
+
+static void test_mesh_missing(void **state)
+{
+	static const char *const want[] = {
+		"no Registry",
+		"no RegistryCA",
+		"no RegistryCert",
+		"no RegistryKey",
+		"no RegistryUser",
+		"no RegistryPasswordFile (or RegistryPasswordCredential, RegistryPasswordCommand)",
+		"no Network (this node's network and its name in it)",
+		"no Node (this node's network and its name in it)",
+	};
+	struct conf_error err;
+	struct conf c;
+	char text[1024], msg[256];
+	size_t skip, i, n;
+	int first;
+
+	(void)state;
+	/* [Mesh] last (its line 2) and first (line 1, ended by the [Interface] after it). */
+	for (first = 0; first < 2; first++) {
+		for (skip = 0; skip < sizeof(mesh_keys) / sizeof(mesh_keys[0]); skip++) {
+			n = (size_t)snprintf(text, sizeof(text), "%s[Mesh]\n", first ? "" : "[Interface]\n");
+			for (i = 0; i < sizeof(mesh_keys) / sizeof(mesh_keys[0]); i++)
+				if (i != skip)
+					n += (size_t)snprintf(text + n, sizeof(text) - n, "%s\n", mesh_keys[i]);
+			if (first)
+				snprintf(text + n, sizeof(text) - n, "[Interface]\n");
+			snprintf(msg, sizeof(msg), PATH ":%d: [Mesh]: %s", first ? 1 : 2, want[skip]);
+			memset(&c, 0x5a, sizeof(c));
+			assert_int_equal(parse(&c, &err, text), -EINVAL);
+			if (strcmp(err.msg, msg))
+				fail_msg("without \"%s\": \"%s\", want \"%s\"", mesh_keys[skip], err.msg, msg);
+			assert_zeroed(&c);
+		}
+	}
+}
+
+/* %1$s: the [Mesh] keys before Network and Node, lines 2-7. */
+#define MESH_HEAD "[Mesh]\nRegistry = https://h:2379\nRegistryCA = a\nRegistryCert = b\nRegistryKey = c\n" \
+		  "RegistryUser = u\nRegistryPasswordFile = /pw\n"
+
+static const struct bad_case bad_mesh[] = {
+	{ "[Mesh]\nRegistry = http://198.18.0.1:2379\n",
+	  "2: Registry: \"http://198.18.0.1:2379\" is not an https:// URL of an etcd member (https://host:port; "
+	  "mutual TLS is required)" },
+	{ "[Mesh]\nRegistry = https://h:2379, etcd2:2379\n",
+	  "2: Registry: \"etcd2:2379\" is not an https:// URL of an etcd member (https://host:port; "
+	  "mutual TLS is required)" },
+	{ "[Mesh]\nRegistry = https://h:2379/v3\n",
+	  "2: Registry: \"https://h:2379/v3\" is not an https:// URL of an etcd member (https://host:port; "
+	  "mutual TLS is required)" },
+	{ "[Mesh]\nRegistry = https://\n",
+	  "2: Registry: \"https://\" is not an https:// URL of an etcd member (https://host:port; "
+	  "mutual TLS is required)" },
+	{ "[Mesh]\nRegistry = https://h:0\n",
+	  "2: Registry: \"https://h:0\" is not an https:// URL of an etcd member (https://host:port; "
+	  "mutual TLS is required)" },
+	{ "[Mesh]\nRegistry = https://h x:1\n",
+	  "2: Registry: \"https://h x:1\" is not an https:// URL of an etcd member (https://host:port; "
+	  "mutual TLS is required)" },
+	{ "[Mesh]\nRegistry = https://h:2379,,https://g:2379\n", "2: Registry: an empty item in the list" },
+	{ "[Mesh]\nRegistryUser = a\"b\n", "2: RegistryUser: \"a\"b\" is not an etcd user name" },
+	{ "[Mesh]\nRegistryUser = a\\b\n", "2: RegistryUser: \"a\\b\" is not an etcd user name" },
+	{ "[Mesh]\nRegistryPasswordFile = /a\nRegistryPasswordCommand = b\n",
+	  "3: RegistryPasswordCommand: a password source is already given on line 2" },
+	{ "[Mesh]\nRegistryPasswordCredential = a\nRegistryPasswordCredential = b\n",
+	  "3: RegistryPasswordCredential: given twice in one section" },
+	{ "[Mesh]\nRegistryPasswordCredential = ../pw\n",
+	  "2: RegistryPasswordCredential: \"../pw\" is not a credential name (a file name without '/')" },
+	{ "[Mesh]\nRegistryPasswordCredential = ..\n",
+	  "2: RegistryPasswordCredential: \"..\" is not a credential name (a file name without '/')" },
+	{ "[Mesh]\nNetwork = a/b\n", "2: Network: \"a/b\" is not a name (1-63 characters of A-Z a-z 0-9 . _ -)" },
+	{ "[Mesh]\nNetwork = a b\n", "2: Network: \"a b\" is not a name (1-63 characters of A-Z a-z 0-9 . _ -)" },
+	{ "[Mesh]\nNode = ..\n", "2: Node: \"..\" is not a name (1-63 characters of A-Z a-z 0-9 . _ -)" },
+	{ "[Mesh]\nNode = site-\xc3\xa9\n",
+	  "2: Node: \"site-\xc3\xa9\" is not a name (1-63 characters of A-Z a-z 0-9 . _ -)" },
+	{ "[Mesh]\nNode = 0123456789012345678901234567890123456789012345678901234567890123\n",
+	  "2: Node: \"012345678901234567890123456789012345...\" is not a name (1-63 characters of A-Z a-z 0-9 . _ -)" },
+	{ "[Mesh]\nNode = a\nNode = b\n", "3: Node: given twice in one section" },
+	{ "[Mesh]\nAdvertise = 10.0.0.0/8, 10.1.0.0/16\n", "2: Advertise: \"10.1.0.0/16\" overlaps a prefix given before it" },
+	{ "[Mesh]\nAdvertise = fd00::/64\nAdvertise = fd00::1/128\n",
+	  "3: Advertise: \"fd00::1/128\" overlaps a prefix given before it" },
+	{ "[Mesh]\nAdvertise = 10.0.0.0/33\n", "2: Advertise: \"10.0.0.0/33\" is not a prefix" },
+	/* Others would refuse the record it publishes: a prefix is written with its host bits clear. */
+	{ "[Mesh]\nAdvertise = 10.1.0.1/24\n", "2: Advertise: \"10.1.0.1/24\" has host bits set (10.1.0.0/24?)" },
+	{ "[Mesh]\nAdvertise = fd00::1/64\n", "2: Advertise: \"fd00::1/64\" has host bits set (fd00::/64?)" },
+	{ "[Mesh]\nEndpoint = h:0\n", "2: Endpoint: \"h:0\" is not host:port or [address]:port (port 1-65535)" },
+	{ "[Mesh]\nEndpoint = h:1\nEndpoint = h:2\n", "3: Endpoint: given twice in one section" },
+	{ "[Mesh]\nPersistentKeepalive = often\n",
+	  "2: PersistentKeepalive: \"often\" is not a number of seconds (0-65535) or off" },
+	{ "[Mesh]\nPersistentKeepalive = 65536\n",
+	  "2: PersistentKeepalive: \"65536\" is not a number of seconds (0-65535) or off" },
+	{ "[Mesh]\nCipher = aes128gcm\n", "2: Cipher: \"aes128gcm\" is not a cipher (aes256gcm or chacha20poly1305)" },
+	/* Keys of one section in another. */
+	{ "[Interface]\nNetwork = n1\n", "2: Network: belongs in [Mesh], not here" },
+	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nRegistry = https://h:1\n", "4: Registry: belongs in [Mesh], not here" },
+	{ "[Mesh]\nPublicKey = %1$s\n", "2: PublicKey: belongs in [Peer], not here" },
+	{ "[Mesh]\nPrivateKey = %2$s\n", "2: PrivateKey: belongs in [Interface], not here" },
+	{ "[Mesh]\nAllowedIPs = 10.0.0.0/8\n", "2: AllowedIPs: belongs in [Peer], not here" },
+	{ "[Mesh]\nListenPort = 1\n", "2: ListenPort: belongs in [Interface], not here" },
+	{ "Network = n1\n[Mesh]\n", "1: Network: outside a section ([Interface], [Peer] or [Mesh] first)" },
+	/* One mesh per file. */
+	{ MESH_HEAD "[Mesh]\n", "8: [Mesh]: a second [Mesh] section (one mesh per interface)" },
+	{ "[Interface]\n" MESH_HEAD "Network = n1\nNode = a\n[Peer]\nPublicKey = %1$s\n[Mesh]\n",
+	  "13: [Mesh]: a second [Mesh] section (one mesh per interface)" },
+	/* A node's file names its network and itself; an administrator's need not. */
+	{ "[Interface]\n" MESH_HEAD "Node = a\n", "2: [Mesh]: no Network (this node's network and its name in it)" },
+	{ MESH_HEAD "Network = n1\n[Interface]\n", "1: [Mesh]: no Node (this node's network and its name in it)" },
+};
+
+static void test_mesh_errors(void **state)
+{
+	struct conf_error err;
+	struct conf c;
+	char text[1024], want[512];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad_mesh) / sizeof(bad_mesh[0]); i++) {
+		snprintf(text, sizeof(text), bad_mesh[i].text, pub1, priv);
+		snprintf(want, sizeof(want), PATH ":%s", bad_mesh[i].msg);
+		memset(&c, 0x5a, sizeof(c));
+		if (parse(&c, &err, text) != -EINVAL)
+			fail_msg("case %zu was not refused: %s", i, text);
+		if (strcmp(err.msg, want) != 0)
+			fail_msg("case %zu: got \"%s\", want \"%s\"", i, err.msg, want);
+		assert_zeroed(&c);
+	}
+}
+
+/* Registry URLs that are members: host and port, a name, no port, a trailing slash. */
+static void test_mesh_registry_urls(void **state)
+{
+	static const char *const good[] = {
+		"https://198.18.0.1:2379", "https://[2001:db8::1]:2379", "https://etcd1.example:2379/",
+		"https://etcd1", "https://etcd_1.example", "HttpS://h:65535",
+	};
+	struct conf_error err;
+	struct conf c;
+	char text[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(text, sizeof(text), "%sRegistry = %s\n", MESH_HEAD, good[i]);
+		if (parse(&c, &err, text))
+			fail_msg("%s: %s", good[i], err.msg);
+		assert_int_equal(c.mesh.n_registry, 2);
+		assert_string_equal(c.mesh.registry[1], good[i]);
+		conf_free(&c);
+	}
+}
+
+/* A node's file cut at every byte: each piece parses or fails cleanly. */
+static void test_mesh_every_prefix(void **state)
+{
+	struct conf_error err;
+	struct conf c;
+	char text[1024];
+	size_t len, i;
+	int parsed = 0;
+
+	(void)state;
+	snprintf(text, sizeof(text), "[Interface]\nPrivateKey = %s\n" MESH_HEAD "Network = n1\nNode = a\n"
+		 "Advertise = 10.1.0.0/24, fd00::/64\nEndpoint = a.example:51820\n", priv);
+	len = strlen(text);
+	for (i = 0; i <= len; i++) {
+		memset(&err, 0, sizeof(err));
+		if (conf_parse(&c, PATH, text, i, &err) == 0) {
+			parsed++;
+			conf_free(&c);
+			continue;
+		}
+		assert_zeroed(&c);
+		assert_int_equal(strncmp(err.msg, PATH ":", strlen(PATH) + 1), 0);
+		assert_null(strchr(err.msg, '\n'));
+	}
+	assert_true(parsed > 0);
+}
+
 /* ---- conf_load and conf_resolve_endpoints ---------------------------------------------------- */
 
 static void test_load(void **state)
@@ -681,6 +986,12 @@ int main(void)
 		cmocka_unit_test(test_file_level),
 		cmocka_unit_test(test_line_length),
 		cmocka_unit_test(test_every_prefix_of_a_file),
+		cmocka_unit_test(test_mesh_every_key),
+		cmocka_unit_test(test_mesh_only),
+		cmocka_unit_test(test_mesh_missing),
+		cmocka_unit_test(test_mesh_errors),
+		cmocka_unit_test(test_mesh_registry_urls),
+		cmocka_unit_test(test_mesh_every_prefix),
 		cmocka_unit_test(test_load),
 		cmocka_unit_test(test_resolve),
 		cmocka_unit_test(test_parse_prefix),
