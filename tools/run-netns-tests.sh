@@ -2,7 +2,7 @@
 # Run every tests/netns/*.sh in turn. They need root (network namespaces).
 set -u
 cd "$(dirname "$0")/.."
-tests=$(ls tests/netns/*.sh 2>/dev/null | grep -v "/lib.sh$" || true)
+tests=$(ls tests/netns/*.sh 2>/dev/null | grep -v -e "/lib.sh$" -e "-lib.sh$" || true)
 if [ -z "$tests" ]; then
 	echo "netns: no namespace tests found"
 	exit 0

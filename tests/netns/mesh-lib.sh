@@ -183,9 +183,9 @@ etcd_healthy() {
 
 # etcd_wait_healthy I...: waits (at most 30 s) until every member named is healthy.
 etcd_wait_healthy() {
-	local i
+	local i end=$((SECONDS + 30))
 	for i in "$@"; do
-		for _ in $(seq 150); do
+		while [ "$SECONDS" -lt "$end" ]; do
 			etcd_healthy "$i" && continue 2
 			kill -0 "${ETCD_PID[$i]}" 2>/dev/null || fail "etcd$i exited (see $TMP/etcd$i.log)"
 			sleep 0.2
@@ -241,13 +241,17 @@ mesh_cleanup() {
 	done
 }
 
-# etcd_start_member I starts member I again on its data directory and waits
-# until it is healthy (it rejoins the cluster as the same member).
+# etcd_start_member I... starts members I... again on their data directories
+# and waits until they are healthy (each rejoins as the same member; after a
+# whole outage, start a quorum together).
 etcd_start_member() {
-	[ -z "${ETCD_PID[$1]:-}" ] || fail "etcd$1 is running"
-	etcd_launch "$1"
-	etcd_wait_healthy "$1"
-	log "etcd$1 started again"
+	local i
+	for i in "$@"; do
+		[ -z "${ETCD_PID[$i]:-}" ] || fail "etcd$i is running"
+		etcd_launch "$i"
+	done
+	etcd_wait_healthy "$@"
+	log "etcd member(s) $* started again"
 }
 
 # etcd_cut_member I takes member I's link down in its namespace: the process
