@@ -36,14 +36,20 @@ struct decoder {
 	const char *what; /* "one base64 key of 32 bytes" */
 };
 
+/* Not strchr(" \t\r\n", c): that finds the terminator for a NUL, and a NUL is no whitespace. */
+static bool blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 /* One base64 key with whitespace around it, and nothing else (not even a NUL). */
 static int key_from_text(char *text, size_t len, uint8_t out[static 32])
 {
 	size_t start = 0;
 
-	while (len && strchr(" \t\r\n", text[len - 1]))
+	while (len && blank(text[len - 1]))
 		len--;
-	while (start < len && strchr(" \t\r\n", text[start]))
+	while (start < len && blank(text[start]))
 		start++;
 	if (memchr(text + start, '\0', len - start))
 		return -EINVAL;
@@ -66,9 +72,9 @@ static int decode_password(char *text, size_t len, void *out)
 	size_t start = 0, i;
 	char *p;
 
-	while (len && strchr(" \t\r\n", text[len - 1]))
+	while (len && blank(text[len - 1]))
 		len--;
-	while (start < len && strchr(" \t", text[start]))
+	while (start < len && (text[start] == ' ' || text[start] == '\t'))
 		start++;
 	if (len - start == 0 || len - start > 255)
 		return -EINVAL;
