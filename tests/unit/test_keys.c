@@ -127,6 +127,16 @@ static void test_file_contents(void **state)
 	write_file("junk", text, 50, 0600);
 	assert_int_equal(key_from_file(path, k, why, sizeof(why)), -EINVAL);
 	assert_null(strstr(why, "YAnz5TF"));
+	/* A NUL is no whitespace, at either end. */
+	write_file("junk", text, 45, 0600);
+	assert_int_equal(key_from_file(path, k, why, sizeof(why)), -EINVAL);
+	memcpy(text + 44, "\0\n", 2);
+	write_file("junk", text, 46, 0600);
+	assert_int_equal(key_from_file(path, k, why, sizeof(why)), -EINVAL);
+	text[0] = '\0';
+	snprintf(text + 1, sizeof(text) - 1, "%s\n", priv);
+	write_file("junk", text, 46, 0600);
+	assert_int_equal(key_from_file(path, k, why, sizeof(why)), -EINVAL);
 }
 
 static void test_file_kinds(void **state)
@@ -332,6 +342,202 @@ static void test_load_errors(void **state)
 	conf_free(&c);
 }
 
+/* ---- the registry password ---------------------------------------------------------------------- */
+
+/* A node's [Mesh] whose password source (line 7) is source. */
+static void mesh_text(struct conf *c, const char *source)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text), "[Mesh]\nRegistry = https://h:2379\nRegistryCA = a\nRegistryCert = b\n"
+		 "RegistryKey = c\nRegistryUser = u\n%s\n", source);
+	parse_text(c, text);
+}
+
+/* keys_mesh_password with the file dir/pw holding text: the password, or NULL and err. */
+static int password_from(const char *text, size_t len, mode_t mode, char **pw, struct conf_error *err)
+{
+	char line[256];
+	struct conf c;
+	int ret;
+
+	write_file("pw", text, len, mode);
+	snprintf(line, sizeof(line), "RegistryPasswordFile = %s/pw", dir);
+	mesh_text(&c, line);
+	*pw = (char *)1;
+	ret = keys_mesh_password(&c, pw, err);
+	conf_free(&c);
+	return ret;
+}
+
+static void test_mesh_password_file(void **state)
+{
+	static const struct {
+		const char *text;
+		size_t len;
+		const char *want;
+	} good[] = {
+		{ "s3cret pass\n", 12, "s3cret pass" },   /* the newline an editor adds */
+		{ "s3cret", 6, "s3cret" },
+		{ "  s3cret \t\r\n\n", 13, "s3cret" },
+		{ "p\"w\\'$(x)", 9, "p\"w\\'$(x)" },      /* read, never run nor unquoted */
+		{ "\xc3\xa9t\xc3\xa9", 5, "\xc3\xa9t\xc3\xa9" },
+	};
+	static const struct {
+		const char *text;
+		size_t len;
+	} refused[] = {
+		{ "", 0 }, { "\n", 1 }, { "  \t\r\n", 5 },
+		{ "first\nsecond\n", 13 },  /* two lines */
+		{ "a\0b\n", 4 },            /* a NUL: strlen would stop there */
+		{ "pw\0", 3 },
+		{ "a\tb\n", 4 },            /* a control character inside */
+		{ "a\x1b[2Jb\n", 7 },
+	};
+	struct conf_error err;
+	char long_pw[300], want[512], *pw;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		if (password_from(good[i].text, good[i].len, 0600, &pw, &err))
+			fail_msg("row %zu: %s", i, err.msg);
+		assert_string_equal(pw, good[i].want);
+		sodium_free(pw); /* locked memory */
+	}
+	assert_int_equal(password_from("s3cret\n", 7, 0400, &pw, &err), 0);
+	sodium_free(pw);
+	snprintf(want, sizeof(want), "/etc/veil/wg0.conf:7: RegistryPasswordFile: %s/pw does not hold a password "
+		 "on one line (1-255 bytes)", dir);
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		if (password_from(refused[i].text, refused[i].len, 0600, &pw, &err) != -EINVAL)
+			fail_msg("row %zu was taken for a password", i);
+		assert_null(pw);
+		assert_string_equal(err.msg, want);
+	}
+	/* 255 bytes is the most. */
+	memset(long_pw, 'x', 256);
+	assert_int_equal(password_from(long_pw, 255, 0600, &pw, &err), 0);
+	assert_int_equal(strlen(pw), 255);
+	sodium_free(pw);
+	assert_int_equal(password_from(long_pw, 256, 0600, &pw, &err), -EINVAL);
+	assert_string_equal(err.msg, want);
+}
+
+/* A password file is a key file: only its owner may read it, and never through a link. */
+static void test_mesh_password_modes(void **state)
+{
+	static const mode_t loose[] = { 0644, 0640, 0604, 0660 };
+	struct conf_error err;
+	char want[512], path[128], target[128], line[256], *pw;
+	struct conf c;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(loose) / sizeof(loose[0]); i++) {
+		assert_int_equal(password_from("s3cret\n", 7, loose[i], &pw, &err), -EPERM);
+		assert_null(pw);
+		snprintf(want, sizeof(want), "/etc/veil/wg0.conf:7: RegistryPasswordFile: %s/pw is readable by group "
+			 "or others (chmod 600 it)", dir);
+		assert_string_equal(err.msg, want);
+	}
+	write_file("pw", "s3cret\n", 7, 0600);
+	assert_int_equal(symlink(in_dir(target, sizeof(target), "pw"), in_dir(path, sizeof(path), "link")), 0);
+	snprintf(line, sizeof(line), "RegistryPasswordFile = %s", path);
+	mesh_text(&c, line);
+	assert_int_equal(keys_mesh_password(&c, &pw, &err), -ELOOP);
+	assert_null(pw);
+	conf_free(&c);
+	snprintf(line, sizeof(line), "RegistryPasswordFile = %s/none", dir);
+	mesh_text(&c, line);
+	assert_int_equal(keys_mesh_password(&c, &pw, &err), -ENOENT);
+	snprintf(want, sizeof(want), "/etc/veil/wg0.conf:7: RegistryPasswordFile: %s/none: No such file or directory", dir);
+	assert_string_equal(err.msg, want);
+	conf_free(&c);
+}
+
+static void test_mesh_password_credential(void **state)
+{
+	struct conf_error err;
+	struct conf c;
+	char *pw;
+
+	(void)state;
+	write_file("etcd.pw", "s3cret\n", 7, 0444); /* readable is systemd's business */
+	mesh_text(&c, "RegistryPasswordCredential = etcd.pw");
+	assert_int_equal(keys_mesh_password(&c, &pw, &err), -ENOENT);
+	assert_null(pw);
+	assert_string_equal(err.msg, "/etc/veil/wg0.conf:7: RegistryPasswordCredential: no $CREDENTIALS_DIRECTORY: "
+				     "not started by systemd with LoadCredential=");
+	setenv("CREDENTIALS_DIRECTORY", dir, 1);
+	assert_int_equal(keys_mesh_password(&c, &pw, &err), 0);
+	assert_string_equal(pw, "s3cret");
+	sodium_free(pw);
+	conf_free(&c);
+	write_file("etcd.pw", "two\nlines\n", 10, 0400);
+	mesh_text(&c, "RegistryPasswordCredential = etcd.pw");
+	assert_int_equal(keys_mesh_password(&c, &pw, &err), -EINVAL);
+	assert_null(pw);
+	conf_free(&c);
+}
+
+static void test_mesh_password_command(void **state)
+{
+	static const struct {
+		const char *command;
+		int ret;
+		const char *want; /* the password, or the message after "wg0.conf:7: RegistryPasswordCommand: " */
+	} rows[] = {
+		{ "printf 's3cret\\n'", 0, "s3cret" },
+		{ "echo '  s3cret pass  '", 0, "s3cret pass" },
+		{ "cat; echo s3cret # stdin is /dev/null", 0, "s3cret" },
+		{ "printf 'one\\ntwo\\n'", -EINVAL, "command output is not a password on one line (1-255 bytes)" },
+		{ "printf 'a\\000b'", -EINVAL, "command output is not a password on one line (1-255 bytes)" },
+		{ "true", -EINVAL, "command output is not a password on one line (1-255 bytes)" },
+		{ "echo s3cret; exit 2", -ECHILD, "command exited with status 2" },
+	};
+	struct conf_error err;
+	struct conf c;
+	char line[256], want[512], *pw;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		int ret;
+
+		snprintf(line, sizeof(line), "RegistryPasswordCommand = %s", rows[i].command);
+		mesh_text(&c, line);
+		ret = keys_mesh_password(&c, &pw, &err);
+		conf_free(&c);
+		if (ret != rows[i].ret)
+			fail_msg("row %zu: %d (%s)", i, ret, err.msg);
+		if (!ret) {
+			assert_string_equal(pw, rows[i].want);
+			sodium_free(pw);
+			continue;
+		}
+		assert_null(pw);
+		snprintf(want, sizeof(want), "/etc/veil/wg0.conf:7: RegistryPasswordCommand: %s", rows[i].want);
+		assert_string_equal(err.msg, want);
+		assert_null(strstr(err.msg, "s3cret")); /* what it printed is never shown */
+	}
+}
+
+/* A file without [Mesh] has no password to give. */
+static void test_mesh_password_none(void **state)
+{
+	struct conf_error err;
+	struct conf c;
+	char *pw = (char *)1;
+
+	(void)state;
+	parse_text(&c, "[Interface]\n");
+	assert_int_equal(keys_mesh_password(&c, &pw, &err), -EINVAL);
+	assert_null(pw);
+	assert_string_equal(err.msg, "/etc/veil/wg0.conf: [Mesh] has no registry password");
+	conf_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -344,6 +550,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_command_timeout, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_load_files, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_load_errors, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_mesh_password_file, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_mesh_password_modes, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_mesh_password_credential, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_mesh_password_command, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_mesh_password_none, setup_dir, teardown_dir),
 	};
 
 	if (sodium_init() < 0)
