@@ -102,7 +102,7 @@ CHECK_FUZZ_SECONDS ?= 10
 FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(FUZZ_SAN) -g -O1 -Iinclude -Isrc -Itools/veilctl \
 	$(shell $(PKG_CONFIG) --cflags libsodium libcrypto)
-FUZZ_BIN := build/fuzz/fuzz_packet build/fuzz/fuzz_uapi build/fuzz/fuzz_conf
+FUZZ_BIN := build/fuzz/fuzz_packet build/fuzz/fuzz_uapi build/fuzz/fuzz_conf build/fuzz/fuzz_mesh
 FUZZ_DEPS_STAMP := build/.deps-fuzz-ok
 
 .PHONY: FORCE all deps check check-unit check-valgrind check-netns check-san check-fuzz fuzz lint demo bench install deb clean
@@ -188,11 +188,18 @@ $(BUILD)/bench/%: tests/bench/%.c $(CORE_LIB) | $(DEPS_STAMP)
 build/fuzz/fuzz_packet: tests/fuzz/fuzz_packet.c $(CORE_SRC) $(wildcard src/core/*.h) | $(FUZZ_DEPS_STAMP)
 build/fuzz/fuzz_uapi: tests/fuzz/fuzz_uapi.c src/uapi.c src/uapi.h src/core/compiler.h | $(FUZZ_DEPS_STAMP)
 build/fuzz/fuzz_conf: tests/fuzz/fuzz_conf.c tools/veilctl/conf.c tools/veilctl/conf.h | $(FUZZ_DEPS_STAMP)
+# The mesh target: the agent's pure modules (records, etcd's messages, the view), with jansson.
+build/fuzz/fuzz_mesh: tests/fuzz/fuzz_mesh.c tools/mesh/record.c tools/mesh/etcd.c tools/mesh/view.c \
+	tools/veilctl/conf.c tools/mesh/record.h tools/mesh/etcd.h tools/mesh/view.h tools/veilctl/conf.h \
+	| $(FUZZ_DEPS_STAMP)
+build/fuzz/fuzz_mesh: FUZZ_EXTRA_CFLAGS = -Itools/mesh $(shell $(PKG_CONFIG) --cflags jansson)
+build/fuzz/fuzz_mesh: FUZZ_EXTRA_LIBS = $(shell $(PKG_CONFIG) --libs jansson)
 
 $(FUZZ_BIN):
 	@mkdir -p $(@D)
 	@[ "$(V)" = 1 ] || echo "  FUZZCC  $@"
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(shell $(PKG_CONFIG) --libs libsodium libcrypto)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_EXTRA_CFLAGS) -o $@ $(filter %.c,$^) \
+		$(shell $(PKG_CONFIG) --libs libsodium libcrypto) $(FUZZ_EXTRA_LIBS)
 
 check-unit: $(UNIT_BIN)
 	$(Q)tools/run-unit-tests.sh $(UNIT_BIN)

@@ -14,12 +14,12 @@ want=""
 for set in "${@:-build}"; do
 	case "$set" in
 	build) want="$want gcc make pkg-config libsodium-dev libssl-dev libuv1-dev libmnl-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev libjansson-dev" ;;
-	test) want="$want iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping jq python3-prometheus-client groff-base man-db etcd-server etcd-client openssl" ;;
-	bench) want="$want iproute2 wireguard-go wireguard-tools iperf3 iputils-ping" ;;
+	test) want="$want iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping jq python3-prometheus-client groff-base man-db etcd-server etcd-client openssl curl" ;;
+	bench) want="$want iproute2 wireguard-go wireguard-tools iperf3 iputils-ping etcd-server etcd-client openssl curl jq" ;;
 	valgrind) want="$want valgrind" ;;
 	lint) want="$want cppcheck clang-tidy" ;;
 	deb) want="$want build-essential debhelper dpkg-dev lintian" ;;
-	fuzz) want="$want clang libclang-rt-14-dev pkg-config libsodium-dev libssl-dev" ;;
+	fuzz) want="$want clang libclang-rt-14-dev pkg-config libsodium-dev libssl-dev libjansson-dev" ;;
 	all) want="$want gcc make pkg-config libsodium-dev libssl-dev libuv1-dev libmnl-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev libjansson-dev iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping jq python3-prometheus-client groff-base man-db etcd-server etcd-client openssl clang libclang-rt-14-dev valgrind cppcheck clang-tidy build-essential debhelper dpkg-dev lintian" ;;
 	*) echo "install-deps: unknown set '$set' (build, test, bench, fuzz, valgrind, lint, deb, all)" >&2; exit 2 ;;
 	esac
