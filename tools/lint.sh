@@ -20,14 +20,14 @@ status=0
 # does it need to.
 # shellcheck disable=SC2086
 cppcheck --enable=warning,style,performance,portability --std=c11 \
-	--inline-suppr --error-exitcode=1 --quiet -D__x86_64__ -Isrc -Iinclude -Itools/veilctl \
+	--inline-suppr --error-exitcode=1 --quiet -D__x86_64__ -Isrc -Iinclude -Itools/veilctl -Itools/mesh \
 	--suppress=variableScope --suppress=missingIncludeSystem \
 	--template='{file}:{line}: {severity}: {message} [{id}]' $files || status=1
 
 # clang-tidy sees each file with the flags of the Makefile build, two
 # processes at a time (it is the slow half). WarningsAsErrors in
 # .clang-tidy turns any finding into a non-zero exit, which xargs passes on.
-TIDY_FLAGS="-std=c11 -D_GNU_SOURCE -Isrc -Iinclude -Itools/veilctl $($PKG_CONFIG --cflags libsodium libuv libmnl)"
+TIDY_FLAGS="-std=c11 -D_GNU_SOURCE -Isrc -Iinclude -Itools/veilctl -Itools/mesh $($PKG_CONFIG --cflags libsodium libuv libmnl jansson)"
 export TIDY_FLAGS
 # shellcheck disable=SC2016,SC2086
 printf '%s\n' $files | xargs -P "$(nproc)" -n 4 sh -c \
