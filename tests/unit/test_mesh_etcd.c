@@ -225,6 +225,9 @@ static const struct error_row error_rows[] = {
 	{ 200, "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"etcdserver: no leader\","
 	       "\"http_status\":\"Service Unavailable\"}}",
 	  -EIO, ETCD_ERR_UNAVAILABLE, 14, "etcdserver: no leader" },
+	{ 200, "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"etcdserver: leader changed\","
+	       "\"http_status\":\"Service Unavailable\"}}",
+	  -EIO, ETCD_ERR_UNAVAILABLE, 14, "etcdserver: leader changed" },
 	{ 200, "{\"error\":{\"grpc_code\":13,\"http_code\":500,\"message\":\"server closed the stream without "
 	       "sending trailers\",\"http_status\":\"Internal Server Error\"}}",
 	  -EIO, ETCD_ERR_OTHER, 13, "server closed the stream without sending trailers" },
@@ -466,7 +469,7 @@ static void test_parse_lease(void **state)
 	"\"cancel_reason\":\"rpc error: code = InvalidArgument desc = etcdserver: user name is empty\"}}"
 /* Not etcd's words, but its shape: braces, brackets, quotes and backslashes inside a string. */
 #define W_ODD "{\"result\":{\"header\":" H("16") ",\"canceled\":true," \
-	"\"cancel_reason\":\"odd: } { ] [ \\\" \\\\\\\" \\\\ }}\\\\\"}}"
+	"\"cancel_reason\":\"odd: \\\"}}\\\" } { ] [ \\\" end\\\\\"}}"
 #define W_ERROR "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"etcdserver: no leader\"," \
 	"\"http_status\":\"Service Unavailable\"}}"
 
@@ -523,6 +526,11 @@ static void test_parse_watch(void **state)
 	assert_true(m.created && m.canceled);
 	assert_int_equal(m.compact_revision, 0);
 	assert_string_equal(m.cancel_reason, "rpc error: code = PermissionDenied desc = etcdserver: permission denied");
+	etcd_watch_msg_free(&m);
+
+	/* Escaped quotes and a last escaped backslash, braces between. */
+	assert_int_equal(etcd_parse_watch(W_ODD, strlen(W_ODD), &m), 0);
+	assert_string_equal(m.cancel_reason, "odd: \"}}\" } { ] [ \" end\\");
 	etcd_watch_msg_free(&m);
 
 	/* A long reason is cut to fit. */
