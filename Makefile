@@ -105,7 +105,7 @@ FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(FUZZ_SAN) -g -O1 -Iinclude -Isrc 
 FUZZ_BIN := build/fuzz/fuzz_packet build/fuzz/fuzz_uapi build/fuzz/fuzz_conf build/fuzz/fuzz_mesh
 FUZZ_DEPS_STAMP := build/.deps-fuzz-ok
 
-.PHONY: FORCE all deps check check-unit check-valgrind check-netns check-san check-fuzz fuzz lint demo bench install deb clean
+.PHONY: FORCE all deps bench-mesh check check-unit check-valgrind check-netns check-san check-fuzz fuzz lint demo bench install deb clean
 .DEFAULT_GOAL := all
 
 all: $(CORE_LIB) $(VEILD) $(VEILCTL) $(MESHD)
@@ -246,6 +246,11 @@ demo: all $(TOOL_BIN)
 
 bench: all $(BENCH_BIN) $(TOOL_BIN)
 	$(Q)BUILD=$(BUILD) tools/bench.sh
+	$(Q)BUILD=$(BUILD) tools/bench-mesh.sh
+
+# The mesh line alone: change-to-applied latency over 20 agents, agents at rest.
+bench-mesh: all $(TOOL_BIN)
+	$(Q)BUILD=$(BUILD) tools/bench-mesh.sh
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR)

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1036,6 +1037,7 @@ static void save_now(struct agent *a)
 static void on_save_timer(uv_timer_t *t)
 {
 	save_now(t->data);
+	malloc_trim(0);
 }
 
 /* Liveness and connection changes: saved within SAVE_DELAY_MS, at most that often. */

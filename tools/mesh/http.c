@@ -239,6 +239,7 @@ int http_new(uv_loop_t *loop, const struct http_tls *tls, struct http **out)
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+	curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
 	*out = h;
 	return 0;
 }
@@ -318,7 +319,13 @@ static int set_options(struct http_req *r, const char *url, long timeout_ms)
 
 	bad |= curl_easy_setopt(e, CURLOPT_URL, url);
 	bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
-	bad |= curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+	/*
+	 * HTTP/2: the watch, the calls and the keepalives share one TLS
+	 * connection to the member (less memory, one handshake), and a
+	 * keepalive that times out tells about the connection the watch is on.
+	 */
+	bad |= curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+	bad |= curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 	bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
