@@ -815,9 +815,11 @@ static void say_refusals(struct agent *a)
 	for (i = 0; i < a->view.n; i++) {
 		struct mesh_node *n = &a->view.nodes[i];
 
-		if (!n->present || !n->why[0] || n->refusal_logged == n->mod_revision)
+		if (!n->present || !n->why[0] ||
+		    (n->refusal_logged == n->mod_revision && !strcmp(n->refusal_said, n->why)))
 			continue;
 		n->refusal_logged = n->mod_revision;
+		snprintf(n->refusal_said, sizeof(n->refusal_said), "%s", n->why);
 		log_error("node %s's record (revision %" PRId64 ") is refused: %s%s", n->name,
 			  n->mod_revision, n->why,
 			  n->verdict == MESH_KEPT ? "; its peer stays as it was" : "");

@@ -104,7 +104,8 @@ struct mesh_node {
 	char why[MESH_WHY_LEN];      /* why the latest record is refused ("" when it is not) */
 	struct conf_prefix *use;     /* the prefixes the peer gets: the record's, less conflicts */
 	size_t n_use;
-	int64_t refusal_logged;      /* the mod_revision whose refusal was audited */
+	int64_t refusal_logged;      /* the mod_revision whose refusal was audited, */
+	char refusal_said[MESH_WHY_LEN]; /* and its reason: a new reason is said again */
 };
 
 /* What this node knows of itself, that the records must not contradict. */
