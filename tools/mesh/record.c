@@ -542,8 +542,11 @@ static bool earlier_conflict(const struct mesh_record *r, struct mesh_node *cons
 	return false;
 }
 
-/* A kept record's prefixes, less those that clash with any accepted record or local fact. */
-static int filter_kept(struct mesh_node *node, struct mesh_node *const *accepted, size_t n_acc,
+/*
+ * A kept record's prefixes, less those that clash with a local fact or with
+ * a peer decided before it (accepted, or kept and older): their use.
+ */
+static int filter_kept(struct mesh_node *node, struct mesh_node *const *peers, size_t n_peers,
 		       const struct mesh_policy *policy, const struct mesh_local *l)
 {
 	const struct mesh_record *r = &node->current;
@@ -556,9 +559,9 @@ static int filter_kept(struct mesh_node *node, struct mesh_node *const *accepted
 		char why[MESH_WHY_LEN];
 		bool bad = prefix_conflict(&r->prefixes[i], r->node, policy, l, why, sizeof(why));
 
-		for (j = 0; !bad && j < n_acc; j++)
-			for (k = 0; !bad && k < accepted[j]->latest.n_prefixes; k++)
-				bad = clash(&r->prefixes[i], &accepted[j]->latest.prefixes[k]);
+		for (j = 0; !bad && j < n_peers; j++)
+			for (k = 0; !bad && k < peers[j]->n_use; k++)
+				bad = clash(&r->prefixes[i], &peers[j]->use[k]);
 		if (!bad)
 			node->use[node->n_use++] = r->prefixes[i];
 	}
@@ -577,10 +580,10 @@ static int use_all(struct mesh_node *node, const struct mesh_record *r)
 }
 
 /*
- * A kept record whose key some accepted record now holds, or this node or
- * a static peer (the file changed since), cannot stay: two peers, one key.
+ * A kept record whose key a peer decided before it now holds, or this node
+ * or a static peer (the file changed since), cannot stay: two peers, one key.
  */
-static bool key_taken(const struct mesh_record *r, struct mesh_node *const *accepted, size_t n,
+static bool key_taken(const struct mesh_record *r, struct mesh_node *const *peers, size_t n,
 		      const struct mesh_local *l)
 {
 	char why[MESH_WHY_LEN];
@@ -589,7 +592,7 @@ static bool key_taken(const struct mesh_record *r, struct mesh_node *const *acce
 	if (local_key(r, l, why, sizeof(why)))
 		return true;
 	for (i = 0; i < n; i++)
-		if (!sodium_memcmp(r->public_key, accepted[i]->latest.public_key, 32))
+		if (!sodium_memcmp(r->public_key, mesh_node_peer(peers[i])->public_key, 32))
 			return true;
 	return false;
 }
@@ -635,15 +638,20 @@ int mesh_decide(struct mesh_node *nodes, size_t n, const struct mesh_policy *pol
 		accepted[i]->verdict = MESH_ACCEPTED;
 		ret = use_all(accepted[i], &accepted[i]->latest);
 	}
-	/* Refused nodes that had a peer keep it, as far as it does not clash with the accepted. */
+	/*
+	 * Refused nodes that had a peer keep it, as far as it does not clash
+	 * with the accepted nor with an older kept one: in creation order, each
+	 * kept peer joins the list (accepted) the next ones are judged against.
+	 */
 	for (i = 0; !ret && i < n; i++) {
-		struct mesh_node *node = &nodes[i];
+		struct mesh_node *node = order[i];
 
 		if (node->verdict != MESH_NONE || !node->present || !node->applied ||
 		    key_taken(&node->current, accepted, n_acc, local))
 			continue;
 		node->verdict = MESH_KEPT;
 		ret = filter_kept(node, accepted, n_acc, policy, local);
+		accepted[n_acc++] = node;
 	}
 out:
 	free(order);
