@@ -267,7 +267,7 @@ int etcd_reply_error(long status, const char *body, size_t len, struct etcd_erro
 		json_decref(o);
 		return 0;
 	}
-	if (msg)
+	if (msg && *msg)
 		snprintf(e->message, sizeof(e->message), "%s", msg);
 	else if (!o && len)
 		/* The gateway's own refusals are plain text (a client certificate with a CN). */
