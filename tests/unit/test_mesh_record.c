@@ -618,6 +618,12 @@ static const struct dcase dcases[] = {
 	{ "not kept when its key is now this node's",
 	  { { "a", 1, KEY_SELF, "10.1.0.0/24", NULL, KEY_SELF, "10.1.0.0/24" } },
 	  { NONE("its public key is this node's own") } },
+	{ "two kept records: the older keeps the route",
+	  { { "b", 2, 2, NULL, "{}", 2, "10.1.0.0/24 10.2.0.0/24" }, { "a", 1, 1, NULL, "{}", 1, "10.1.0.0/24" } },
+	  { KEPT("no version (a number)", "10.2.0.0/24"), KEPT("no version (a number)", "10.1.0.0/24") } },
+	{ "two kept records: the older keeps the key",
+	  { { "b", 2, 1, NULL, "{}", 1, "10.2.0.0/24" }, { "a", 1, 1, NULL, "{}", 1, "10.1.0.0/24" } },
+	  { NONE("no version (a number)"), KEPT("no version (a number)", "10.1.0.0/24") } },
 	{ "a deleted node",
 	  { { "a", 1, 1, NULL, NULL, 1, "10.1.0.0/24" }, { "b", 2, 2, "10.1.0.0/24" } },
 	  { NONE(""), ACC("10.1.0.0/24") } },
@@ -858,10 +864,18 @@ struct ref_result {
 	char use[1024];
 };
 
+/* A peer as the reference decided it: its key and the prefixes it is given. */
+struct ref_peer {
+	const uint8_t *key;
+	struct conf_prefix prefixes[8];
+	size_t n;
+};
+
 static void reference(const struct mesh_node *nodes, size_t n, const struct facts *f, struct ref_result *out)
 {
 	const struct mesh_node *order[16], *accepted[16];
-	size_t i, j, k, n_acc = 0;
+	struct ref_peer peers[16];
+	size_t i, j, k, m, n_acc = 0, n_peers = 0;
 
 	for (i = 0; i < n; i++)
 		order[i] = &nodes[i];
@@ -896,34 +910,43 @@ static void reference(const struct mesh_node *nodes, size_t n, const struct fact
 		accepted[n_acc++] = x;
 		res->verdict = MESH_ACCEPTED;
 		prefixes_text(r->prefixes, r->n_prefixes, res->use, sizeof(res->use));
+		peers[n_peers].key = r->public_key;
+		peers[n_peers].n = r->n_prefixes;
+		memcpy(peers[n_peers].prefixes, r->prefixes, r->n_prefixes * sizeof(*r->prefixes));
+		n_peers++;
 	}
-	/* Refused records applied before stay, less what clashes; never with a key now taken. */
+	/*
+	 * Refused records applied before stay, less what clashes with a peer
+	 * before them (accepted, or kept and older); never with a key taken.
+	 */
 	for (i = 0; i < n; i++) {
-		const struct mesh_node *x = &nodes[i];
+		const struct mesh_node *x = order[i];
 		const struct mesh_record *c = &x->current;
-		struct ref_result *res = &out[i];
-		struct conf_prefix keep[MESH_PREFIXES_MAX];
-		size_t n_keep = 0;
+		struct ref_result *res = &out[x - nodes];
+		struct ref_peer *p = &peers[n_peers];
 		bool taken;
 
 		if (res->verdict != MESH_NONE || !x->present || !x->applied)
 			continue;
 		taken = ref_local_key(c->public_key, f);
-		for (j = 0; !taken && j < n_acc; j++)
-			taken = !memcmp(c->public_key, accepted[j]->latest.public_key, 32);
+		for (j = 0; !taken && j < n_peers; j++)
+			taken = !memcmp(c->public_key, peers[j].key, 32);
 		if (taken)
 			continue;
 		res->verdict = MESH_KEPT;
+		p->key = c->public_key;
+		p->n = 0;
 		for (j = 0; j < c->n_prefixes; j++) {
 			bool bad = ref_local_prefix(&c->prefixes[j], x->name, f);
 
-			for (k = 0; !bad && k < n_acc; k++)
-				for (size_t m = 0; !bad && m < accepted[k]->latest.n_prefixes; m++)
-					bad = ref_clash(&c->prefixes[j], &accepted[k]->latest.prefixes[m]);
+			for (k = 0; !bad && k < n_peers; k++)
+				for (m = 0; !bad && m < peers[k].n; m++)
+					bad = ref_clash(&c->prefixes[j], &peers[k].prefixes[m]);
 			if (!bad)
-				keep[n_keep++] = c->prefixes[j];
+				p->prefixes[p->n++] = c->prefixes[j];
 		}
-		prefixes_text(keep, n_keep, res->use, sizeof(res->use));
+		prefixes_text(p->prefixes, p->n, res->use, sizeof(res->use));
+		n_peers++;
 	}
 }
 
