@@ -11,9 +11,9 @@
  * back equal from its own format; anything refused says why in one
  * printable line and leaves its struct empty; keys from etcd never hold a
  * NUL; the stream yields the same messages however it is cut. The watch
- * messages' events are then applied to a view and decided: no two accepted
- * peers share a key or a route, and no peer's routes clash with this
- * node's. ASan checks every access, its leak check every free.
+ * messages' events are then applied to a view and decided: no two peers
+ * (accepted or kept) share a key or a route, and no peer's routes clash
+ * with this node's. ASan checks every access, its leak check every free.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -213,7 +213,7 @@ static void fuzz_replies(const char *text, size_t len, uint8_t status_byte)
 static const struct conf_prefix own = { .family = AF_INET, .addr = { 10, 9 }, .cidr = 16 };
 static const uint8_t self_key[32] = { 0xee };
 
-/* A peer (accepted or kept) against this node and against an accepted peer. */
+/* A peer (accepted or kept) against this node and against every other peer. */
 static void check_peer(const struct mesh_node *x, const struct mesh_view *v)
 {
 	const struct mesh_record *r = mesh_node_peer(x);
@@ -229,9 +229,9 @@ static void check_peer(const struct mesh_node *x, const struct mesh_view *v)
 	}
 	for (j = 0; j < v->n; j++) {
 		y = &v->nodes[j];
-		if (y == x || y->verdict != MESH_ACCEPTED)
+		if (y == x || !mesh_node_peer(y))
 			continue;
-		check(memcmp(r->public_key, y->latest.public_key, 32) != 0);
+		check(memcmp(r->public_key, mesh_node_peer(y)->public_key, 32) != 0);
 		for (p = 0; p < x->n_use; p++)
 			for (q = 0; q < y->n_use; q++)
 				check(!clash(&x->use[p], &y->use[q]));

@@ -248,6 +248,9 @@ static const struct error_row error_rows[] = {
 	{ 405, "Method Not Allowed", -EIO, ETCD_ERR_OTHER, 0, "HTTP status 405: Method Not Allowed" },
 	{ 200, "not json", -EIO, ETCD_ERR_OTHER, 0, "HTTP status 200: not json" },
 	{ 500, "", -EIO, ETCD_ERR_OTHER, 0, "HTTP status 500" },
+	/* An empty message says at least the status (the fuzzer's find). */
+	{ 400, "{\"error\":\"\",\"code\":42}", -EIO, ETCD_ERR_OTHER, 42, "HTTP status 400" },
+	{ 200, "{\"error\":{\"grpc_code\":13,\"message\":\"\"}}", -EIO, ETCD_ERR_OTHER, 13, "HTTP status 200" },
 	/* A message never carries a control character into a log line. */
 	{ 500, "{\"error\":\"x\",\"message\":\"a\\u001b[2J\\nb\",\"code\":2}", -EIO, ETCD_ERR_OTHER, 2, "a [2J b" },
 };
