@@ -105,7 +105,7 @@ FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(FUZZ_SAN) -g -O1 -Iinclude -Isrc 
 FUZZ_BIN := build/fuzz/fuzz_packet build/fuzz/fuzz_uapi build/fuzz/fuzz_conf build/fuzz/fuzz_mesh
 FUZZ_DEPS_STAMP := build/.deps-fuzz-ok
 
-.PHONY: FORCE all deps bench-mesh check check-unit check-valgrind check-netns check-san check-fuzz fuzz lint demo bench install deb clean
+.PHONY: FORCE all deps bench-mesh demo-mesh check check-unit check-valgrind check-netns check-san check-fuzz fuzz lint demo bench install deb clean
 .DEFAULT_GOAL := all
 
 all: $(CORE_LIB) $(VEILD) $(VEILCTL) $(MESHD)
@@ -244,6 +244,10 @@ check-netns: all $(TOOL_BIN)
 demo: all $(TOOL_BIN)
 	$(Q)BUILD=$(BUILD) tools/demo.sh
 
+# Three etcd members and five veil nodes that find one another through them.
+demo-mesh: all $(TOOL_BIN)
+	$(Q)BUILD=$(BUILD) tools/demo-mesh.sh
+
 bench: all $(BENCH_BIN) $(TOOL_BIN)
 	$(Q)BUILD=$(BUILD) tools/bench.sh
 	$(Q)BUILD=$(BUILD) tools/bench-mesh.sh
@@ -255,10 +259,11 @@ bench-mesh: all $(TOOL_BIN)
 install: all
 	install -d $(DESTDIR)$(SBINDIR)
 	install -m 0755 $(VEILD) $(DESTDIR)$(SBINDIR)/veild
+	install -m 0755 $(MESHD) $(DESTDIR)$(SBINDIR)/veil-meshd
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 $(VEILCTL) $(DESTDIR)$(BINDIR)/veilctl
 	install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
-	install -m 0644 man/veild.8 man/veilctl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/veild.8 man/veilctl.8 man/veil-meshd.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 man/veil.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -d $(DESTDIR)$(DATADIR)/bash-completion/completions
 	install -m 0644 packaging/bash-completion/veilctl $(DESTDIR)$(DATADIR)/bash-completion/completions/veilctl
