@@ -103,6 +103,7 @@ dpkg -i "$deb" >"$TMP/install.log" 2>&1 || { cat "$TMP/install.log"; fail "dpkg 
 log "--- the files are in place"
 /usr/sbin/veild --version | qgrep "^veild $version " || fail "veild --version: $(/usr/sbin/veild --version)"
 /usr/bin/veilctl --version | qgrep "^veilctl $version$" || fail "veilctl --version: $(/usr/bin/veilctl --version)"
+/usr/sbin/veil-meshd -V | qgrep "^veil-meshd $version$" || fail "veil-meshd -V: $(/usr/sbin/veil-meshd -V)"
 for f in "$UNIT" /usr/share/bash-completion/completions/veilctl /usr/share/doc/veil/copyright \
 	"$EXAMPLES/credential.conf.example"; do
 	[ -s "$f" ] || fail "$f missing or empty"
@@ -112,7 +113,7 @@ for f in site-a.conf site-b.conf; do
 done
 [ "$(stat -c %a /etc/veil)" = 700 ] || [ "$ETC_EXISTED" = 1 ] || fail "/etc/veil is not mode 0700"
 if command -v man >/dev/null; then
-	for page in "8 veild" "8 veilctl" "5 veil.conf"; do
+	for page in "8 veild" "8 veilctl" "8 veil-meshd" "5 veil.conf"; do
 		# shellcheck disable=SC2086
 		where=$(man -w $page) || fail "man -w $page found nothing"
 		case "$where" in /usr/share/man/*) ;; *) fail "man -w $page: $where" ;; esac
@@ -121,7 +122,7 @@ if command -v man >/dev/null; then
 	done
 else
 	log "no man here: checking the pages' files only"
-	for f in man8/veild.8.gz man8/veilctl.8.gz man5/veil.conf.5.gz; do
+	for f in man8/veild.8.gz man8/veilctl.8.gz man8/veil-meshd.8.gz man5/veil.conf.5.gz; do
 		[ -s "/usr/share/man/$f" ] || fail "/usr/share/man/$f missing"
 	done
 fi
