@@ -912,7 +912,8 @@ static void reference(const struct mesh_node *nodes, size_t n, const struct fact
 		prefixes_text(r->prefixes, r->n_prefixes, res->use, sizeof(res->use));
 		peers[n_peers].key = r->public_key;
 		peers[n_peers].n = r->n_prefixes;
-		memcpy(peers[n_peers].prefixes, r->prefixes, r->n_prefixes * sizeof(*r->prefixes));
+		for (j = 0; j < r->n_prefixes; j++)
+			peers[n_peers].prefixes[j] = r->prefixes[j];
 		n_peers++;
 	}
 	/*
