@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The manual pages and the bash completion, held to the programs. Both sides
-# are read from their source of truth: the options and commands that veild
-# and veilctl print, set's usage line, the keys[] table of the configuration
-# parser and the getenv() calls; the pages' OPTIONS, COMMANDS, SET OPTIONS,
-# ENVIRONMENT and key sections. Then each page must render without a single
-# warning, and the completion must offer what the programs take.
+# are read from their source of truth: the options and commands that veild,
+# veilctl and veil-meshd print, set's usage line, the keys[] table of the
+# configuration parser (each key in its section: Endpoint is a key of [Peer]
+# and of [Mesh]), the getenv() calls, the mesh agent's audit events; the
+# pages' OPTIONS, COMMANDS, SET OPTIONS, ENVIRONMENT, AUDIT and key sections.
+# Then each page must render without a single warning, and the completion
+# must offer what the programs take.
 #
 # No namespace is needed; lib.sh gives log/fail, $ROOT, $BUILD, $TMP and the
 # cleanup trap.
@@ -13,12 +15,13 @@
 
 VEILD_BIN="$ROOT/$BUILD/veild"
 VEILCTL="$ROOT/$BUILD/veilctl"
+MESHD="$ROOT/$BUILD/veil-meshd"
 MAN="$ROOT/man"
 COMPLETION="$ROOT/packaging/bash-completion/veilctl"
-if [ ! -x "$VEILD_BIN" ] || [ ! -x "$VEILCTL" ]; then
-	fail "no $BUILD/veild or $BUILD/veilctl: build first"
+if [ ! -x "$VEILD_BIN" ] || [ ! -x "$VEILCTL" ] || [ ! -x "$MESHD" ]; then
+	fail "no $BUILD/veild, $BUILD/veilctl or $BUILD/veil-meshd: build first"
 fi
-for f in "$MAN/veild.8" "$MAN/veilctl.8" "$MAN/veil.conf.5" "$COMPLETION"; do
+for f in "$MAN/veild.8" "$MAN/veilctl.8" "$MAN/veil-meshd.8" "$MAN/veil.conf.5" "$COMPLETION"; do
 	[ -f "$f" ] || fail "$f is missing"
 done
 
@@ -95,13 +98,16 @@ fi
 same "veilctl(8) COMMANDS against veilctl --help" "$(list "$help_cmds" "$ahead")" "$page_cmds"
 log "veilctl(8): commands agree with --help: $(oneline "$help_cmds")"
 
-# --json, --version: in a command's tag or under OPTIONS. OPTIONS may hold only
-# what the program prints, and --help, which printed it.
+# A command's own options (--json, --admin: on its line of --help) are in the
+# tags under COMMANDS; OPTIONS holds the others that --help names
+# (--version), and --help, which printed them.
 ctl_opts=$(options <<<"$veilctl_help")
-contains "veilctl(8) against the options of veilctl --help" \
-	"$({ tags "$MAN/veilctl.8" COMMANDS; tags "$MAN/veilctl.8" OPTIONS; } | options)" "$ctl_opts"
-same "veilctl(8) OPTIONS against veilctl --help" "$(list "$ctl_opts" --help | grep -v -- --json)" \
-	"$(tags "$MAN/veilctl.8" OPTIONS | options)"
+cmd_opts=$(grep '^  veilctl [a-z]' <<<"$veilctl_help" | options)
+contains "veilctl(8) COMMANDS against the commands' options in veilctl --help" \
+	"$(tags "$MAN/veilctl.8" COMMANDS | options)" "$cmd_opts"
+same "veilctl(8) OPTIONS against veilctl --help" "$(list "$(comm -23 <(printf '%s\n' "$ctl_opts") \
+	<(printf '%s\n' "$cmd_opts"))" --help)" "$(tags "$MAN/veilctl.8" OPTIONS | options)"
+log "veilctl(8): the commands' options $(oneline "$cmd_opts") under COMMANDS, the others under OPTIONS"
 
 # set's options, from its usage line (veilctl set alone prints it and fails).
 set_usage=$("$VEILCTL" set 2>&1 >/dev/null || true)
@@ -110,10 +116,24 @@ set_opts=$({ grep -oE '\[[a-z][a-z-]*' <<<"$set_usage" || true; } | tr -d '[' | 
 same "veilctl(8) SET OPTIONS against veilctl set's usage" "$set_opts" "$(tags "$MAN/veilctl.8" "SET OPTIONS" | first_words)"
 log "veilctl(8): set's options agree with its usage: $(oneline "$set_opts")"
 
+# veil-meshd: the options of its usage (-h prints it), and -h itself. -V is
+# not in the usage; the page may name it only while it prints the version.
+meshd_help=$("$MESHD" -h 2>&1) || fail "veil-meshd -h failed: $meshd_help"
+meshd_opts=$(options <<<"$meshd_help")
+[ -n "$meshd_opts" ] || fail "cannot read veil-meshd's options from -h: $meshd_help"
+meshd_extra=-h
+if meshd_version=$("$MESHD" -V 2>&1) && [[ $meshd_version == "veil-meshd "* ]]; then
+	meshd_extra+=" -V"
+fi
+same "veil-meshd(8) OPTIONS against veil-meshd -h" "$(list "$meshd_opts" "$meshd_extra")" \
+	"$(tags "$MAN/veil-meshd.8" OPTIONS | options)"
+log "veil-meshd(8): options agree with -h: $(oneline "$(list "$meshd_opts" "$meshd_extra")")"
+
 # Environment: every variable the programs read is documented, and every one
 # documented is read somewhere in veil; veild's --help names its own.
 env_of() { grep -ho 'getenv("[A-Z_][A-Z0-9_]*")' "$@" | sed 's/getenv("\(.*\)")/\1/' | sort -u; }
-all_env=$(env_of "$ROOT"/src/*.c "$ROOT"/tools/veilctl/*.c)
+unset_of() { grep -ho 'unsetenv("[A-Z_][A-Z0-9_]*")' "$@" | sed 's/unsetenv("\(.*\)")/\1/' | sort -u; }
+all_env=$(env_of "$ROOT"/src/*.c "$ROOT"/tools/veilctl/*.c "$ROOT"/tools/mesh/*.c)
 veild_env=$(tags "$MAN/veild.8" ENVIRONMENT | first_words)
 veilctl_env=$(tags "$MAN/veilctl.8" ENVIRONMENT | first_words)
 contains "veild(8) ENVIRONMENT against getenv() in src/" "$veild_env" "$(env_of "$ROOT"/src/*.c)"
@@ -123,12 +143,40 @@ contains "veild(8) ENVIRONMENT against veild --help" "$veild_env" \
 for v in $veild_env $veilctl_env; do
 	grep -qxF "$v" <<<"$all_env" || fail "$v is documented under ENVIRONMENT, but no getenv() reads it"
 done
-log "environment: documented as read ($(oneline "$all_env"))"
+# veil-meshd is tools/mesh/*.c and what the Makefile's MESH_SHARED_OBJ links
+# in from veilctl and veild: every getenv() there is documented, and every
+# variable documented is read (or, like NOTIFY_SOCKET, removed) there.
+mesh_shared=$(sed -n 's/^MESH_SHARED_OBJ[[:space:]]*:=//p' "$ROOT/Makefile")
+mesh_src=("$ROOT"/tools/mesh/*.c)
+for o in $({ grep -o 'ctl/,[^)]*' <<<"$mesh_shared" || true; } | sed 's|^ctl/,||'); do
+	mesh_src+=("$ROOT/tools/veilctl/${o%.o}.c")
+done
+for o in $({ grep -o '(BUILD)/[a-z_]*\.o' <<<"$mesh_shared" || true; } | sed 's|^(BUILD)/||'); do
+	mesh_src+=("$ROOT/src/${o%.o}.c")
+done
+mesh_own=("$ROOT"/tools/mesh/*.c)
+[ ${#mesh_src[@]} -gt ${#mesh_own[@]} ] ||
+	fail "cannot read MESH_SHARED_OBJ from the Makefile: $mesh_shared"
+for f in "${mesh_src[@]}"; do [ -f "$f" ] || fail "MESH_SHARED_OBJ names $f, which does not exist"; done
+meshd_env=$(tags "$MAN/veil-meshd.8" ENVIRONMENT | first_words)
+meshd_read=$(env_of "${mesh_src[@]}")
+contains "veil-meshd(8) ENVIRONMENT against getenv() in veil-meshd's sources" "$meshd_env" "$meshd_read"
+for v in $meshd_env; do
+	grep -qxF "$v" <<<"$(list "$meshd_read" "$(unset_of "${mesh_src[@]}")")" ||
+		fail "$v is documented in veil-meshd(8), but veil-meshd neither reads nor removes it"
+done
+log "environment: documented as read ($(oneline "$all_env")); veil-meshd: $(oneline "$meshd_env")"
+
+# The mesh agent's audit events, each under AUDIT, and no other.
+events=$(grep -ho 'audit(a, "[a-z_]*"' "$ROOT"/tools/mesh/*.c | sed 's/.*"\(.*\)"/\1/' | sort -u)
+[ "$(wc -l <<<"$events")" -ge 5 ] || fail "cannot read the audit events of tools/mesh/*.c"
+same "veil-meshd(8) AUDIT against audit() in tools/mesh/" "$events" "$(tags "$MAN/veil-meshd.8" AUDIT | first_words)"
+log "veil-meshd(8): audit events agree: $(oneline "$events")"
 
 # ---- (b) the pages render without warnings --------------------------------------------------
 
 command -v groff >/dev/null || command -v man >/dev/null || fail "neither groff nor man is installed"
-for page in veild.8 veilctl.8 veil.conf.5; do
+for page in veild.8 veilctl.8 veil-meshd.8 veil.conf.5; do
 	name=${page%.*}
 	sect=${page##*.}
 	head -n 20 "$MAN/$page" | qgrep -i "^\.TH \"\?${name}\"\? ${sect} " || fail "$page: no .TH ${name^^} $sect"
@@ -146,13 +194,22 @@ log "pages render without warnings ($(command -v groff >/dev/null && echo "groff
 
 # ---- (c) every configuration key, in its section ------------------------------------------------
 
+# keys[] as "Name SECTION" lines. A name may be in two sections (Endpoint,
+# PersistentKeepalive and Cipher are keys of [Peer] and of [Mesh]), so each
+# section is compared alone: the page's "X SECTION" against SEC_X's keys.
 keys=$(sed -n 's/^[[:space:]]*{ "\([A-Za-z][A-Za-z0-9]*\)", SEC_\([A-Z]*\),.*/\1 \2/p' "$ROOT/tools/veilctl/conf.c")
 [ "$(wc -l <<<"$keys")" -ge 20 ] || fail "cannot read keys[] from tools/veilctl/conf.c"
-same "veil.conf(5) INTERFACE SECTION against keys[]" "$(awk '$2 == "INTERFACE" { print $1 }' <<<"$keys" | sort -u)" \
-	"$(tags "$MAN/veil.conf.5" "INTERFACE SECTION" | first_words)"
-same "veil.conf(5) PEER SECTION against keys[]" "$(awk '$2 == "PEER" { print $1 }' <<<"$keys" | sort -u)" \
-	"$(tags "$MAN/veil.conf.5" "PEER SECTION" | first_words)"
-log "veil.conf(5): all $(wc -l <<<"$keys") keys of keys[], each in its section"
+[ "$(wc -l <<<"$keys")" = "$(grep -c '^[[:space:]]*{ "[A-Za-z][A-Za-z0-9]*", SEC_' "$ROOT/tools/veilctl/conf.c")" ] ||
+	fail "keys[]: some entries are not of the form { \"Name\", SEC_X, ... }"
+[ -z "$(sort <<<"$keys" | uniq -d)" ] || fail "keys[] has a key twice in one section: $(sort <<<"$keys" | uniq -d)"
+key_secs=$(awk '{ print $2 }' <<<"$keys" | sort -u)
+same "veil.conf(5) key sections against keys[]'s sections" "$key_secs" \
+	"$(sed -n 's/^\.SH "\{0,1\}\([A-Z]*\) SECTION"\{0,1\}$/\1/p' "$MAN/veil.conf.5" | sort -u)"
+for sec in $key_secs; do
+	same "veil.conf(5) $sec SECTION against keys[]" "$(awk -v s="$sec" '$2 == s { print $1 }' <<<"$keys" | sort -u)" \
+		"$(tags "$MAN/veil.conf.5" "$sec SECTION" | first_words)"
+done
+log "veil.conf(5): all $(wc -l <<<"$keys") keys of keys[], each in its section ($(oneline "$key_secs"))"
 
 # ---- (d) the completion ----------------------------------------------------------------------
 
@@ -163,7 +220,7 @@ bash -n "$COMPLETION" || fail "$COMPLETION: syntax error"
 # socket directory, a configuration directory and a working directory of
 # ours. COMP_WORDS ends as bash ends it: it breaks words at '=' and ':' too,
 # and a word that ends in one has that character as a word of its own.
-mkdir -p "$TMP/sock" "$TMP/conf" "$TMP/cwd"
+mkdir -p "$TMP/sock" "$TMP/conf" "$TMP/cwd" "$TMP/mesh"
 complete_line() {
 	# shellcheck disable=SC2016 # the script is for the inner bash
 	(cd "$TMP/cwd" && env -i PATH="$PATH" HOME="$TMP" bash --norc --noprofile -c '
@@ -171,6 +228,7 @@ complete_line() {
 		[ "$(complete -p veilctl)" = "complete -F _veilctl veilctl" ] || exit 1
 		_veilctl_sock_dir=$2
 		_veilctl_conf_dir=$3
+		_veilctl_mesh_dir=$5
 		COMP_LINE=$4
 		COMP_POINT=${#COMP_LINE}
 		read -r -a COMP_WORDS <<<"$COMP_LINE"
@@ -184,7 +242,7 @@ complete_line() {
 		fi
 		_veilctl || exit 1
 		printf "%s\n" "${COMPREPLY[@]}"
-	' _ "$COMPLETION" "$TMP/sock" "$TMP/conf" "$1") | sed '/^$/d' | sort
+	' _ "$COMPLETION" "$TMP/sock" "$TMP/conf" "$1" "$TMP/mesh") | sed '/^$/d' | sort
 }
 expect() {
 	local got
@@ -213,6 +271,36 @@ expect "veilctl set IF peer $KEY preshared-key " "psk.key site.conf"
 expect "veilctl setconf IF s" "site.conf"
 expect "veilctl up " "office psk.key site.conf"
 expect "veilctl reload of" "office"
+
+# mesh: its subcommands and options as veilctl --help has them; networks and
+# nodes from local copies shaped as the agent writes them (a record is an
+# escaped string inside).
+mesh_line=$(grep '^  veilctl mesh ' <<<"$veilctl_help") || fail "veilctl --help has no mesh line"
+mesh_subs=$(grep -o 'mesh [a-z][a-z]*' <<<"$mesh_line" | sed 's/^mesh //' | sort -u)
+same "completion of 'veilctl mesh ' against veilctl --help" "$mesh_subs" "$(complete_line "veilctl mesh ")"
+same "completion's mesh options against veilctl --help" "$(options <<<"$mesh_line")" \
+	"$({ complete_line "veilctl mesh list "; complete_line "veilctl mesh remove "; } | grep -- '^-' | sort -u)"
+copy() { # IFNAME NETWORK NODE... (this node is the first)
+	local ifname=$1 net=$2 nodes="" n
+	shift 2
+	for n in "$@"; do
+		nodes+="${nodes:+,}{\"name\":\"$n\",\"present\":true,\"verdict\":\"accepted\",\"value\":\"{\\\"version\\\":1,\\\"node\\\":\\\"$n\\\",\\\"network\\\":\\\"x\\\"}\"}"
+	done
+	printf '{"version":1,"network":"%s","node":"%s","interface":"%s","revision":7,"nodes":[%s],"routes":[]}\n' \
+		"$net" "$1" "$ifname" "$nodes" >"$TMP/mesh/$ifname.json"
+}
+copy wgx0 corp site-a site-b
+copy wgx1 lab gw
+expect "veilctl mesh " "list remove"
+expect "veilctl mesh list " "corp lab --json"
+expect "veilctl mesh list --json " "corp lab"
+expect "veilctl mesh list corp " "--json"
+expect "veilctl mesh remove " "--admin corp lab"
+expect "veilctl mesh remove --admin " "psk.key site.conf"
+expect "veilctl mesh remove --admin site.conf c" "corp"
+expect "veilctl mesh remove corp " "site-a site-b"
+expect "veilctl mesh remove lab " "gw"
+expect "veilctl mesh remove corp site-a " ""
 
 # Interface names: sockets only, and a name with '=' in it completes after it.
 if python3 -c 'import socket' 2>/dev/null; then
