@@ -10,7 +10,7 @@ PKG_CONFIG=${PKG_CONFIG:-pkg-config}
 if [ $# -gt 0 ]; then
 	files="$*"
 else
-	files=$(ls src/*.c src/core/*.c tools/veilctl/*.c tests/tools/*.c tests/fuzz/*.c)
+	files=$(ls src/*.c src/core/*.c tools/veilctl/*.c tools/mesh/*.c tests/tools/*.c tests/fuzz/*.c)
 fi
 status=0
 

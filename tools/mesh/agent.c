@@ -32,6 +32,10 @@
 #include <sodium.h>
 
 #include "agent.h"
+
+#ifndef VEIL_VERSION
+#define VEIL_VERSION "unknown"
+#endif
 #include "apply.h"
 #include "ctl.h"
 #include "etcd.h"
@@ -740,7 +744,7 @@ static bool endpoint_addr(struct agent *a, const char *ep, struct sockaddr_stora
 		return true;
 	}
 	for (l = a->lookups; l; l = l->next) {
-		if (strcmp(l->endpoint, ep))
+		if (strcmp(l->endpoint, ep) != 0)
 			continue;
 		if (!l->len)
 			return false;
@@ -901,12 +905,12 @@ static void applied(struct agent *a)
 			mesh_fingerprint(n->current.public_key, old);
 			audit(a, "mesh_key_changed", n, r->public_key, n->mod_revision, "was=%s", old);
 		} else {
-			if (strcmp(n->current.endpoint, r->endpoint))
+			if (strcmp(n->current.endpoint, r->endpoint) != 0)
 				audit(a, "mesh_endpoint_changed", n, r->public_key, n->mod_revision,
 				      "endpoint=%s was=%s", r->endpoint[0] ? r->endpoint : "-",
 				      n->current.endpoint[0] ? n->current.endpoint : "-");
 			prefixes_text(n->current.prefixes, n->current.n_prefixes, was, sizeof(was));
-			if (strcmp(now, was))
+			if (strcmp(now, was) != 0)
 				audit(a, "mesh_prefixes_changed", n, r->public_key, n->mod_revision,
 				      "prefixes=%s was=%s", now, was);
 			if (n->current.cipher != r->cipher)

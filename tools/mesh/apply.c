@@ -28,7 +28,7 @@ static void put_extensions(struct sbuf *b, const struct apply_peer *w, const str
 {
 	const char *name = w->endpoint_name ? w->endpoint_name : "";
 	bool cipher = !r || !r->has_cipher || r->cipher != w->peer.cipher;
-	bool ep_name = !r || strcmp(r->endpoint_name ? r->endpoint_name : "", name);
+	bool ep_name = !r || strcmp(r->endpoint_name ? r->endpoint_name : "", name) != 0;
 	char hex[65];
 
 	if (!cipher && !ep_name)

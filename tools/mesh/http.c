@@ -251,10 +251,14 @@ static void close_timer(uv_handle_t *handle)
 
 void http_free(struct http *h)
 {
+	struct http_req *r, *next;
+
 	if (!h)
 		return;
-	while (h->reqs)
-		free_req(h->reqs);
+	for (r = h->reqs; r; r = next) {
+		next = r->next;
+		free_req(r);
+	}
 	curl_multi_cleanup(h->multi); /* removes its sockets through socket_cb */
 	uv_close((uv_handle_t *)&h->timer, close_timer);
 }

@@ -28,6 +28,10 @@
 #include <uv.h>
 
 #include "agent.h"
+
+#ifndef VEIL_VERSION
+#define VEIL_VERSION "unknown"
+#endif
 #include "conf.h"
 #include "keys.h"
 #include "log.h"

@@ -126,8 +126,8 @@ bool mesh_record_equal(const struct mesh_record *a, const struct mesh_record *b)
 {
 	size_t i;
 
-	if (sodium_memcmp(a->public_key, b->public_key, 32) || strcmp(a->endpoint, b->endpoint) ||
-	    a->cipher != b->cipher || a->n_prefixes != b->n_prefixes || strcmp(a->node, b->node))
+	if (sodium_memcmp(a->public_key, b->public_key, 32) || strcmp(a->endpoint, b->endpoint) != 0 ||
+	    a->cipher != b->cipher || a->n_prefixes != b->n_prefixes || strcmp(a->node, b->node) != 0)
 		return false;
 	for (i = 0; i < a->n_prefixes; i++)
 		if (!same_prefix(&a->prefixes[i], &b->prefixes[i]))
@@ -226,7 +226,7 @@ static int parse_fields(struct mesh_record *r, const char *node, json_t *o, char
 		    (long long)json_integer_value(version), MESH_RECORD_VERSION);
 		return -EINVAL;
 	}
-	if (!json_is_string(name) || strcmp(json_string_value(name), node)) {
+	if (!json_is_string(name) || strcmp(json_string_value(name), node) != 0) {
 		say(why, whylen, "its node \"%s\" is not the name it is stored under",
 		    json_is_string(name) ? shown(json_string_value(name), sh) : "(none)");
 		return -EINVAL;
@@ -600,8 +600,8 @@ static bool key_taken(const struct mesh_record *r, struct mesh_node *const *peer
 int mesh_decide(struct mesh_node *nodes, size_t n, const struct mesh_policy *policy,
 		const struct mesh_local *local)
 {
-	struct mesh_node **order = n ? calloc(n, sizeof(*order)) : NULL;
-	struct mesh_node **accepted = n ? calloc(n, sizeof(*accepted)) : NULL;
+	struct mesh_node **order = n ? calloc(n, sizeof(struct mesh_node *)) : NULL;
+	struct mesh_node **accepted = n ? calloc(n, sizeof(struct mesh_node *)) : NULL;
 	size_t i, n_acc = 0;
 	int ret = 0;
 
@@ -618,7 +618,7 @@ int mesh_decide(struct mesh_node *nodes, size_t n, const struct mesh_policy *pol
 		nodes[i].verdict = MESH_NONE;
 	}
 	if (n) /* qsort's array must not be NULL, even for no element */
-		qsort(order, n, sizeof(*order), by_creation);
+		qsort(order, n, sizeof(struct mesh_node *), by_creation);
 	for (i = 0; i < n; i++) {
 		struct mesh_node *node = order[i];
 

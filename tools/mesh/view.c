@@ -154,18 +154,15 @@ int view_apply(struct mesh_view *v, const char *key, const char *value, size_t l
 	struct mesh_node *n;
 	int ret;
 
-	if (strncmp(key, v->prefix, plen))
+	if (strncmp(key, v->prefix, plen) != 0)
 		return VIEW_NOTHING;
 	if (mod_revision > v->revision)
 		v->revision = mod_revision;
 	if (!strcmp(rest, "policy"))
 		return put_policy(v, value, len);
-	if (!strncmp(rest, "nodes/", 6))
-		name = rest + 6;
-	else if (!strncmp(rest, "alive/", 6))
-		name = rest + 6;
-	else
+	if (strncmp(rest, "nodes/", 6) != 0 && strncmp(rest, "alive/", 6) != 0)
 		return VIEW_NOTHING;
+	name = rest + 6;
 	/* A record under a name that is no name is kept, to be refused (once) by its parse. */
 	if (!*name || strlen(name) > CONF_MESH_NAME_MAX || (rest[0] == 'a' && !conf_valid_mesh_name(name)))
 		return VIEW_NOTHING;

@@ -814,24 +814,27 @@ out:
 
 void ctl_device_drop_peers(struct ctl_device *dev, const uint8_t (*keys)[32], size_t n)
 {
-	size_t i = 0, k;
+	size_t i, j = 0, k;
 
-	while (i < dev->n_peers) {
+	/* Those kept move down over those dropped, in order. */
+	for (i = 0; i < dev->n_peers; i++) {
 		struct ctl_peer *p = &dev->peers[i];
 		bool drop = false;
 
 		for (k = 0; k < n && !drop; k++)
 			drop = !sodium_memcmp(p->public_key, keys[k], 32);
-		if (!drop) {
-			i++;
+		if (drop) {
+			if (p->preshared_key)
+				sodium_free(p->preshared_key);
+			free(p->allowed_ips);
+			free(p->endpoint_name);
 			continue;
 		}
-		if (p->preshared_key)
-			sodium_free(p->preshared_key);
-		free(p->allowed_ips);
-		free(p->endpoint_name);
-		*p = dev->peers[--dev->n_peers];
+		if (j != i)
+			dev->peers[j] = *p;
+		j++;
 	}
+	dev->n_peers = j;
 }
 
 void ctl_device_free(struct ctl_device *dev)

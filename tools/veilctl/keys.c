@@ -76,7 +76,7 @@ static int decode_password(char *text, size_t len, void *out)
 		len--;
 	while (start < len && (text[start] == ' ' || text[start] == '\t'))
 		start++;
-	if (len - start == 0 || len - start > 255)
+	if (start == len || len - start > 255)
 		return -EINVAL;
 	for (i = start; i < len; i++)
 		if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)

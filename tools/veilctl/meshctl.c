@@ -362,7 +362,7 @@ static int load_copy(const char *dir, const char *file, struct copy *c)
 	size_t n = strlen(file);
 	int ret;
 
-	if (n < 6 || n - 5 >= sizeof(ifname) || strcmp(file + n - 5, ".json"))
+	if (n < 6 || n - 5 >= sizeof(ifname) || strcmp(file + n - 5, ".json") != 0)
 		return -ENOENT;
 	snprintf(ifname, sizeof(ifname), "%.*s", (int)(n - 5), file);
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
@@ -449,7 +449,7 @@ static size_t on_data(char *p, size_t size, size_t n, void *data)
 	size_t len = size * n;
 	char *g;
 
-	if (r->len + len > 16 * 1024 * 1024 || !(g = realloc(r->data, r->len + len + 1)))
+	if (r->len + len > (size_t)16 * 1024 * 1024 || !(g = realloc(r->data, r->len + len + 1)))
 		return 0;
 	r->data = g;
 	memcpy(r->data + r->len, p, len);
