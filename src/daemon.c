@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <netinet/in.h>
@@ -164,6 +165,7 @@ struct daemon {
 	int resolver_fd;       /* -1: no resolver (host names stay as first resolved) */
 	pid_t resolver_pid;    /* refused by the control socket, whatever its uid */
 	uint32_t resolve_gen;  /* daemon-wide, so a reply never matches a re-created peer */
+	int sock_dir;          /* the control socket's directory, to unlink it at exit; or -1 */
 	struct httpd *httpd;   /* the metrics listener, or NULL */
 	struct sockaddr_storage metrics_addr;
 	socklen_t metrics_len; /* 0: no listener asked for */
@@ -1890,6 +1892,28 @@ static void close_walk(uv_handle_t *h, void *arg)
 }
 
 /*
+ * The control socket's directory, opened now so that at exit veild removes
+ * its socket with unlinkat in that directory, the only unlink the seccomp
+ * filter lets through. Returns -1 (nothing to remove) without a path.
+ */
+static int open_sock_dir(const char *path, const char **base)
+{
+	const char *slash = path ? strrchr(path, '/') : NULL;
+	char dir[108];
+	int fd;
+
+	*base = NULL;
+	if (!slash || (size_t)(slash - path) >= sizeof(dir))
+		return -1;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	fd = open(slash == path ? "/" : dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		*base = slash + 1;
+	return fd;
+}
+
+/*
  * Fork the resolver while no key exists yet and before the sandbox (which
  * forbids fork). Without it veild still works; names are just not looked
  * up again.
@@ -1913,6 +1937,7 @@ static void start_resolver(struct daemon *d)
 int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *arg)
 {
 	struct daemon *d = calloc(1, sizeof(*d));
+	const char *sock_name = NULL;
 	struct pkt *p;
 	unsigned int mtu;
 	int err, status = 1;
@@ -1920,6 +1945,7 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 	if (!d)
 		return 1;
 	d->cfg = cfg;
+	d->sock_dir = open_sock_dir(cfg->uapi_path, &sock_name);
 	d->tun_fd = cfg->tun_fd;
 	d->tun_mode = cfg->tun_mode;
 	d->rx_slots = cfg->offload ? RX_SLOTS_GRO : BATCH;
@@ -1994,6 +2020,11 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 		log_info("%s: running as user %s with CAP_NET_ADMIN, CAP_NET_BIND_SERVICE and "
 			 "CAP_IPC_LOCK only",
 			 cfg->ifname, cfg->user);
+		/* The directory is root's: this user could not remove the socket anyway. */
+		if (d->sock_dir >= 0 && geteuid() != 0) {
+			close(d->sock_dir);
+			d->sock_dir = -1;
+		}
 	}
 	err = sandbox_no_new_privs();
 	if (err) {
@@ -2001,7 +2032,7 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 		goto out_dev;
 	}
 	if (cfg->seccomp) {
-		err = sandbox_seccomp();
+		err = sandbox_seccomp(d->sock_dir);
 		if (err) {
 			log_error("%s: cannot install the seccomp filter: %s", cfg->ifname,
 				  strerror(-err));
@@ -2031,8 +2062,8 @@ out_dev:
 		mnl_socket_close(d->nl);
 	if (d->resolver_fd >= 0)
 		close(d->resolver_fd); /* the child sees EOF and exits */
-	if (cfg->uapi_path)
-		unlink(cfg->uapi_path);
+	if (d->sock_dir >= 0 && sock_name)
+		unlinkat(d->sock_dir, sock_name, 0);
 out_loop:
 	uv_loop_close(&d->loop);
 out_free:
@@ -2042,6 +2073,8 @@ out_free:
 	}
 	if (d->keylog)
 		fclose(d->keylog);
+	if (d->sock_dir >= 0)
+		close(d->sock_dir);
 	if (d->rx_arena) {
 		sodium_memzero(d->rx_arena, d->rx_slots * d->rx_slot);
 		free(d->rx_arena);

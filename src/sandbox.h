@@ -12,6 +12,9 @@ int sandbox_drop_user(const char *user);
 int sandbox_no_new_privs(void);
 /*
  * PR_SET_NO_NEW_PRIVS and the system-call allow list; irreversible.
+ * socket() only for AF_INET and AF_INET6, no connect(), and unlinkat()
+ * only in the directory sock_dirfd (an open directory, or -1 for none):
+ * those are refused with EPERM, anything unlisted kills the process.
  * Sanitizer runtimes make calls of their own, so sanitizer builds of veild
  * do not install it (SANDBOX_SECCOMP_DEFAULT).
  */
@@ -20,7 +23,7 @@ int sandbox_no_new_privs(void);
 #else
 #define SANDBOX_SECCOMP_DEFAULT true
 #endif
-int sandbox_seccomp(void);
+int sandbox_seccomp(int sock_dirfd);
 /*
  * For the resolver child: become "nobody" (never root, whatever veild runs
  * as) with no group and no capability, no new privileges, and an allow-list
