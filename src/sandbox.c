@@ -273,9 +273,24 @@ int sandbox_drop_user(const char *user)
 	if (keep_caps() < 0)
 		return -errno;
 	prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+	/*
+	 * The uid change set "dumpable" back to fs.suid_dumpable (2 on many
+	 * distributions): a crash would write the keys to a core file again.
+	 */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return -errno;
 	/* Paranoia: root must be gone for good. */
 	if (setuid(0) == 0)
 		return -EPERM;
+	return 0;
+}
+
+int sandbox_no_core_dumps(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &none) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return -errno;
 	return 0;
 }
 
@@ -321,6 +336,9 @@ int sandbox_resolver(void)
 	if (uid == 0 || setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
 	    setresuid(uid, uid, uid) < 0)
 		return uid == 0 ? -EPERM : -errno;
+	/* As in sandbox_drop_user: the uid change made us dumpable again. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return -errno;
 	memset(none, 0, sizeof(none));
 	if (syscall(SYS_capset, &hdr, none) < 0)
 		return -errno;

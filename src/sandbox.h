@@ -4,10 +4,13 @@
 #define VEIL_SANDBOX_H
 
 /*
- * Become user, keeping only CAP_NET_ADMIN and CAP_NET_BIND_SERVICE.
+ * Become user, keeping only CAP_NET_ADMIN and CAP_NET_BIND_SERVICE (and
+ * CAP_IPC_LOCK when held), and not dumpable again after the uid change.
  * 0, or -ENOENT (no such user), or a negative errno. A uid-0 user is a no-op.
  */
 int sandbox_drop_user(const char *user);
+/* No core dump ever: RLIMIT_CORE 0 (inherited by children) and not dumpable. */
+int sandbox_no_core_dumps(void);
 /* No execve can ever grant privileges again (setuid binaries, file caps). */
 int sandbox_no_new_privs(void);
 /*

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Least privilege: veild --user nobody keeps only CAP_NET_ADMIN, CAP_NET_BIND_SERVICE and
 # CAP_IPC_LOCK (so its locked memory does not hit an 8 MB memory-lock limit it cannot raise),
-# has no_new_privs, a seccomp filter and no core dumps, and still carries traffic and
+# has no_new_privs, a seccomp filter and no core dumps (checked: RLIMIT_CORE 0 and not
+# dumpable after the uid switch), and still carries traffic and
 # takes configuration (port re-bind, fwmark). The control socket admits root and, with
 # --control-group, that group's members; anyone else gets nothing.
 . "$(dirname "$0")/lib.sh"
@@ -25,6 +26,18 @@ if [ "$(awk '/^Seccomp:/ { print $2 }' "$st")" != 2 ]; then
 	*) fail "no seccomp filter" ;; esac
 fi
 [ "$(stat -c '%a %G' "/var/run/wireguard/$A.sock")" = "660 nogroup" ] || fail "socket not opened to the control group"
+
+log "--- no core dumps: RLIMIT_CORE 0, and not dumpable after the switch to nobody"
+grep "^Max core file size" "/proc/$PA/limits"
+grep -qE "^Max core file size +0 +0 " "/proc/$PA/limits" || fail "RLIMIT_CORE is not 0"
+# The kernel makes a process dumpable again when its uid changes (as fs.suid_dumpable
+# says; 0 here, 2 on many distributions, 1 where an administrator wants dumps).
+# PR_GET_DUMPABLE cannot be asked from outside, but its effect can: the /proc files
+# of a process that is not dumpable belong to root (all but the directory itself,
+# which always shows the euid). (Reading its environment as nobody proves nothing:
+# the capabilities veild keeps refuse that whether it is dumpable or not.)
+[ "$(stat -c %u "/proc/$PA/environ")" = 0 ] ||
+	fail "/proc/$PA/environ belongs to uid $(stat -c %u "/proc/$PA/environ"): veild is dumpable"
 
 run wg set "$A" private-key "$TMP/k1" listen-port 51001 fwmark 0x42 \
 	peer "$(cat "$TMP/p2")" allowed-ips 192.0.2.2/32 endpoint 198.18.0.2:51002

@@ -5,7 +5,8 @@
  * socket pair) kills the process with SIGSYS, and the calls allowed only with
  * veild's own arguments fail with EPERM for any other: socket() of another
  * family, type or protocol, connect() to anything, unlink outside the
- * control-socket directory.
+ * control-socket directory. And no core dumps: RLIMIT_CORE 0 for good, and
+ * not dumpable after the switch to an unprivileged user.
  */
 #include "sandbox.c"
 
@@ -16,6 +17,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/ptrace.h>
@@ -250,6 +252,45 @@ static void test_refused_eperm(void **state)
 	assert_false(exists(mine));
 }
 
+/*
+ * In a child: core dumps off, made dumpable again as a uid change under
+ * fs.suid_dumpable=1 would, then the switch to "nobody": not dumpable, and
+ * no core file however it dies. Returns 0 when all holds.
+ */
+static int no_dumps_after_switch(void)
+{
+	struct rlimit rl;
+
+	if (sandbox_no_core_dumps() || prctl(PR_GET_DUMPABLE) != 0)
+		return 1;
+	if (getrlimit(RLIMIT_CORE, &rl) || rl.rlim_cur != 0 || rl.rlim_max != 0)
+		return 2;
+	if (prctl(PR_SET_DUMPABLE, 1) || sandbox_drop_user("nobody"))
+		return 3;
+	if (getuid() == 0 || prctl(PR_GET_DUMPABLE) != 0)
+		return 4;
+	/* Not even raised back: the hard limit is 0 too. */
+	rl.rlim_cur = rl.rlim_max = RLIM_INFINITY;
+	return setrlimit(RLIMIT_CORE, &rl) == 0 ? 5 : 0;
+}
+
+static void test_no_core_dumps(void **state)
+{
+	int status = 0;
+	pid_t pid;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip(); /* the switch needs root */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(no_dumps_after_switch());
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_allowed(void **state)
 {
 	int st;
@@ -284,6 +325,7 @@ int main(void)
 		cmocka_unit_test(test_allowed),
 		cmocka_unit_test(test_forbidden_kill),
 		cmocka_unit_test(test_refused_eperm),
+		cmocka_unit_test(test_no_core_dumps),
 	};
 
 	return cmocka_run_group_tests_name("sandbox", tests, setup, teardown);
