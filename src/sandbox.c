@@ -18,7 +18,8 @@
  *   - connect(): never. Nothing veild does after start-up connects.
  *   - unlink: only unlinkat(dirfd, name, 0) on the control-socket directory
  *     opened before the filter, for veild's own socket at exit.
- * These three are refused with EPERM rather than killed: glibc may try
+ *   - tgkill(): to its own process only (kill is not allowed at all).
+ * These are refused with EPERM rather than killed: glibc may try
  * them on its own (if_nametoindex tries AF_NETLINK and AF_UNIX first,
  * syslog reconnects after the log daemon restarts) and must fall back or
  * give up, not take the tunnel down.
@@ -80,7 +81,7 @@ static const int allowed[] = {
 #endif
 	/* signals, threads' basics, exit */
 	SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_restart_syscall, SYS_futex,
-	SYS_getpid, SYS_gettid, SYS_tgkill, SYS_sched_yield, SYS_exit, SYS_exit_group,
+	SYS_getpid, SYS_gettid, SYS_sched_yield, SYS_exit, SYS_exit_group,
 };
 
 /* Load what libc reads lazily (time zone, messages) while files may still be opened. */
@@ -166,6 +167,20 @@ static void rule_unlinkat(struct prog *p, int dirfd)
 	emit(p, STMT(BPF_RET | BPF_K, eperm));
 }
 
+/*
+ * tgkill only to ourselves (libc's raise and abort): several veild, one per
+ * interface, run as the same account, and one must not signal another.
+ * Anything else EPERM.
+ */
+static void rule_tgkill(struct prog *p, pid_t self)
+{
+	emit(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_tgkill, 0, 4));
+	emit(p, STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(0)));
+	emit(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)self, 0, 1));
+	emit(p, STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+	emit(p, STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM));
+}
+
 /* The right architecture (and on x86-64 no x32 calls) or death; then the call number in A. */
 static void prologue(struct prog *p)
 {
@@ -216,6 +231,7 @@ int sandbox_seccomp(int sock_dirfd)
 	emit(&p, STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM));
 	rule_socket(&p);
 	rule_unlinkat(&p, sock_dirfd);
+	rule_tgkill(&p, getpid());
 	/* Any call not listed kills the process. */
 	return install(&p, allowed, ARRAY_SIZE(allowed), SECCOMP_RET_KILL_PROCESS);
 }

@@ -16,8 +16,9 @@ int sandbox_no_new_privs(void);
 /*
  * PR_SET_NO_NEW_PRIVS and the system-call allow list; irreversible.
  * socket() only for AF_INET and AF_INET6, no connect(), and unlinkat()
- * only in the directory sock_dirfd (an open directory, or -1 for none):
- * those are refused with EPERM, anything unlisted kills the process.
+ * only in the directory sock_dirfd (an open directory, or -1 for none),
+ * tgkill() only to this process: those are refused with EPERM, anything
+ * unlisted kills the process.
  * Sanitizer runtimes make calls of their own, so sanitizer builds of veild
  * do not install it (SANDBOX_SECCOMP_DEFAULT).
  */

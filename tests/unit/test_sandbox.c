@@ -35,6 +35,7 @@
 static char scratch[64], mine[96], other[96];
 static int sock_dir = -1;
 static int unix_fd = -1; /* an AF_UNIX socket made before the filter */
+static pid_t test_pid;   /* the parent, outside the filter (getppid is not allowed) */
 
 static int setup(void **state)
 {
@@ -220,12 +221,25 @@ static int unlinkat_own(void)
 	return exists(mine) ? 2 : 0;
 }
 
+/* A signal to another process, even one of ours (the parent here): refused. */
+static int tgkill_other(void)
+{
+	return refused((int)syscall(SYS_tgkill, test_pid, test_pid, 0));
+}
+
+/* What raise() does: a signal to ourselves still works. */
+static int tgkill_self(void)
+{
+	return syscall(SYS_tgkill, getpid(), gettid(), 0) == 0 ? 0 : 1;
+}
+
 static void test_refused_eperm(void **state)
 {
 	int (*fns[])(void) = { socket_unix,	   socket_unix_dgram,	 socket_netlink,
 			       socket_packet,	   socket_raw_inet,	 socket_inet_protocol,
 			       connect_inet,	   connect_unix_made_before, unlink_elsewhere,
-			       unlinkat_cwd,	   unlinkat_rmdir };
+			       unlinkat_cwd,	   unlinkat_rmdir,	 tgkill_other,
+			       tgkill_self };
 	size_t i;
 	int st;
 
@@ -233,6 +247,7 @@ static void test_refused_eperm(void **state)
 #ifdef __SANITIZE_ADDRESS__
 	skip();
 #endif
+	test_pid = getpid();
 	unix_fd = socket(AF_UNIX, SOCK_DGRAM, 0);
 	assert_true(unix_fd >= 0);
 	for (i = 0; i < ARRAY_SIZE(fns); i++) {
