@@ -216,7 +216,17 @@ demo: all $(TOOL_BIN)
 bench: all $(BENCH_BIN) $(TOOL_BIN)
 	$(Q)BUILD=$(BUILD) tools/bench.sh
 
+# veilctl up runs veild as DAEMON_USER (tools/veilctl/up.h): a real install
+# (no DESTDIR, as root) creates that account when it is missing, as the
+# Debian package's postinst does; a staged install leaves accounts alone.
+DAEMON_USER := _veil
+
 install: all
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! getent passwd $(DAEMON_USER) >/dev/null; then \
+		echo "useradd --system $(DAEMON_USER) (veilctl up runs veild as it)"; \
+		useradd --system --user-group --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin --comment "veil tunnel daemon" $(DAEMON_USER); \
+	fi
 	install -d $(DESTDIR)$(SBINDIR)
 	install -m 0755 $(VEILD) $(DESTDIR)$(SBINDIR)/veild
 	install -d $(DESTDIR)$(BINDIR)

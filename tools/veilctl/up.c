@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -580,9 +581,35 @@ static int wait_child(pid_t pid, long limit_ms)
 	return -ETIMEDOUT;
 }
 
+/*
+ * Who veild runs as once set up: VEIL_DAEMON_USER, or "nobody" when that
+ * account does not exist (a source build run before make install), or
+ * root when neither does; NULL leaves it to veild (VEIL_USER, or root).
+ * "nobody" is still far from root: veild keeps only its network
+ * capabilities, cannot open files or signal anyone but itself, and is not
+ * dumpable, so no other process of that uid can read its memory.
+ */
+static const char *daemon_user(const char *ifname)
+{
+	if (getenv("VEIL_USER"))
+		return NULL;
+	if (getpwnam(VEIL_DAEMON_USER))
+		return VEIL_DAEMON_USER;
+	if (getpwnam("nobody")) {
+		err_line("warning: %s: no account %s (the Debian package and 'make install' create "
+			 "it): veild runs as nobody", ifname, VEIL_DAEMON_USER);
+		return "nobody";
+	}
+	err_line("warning: %s: neither %s nor nobody exists: veild runs as root (create %s: "
+		 "useradd --system --no-create-home --shell /usr/sbin/nologin %s)", ifname,
+		 VEIL_DAEMON_USER, VEIL_DAEMON_USER, VEIL_DAEMON_USER);
+	return NULL;
+}
+
 /* veild forks into the background and its parent exits 0 once the interface is ready. */
 static int start_daemon(const char *ifname)
 {
+	const char *user = daemon_user(ifname);
 	char path[PATH_MAX];
 	pid_t pid;
 	int ret;
@@ -592,7 +619,10 @@ static int start_daemon(const char *ifname)
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
-		execlp(path, "veild", ifname, (char *)NULL);
+		if (user)
+			execlp(path, "veild", "--user", user, ifname, (char *)NULL);
+		else
+			execlp(path, "veild", ifname, (char *)NULL);
 		fprintf(stderr, "veilctl: cannot run %s: %s\n", path, strerror(errno));
 		_exit(127);
 	}
@@ -603,16 +633,28 @@ static int start_daemon(const char *ifname)
 	return ret;
 }
 
-/* Delete the link: veild sees its TUN device go and stops. Wait for its socket to go. */
+/*
+ * Delete the link: veild sees its TUN device go and stops. Wait for it to
+ * stop answering; then remove its socket, which a veild that dropped root
+ * cannot do itself (the directory is root's). Only a socket nobody listens
+ * on goes: one that answers, or that cannot be asked, stays.
+ */
 static void stop_daemon(struct nl *nl, const char *ifname)
 {
+	char why[256], path[sizeof(CTL_SOCKET_DIR) + 32];
 	unsigned int ifindex;
-	int i;
+	int i, fd;
 
 	if (nl_link_index(nl, ifname, &ifindex) == 0)
 		nl_link_delete(nl, ifindex);
 	for (i = 0; i < 300 && ctl_running(ifname); i++)
 		sleep_ms(10);
+	if (ctl_connect(ifname, &fd, why, sizeof(why)) == -ECONNREFUSED) {
+		snprintf(path, sizeof(path), "%s/%s.sock", CTL_SOCKET_DIR, ifname);
+		unlink(path);
+	} else if (fd >= 0) {
+		close(fd);
+	}
 }
 
 /* A hook is a shell command, as in wg-quick; %i is the interface name. */
