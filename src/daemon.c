@@ -1892,6 +1892,42 @@ static void close_walk(uv_handle_t *h, void *arg)
 }
 
 /*
+ * VEIL_KEYLOG_FILE holds the static private key with every session's keys,
+ * and root opens it: never through a symbolic link (O_NOFOLLOW), mode 0600
+ * whatever the umask, and an existing file only if it is a regular file
+ * of ours (root's) with one link and no group or other bits, so that
+ * nobody else can have planted it or read it. NULL, with why, otherwise.
+ */
+static FILE *open_keylog(const char *path, char *why, size_t whylen)
+{
+	struct stat st;
+	FILE *f;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(why, whylen, "%s", errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		snprintf(why, whylen, "not a regular file");
+	else if (st.st_uid != geteuid())
+		snprintf(why, whylen, "it belongs to uid %u, not to %u", (unsigned int)st.st_uid,
+			 (unsigned int)geteuid());
+	else if (st.st_mode & 077)
+		snprintf(why, whylen, "group or others may use it (mode %03o; chmod 600 it)",
+			 (unsigned int)(st.st_mode & 0777));
+	else if (st.st_nlink != 1)
+		snprintf(why, whylen, "it has %lu hard links", (unsigned long)st.st_nlink);
+	else if ((f = fdopen(fd, "a")))
+		return f;
+	else
+		snprintf(why, whylen, "%s", strerror(errno));
+	close(fd);
+	return NULL;
+}
+
+/*
  * The control socket's directory, opened now so that at exit veild removes
  * its socket with unlinkat in that directory, the only unlink the seccomp
  * filter lets through. Returns -1 (nothing to remove) without a path.
@@ -1972,13 +2008,16 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 	if (!tun_get_mtu(cfg->ifname, &mtu))
 		set_mtu(d, mtu);
 	if (cfg->keylog_path) {
-		d->keylog = fopen(cfg->keylog_path, "ae");
+		char why[128];
+
+		d->keylog = open_keylog(cfg->keylog_path, why, sizeof(why));
 		if (!d->keylog)
-			log_error("%s: cannot open VEIL_KEYLOG_FILE %s: %s", cfg->ifname,
-				  cfg->keylog_path, strerror(errno));
+			log_error("%s: VEIL_KEYLOG_FILE %s refused, no key log: %s", cfg->ifname,
+				  cfg->keylog_path, why);
 		else
-			log_error("%s: WARNING: writing session keys to %s (VEIL_KEYLOG_FILE); "
-				  "anyone who reads it can decrypt this interface's traffic",
+			log_error("%s: WARNING: writing session keys and this interface's private key "
+				  "to %s (VEIL_KEYLOG_FILE); anyone who reads it can decrypt this "
+				  "interface's traffic and impersonate it to every peer",
 				  cfg->ifname, cfg->keylog_path);
 	}
 	log_info("%s: offloads %s", cfg->ifname,
