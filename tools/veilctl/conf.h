@@ -95,6 +95,10 @@ struct conf {
 	char *metrics_listen;
 	struct conf_peer *peers;
 	size_t n_peers;
+	/* conf_load only: the file's mode and owner, for keys_warn_conf_file. */
+	bool file_known;
+	unsigned int file_mode;
+	unsigned int file_uid;
 };
 
 /* Parse text (len bytes, need not be NUL-terminated). path names the file in messages. 0 or -errno. */
