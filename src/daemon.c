@@ -69,6 +69,14 @@ enum {
 	POOL_TRIM_MS = 5000,
 	ANON_REASONS = 4, /* refusal reasons rate-limited apart */
 	/*
+	 * A peer's refused handshake messages, per reason: a forged response
+	 * (its receiver index and mac1 are on the wire) fails its AEAD or DH
+	 * (-EBADMSG) or finds no handshake (-EINVAL); an authentic initiation
+	 * under the other suite is the third. Three slots, so a forger cannot
+	 * make the reasons evict each other.
+	 */
+	PEER_REASONS = 3,
+	/*
 	 * A peer's endpoint host name is looked up again when an initiation
 	 * goes out and initiations have gone unanswered for 10 s, then at
 	 * most every 15 s while handshakes keep failing. Not a count of
@@ -102,6 +110,12 @@ struct link {
 	struct link *next, **pprev; /* pprev NULL: on no list */
 };
 
+/* One reason's failures: the first of each second gets a line, which counts the quiet ones. */
+struct fail_limit {
+	int err;
+	uint64_t window, count;
+};
+
 struct vpeer {
 	struct daemon *d;
 	struct wg_peer *wp; /* NULL once the engine removed it */
@@ -115,6 +129,7 @@ struct vpeer {
 	uint64_t unanswered_since; /* first initiation since the last handshake, or 0 */
 	uint32_t resolve_gen; /* a reply for an older name or request is stale */
 	bool resolving;
+	struct fail_limit fail[PEER_REASONS]; /* refused handshake messages naming this peer */
 };
 
 struct upoll {
@@ -157,10 +172,7 @@ struct daemon {
 	struct vpeer *tx_peer[BATCH];
 	unsigned int ntx;
 	uint64_t icmp_window, icmp_count;
-	struct anon_limit {
-		int err;
-		uint64_t window, count;
-	} anon[ANON_REASONS];
+	struct fail_limit anon[ANON_REASONS];
 	long who_uid, who_pid; /* the control-socket caller being served, or -1 */
 	int resolver_fd;       /* -1: no resolver (host names stay as first resolved) */
 	pid_t resolver_pid;    /* refused by the control socket, whatever its uid */
@@ -556,23 +568,24 @@ static void audit(struct daemon *d, const char *event, const uint8_t *pub, const
 }
 
 /*
- * An initiation with a valid MAC1 but no peer behind it costs a stranger
- * one packet: report such failures at most once a second per reason, with
- * how many the line stands for, so they cannot flood the log.
+ * A refused handshake message costs its sender one packet: whether it
+ * gets its line, at most one a second per reason (slots[0..n), a new
+ * reason taking the stalest). True with *count the failures the line
+ * stands for, this one and those kept quiet since the last line.
  */
-static void anonymous_failure(struct daemon *d, int err)
+static bool fail_limit_pass(struct fail_limit *slots, size_t n, int err, uint64_t now,
+			    uint64_t *count)
 {
-	uint64_t now = now_of(d).mono;
-	struct anon_limit *a = &d->anon[0];
+	struct fail_limit *a = &slots[0];
 	size_t i;
 
-	for (i = 0; i < ANON_REASONS; i++) {
-		if (d->anon[i].err == err) {
-			a = &d->anon[i];
+	for (i = 0; i < n; i++) {
+		if (slots[i].err == err) {
+			a = &slots[i];
 			break;
 		}
-		if (d->anon[i].window < a->window)
-			a = &d->anon[i]; /* a new reason takes the stalest slot */
+		if (slots[i].window < a->window)
+			a = &slots[i];
 	}
 	if (a->err != err) {
 		a->err = err;
@@ -581,12 +594,27 @@ static void anonymous_failure(struct daemon *d, int err)
 	}
 	a->count++;
 	if (a->window && now - a->window < NSEC_PER_SEC)
-		return;
+		return false;
 	a->window = now;
+	*count = a->count;
+	a->count = 0;
+	return true;
+}
+
+/*
+ * An initiation with a valid MAC1 but no peer behind it costs a stranger
+ * one packet: report such failures at most once a second per reason, with
+ * how many the line stands for, so they cannot flood the log.
+ */
+static void anonymous_failure(struct daemon *d, int err)
+{
+	uint64_t count;
+
+	if (!fail_limit_pass(d->anon, ANON_REASONS, err, now_of(d).mono, &count))
+		return;
 	log_info("%s: handshake initiation from no known peer refused: %s", d->cfg->ifname,
 		 strerror(-err));
-	audit(d, "handshake_failed", NULL, "reason=\"%s\" count=%" PRIu64, strerror(-err), a->count);
-	a->count = 0;
+	audit(d, "handshake_failed", NULL, "reason=\"%s\" count=%" PRIu64, strerror(-err), count);
 }
 
 /* ---- endpoint host names, looked up again by the resolver child ------------- */
@@ -699,7 +727,8 @@ static const char *suite_name(enum noise_suite suite)
 }
 
 /* The peer's initiation is authentic but under the other cipher: say which, loudly. */
-static void suite_mismatch(struct daemon *d, struct wg_peer *peer, const char *fp, int err)
+static void suite_mismatch(struct daemon *d, struct wg_peer *peer, const char *fp, int err,
+			   uint64_t count)
 {
 	const char *offered = suite_name(err == -ENOPROTOOPT ? NOISE_SUITE_AES256GCM
 							     : NOISE_SUITE_WIREGUARD);
@@ -709,7 +738,29 @@ static void suite_mismatch(struct daemon *d, struct wg_peer *peer, const char *f
 		  "has cipher %s for it; both sides must set the same (never downgraded)",
 		  d->cfg->ifname, fp, offered, ours);
 	audit(d, "handshake_failed", peer->public_key,
-	      "reason=\"cipher mismatch\" offered=%s configured=%s", offered, ours);
+	      "reason=\"cipher mismatch\" offered=%s configured=%s count=%" PRIu64, offered, ours,
+	      count);
+}
+
+/*
+ * A handshake message refused for a known peer: a forged response names
+ * the peer its (visible) receiver index belongs to, so these lines are
+ * rate-limited per peer and reason like the anonymous ones.
+ */
+static void peer_failure(struct daemon *d, struct wg_peer *peer, const char *fp, int err)
+{
+	struct vpeer *vp = peer->user;
+	uint64_t count;
+
+	if (!fail_limit_pass(vp->fail, PEER_REASONS, err, now_of(d).mono, &count))
+		return;
+	if (err == -ENOPROTOOPT || err == -EPROTONOSUPPORT) {
+		suite_mismatch(d, peer, fp, err, count);
+		return;
+	}
+	log_info("%s: peer %s…: handshake message refused: %s", d->cfg->ifname, fp, strerror(-err));
+	audit(d, "handshake_failed", peer->public_key, "reason=\"%s\" count=%" PRIu64,
+	      strerror(-err), count);
 }
 
 static void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
@@ -738,17 +789,10 @@ static void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
 		      peer->public_key, "role=%s", arg ? "initiator" : "responder");
 		break;
 	case WG_EVENT_HANDSHAKE_FAILED:
-		if (!peer) {
+		if (peer)
+			peer_failure(d, peer, fp, arg);
+		else
 			anonymous_failure(d, arg);
-			break;
-		}
-		if (arg == -ENOPROTOOPT || arg == -EPROTONOSUPPORT) {
-			suite_mismatch(d, peer, fp, arg);
-			break;
-		}
-		log_info("%s: peer %s…: handshake message refused: %s", d->cfg->ifname, fp,
-			 strerror(-arg));
-		audit(d, "handshake_failed", peer->public_key, "reason=\"%s\"", strerror(-arg));
 		break;
 	case WG_EVENT_GAVE_UP:
 		log_info("%s: peer %s…: no handshake answer after %d attempts, dropping queue",
