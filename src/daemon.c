@@ -1540,6 +1540,7 @@ static int be_get(void *ctx, struct uapi_writer *w)
 	struct wg_peer *p;
 
 	uapi_get_device(w, id->has_identity ? id->private_key : NULL, d->udp.port, d->udp.fwmark);
+	uapi_get_metrics_listen(w, d->metrics_len ? (const struct sockaddr *)&d->metrics_addr : NULL);
 	for (p = wg_device_peer_first(d->wg); p; p = wg_device_peer_next(p)) {
 		struct uapi_peer_info info;
 		struct walk_ctx wc = { w };

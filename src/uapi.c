@@ -862,11 +862,15 @@ void uapi_put_text(struct uapi_writer *w, const char *fmt, ...)
 		put(w, s, (size_t)n);
 }
 
-/* Writes "key=value\n" with value printf-formatted. */
+/*
+ * Writes "key=value\n" with value printf-formatted. Any line a set accepts
+ * (UAPI_LINE_MAX bytes) fits, so every value set comes back whole: a
+ * shorter buffer once cut veil_get=1 off at a 114-byte endpoint_name.
+ */
 __attribute__((format(printf, 3, 4)))
 static void putf(struct uapi_writer *w, const char *key, const char *fmt, ...)
 {
-	char s[128];
+	char s[UAPI_LINE_MAX + 2];
 	va_list ap;
 	int n = snprintf(s, sizeof(s), "%s=", key);
 
@@ -876,12 +880,13 @@ static void putf(struct uapi_writer *w, const char *key, const char *fmt, ...)
 	va_end(ap);
 	if (n >= (int)sizeof(s) - 1) {
 		w->err = w->err ? w->err : -ENOBUFS;
+		n = (int)sizeof(s) - 1;
 	} else {
 		s[n++] = '\n';
 		put(w, s, (size_t)n);
 	}
 	/* The line may have been a private key. */
-	sodium_memzero(s, sizeof(s));
+	sodium_memzero(s, (size_t)n);
 }
 
 static void put_key(struct uapi_writer *w, const char *name, const uint8_t key[static 32])
@@ -904,7 +909,7 @@ void uapi_get_device(struct uapi_writer *w, const uint8_t *private_key, uint16_t
 		putf(w, "fwmark", "%lu", (unsigned long)fwmark);
 }
 
-static void put_endpoint(struct uapi_writer *w, const struct sockaddr *sa)
+static void put_endpoint_as(struct uapi_writer *w, const char *key, const struct sockaddr *sa)
 {
 	char addr[INET6_ADDRSTRLEN];
 
@@ -912,7 +917,7 @@ static void put_endpoint(struct uapi_writer *w, const struct sockaddr *sa)
 		const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)sa;
 
 		inet_ntop(AF_INET, &in4->sin_addr, addr, sizeof(addr));
-		putf(w, "endpoint", "%s:%u", addr, (unsigned int)ntohs(in4->sin_port));
+		putf(w, key, "%s:%u", addr, (unsigned int)ntohs(in4->sin_port));
 	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
 		char scope[16] = "";
@@ -921,8 +926,14 @@ static void put_endpoint(struct uapi_writer *w, const struct sockaddr *sa)
 		if (in6->sin6_scope_id)
 			snprintf(scope, sizeof(scope), "%%%lu", (unsigned long)in6->sin6_scope_id);
 		inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof(addr));
-		putf(w, "endpoint", "[%s%s]:%u", addr, scope, (unsigned int)ntohs(in6->sin6_port));
+		putf(w, key, "[%s%s]:%u", addr, scope, (unsigned int)ntohs(in6->sin6_port));
 	}
+}
+
+void uapi_get_metrics_listen(struct uapi_writer *w, const struct sockaddr *sa)
+{
+	if (w->veil && sa)
+		put_endpoint_as(w, "metrics_listen", sa);
 }
 
 /* Order as wireguard-go writes it (reference 9.3); public_key must come first. */
@@ -932,7 +943,7 @@ void uapi_get_peer(struct uapi_writer *w, const struct uapi_peer_info *p)
 	put_key(w, "preshared_key", p->preshared_key);
 	putf(w, "protocol_version", "1");
 	if (p->endpoint)
-		put_endpoint(w, p->endpoint);
+		put_endpoint_as(w, "endpoint", p->endpoint);
 	putf(w, "last_handshake_time_sec", "%llu", (unsigned long long)p->last_handshake_sec);
 	putf(w, "last_handshake_time_nsec", "%lu", (unsigned long)p->last_handshake_nsec);
 	putf(w, "tx_bytes", "%llu", (unsigned long long)p->tx_bytes);

@@ -114,7 +114,9 @@ struct uapi_backend_ops {
 	 * appends "errno=0\n\n" on success; on error it drops what was written
 	 * and replies with the error alone. It serves get=1 and veil's own
 	 * veil_get=1, for which uapi_get_peer adds the peer's cipher and
-	 * endpoint_name (wg's get parser would refuse them in a get=1 reply).
+	 * endpoint_name and uapi_get_metrics_listen its line (wg's get parser
+	 * would refuse them in a get=1 reply). Every value a set accepts comes
+	 * back whole, however long.
 	 */
 	int (*get)(void *ctx, struct uapi_writer *w);
 	/*
@@ -142,6 +144,11 @@ struct uapi_peer_info {
 /* private_key is emitted only if non-NULL; listen_port and fwmark only if non-zero. */
 void uapi_get_device(struct uapi_writer *w, const uint8_t *private_key, uint16_t listen_port,
 		     uint32_t fwmark);
+/*
+ * veil_get=1 only, after uapi_get_device: where the metrics listener is
+ * (sa a sockaddr_in or sockaddr_in6; NULL: none, nothing written).
+ */
+void uapi_get_metrics_listen(struct uapi_writer *w, const struct sockaddr *sa);
 void uapi_get_peer(struct uapi_writer *w, const struct uapi_peer_info *p);
 /* Runs fn with a writer on out (for a reply outside a connection: the metrics page). */
 int uapi_render(struct uapi_buf *out, int (*fn)(void *ctx, struct uapi_writer *w), void *ctx);
