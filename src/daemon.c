@@ -1659,11 +1659,22 @@ static const struct uapi_backend_ops uapi_ops = {
 
 /* ---- the control socket ---------------------------------------------------------- */
 
+/*
+ * One connection. A reply being written stops everything else on it: the
+ * rest of the read that brought the request waits in held, and the socket
+ * is not read, so a client that pipelines requests without reading its
+ * replies holds one reply in veild and then the kernel's socket buffers,
+ * which stop it.
+ */
 struct uconn {
 	uv_pipe_t pipe;
 	struct daemon *d;
 	struct uapi_conn *conn;
 	struct ucred cred;
+	char *held;       /* a read's bytes not fed yet (may hold a key), or NULL */
+	size_t held_len, held_off;
+	bool writing;     /* a reply is on its way out */
+	bool reading;
 	bool closing;
 };
 
@@ -1675,10 +1686,21 @@ struct wreq {
 	bool close_after;
 };
 
+static void drop_held(struct uconn *uc)
+{
+	if (!uc->held)
+		return;
+	sodium_memzero(uc->held, uc->held_len);
+	free(uc->held);
+	uc->held = NULL;
+	uc->held_len = uc->held_off = 0;
+}
+
 static void uconn_closed(uv_handle_t *h)
 {
 	struct uconn *uc = container_of((uv_pipe_t *)h, struct uconn, pipe);
 
+	drop_held(uc);
 	uapi_conn_free(uc->conn);
 	free(uc);
 }
@@ -1691,16 +1713,43 @@ static void uconn_close(struct uconn *uc)
 	uv_close((uv_handle_t *)&uc->pipe, uconn_closed);
 }
 
+static void uconn_pump(struct uconn *uc);
+
 static void write_done(uv_write_t *req, int status)
 {
 	struct wreq *wr = container_of(req, struct wreq, req);
+	struct uconn *uc = wr->uc;
 
-	if (status < 0 || wr->close_after)
-		uconn_close(wr->uc);
 	/* Replies carry private and pre-shared keys in hex. */
 	sodium_memzero(wr->data, wr->len);
 	free(wr->data);
+	uc->writing = false;
+	if (status < 0 || wr->close_after)
+		uconn_close(uc);
+	else
+		uconn_pump(uc);
 	free(wr);
+}
+
+/* Start writing out's bytes (taken over, wiped once written); false if it could not start. */
+static bool send_reply(struct uconn *uc, struct uapi_buf *out, bool close_after)
+{
+	struct wreq *wr = calloc(1, sizeof(*wr));
+	uv_buf_t b = uv_buf_init(out->data, (unsigned int)out->len);
+
+	if (!wr)
+		return false;
+	wr->data = out->data;
+	wr->len = out->len;
+	wr->uc = uc;
+	wr->close_after = close_after;
+	if (uv_write(&wr->req, (uv_stream_t *)&uc->pipe, &b, 1, write_done)) {
+		free(wr);
+		return false;
+	}
+	*out = (struct uapi_buf){ 0 };
+	uc->writing = true;
+	return true;
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -1711,46 +1760,57 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = buf->base ? 4096 : 0;
 }
 
+static void uconn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+/*
+ * Feed what is held, one request at a time, each reply written before the
+ * next request is looked at; read more only once nothing is held or being
+ * written.
+ */
+static void uconn_pump(struct uconn *uc)
+{
+	struct daemon *d = uc->d;
+
+	while (uc->held && !uc->writing && !uc->closing) {
+		struct uapi_buf out = { 0 };
+		size_t used;
+		int ret;
+
+		d->who_uid = (long)uc->cred.uid;
+		d->who_pid = (long)uc->cred.pid;
+		ret = uapi_conn_feed_one(uc->conn, uc->held + uc->held_off, uc->held_len - uc->held_off,
+					 &out, &used);
+		d->who_uid = d->who_pid = -1;
+		uc->held_off += used;
+		if (uc->held_off == uc->held_len)
+			drop_held(uc);
+		if ((out.len && !send_reply(uc, &out, ret != 0)) || (ret && !uc->writing))
+			uconn_close(uc);
+		uapi_buf_free(&out);
+	}
+	if (uc->closing)
+		return;
+	if (!uc->held && !uc->writing && !uc->reading)
+		uc->reading = uv_read_start((uv_stream_t *)&uc->pipe, alloc_cb, uconn_read) == 0;
+	else if ((uc->held || uc->writing) && uc->reading)
+		uc->reading = uv_read_stop((uv_stream_t *)&uc->pipe) != 0;
+}
+
 static void uconn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct uconn *uc = container_of((uv_pipe_t *)s, struct uconn, pipe);
-	struct uapi_buf out = { 0 };
-	int ret;
 
+	/* libuv stops calling us once uv_read_stop ran, so nothing is held here. */
+	assert(n <= 0 || !uc->held);
 	if (n > 0) {
-		uc->d->who_uid = (long)uc->cred.uid;
-		uc->d->who_pid = (long)uc->cred.pid;
-		ret = uapi_conn_feed(uc->conn, buf->base, (size_t)n, &out);
-		uc->d->who_uid = uc->d->who_pid = -1;
-		if (out.len) {
-			struct wreq *wr = calloc(1, sizeof(*wr));
-			uv_buf_t b = uv_buf_init(out.data, (unsigned int)out.len);
-
-			if (wr) {
-				wr->data = out.data;
-				wr->len = out.len;
-				wr->uc = uc;
-				wr->close_after = ret != 0;
-				out.data = NULL;
-				if (uv_write(&wr->req, s, &b, 1, write_done)) {
-					sodium_memzero(wr->data, wr->len);
-					free(wr->data);
-					free(wr);
-					ret = -EIO;
-				}
-			}
-		}
-		if (out.data) {
-			sodium_memzero(out.data, out.len);
-			free(out.data);
-			if (ret)
-				uconn_close(uc);
-		} else if (ret && !out.len) {
-			uconn_close(uc);
-		}
-	} else if (n < 0) {
-		uconn_close(uc);
+		uc->held = buf->base; /* fed by uconn_pump, freed (wiped) by drop_held */
+		uc->held_len = (size_t)n;
+		uc->held_off = 0;
+		uconn_pump(uc);
+		return;
 	}
+	if (n < 0)
+		uconn_close(uc);
 	if (buf->base) {
 		sodium_memzero(buf->base, buf->len);
 		free(buf->base);
@@ -1813,7 +1873,7 @@ static void uapi_accept(uv_stream_t *server, int status)
 		uv_close((uv_handle_t *)&uc->pipe, (uv_close_cb)free);
 		return;
 	}
-	uv_read_start((uv_stream_t *)&uc->pipe, alloc_cb, uconn_read);
+	uconn_pump(uc);
 }
 
 /* ---- following the interface: MTU changes, socket file removal ------------------------ */

@@ -792,17 +792,31 @@ static int step(struct uapi_conn *c, const char *data, size_t len, size_t *pos,
 	return 1;
 }
 
-int uapi_conn_feed(struct uapi_conn *c, const char *data, size_t len, struct uapi_buf *out)
+int uapi_conn_feed_one(struct uapi_conn *c, const char *data, size_t len, struct uapi_buf *out,
+		       size_t *used)
 {
-	size_t pos = 0;
+	size_t pos = 0, before = out->len;
 	int ret = 0;
 
-	while (pos < len && ret == 0)
+	while (pos < len && ret == 0 && out->len == before)
 		ret = step(c, data, len, &pos, out);
+	*used = pos;
 	if (c->state == ST_CLOSED)
 		ret = 1;
 	else if (ret != 0)
 		c->state = ST_CLOSED;
+	return ret;
+}
+
+int uapi_conn_feed(struct uapi_conn *c, const char *data, size_t len, struct uapi_buf *out)
+{
+	size_t pos = 0, used;
+	int ret;
+
+	do {
+		ret = uapi_conn_feed_one(c, data + pos, len - pos, out, &used);
+		pos += used;
+	} while (ret == 0 && pos < len);
 	return ret;
 }
 

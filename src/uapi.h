@@ -174,9 +174,19 @@ void uapi_conn_free(struct uapi_conn *c);
  * return 1 and do nothing.
  *
  * The parser buffers at most one line; out grows with every reply, so the
- * caller should stop reading while a large reply is still unflushed.
+ * caller should stop reading while a large reply is still unflushed: see
+ * uapi_conn_feed_one.
  */
 int __must_check uapi_conn_feed(struct uapi_conn *c, const char *data, size_t len,
 				struct uapi_buf *out);
+/*
+ * As uapi_conn_feed, but it stops after the request that appended a reply
+ * to out; *used says how many bytes of data it consumed. A daemon feeds
+ * the rest only once that reply is written, so a client that pipelines
+ * requests without reading holds one reply in the daemon's memory, never
+ * one per request.
+ */
+int __must_check uapi_conn_feed_one(struct uapi_conn *c, const char *data, size_t len,
+				    struct uapi_buf *out, size_t *used);
 
 #endif
