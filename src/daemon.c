@@ -1330,6 +1330,9 @@ static int be_peer_select(void *ctx, const uint8_t pub[32], bool create, void **
 	}
 	if (err) {
 		slab_free(&d->vpeer_cache, vp);
+		if (err == -ENOSPC)
+			log_error("%s: peer refused: the interface holds %u peers, the most it takes "
+				  "(errno=%d)", d->cfg->ifname, WG_PEERS_MAX, -ENOSPC);
 		return err;
 	}
 	vp->d = d;
@@ -1502,10 +1505,15 @@ static int be_peer_add_allowed_ip(void *ctx, void *peer, int family, const uint8
 				  uint8_t cidr)
 {
 	struct daemon *d = ctx;
+	int err;
 
 	touch_ips(d, peer);
-	return allowedips_insert(wg_device_allowedips(d->wg), family, addr, cidr,
-				 &((struct wg_peer *)peer)->allowedips);
+	err = allowedips_insert(wg_device_allowedips(d->wg), family, addr, cidr,
+				&((struct wg_peer *)peer)->allowedips);
+	if (err == -ENOSPC)
+		log_error("%s: allowed IP refused: the interface holds %u prefixes, the most it takes "
+			  "(errno=%d)", d->cfg->ifname, ALLOWEDIPS_MAX, -ENOSPC);
+	return err;
 }
 
 static int be_peer_remove_allowed_ip(void *ctx, void *peer, int family, const uint8_t *addr,
