@@ -128,8 +128,7 @@ struct vpeer {
 	char *ep_name;       /* "host:port" the operator's endpoint came from, or NULL */
 	uint64_t resolved_at; /* when the last lookup was asked (monotonic ns) */
 	uint64_t unanswered_since; /* first initiation since the last handshake, or 0 */
-	uint32_t resolve_gen; /* a reply for an older name or request is stale */
-	bool resolving;
+	struct resolver_lookup lookup; /* its name's lookup out, if any */
 	struct fail_limit fail[PEER_REASONS]; /* refused handshake messages naming this peer */
 };
 
@@ -629,18 +628,17 @@ static void resolve_again(struct vpeer *vp)
 	struct resolver_request rq = { 0 };
 	uint64_t now = now_of(d).mono;
 
-	if (!vp->wp || !vp->ep_name || vp->resolving || d->resolver_fd < 0)
+	if (!vp->wp || !vp->ep_name || vp->lookup.out || d->resolver_fd < 0)
 		return;
 	if (vp->resolved_at && now - vp->resolved_at < (uint64_t)RESOLVE_INTERVAL_SEC * NSEC_PER_SEC)
 		return;
-	vp->resolve_gen = ++d->resolve_gen;
-	rq.gen = vp->resolve_gen;
+	rq.gen = ++d->resolve_gen;
 	memcpy(rq.public_key, vp->wp->public_key, sizeof(rq.public_key));
 	snprintf(rq.name, sizeof(rq.name), "%s", vp->ep_name);
 	/* A full socket buffer means many lookups out already: this one waits for the next failure. */
 	if (send(d->resolver_fd, &rq, sizeof(rq), MSG_NOSIGNAL | MSG_DONTWAIT) != sizeof(rq))
 		return;
-	vp->resolving = true;
+	resolver_lookup_sent(&vp->lookup, rq.gen);
 	vp->resolved_at = now;
 	log_debug("%s: looking up %s again", d->cfg->ifname, vp->ep_name);
 }
@@ -667,9 +665,9 @@ static void resolved(struct daemon *d, const struct resolver_reply *rp)
 	struct wg_endpoint ep = { 0 };
 	char fp[12], was[64] = "none", now[64];
 
-	if (!vp || !vp->ep_name || rp->gen != vp->resolve_gen)
-		return; /* the peer or its name went away meanwhile */
-	vp->resolving = false;
+	/* Only the answer to the lookup out: the peer, its name, the request may have changed. */
+	if (!vp || !vp->ep_name || !resolver_lookup_take(&vp->lookup, rp))
+		return;
 	fingerprint(wp->public_key, fp);
 	if (rp->err) {
 		log_info("%s: peer %s…: cannot look up %s: %s", d->cfg->ifname, fp, vp->ep_name,
@@ -1356,8 +1354,7 @@ static int be_peer_endpoint_name(void *ctx, void *peer, const char *name)
 	}
 	free(vp->ep_name);
 	vp->ep_name = copy;
-	vp->resolve_gen = ++((struct daemon *)ctx)->resolve_gen;
-	vp->resolving = false;
+	resolver_lookup_cancel(&vp->lookup);
 	vp->resolved_at = 0;
 	audit(ctx, "endpoint_name_set", wp->public_key, "name=%s", *name ? name : "-");
 	return 0;
