@@ -1753,8 +1753,21 @@ static void uconn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		uconn_pump(uc);
 		return;
 	}
-	if (n < 0)
+	if (n == UV_EOF) {
+		/* A set without its empty line is applied and answered, as wireguard-go does. */
+		struct uapi_buf out = { 0 };
+		int ret;
+
+		uc->d->who_uid = (long)uc->cred.uid;
+		uc->d->who_pid = (long)uc->cred.pid;
+		ret = uapi_conn_eof(uc->conn, &out);
+		uc->d->who_uid = uc->d->who_pid = -1;
+		if (ret < 0 || !out.len || !send_reply(uc, &out, true))
+			uconn_close(uc);
+		uapi_buf_free(&out);
+	} else if (n < 0) {
 		uconn_close(uc);
+	}
 	if (buf->base) {
 		sodium_memzero(buf->base, buf->len);
 		free(buf->base);

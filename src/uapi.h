@@ -22,6 +22,14 @@
 
 /* Longest request line accepted, without its '\n'. Real lines are < 100 bytes. */
 #define UAPI_LINE_MAX 4096
+/*
+ * A set line this long (without its '\n') fails the request at once with
+ * errno=-5 and ends the connection: where wireguard-go's line scanner (Go's
+ * bufio.Scanner, 64 KB) gives up. A longer line than UAPI_LINE_MAX but
+ * shorter than this is read on without being kept, then refused like any
+ * bad line.
+ */
+#define UAPI_LINE_LIMIT 65536
 
 /*
  * A growable byte buffer for replies. Zero-initialise it. Replies to `get`
@@ -162,6 +170,14 @@ struct uapi_conn;
 
 /* Returns NULL when out of memory. ops and ctx must outlive the connection. */
 struct uapi_conn *uapi_conn_new(const struct uapi_backend_ops *ops, void *ctx);
+
+/*
+ * The client closed its side: a set without its empty line (or its last
+ * line's '\n') is finished as if they had come, and its reply appended to
+ * out, as wireguard-go applies and answers it. Returns 1 (close once out
+ * is flushed) or a negative errno. Nothing else is answered.
+ */
+int __must_check uapi_conn_eof(struct uapi_conn *c, struct uapi_buf *out);
 
 /* Ends an unfinished set (set_end with -EIO), wipes the buffers and frees. NULL is a no-op. */
 void uapi_conn_free(struct uapi_conn *c);

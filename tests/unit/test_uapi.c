@@ -391,6 +391,17 @@ static const struct uapi_backend_ops fake_ops = {
 
 /* ---- the harness ---- */
 
+/* Whether the client closes its side after the request (uapi_conn_eof) before the connection goes. */
+static bool at_eof;
+
+/* A failed case leaves by longjmp: the next test must not inherit at_eof. */
+static int reset_eof(void **state)
+{
+	(void)state;
+	at_eof = false;
+	return 0;
+}
+
 /* Feeds req cut at cuts[] over one connection, then frees it; returns the last feed's result. */
 static int run_cuts(struct fake *f, const char *req, size_t len, const size_t *cuts, size_t ncuts,
 		    struct uapi_buf *out)
@@ -408,6 +419,8 @@ static int run_cuts(struct fake *f, const char *req, size_t len, const size_t *c
 	}
 	if (rc != 0)
 		assert_int_equal(uapi_conn_feed(c, "get=1\n\n", 7, out), 1);
+	else if (at_eof)
+		rc = uapi_conn_eof(c, out);
 	uapi_conn_free(c);
 	return rc;
 }
@@ -960,6 +973,115 @@ static void test_unfinished_set(void **state)
 	       "begin\nlisten_port 1\nend 0\n", 0);
 	expect(&plain, "get=1\n", "", "", 0);
 	expect(&plain, "", "", "", 0);
+}
+
+/*
+ * The client ends the connection without the empty line: the set is
+ * finished as if it had come, its last line without '\n' too, and
+ * answered, as wireguard-go applies and answers it. Nothing else is.
+ */
+static void test_eof(void **state)
+{
+	(void)state;
+	at_eof = true;
+	expect(&plain, "set=1\nfwmark=7\n", "errno=0\n\n", "begin\nfwmark 7\nend 0\n", 1);
+	expect(&plain, "set=1\nfwmark=8", "errno=0\n\n", "begin\nfwmark 8\nend 0\n", 1);
+	expect(&plain, "set=1\n", "errno=0\n\n", "begin\nend 0\n", 1);
+	expect(&plain, "set=1\npublic_key=" P1 "\n", "errno=0\n\n", "begin\n" NEW("1111") "end 0\n", 1);
+	expect(&plain, "set=1\nlisten_port=1\n\nset=1\nfwmark=2",
+	       "errno=0\n\nerrno=0\n\n", "begin\nlisten_port 1\nend 0\nbegin\nfwmark 2\nend 0\n", 1);
+	/* An error stays the answer; what came after it is not applied. */
+	expect(&plain, "set=1\nbogus=1\nfwmark=1\n", "errno=-22\n\n", "begin\nend -22\n", 1);
+	expect(&plain, "set=1\nfwmark", "errno=-71\n\n", "begin\nend -71\n", 1);
+	/* Not a set: nothing to answer. */
+	expect(&plain, "get=1\n", "", "", 1);
+	expect(&plain, "get=", "", "", 1);
+	expect(&plain, "", "", "", 1);
+	at_eof = false;
+}
+
+/* Runs req whole, one byte per feed, and cut at a few places (it is too long for every one). */
+static void expect_long(const char *req, size_t len, const char *reply, const char *log, int rc)
+{
+	const struct want w = { reply, log, rc };
+	const size_t cuts[] = { 1, 4096, 4097, 4103, UAPI_LINE_LIMIT - 1, UAPI_LINE_LIMIT,
+				UAPI_LINE_LIMIT + 6, UAPI_LINE_LIMIT + 7, len - 2, len - 1 };
+	size_t *every = calloc(len, sizeof(*every)), k;
+
+	assert_non_null(every);
+	expect_cuts("whole", 0, &plain, req, len, NULL, 0, &w);
+	for (k = 1; k < len; k++)
+		every[k - 1] = k;
+	expect_cuts("bytes", 0, &plain, req, len, every, len - 1, &w);
+	for (k = 0; k < ARRAY_SIZE(cuts); k++)
+		if (cuts[k] > 0 && cuts[k] < len)
+			expect_cuts("cut", cuts[k], &plain, req, len, &cuts[k], 1, &w);
+	free(every);
+}
+
+/* A set=1 request whose one line is a prefix and n bytes of fill, then the rest. */
+static char *long_request(const char *prefix, char fill, size_t n, const char *rest, size_t *len)
+{
+	size_t a = strlen("set=1\n"), b = strlen(prefix), c = strlen(rest);
+	char *req = malloc(a + b + n + c + 1);
+
+	assert_non_null(req);
+	memcpy(req, "set=1\n", a);
+	memcpy(req + a, prefix, b);
+	memset(req + a + b, fill, n);
+	memcpy(req + a + b + n, rest, c + 1);
+	*len = a + b + n + c;
+	return req;
+}
+
+/*
+ * The malformed requests on which veild and wireguard-go (Debian's
+ * 0.0.20220316 and 0.0.20231211, compared in tests/netns/uapi-wggo.sh)
+ * once differed, answered as wireguard-go answers them: a line of binary
+ * junk without '=' is a protocol error (-71) even with a NUL in it, and
+ * one with '=' an invalid key (-22); a line of 64 KB (bufio.Scanner's
+ * limit) or more, key and value or not, is an I/O error (-5), answered at
+ * once, the rest of the request read and the connection closed; a longer
+ * line than veild keeps but under 64 KB is refused like any bad line.
+ */
+static void test_wireguard_go_answers(void **state)
+{
+	static const char junk[] = "set=1\n\x00\x01\x02junk\xff\n\nset=1\nfwmark=1\n\n";
+	static const char junk_eq[] = "set=1\nab\x00c=\x01\x02\n\n";
+	char *req;
+	size_t len;
+
+	(void)state;
+	expect_len(&plain, junk, sizeof(junk) - 1, "errno=-71\n\nerrno=0\n\n",
+		   "begin\nend -71\nbegin\nfwmark 1\nend 0\n", 0);
+	expect_len(&plain, junk_eq, sizeof(junk_eq) - 1, "errno=-22\n\n", "begin\nend -22\n", 0);
+	expect(&plain, "set=1\nlisten_port\n\n", "errno=-71\n\n", "begin\nend -71\n", 0);
+
+	/* 100 KB of one line, then of one value: -5 at 64 KB, the rest read, closed. */
+	req = long_request("", 'a', 100000, "\n\nset=1\nfwmark=1\n\n", &len);
+	expect_long(req, len, "errno=-5\n\n", "begin\nend -5\n", 1);
+	free(req);
+	req = long_request("private_key=", 'a', 100000, "\n\n", &len);
+	expect_long(req, len, "errno=-5\n\n", "begin\nend -5\n", 1);
+	free(req);
+	/* The edge: a line of 65,535 bytes is read to its end, one of 65,536 is not. */
+	req = long_request("", 'a', UAPI_LINE_LIMIT - 1, "\n\nset=1\nfwmark=1\n\n", &len);
+	expect_long(req, len, "errno=-71\n\nerrno=0\n\n", "begin\nend -71\nbegin\nfwmark 1\nend 0\n",
+		    0);
+	free(req);
+	/* (wireguard-go would take this one, leading zeros and all: no fwmark is 64 KB long.) */
+	req = long_request("fwmark=", '0', UAPI_LINE_LIMIT - 9, "1\n\n", &len);
+	expect_long(req, len, "errno=-22\n\n", "begin\nend -22\n", 0);
+	free(req);
+	req = long_request("", 'a', UAPI_LINE_LIMIT, "\n\n", &len);
+	expect_long(req, len, "errno=-5\n\n", "begin\nend -5\n", 1);
+	free(req);
+	/* Past what veild keeps, at the end of the connection. */
+	at_eof = true;
+	req = long_request("", 'a', 5000, "", &len);
+	expect_long(req, len, "errno=-71\n\n", "begin\nend -71\n", 1);
+	free(req);
+	at_eof = false;
 }
 
 static void test_nul_in_line(void **state)
@@ -1578,6 +1700,8 @@ int main(void)
 		cmocka_unit_test(test_several_requests),
 		cmocka_unit_test(test_unfinished_set),
 		cmocka_unit_test(test_nul_in_line),
+		cmocka_unit_test_teardown(test_eof, reset_eof),
+		cmocka_unit_test_teardown(test_wireguard_go_answers, reset_eof),
 		cmocka_unit_test(test_update_only),
 		cmocka_unit_test(test_own_public_key),
 		cmocka_unit_test(test_unknown_operation),
