@@ -89,7 +89,7 @@ CHECK_FUZZ_SECONDS ?= 10
 FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(FUZZ_SAN) -g -O1 -Iinclude -Isrc -Itools/veilctl \
 	$(shell $(PKG_CONFIG) --cflags libsodium libcrypto)
-FUZZ_BIN := build/fuzz/fuzz_packet build/fuzz/fuzz_uapi build/fuzz/fuzz_conf
+FUZZ_BIN := build/fuzz/fuzz_packet build/fuzz/fuzz_uapi build/fuzz/fuzz_conf build/fuzz/fuzz_offload
 FUZZ_DEPS_STAMP := build/.deps-fuzz-ok
 
 .PHONY: FORCE all deps check check-unit check-valgrind check-netns check-san check-fuzz fuzz lint demo bench install deb clean
@@ -164,6 +164,8 @@ $(BUILD)/bench/%: tests/bench/%.c $(CORE_LIB) | $(DEPS_STAMP)
 build/fuzz/fuzz_packet: tests/fuzz/fuzz_packet.c $(CORE_SRC) $(wildcard src/core/*.h) | $(FUZZ_DEPS_STAMP)
 build/fuzz/fuzz_uapi: tests/fuzz/fuzz_uapi.c src/uapi.c src/uapi.h src/core/compiler.h | $(FUZZ_DEPS_STAMP)
 build/fuzz/fuzz_conf: tests/fuzz/fuzz_conf.c tools/veilctl/conf.c tools/veilctl/conf.h | $(FUZZ_DEPS_STAMP)
+# The TUN offloads (GRO and the TSO cutter), which fuzz_packet never reaches.
+build/fuzz/fuzz_offload: tests/fuzz/fuzz_offload.c src/offload.c src/offload.h | $(FUZZ_DEPS_STAMP)
 
 $(FUZZ_BIN):
 	@mkdir -p $(@D)
