@@ -63,10 +63,11 @@ coproc PIPELINE { n1 python3 "$TMP/pipeline.py" "/var/run/wireguard/$A.sock" "$A
 PIDS+=("$PIPELINE_PID")
 read -r -t 30 line <&"${PIPELINE[0]}" || fail "the pipelining client said nothing"
 echo "$line"
-eval "${line// /; }"
+field() { sed -n "s/.*\b$1=\([0-9]*\).*/\1/p" <<<"$line"; }
+sent=$(field sent) reply=$(field reply) before=$(field before) held=$(field held)
 # A second client is served while the first one holds its replies.
 timeout 10 wg show "$A" peers | wc -l | qgrep -x 50 || fail "another client was not served meanwhile"
-exec {PIPELINE[1]}>&-
+eval "exec ${PIPELINE[1]}>&-" # the client sees the end of its input and leaves
 wait "$PIPELINE_PID" 2>/dev/null || true
 grown=$((held - before))
 log "sent $sent requests of 7 bytes; each reply $reply bytes; veild's anonymous memory grew by $grown kB"

@@ -17,7 +17,6 @@ start_daemon "$NS1" wireguard-go "$G"
 daemons=("$V" "$G")
 declare -A impl=(["$G"]="Debian's wireguard-go ($(wireguard-go --version | sed -n 's/^wireguard-go \(v[^ ]*\).*/\1/p'))")
 if [ -x "$ANCHOR" ]; then
-	sock="/var/run/wireguard/$N.sock"
 	ip netns exec "$NS1" env LOG_LEVEL=verbose WG_PROCESS_FOREGROUND=1 "$ANCHOR" -f "$N" \
 		>>"$TMP/$N.log" 2>&1 &
 	PIDS+=($!)

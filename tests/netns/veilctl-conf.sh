@@ -109,7 +109,7 @@ for planted in file symlink; do
 	n1 "$VEILCTL" up "$TMP/$ifk.conf" || fail "veilctl up (planted $planted)"
 	run "$VEILCTL" set "$ifk" peer "$newpeer" allowed-ips 198.19.5.9/32
 	n1 "$VEILCTL" down "$TMP/$ifk.conf" || fail "veilctl down (planted $planted)"
-	[ -f "$TMP/$ifk.conf" ] && [ ! -L "$TMP/$ifk.conf" ] || fail "the saved file is not a regular file"
+	if [ ! -f "$TMP/$ifk.conf" ] || [ -L "$TMP/$ifk.conf" ]; then fail "the saved file is not a regular file"; fi
 	grep -q "^PublicKey = $newpeer" "$TMP/$ifk.conf" || fail "SaveConfig did not save (planted $planted)"
 	[ "$(stat -c '%a %U:%G' "$TMP/$ifk.conf")" = "600 nobody:nogroup" ] ||
 		fail "planted $planted: the saved file is $(stat -c '%a %U:%G' "$TMP/$ifk.conf"), not 600 nobody:nogroup"
