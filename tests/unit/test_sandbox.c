@@ -233,6 +233,18 @@ static int tgkill_self(void)
 	return syscall(SYS_tgkill, getpid(), gettid(), 0) == 0 ? 0 : 1;
 }
 
+/*
+ * valgrind polls for signals after a tgkill with rt_sigtimedwait, which the
+ * filter does not allow (veild never runs under valgrind): there the two
+ * tgkill cases are left out. valgrind preloads its vgpreload libraries.
+ */
+static bool under_valgrind(void)
+{
+	const char *p = getenv("LD_PRELOAD");
+
+	return p && strstr(p, "vgpreload");
+}
+
 static void test_refused_eperm(void **state)
 {
 	int (*fns[])(void) = { socket_unix,	   socket_unix_dgram,	 socket_netlink,
@@ -240,7 +252,7 @@ static void test_refused_eperm(void **state)
 			       connect_inet,	   connect_unix_made_before, unlink_elsewhere,
 			       unlinkat_cwd,	   unlinkat_rmdir,	 tgkill_other,
 			       tgkill_self };
-	size_t i;
+	size_t i, n = ARRAY_SIZE(fns) - (under_valgrind() ? 2 : 0);
 	int st;
 
 	(void)state;
@@ -250,7 +262,7 @@ static void test_refused_eperm(void **state)
 	test_pid = getpid();
 	unix_fd = socket(AF_UNIX, SOCK_DGRAM, 0);
 	assert_true(unix_fd >= 0);
-	for (i = 0; i < ARRAY_SIZE(fns); i++) {
+	for (i = 0; i < n; i++) {
 		st = in_sandbox(fns[i]);
 		if (!WIFEXITED(st) || WEXITSTATUS(st))
 			print_message("refused call %zu: %s %d\n", i, WIFEXITED(st) ? "exit" : "signal",
