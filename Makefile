@@ -102,7 +102,8 @@ CHECK_FUZZ_SECONDS ?= 10
 FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(FUZZ_SAN) -g -O1 -Iinclude -Isrc -Itools/veilctl \
 	$(shell $(PKG_CONFIG) --cflags libsodium libcrypto)
-FUZZ_BIN := build/fuzz/fuzz_packet build/fuzz/fuzz_uapi build/fuzz/fuzz_conf build/fuzz/fuzz_mesh
+FUZZ_BIN := build/fuzz/fuzz_packet build/fuzz/fuzz_uapi build/fuzz/fuzz_conf build/fuzz/fuzz_mesh \
+	build/fuzz/fuzz_offload
 FUZZ_DEPS_STAMP := build/.deps-fuzz-ok
 
 .PHONY: FORCE all deps bench-mesh demo-mesh check check-unit check-valgrind check-netns check-san check-fuzz fuzz lint demo bench install deb clean
@@ -194,6 +195,8 @@ build/fuzz/fuzz_mesh: tests/fuzz/fuzz_mesh.c tools/mesh/record.c tools/mesh/etcd
 	| $(FUZZ_DEPS_STAMP)
 build/fuzz/fuzz_mesh: FUZZ_EXTRA_CFLAGS = -Itools/mesh $(shell $(PKG_CONFIG) --cflags jansson)
 build/fuzz/fuzz_mesh: FUZZ_EXTRA_LIBS = $(shell $(PKG_CONFIG) --libs jansson)
+# The TUN offloads (GRO and the TSO cutter), which fuzz_packet never reaches.
+build/fuzz/fuzz_offload: tests/fuzz/fuzz_offload.c src/offload.c src/offload.h | $(FUZZ_DEPS_STAMP)
 
 $(FUZZ_BIN):
 	@mkdir -p $(@D)
@@ -256,7 +259,17 @@ bench: all $(BENCH_BIN) $(TOOL_BIN)
 bench-mesh: all $(TOOL_BIN)
 	$(Q)BUILD=$(BUILD) tools/bench-mesh.sh
 
+# veilctl up runs veild as DAEMON_USER (tools/veilctl/up.h): a real install
+# (no DESTDIR, as root) creates that account when it is missing, as the
+# Debian package's postinst does; a staged install leaves accounts alone.
+DAEMON_USER := _veil
+
 install: all
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! getent passwd $(DAEMON_USER) >/dev/null; then \
+		echo "useradd --system $(DAEMON_USER) (veilctl up runs veild as it)"; \
+		useradd --system --user-group --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin --comment "veil tunnel daemon" $(DAEMON_USER); \
+	fi
 	install -d $(DESTDIR)$(SBINDIR)
 	install -m 0755 $(VEILD) $(DESTDIR)$(SBINDIR)/veild
 	install -m 0755 $(MESHD) $(DESTDIR)$(SBINDIR)/veil-meshd

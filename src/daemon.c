@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <netinet/in.h>
@@ -42,6 +43,7 @@
 
 #include "core/device.h"
 #include "httpd.h"
+#include "icmp.h"
 #include "log.h"
 #include "metrics.h"
 #include "offload.h"
@@ -67,6 +69,14 @@ enum {
 	POOL_RESERVE = BATCH / 2, /* half a TUN batch stays warm (receiving uses its own slots) */
 	POOL_TRIM_MS = 5000,
 	ANON_REASONS = 4, /* refusal reasons rate-limited apart */
+	/*
+	 * A peer's refused handshake messages, per reason: a forged response
+	 * (its receiver index and mac1 are on the wire) fails its AEAD or DH
+	 * (-EBADMSG) or finds no handshake (-EINVAL); an authentic initiation
+	 * under the other suite is the third. Three slots, so a forger cannot
+	 * make the reasons evict each other.
+	 */
+	PEER_REASONS = 3,
 	/*
 	 * A peer's endpoint host name is looked up again when an initiation
 	 * goes out and initiations have gone unanswered for 10 s, then at
@@ -101,6 +111,12 @@ struct link {
 	struct link *next, **pprev; /* pprev NULL: on no list */
 };
 
+/* One reason's failures: the first of each second gets a line, which counts the quiet ones. */
+struct fail_limit {
+	int err;
+	uint64_t window, count;
+};
+
 struct vpeer {
 	struct daemon *d;
 	struct wg_peer *wp; /* NULL once the engine removed it */
@@ -112,8 +128,8 @@ struct vpeer {
 	char *ep_name;       /* "host:port" the operator's endpoint came from, or NULL */
 	uint64_t resolved_at; /* when the last lookup was asked (monotonic ns) */
 	uint64_t unanswered_since; /* first initiation since the last handshake, or 0 */
-	uint32_t resolve_gen; /* a reply for an older name or request is stale */
-	bool resolving;
+	struct resolver_lookup lookup; /* its name's lookup out, if any */
+	struct fail_limit fail[PEER_REASONS]; /* refused handshake messages naming this peer */
 };
 
 struct upoll {
@@ -156,14 +172,12 @@ struct daemon {
 	struct vpeer *tx_peer[BATCH];
 	unsigned int ntx;
 	uint64_t icmp_window, icmp_count;
-	struct anon_limit {
-		int err;
-		uint64_t window, count;
-	} anon[ANON_REASONS];
+	struct fail_limit anon[ANON_REASONS];
 	long who_uid, who_pid; /* the control-socket caller being served, or -1 */
 	int resolver_fd;       /* -1: no resolver (host names stay as first resolved) */
 	pid_t resolver_pid;    /* refused by the control socket, whatever its uid */
 	uint32_t resolve_gen;  /* daemon-wide, so a reply never matches a re-created peer */
+	int sock_dir;          /* the control socket's directory, to unlink it at exit; or -1 */
 	struct httpd *httpd;   /* the metrics listener, or NULL */
 	struct sockaddr_storage metrics_addr;
 	socklen_t metrics_len; /* 0: no listener asked for */
@@ -554,23 +568,24 @@ static void audit(struct daemon *d, const char *event, const uint8_t *pub, const
 }
 
 /*
- * An initiation with a valid MAC1 but no peer behind it costs a stranger
- * one packet: report such failures at most once a second per reason, with
- * how many the line stands for, so they cannot flood the log.
+ * A refused handshake message costs its sender one packet: whether it
+ * gets its line, at most one a second per reason (slots[0..n), a new
+ * reason taking the stalest). True with *count the failures the line
+ * stands for, this one and those kept quiet since the last line.
  */
-static void anonymous_failure(struct daemon *d, int err)
+static bool fail_limit_pass(struct fail_limit *slots, size_t n, int err, uint64_t now,
+			    uint64_t *count)
 {
-	uint64_t now = now_of(d).mono;
-	struct anon_limit *a = &d->anon[0];
+	struct fail_limit *a = &slots[0];
 	size_t i;
 
-	for (i = 0; i < ANON_REASONS; i++) {
-		if (d->anon[i].err == err) {
-			a = &d->anon[i];
+	for (i = 0; i < n; i++) {
+		if (slots[i].err == err) {
+			a = &slots[i];
 			break;
 		}
-		if (d->anon[i].window < a->window)
-			a = &d->anon[i]; /* a new reason takes the stalest slot */
+		if (slots[i].window < a->window)
+			a = &slots[i];
 	}
 	if (a->err != err) {
 		a->err = err;
@@ -579,12 +594,27 @@ static void anonymous_failure(struct daemon *d, int err)
 	}
 	a->count++;
 	if (a->window && now - a->window < NSEC_PER_SEC)
-		return;
+		return false;
 	a->window = now;
+	*count = a->count;
+	a->count = 0;
+	return true;
+}
+
+/*
+ * An initiation with a valid MAC1 but no peer behind it costs a stranger
+ * one packet: report such failures at most once a second per reason, with
+ * how many the line stands for, so they cannot flood the log.
+ */
+static void anonymous_failure(struct daemon *d, int err)
+{
+	uint64_t count;
+
+	if (!fail_limit_pass(d->anon, ANON_REASONS, err, now_of(d).mono, &count))
+		return;
 	log_info("%s: handshake initiation from no known peer refused: %s", d->cfg->ifname,
 		 strerror(-err));
-	audit(d, "handshake_failed", NULL, "reason=\"%s\" count=%" PRIu64, strerror(-err), a->count);
-	a->count = 0;
+	audit(d, "handshake_failed", NULL, "reason=\"%s\" count=%" PRIu64, strerror(-err), count);
 }
 
 /* ---- endpoint host names, looked up again by the resolver child ------------- */
@@ -598,18 +628,17 @@ static void resolve_again(struct vpeer *vp)
 	struct resolver_request rq = { 0 };
 	uint64_t now = now_of(d).mono;
 
-	if (!vp->wp || !vp->ep_name || vp->resolving || d->resolver_fd < 0)
+	if (!vp->wp || !vp->ep_name || vp->lookup.out || d->resolver_fd < 0)
 		return;
 	if (vp->resolved_at && now - vp->resolved_at < (uint64_t)RESOLVE_INTERVAL_SEC * NSEC_PER_SEC)
 		return;
-	vp->resolve_gen = ++d->resolve_gen;
-	rq.gen = vp->resolve_gen;
+	rq.gen = ++d->resolve_gen;
 	memcpy(rq.public_key, vp->wp->public_key, sizeof(rq.public_key));
 	snprintf(rq.name, sizeof(rq.name), "%s", vp->ep_name);
 	/* A full socket buffer means many lookups out already: this one waits for the next failure. */
 	if (send(d->resolver_fd, &rq, sizeof(rq), MSG_NOSIGNAL | MSG_DONTWAIT) != sizeof(rq))
 		return;
-	vp->resolving = true;
+	resolver_lookup_sent(&vp->lookup, rq.gen);
 	vp->resolved_at = now;
 	log_debug("%s: looking up %s again", d->cfg->ifname, vp->ep_name);
 }
@@ -636,9 +665,9 @@ static void resolved(struct daemon *d, const struct resolver_reply *rp)
 	struct wg_endpoint ep = { 0 };
 	char fp[12], was[64] = "none", now[64];
 
-	if (!vp || !vp->ep_name || rp->gen != vp->resolve_gen)
-		return; /* the peer or its name went away meanwhile */
-	vp->resolving = false;
+	/* Only the answer to the lookup out: the peer, its name, the request may have changed. */
+	if (!vp || !vp->ep_name || !resolver_lookup_take(&vp->lookup, rp))
+		return;
 	fingerprint(wp->public_key, fp);
 	if (rp->err) {
 		log_info("%s: peer %s…: cannot look up %s: %s", d->cfg->ifname, fp, vp->ep_name,
@@ -697,7 +726,8 @@ static const char *suite_name(enum noise_suite suite)
 }
 
 /* The peer's initiation is authentic but under the other cipher: say which, loudly. */
-static void suite_mismatch(struct daemon *d, struct wg_peer *peer, const char *fp, int err)
+static void suite_mismatch(struct daemon *d, struct wg_peer *peer, const char *fp, int err,
+			   uint64_t count)
 {
 	const char *offered = suite_name(err == -ENOPROTOOPT ? NOISE_SUITE_AES256GCM
 							     : NOISE_SUITE_WIREGUARD);
@@ -707,7 +737,29 @@ static void suite_mismatch(struct daemon *d, struct wg_peer *peer, const char *f
 		  "has cipher %s for it; both sides must set the same (never downgraded)",
 		  d->cfg->ifname, fp, offered, ours);
 	audit(d, "handshake_failed", peer->public_key,
-	      "reason=\"cipher mismatch\" offered=%s configured=%s", offered, ours);
+	      "reason=\"cipher mismatch\" offered=%s configured=%s count=%" PRIu64, offered, ours,
+	      count);
+}
+
+/*
+ * A handshake message refused for a known peer: a forged response names
+ * the peer its (visible) receiver index belongs to, so these lines are
+ * rate-limited per peer and reason like the anonymous ones.
+ */
+static void peer_failure(struct daemon *d, struct wg_peer *peer, const char *fp, int err)
+{
+	struct vpeer *vp = peer->user;
+	uint64_t count;
+
+	if (!fail_limit_pass(vp->fail, PEER_REASONS, err, now_of(d).mono, &count))
+		return;
+	if (err == -ENOPROTOOPT || err == -EPROTONOSUPPORT) {
+		suite_mismatch(d, peer, fp, err, count);
+		return;
+	}
+	log_info("%s: peer %s…: handshake message refused: %s", d->cfg->ifname, fp, strerror(-err));
+	audit(d, "handshake_failed", peer->public_key, "reason=\"%s\" count=%" PRIu64,
+	      strerror(-err), count);
 }
 
 static void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
@@ -736,17 +788,10 @@ static void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
 		      peer->public_key, "role=%s", arg ? "initiator" : "responder");
 		break;
 	case WG_EVENT_HANDSHAKE_FAILED:
-		if (!peer) {
+		if (peer)
+			peer_failure(d, peer, fp, arg);
+		else
 			anonymous_failure(d, arg);
-			break;
-		}
-		if (arg == -ENOPROTOOPT || arg == -EPROTONOSUPPORT) {
-			suite_mismatch(d, peer, fp, arg);
-			break;
-		}
-		log_info("%s: peer %s…: handshake message refused: %s", d->cfg->ifname, fp,
-			 strerror(-arg));
-		audit(d, "handshake_failed", peer->public_key, "reason=\"%s\"", strerror(-arg));
 		break;
 	case WG_EVENT_GAVE_UP:
 		log_info("%s: peer %s…: no handshake answer after %d attempts, dropping queue",
@@ -851,14 +896,13 @@ static void flush_rx(struct daemon *d)
 }
 
 /*
- * Answer like the kernel module: ICMP host unreachable (v4) or address
- * unreachable (v6), from the unreachable destination itself, at most 10 a
- * second so a flood of such packets cannot turn into a flood of replies.
+ * Answer like the kernel module (src/icmp.c builds the reply), at most 10
+ * a second, so a flood of such packets cannot turn into a flood of replies.
  */
 static void icmp_unreachable(struct daemon *d, const uint8_t *pkt, size_t len, uint64_t now)
 {
-	uint8_t out[1280];
-	size_t quote, n;
+	uint8_t out[ICMP_REPLY_MAX];
+	size_t n;
 
 	if (now - d->icmp_window >= NSEC_PER_SEC) {
 		d->icmp_window = now;
@@ -866,70 +910,9 @@ static void icmp_unreachable(struct daemon *d, const uint8_t *pkt, size_t len, u
 	}
 	if (++d->icmp_count > 10)
 		return;
-	memset(out, 0, sizeof(out));
-	if (len >= 20 && pkt[0] >> 4 == 4) {
-		size_t ihl = (size_t)(pkt[0] & 0x0f) * 4;
-
-		if (pkt[9] == 1 && len > ihl && pkt[ihl] != 8)
-			return; /* never answer ICMP errors */
-		quote = len < 548 ? len : 548;
-		n = 20 + 8 + quote;
-		out[0] = 0x45;
-		out[2] = (uint8_t)(n >> 8);
-		out[3] = (uint8_t)n;
-		out[8] = 64;
-		out[9] = 1;
-		memcpy(out + 12, pkt + 16, 4);
-		memcpy(out + 16, pkt + 12, 4);
-		{
-			uint16_t c = offload_csum_fold(offload_csum_add(0, out, 20));
-
-			out[10] = (uint8_t)(c >> 8);
-			out[11] = (uint8_t)c;
-		}
-		out[20] = 3;
-		out[21] = 1;
-		memcpy(out + 28, pkt, quote);
-		{
-			uint16_t c = offload_csum_fold(offload_csum_add(0, out + 20, 8 + quote));
-
-			out[22] = (uint8_t)(c >> 8);
-			out[23] = (uint8_t)c;
-		}
-	} else if (len >= 40 && pkt[0] >> 4 == 6) {
-		uint32_t sum;
-		uint8_t pseudo[8] = { 0 };
-
-		if (pkt[6] == 58 && len > 40 && pkt[40] < 128)
-			return;
-		quote = len < 1280 - 48 ? len : 1280 - 48;
-		n = 40 + 8 + quote;
-		out[0] = 0x60;
-		out[4] = (uint8_t)((n - 40) >> 8);
-		out[5] = (uint8_t)(n - 40);
-		out[6] = 58;
-		out[7] = 64;
-		memcpy(out + 8, pkt + 24, 16);
-		memcpy(out + 24, pkt + 8, 16);
-		out[40] = 1;
-		out[41] = 3;
-		memcpy(out + 48, pkt, quote);
-		pseudo[2] = (uint8_t)((n - 40) >> 8);
-		pseudo[3] = (uint8_t)(n - 40);
-		pseudo[7] = 58;
-		sum = offload_csum_add(0, out + 8, 32);
-		sum = offload_csum_add(sum, pseudo, 8);
-		sum = offload_csum_add(sum, out + 40, n - 40);
-		{
-			uint16_t c = offload_csum_fold(sum);
-
-			out[42] = (uint8_t)(c >> 8);
-			out[43] = (uint8_t)c;
-		}
-	} else {
-		return;
-	}
-	tun_write_one(d, out, n, 0);
+	n = icmp_unreachable_build(pkt, len, out);
+	if (n)
+		tun_write_one(d, out, n, 0);
 }
 
 /* ---- the data path ------------------------------------------------------------ */
@@ -1284,6 +1267,9 @@ static int be_peer_select(void *ctx, const uint8_t pub[32], bool create, void **
 	}
 	if (err) {
 		slab_free(&d->vpeer_cache, vp);
+		if (err == -ENOSPC)
+			log_error("%s: peer refused: the interface holds %u peers, the most it takes "
+				  "(errno=%d)", d->cfg->ifname, WG_PEERS_MAX, -ENOSPC);
 		return err;
 	}
 	vp->d = d;
@@ -1368,8 +1354,7 @@ static int be_peer_endpoint_name(void *ctx, void *peer, const char *name)
 	}
 	free(vp->ep_name);
 	vp->ep_name = copy;
-	vp->resolve_gen = ++((struct daemon *)ctx)->resolve_gen;
-	vp->resolving = false;
+	resolver_lookup_cancel(&vp->lookup);
 	vp->resolved_at = 0;
 	audit(ctx, "endpoint_name_set", wp->public_key, "name=%s", *name ? name : "-");
 	return 0;
@@ -1456,10 +1441,15 @@ static int be_peer_add_allowed_ip(void *ctx, void *peer, int family, const uint8
 				  uint8_t cidr)
 {
 	struct daemon *d = ctx;
+	int err;
 
 	touch_ips(d, peer);
-	return allowedips_insert(wg_device_allowedips(d->wg), family, addr, cidr,
-				 &((struct wg_peer *)peer)->allowedips);
+	err = allowedips_insert(wg_device_allowedips(d->wg), family, addr, cidr,
+				&((struct wg_peer *)peer)->allowedips);
+	if (err == -ENOSPC)
+		log_error("%s: allowed IP refused: the interface holds %u prefixes, the most it takes "
+			  "(errno=%d)", d->cfg->ifname, ALLOWEDIPS_MAX, -ENOSPC);
+	return err;
 }
 
 static int be_peer_remove_allowed_ip(void *ctx, void *peer, int family, const uint8_t *addr,
@@ -1494,6 +1484,7 @@ static int be_get(void *ctx, struct uapi_writer *w)
 	struct wg_peer *p;
 
 	uapi_get_device(w, id->has_identity ? id->private_key : NULL, d->udp.port, d->udp.fwmark);
+	uapi_get_metrics_listen(w, d->metrics_len ? (const struct sockaddr *)&d->metrics_addr : NULL);
 	for (p = wg_device_peer_first(d->wg); p; p = wg_device_peer_next(p)) {
 		struct uapi_peer_info info;
 		struct walk_ctx wc = { w };
@@ -1612,11 +1603,22 @@ static const struct uapi_backend_ops uapi_ops = {
 
 /* ---- the control socket ---------------------------------------------------------- */
 
+/*
+ * One connection. A reply being written stops everything else on it: the
+ * rest of the read that brought the request waits in held, and the socket
+ * is not read, so a client that pipelines requests without reading its
+ * replies holds one reply in veild and then the kernel's socket buffers,
+ * which stop it.
+ */
 struct uconn {
 	uv_pipe_t pipe;
 	struct daemon *d;
 	struct uapi_conn *conn;
 	struct ucred cred;
+	char *held;       /* a read's bytes not fed yet (may hold a key), or NULL */
+	size_t held_len, held_off;
+	bool writing;     /* a reply is on its way out */
+	bool reading;
 	bool closing;
 };
 
@@ -1628,10 +1630,21 @@ struct wreq {
 	bool close_after;
 };
 
+static void drop_held(struct uconn *uc)
+{
+	if (!uc->held)
+		return;
+	sodium_memzero(uc->held, uc->held_len);
+	free(uc->held);
+	uc->held = NULL;
+	uc->held_len = uc->held_off = 0;
+}
+
 static void uconn_closed(uv_handle_t *h)
 {
 	struct uconn *uc = container_of((uv_pipe_t *)h, struct uconn, pipe);
 
+	drop_held(uc);
 	uapi_conn_free(uc->conn);
 	free(uc);
 }
@@ -1644,16 +1657,43 @@ static void uconn_close(struct uconn *uc)
 	uv_close((uv_handle_t *)&uc->pipe, uconn_closed);
 }
 
+static void uconn_pump(struct uconn *uc);
+
 static void write_done(uv_write_t *req, int status)
 {
 	struct wreq *wr = container_of(req, struct wreq, req);
+	struct uconn *uc = wr->uc;
 
-	if (status < 0 || wr->close_after)
-		uconn_close(wr->uc);
 	/* Replies carry private and pre-shared keys in hex. */
 	sodium_memzero(wr->data, wr->len);
 	free(wr->data);
+	uc->writing = false;
+	if (status < 0 || wr->close_after)
+		uconn_close(uc);
+	else
+		uconn_pump(uc);
 	free(wr);
+}
+
+/* Start writing out's bytes (taken over, wiped once written); false if it could not start. */
+static bool send_reply(struct uconn *uc, struct uapi_buf *out, bool close_after)
+{
+	struct wreq *wr = calloc(1, sizeof(*wr));
+	uv_buf_t b = uv_buf_init(out->data, (unsigned int)out->len);
+
+	if (!wr)
+		return false;
+	wr->data = out->data;
+	wr->len = out->len;
+	wr->uc = uc;
+	wr->close_after = close_after;
+	if (uv_write(&wr->req, (uv_stream_t *)&uc->pipe, &b, 1, write_done)) {
+		free(wr);
+		return false;
+	}
+	*out = (struct uapi_buf){ 0 };
+	uc->writing = true;
+	return true;
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -1664,43 +1704,67 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = buf->base ? 4096 : 0;
 }
 
+static void uconn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+/*
+ * Feed what is held, one request at a time, each reply written before the
+ * next request is looked at; read more only once nothing is held or being
+ * written.
+ */
+static void uconn_pump(struct uconn *uc)
+{
+	struct daemon *d = uc->d;
+
+	while (uc->held && !uc->writing && !uc->closing) {
+		struct uapi_buf out = { 0 };
+		size_t used;
+		int ret;
+
+		d->who_uid = (long)uc->cred.uid;
+		d->who_pid = (long)uc->cred.pid;
+		ret = uapi_conn_feed_one(uc->conn, uc->held + uc->held_off, uc->held_len - uc->held_off,
+					 &out, &used);
+		d->who_uid = d->who_pid = -1;
+		uc->held_off += used;
+		if (uc->held_off == uc->held_len)
+			drop_held(uc);
+		if ((out.len && !send_reply(uc, &out, ret != 0)) || (ret && !uc->writing))
+			uconn_close(uc);
+		uapi_buf_free(&out);
+	}
+	if (uc->closing)
+		return;
+	if (!uc->held && !uc->writing && !uc->reading)
+		uc->reading = uv_read_start((uv_stream_t *)&uc->pipe, alloc_cb, uconn_read) == 0;
+	else if ((uc->held || uc->writing) && uc->reading)
+		uc->reading = uv_read_stop((uv_stream_t *)&uc->pipe) != 0;
+}
+
 static void uconn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct uconn *uc = container_of((uv_pipe_t *)s, struct uconn, pipe);
-	struct uapi_buf out = { 0 };
-	int ret;
 
+	/* libuv stops calling us once uv_read_stop ran, so nothing is held here. */
+	assert(n <= 0 || !uc->held);
 	if (n > 0) {
+		uc->held = buf->base; /* fed by uconn_pump, freed (wiped) by drop_held */
+		uc->held_len = (size_t)n;
+		uc->held_off = 0;
+		uconn_pump(uc);
+		return;
+	}
+	if (n == UV_EOF) {
+		/* A set without its empty line is applied and answered, as wireguard-go does. */
+		struct uapi_buf out = { 0 };
+		int ret;
+
 		uc->d->who_uid = (long)uc->cred.uid;
 		uc->d->who_pid = (long)uc->cred.pid;
-		ret = uapi_conn_feed(uc->conn, buf->base, (size_t)n, &out);
+		ret = uapi_conn_eof(uc->conn, &out);
 		uc->d->who_uid = uc->d->who_pid = -1;
-		if (out.len) {
-			struct wreq *wr = calloc(1, sizeof(*wr));
-			uv_buf_t b = uv_buf_init(out.data, (unsigned int)out.len);
-
-			if (wr) {
-				wr->data = out.data;
-				wr->len = out.len;
-				wr->uc = uc;
-				wr->close_after = ret != 0;
-				out.data = NULL;
-				if (uv_write(&wr->req, s, &b, 1, write_done)) {
-					sodium_memzero(wr->data, wr->len);
-					free(wr->data);
-					free(wr);
-					ret = -EIO;
-				}
-			}
-		}
-		if (out.data) {
-			sodium_memzero(out.data, out.len);
-			free(out.data);
-			if (ret)
-				uconn_close(uc);
-		} else if (ret && !out.len) {
+		if (ret < 0 || !out.len || !send_reply(uc, &out, true))
 			uconn_close(uc);
-		}
+		uapi_buf_free(&out);
 	} else if (n < 0) {
 		uconn_close(uc);
 	}
@@ -1766,7 +1830,7 @@ static void uapi_accept(uv_stream_t *server, int status)
 		uv_close((uv_handle_t *)&uc->pipe, (uv_close_cb)free);
 		return;
 	}
-	uv_read_start((uv_stream_t *)&uc->pipe, alloc_cb, uconn_read);
+	uconn_pump(uc);
 }
 
 /* ---- following the interface: MTU changes, socket file removal ------------------------ */
@@ -1890,6 +1954,64 @@ static void close_walk(uv_handle_t *h, void *arg)
 }
 
 /*
+ * VEIL_KEYLOG_FILE holds the static private key with every session's keys,
+ * and root opens it: never through a symbolic link (O_NOFOLLOW), mode 0600
+ * whatever the umask, and an existing file only if it is a regular file
+ * of ours (root's) with one link and no group or other bits, so that
+ * nobody else can have planted it or read it. NULL, with why, otherwise.
+ */
+static FILE *open_keylog(const char *path, char *why, size_t whylen)
+{
+	struct stat st;
+	FILE *f;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(why, whylen, "%s", errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		snprintf(why, whylen, "not a regular file");
+	else if (st.st_uid != geteuid())
+		snprintf(why, whylen, "it belongs to uid %u, not to %u", (unsigned int)st.st_uid,
+			 (unsigned int)geteuid());
+	else if (st.st_mode & 077)
+		snprintf(why, whylen, "group or others may use it (mode %03o; chmod 600 it)",
+			 (unsigned int)(st.st_mode & 0777));
+	else if (st.st_nlink != 1)
+		snprintf(why, whylen, "it has %lu hard links", (unsigned long)st.st_nlink);
+	else if ((f = fdopen(fd, "a")))
+		return f;
+	else
+		snprintf(why, whylen, "%s", strerror(errno));
+	close(fd);
+	return NULL;
+}
+
+/*
+ * The control socket's directory, opened now so that at exit veild removes
+ * its socket with unlinkat in that directory, the only unlink the seccomp
+ * filter lets through. Returns -1 (nothing to remove) without a path.
+ */
+static int open_sock_dir(const char *path, const char **base)
+{
+	const char *slash = path ? strrchr(path, '/') : NULL;
+	char dir[108];
+	int fd;
+
+	*base = NULL;
+	if (!slash || (size_t)(slash - path) >= sizeof(dir))
+		return -1;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	fd = open(slash == path ? "/" : dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		*base = slash + 1;
+	return fd;
+}
+
+/*
  * Fork the resolver while no key exists yet and before the sandbox (which
  * forbids fork). Without it veild still works; names are just not looked
  * up again.
@@ -1913,6 +2035,7 @@ static void start_resolver(struct daemon *d)
 int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *arg)
 {
 	struct daemon *d = calloc(1, sizeof(*d));
+	const char *sock_name = NULL;
 	struct pkt *p;
 	unsigned int mtu;
 	int err, status = 1;
@@ -1920,6 +2043,7 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 	if (!d)
 		return 1;
 	d->cfg = cfg;
+	d->sock_dir = open_sock_dir(cfg->uapi_path, &sock_name);
 	d->tun_fd = cfg->tun_fd;
 	d->tun_mode = cfg->tun_mode;
 	d->rx_slots = cfg->offload ? RX_SLOTS_GRO : BATCH;
@@ -1946,13 +2070,16 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 	if (!tun_get_mtu(cfg->ifname, &mtu))
 		set_mtu(d, mtu);
 	if (cfg->keylog_path) {
-		d->keylog = fopen(cfg->keylog_path, "ae");
+		char why[128];
+
+		d->keylog = open_keylog(cfg->keylog_path, why, sizeof(why));
 		if (!d->keylog)
-			log_error("%s: cannot open VEIL_KEYLOG_FILE %s: %s", cfg->ifname,
-				  cfg->keylog_path, strerror(errno));
+			log_error("%s: VEIL_KEYLOG_FILE %s refused, no key log: %s", cfg->ifname,
+				  cfg->keylog_path, why);
 		else
-			log_error("%s: WARNING: writing session keys to %s (VEIL_KEYLOG_FILE); "
-				  "anyone who reads it can decrypt this interface's traffic",
+			log_error("%s: WARNING: writing session keys and this interface's private key "
+				  "to %s (VEIL_KEYLOG_FILE); anyone who reads it can decrypt this "
+				  "interface's traffic and impersonate it to every peer",
 				  cfg->ifname, cfg->keylog_path);
 	}
 	log_info("%s: offloads %s", cfg->ifname,
@@ -1994,6 +2121,11 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 		log_info("%s: running as user %s with CAP_NET_ADMIN, CAP_NET_BIND_SERVICE and "
 			 "CAP_IPC_LOCK only",
 			 cfg->ifname, cfg->user);
+		/* The directory is root's: this user could not remove the socket anyway. */
+		if (d->sock_dir >= 0 && geteuid() != 0) {
+			close(d->sock_dir);
+			d->sock_dir = -1;
+		}
 	}
 	err = sandbox_no_new_privs();
 	if (err) {
@@ -2001,7 +2133,7 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 		goto out_dev;
 	}
 	if (cfg->seccomp) {
-		err = sandbox_seccomp();
+		err = sandbox_seccomp(d->sock_dir);
 		if (err) {
 			log_error("%s: cannot install the seccomp filter: %s", cfg->ifname,
 				  strerror(-err));
@@ -2031,8 +2163,8 @@ out_dev:
 		mnl_socket_close(d->nl);
 	if (d->resolver_fd >= 0)
 		close(d->resolver_fd); /* the child sees EOF and exits */
-	if (cfg->uapi_path)
-		unlink(cfg->uapi_path);
+	if (d->sock_dir >= 0 && sock_name)
+		unlinkat(d->sock_dir, sock_name, 0);
 out_loop:
 	uv_loop_close(&d->loop);
 out_free:
@@ -2042,6 +2174,8 @@ out_free:
 	}
 	if (d->keylog)
 		fclose(d->keylog);
+	if (d->sock_dir >= 0)
+		close(d->sock_dir);
 	if (d->rx_arena) {
 		sodium_memzero(d->rx_arena, d->rx_slots * d->rx_slot);
 		free(d->rx_arena);

@@ -15,6 +15,7 @@ enum {
 	IP4_PROTO = 9,
 	IP4_CSUM = 10,
 	IP4_ADDRS = 12,
+	IP4_HLEN = 20,
 	IP6_PLEN = 4,
 	IP6_NEXT = 6,
 	IP6_ADDRS = 8,
@@ -136,10 +137,12 @@ int offload_tso_start(struct offload_tso *t, const struct virtio_net_hdr *vh, co
 	t->udp = type == VIRTIO_NET_HDR_GSO_UDP_L4;
 	if (type != VIRTIO_NET_HDR_GSO_TCPV4 && type != VIRTIO_NET_HDR_GSO_TCPV6 && !t->udp)
 		return -EINVAL;
-	if (len < IP6_HLEN)
+	/* An IPv4 train of tiny datagrams is shorter than an IPv6 header: each version its own minimum. */
+	if (len < IP4_HLEN)
 		return -EINVAL;
 	t->v6 = pkt[0] >> 4 == 6;
-	if (pkt[0] >> 4 != (t->v6 ? 6 : 4) || (!t->udp && t->v6 != (type == VIRTIO_NET_HDR_GSO_TCPV6)))
+	if (pkt[0] >> 4 != (t->v6 ? 6 : 4) || (!t->udp && t->v6 != (type == VIRTIO_NET_HDR_GSO_TCPV6)) ||
+	    (t->v6 && len < IP6_HLEN))
 		return -EINVAL;
 	t->proto = t->udp ? PROTO_UDP : PROTO_TCP;
 	if (t->v6) {

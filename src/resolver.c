@@ -75,6 +75,25 @@ bool resolver_name_valid(const char *name)
 	return true;
 }
 
+void resolver_lookup_sent(struct resolver_lookup *l, uint32_t gen)
+{
+	l->gen = gen;
+	l->out = true;
+}
+
+void resolver_lookup_cancel(struct resolver_lookup *l)
+{
+	l->out = false;
+}
+
+bool resolver_lookup_take(struct resolver_lookup *l, const struct resolver_reply *rp)
+{
+	if (!l->out || rp->gen != l->gen)
+		return false;
+	l->out = false;
+	return true;
+}
+
 /* The first address getaddrinfo gives, whichever family, as wg(8) and veilctl take it. */
 static void lookup(const struct resolver_request *rq, struct resolver_reply *rp)
 {

@@ -38,6 +38,23 @@ struct resolver_reply {
 };
 
 /*
+ * One peer's lookups. The child parses what DNS servers send, so its
+ * replies are trusted no further than this: one is taken only while a
+ * request for that very peer and generation is out, and only once.
+ */
+struct resolver_lookup {
+	uint32_t gen; /* of the request out, or of the last one */
+	bool out;     /* a request is out, not yet answered */
+};
+
+/* A request with generation gen (daemon-wide, never reused) went out for this peer. */
+void resolver_lookup_sent(struct resolver_lookup *l, uint32_t gen);
+/* The peer's name changed: a reply still on its way is for the old one. */
+void resolver_lookup_cancel(struct resolver_lookup *l);
+/* Whether rp answers the request out (then it is out no longer); false for any other reply. */
+bool resolver_lookup_take(struct resolver_lookup *l, const struct resolver_reply *rp);
+
+/*
  * Fork the resolver; it runs as "nobody" with no capability (sandbox.h).
  * On success *fd is the daemon's end of the socketpair (non-blocking,
  * close-on-exec) and *pid the child's, which the control socket refuses.

@@ -7,6 +7,22 @@
  * only the system calls the event loop, the data path and the control socket
  * make. Anything else kills the process: a compromised veild cannot exec,
  * open files, ptrace or mount.
+ *
+ * Three calls that veild does make are allowed only with the arguments it
+ * makes them with (argument filtering), so a compromised root veild cannot
+ * reach the system bus or a container runtime's socket:
+ *   - socket(): AF_INET and AF_INET6, datagram or stream, protocol 0: the
+ *     UDP sockets re-bound by listen_port=, the metrics listener, and the
+ *     socket glibc's if_nametoindex opens for a "%ifname" scope. The
+ *     rtnetlink, control and syslog sockets are open before the filter.
+ *   - connect(): never. Nothing veild does after start-up connects.
+ *   - unlink: only unlinkat(dirfd, name, 0) on the control-socket directory
+ *     opened before the filter, for veild's own socket at exit.
+ *   - tgkill(): to its own process only (kill is not allowed at all).
+ * These are refused with EPERM rather than killed: glibc may try
+ * them on its own (if_nametoindex tries AF_NETLINK and AF_UNIX first,
+ * syslog reconnects after the log daemon restarts) and must fall back or
+ * give up, not take the tunnel down.
  */
 #include "sandbox.h"
 
@@ -22,6 +38,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,19 +69,19 @@ static const int allowed[] = {
 	/* memory */
 	SYS_brk, SYS_mmap, SYS_munmap, SYS_mremap, SYS_mprotect, SYS_madvise, SYS_mlock,
 	SYS_munlock,
-	/* control socket, UDP re-bind, rtnetlink, fwmark */
-	SYS_socket, SYS_bind, SYS_connect, SYS_accept4, SYS_getsockname, SYS_getsockopt,
+	/* control socket, UDP re-bind, rtnetlink, fwmark (socket: see rule_socket) */
+	SYS_bind, SYS_accept4, SYS_getsockname, SYS_getsockopt,
 	SYS_setsockopt, SYS_ioctl, SYS_fcntl, SYS_close, SYS_shutdown,
 	/* the metrics listener, opened when asked (libmicrohttpd in epoll mode) */
 	SYS_listen, SYS_epoll_create1, SYS_getpeername,
-	/* the socket-file watch and shutdown */
-	SYS_newfstatat, SYS_fstat, SYS_unlink, SYS_inotify_rm_watch,
+	/* the socket-file watch and shutdown (unlinkat: see rule_unlinkat) */
+	SYS_newfstatat, SYS_fstat, SYS_inotify_rm_watch,
 #ifdef SYS_statx
 	SYS_statx,
 #endif
 	/* signals, threads' basics, exit */
 	SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_restart_syscall, SYS_futex,
-	SYS_getpid, SYS_gettid, SYS_tgkill, SYS_sched_yield, SYS_exit, SYS_exit_group,
+	SYS_getpid, SYS_gettid, SYS_sched_yield, SYS_exit, SYS_exit_group,
 };
 
 /* Load what libc reads lazily (time zone, messages) while files may still be opened. */
@@ -80,57 +97,143 @@ static void prewarm(void)
 
 enum { FILTER_MAX = 256 }; /* instructions: two per allowed call, and a few */
 
-/*
- * Install an allow-list filter: the right architecture (and on x86-64 no x32
- * calls) or death; openat answered with openat_errno when that is non-zero;
- * each of calls[]; anything else gets otherwise (a SECCOMP_RET_*).
- */
-static int install_filter(const int *calls, size_t count, int openat_errno, uint32_t otherwise)
-{
-	struct sock_filter f[FILTER_MAX];
-	struct sock_fprog prog;
-	size_t n = 0, i;
+#define STMT(code, k) ((struct sock_filter)BPF_STMT(code, k))
+#define JUMP(code, k, jt, jf) ((struct sock_filter)BPF_JUMP(code, k, jt, jf))
+/* The low 32 bits of argument i: the int the kernel reads (little-endian words). */
+#define ARG_LO(i) (offsetof(struct seccomp_data, args) + (i) * sizeof(uint64_t))
 
-	if (count * 2 + 10 > FILTER_MAX)
-		return -E2BIG;
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-					      offsetof(struct seccomp_data, arch));
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SANDBOX_ARCH, 1, 0);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-					      offsetof(struct seccomp_data, nr));
-#if defined(__x86_64__)
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "ARG_LO assumes little-endian");
+
+struct prog {
+	struct sock_filter f[FILTER_MAX];
+	size_t n;
+};
+
+/* Appends one instruction; past FILTER_MAX it only counts, and install refuses. */
+static void emit(struct prog *p, struct sock_filter ins)
+{
+	if (p->n < FILTER_MAX)
+		p->f[p->n] = ins;
+	p->n++;
+}
+
+/*
+ * socket(domain, type, protocol): AF_INET or AF_INET6, SOCK_DGRAM or
+ * SOCK_STREAM (with SOCK_NONBLOCK and SOCK_CLOEXEC), protocol 0; anything
+ * else EPERM. Every path returns, so the call number need not be reloaded.
+ */
+static void rule_socket(struct prog *p)
+{
+	const uint32_t eperm = SECCOMP_RET_ERRNO | EPERM;
+
+	emit(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 12));
+	emit(p, STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(0)));
+	emit(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET, 1, 0));
+	emit(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 0, 7));
+	emit(p, STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(1)));
+	emit(p, STMT(BPF_ALU | BPF_AND | BPF_K, ~(uint32_t)(SOCK_NONBLOCK | SOCK_CLOEXEC)));
+	emit(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOCK_DGRAM, 1, 0));
+	emit(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOCK_STREAM, 0, 3));
+	emit(p, STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(2)));
+	emit(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1));
+	emit(p, STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+	emit(p, STMT(BPF_RET | BPF_K, eperm));
+	emit(p, STMT(BPF_RET | BPF_K, eperm));
+}
+
+/*
+ * unlinkat(dirfd, name, 0) with dirfd the one given (dirfd < 0: never);
+ * unlinkat otherwise, and unlink, EPERM. Every path returns.
+ */
+static void rule_unlinkat(struct prog *p, int dirfd)
+{
+	const uint32_t eperm = SECCOMP_RET_ERRNO | EPERM;
+
+#ifdef SYS_unlink /* not on aarch64, which has unlinkat only */
+	emit(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_unlink, 0, 1));
+	emit(p, STMT(BPF_RET | BPF_K, eperm));
 #endif
-	if (openat_errno) {
-		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat, 0, 1);
-		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
-						      SECCOMP_RET_ERRNO | (uint32_t)openat_errno);
+	if (dirfd < 0) {
+		emit(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_unlinkat, 0, 1));
+		emit(p, STMT(BPF_RET | BPF_K, eperm));
+		return;
 	}
+	emit(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_unlinkat, 0, 6));
+	emit(p, STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(0)));
+	emit(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)dirfd, 0, 3));
+	emit(p, STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(2)));
+	emit(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1));
+	emit(p, STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+	emit(p, STMT(BPF_RET | BPF_K, eperm));
+}
+
+/*
+ * tgkill only to ourselves (libc's raise and abort): several veild, one per
+ * interface, run as the same account, and one must not signal another.
+ * Anything else EPERM.
+ */
+static void rule_tgkill(struct prog *p, pid_t self)
+{
+	emit(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_tgkill, 0, 4));
+	emit(p, STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(0)));
+	emit(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)self, 0, 1));
+	emit(p, STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+	emit(p, STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM));
+}
+
+/* The right architecture (and on x86-64 no x32 calls) or death; then the call number in A. */
+static void prologue(struct prog *p)
+{
+	emit(p, STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)));
+	emit(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, SANDBOX_ARCH, 1, 0));
+	emit(p, STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
+	emit(p, STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)));
+#if defined(__x86_64__)
+	emit(p, JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1));
+	emit(p, STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
+#endif
+}
+
+/* Each of calls[] allowed, anything else answered with otherwise (a SECCOMP_RET_*); then install. */
+static int install(struct prog *p, const int *calls, size_t count, uint32_t otherwise)
+{
+	struct sock_fprog prog;
+	size_t i;
+
 	for (i = 0; i < count; i++) {
-		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
-						      (unsigned int)calls[i], 0, 1);
-		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+		emit(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned int)calls[i], 0, 1));
+		emit(p, STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
 	}
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, otherwise);
-	prog.len = (unsigned short)n;
-	prog.filter = f;
+	emit(p, STMT(BPF_RET | BPF_K, otherwise));
+	if (p->n > FILTER_MAX)
+		return -E2BIG;
+	prog.len = (unsigned short)p->n;
+	prog.filter = p->f;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
 	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
 		return -errno;
 	return 0;
 }
 
-int sandbox_seccomp(void)
+int sandbox_seccomp(int sock_dirfd)
 {
+	struct prog p = { .n = 0 };
+
 	prewarm();
+	prologue(&p);
 	/*
 	 * Opening files is refused, but gently: libc may lazily look for a
 	 * message catalog or time zone file, and must then fall back, not die.
-	 * Any call not listed kills the process.
 	 */
-	return install_filter(allowed, ARRAY_SIZE(allowed), EACCES, SECCOMP_RET_KILL_PROCESS);
+	emit(&p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat, 0, 1));
+	emit(&p, STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES));
+	emit(&p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_connect, 0, 1));
+	emit(&p, STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM));
+	rule_socket(&p);
+	rule_unlinkat(&p, sock_dirfd);
+	rule_tgkill(&p, getpid());
+	/* Any call not listed kills the process. */
+	return install(&p, allowed, ARRAY_SIZE(allowed), SECCOMP_RET_KILL_PROCESS);
 }
 
 int sandbox_no_new_privs(void)
@@ -186,9 +289,24 @@ int sandbox_drop_user(const char *user)
 	if (keep_caps() < 0)
 		return -errno;
 	prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+	/*
+	 * The uid change set "dumpable" back to fs.suid_dumpable (2 on many
+	 * distributions): a crash would write the keys to a core file again.
+	 */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return -errno;
 	/* Paranoia: root must be gone for good. */
 	if (setuid(0) == 0)
 		return -EPERM;
+	return 0;
+}
+
+int sandbox_no_core_dumps(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &none) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return -errno;
 	return 0;
 }
 
@@ -237,13 +355,17 @@ int sandbox_resolver(void)
 	struct passwd *pw = getpwnam("nobody");
 	uid_t uid = pw ? pw->pw_uid : 65534;
 	gid_t gid = pw ? pw->pw_gid : 65534;
+	struct prog p = { .n = 0 };
 
 	if (uid == 0 || setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
 	    setresuid(uid, uid, uid) < 0)
 		return uid == 0 ? -EPERM : -errno;
+	/* As in sandbox_drop_user: the uid change made us dumpable again. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return -errno;
 	memset(none, 0, sizeof(none));
 	if (syscall(SYS_capset, &hdr, none) < 0)
 		return -errno;
-	return install_filter(resolver_allowed, ARRAY_SIZE(resolver_allowed), 0,
-			      SECCOMP_RET_ERRNO | EPERM);
+	prologue(&p);
+	return install(&p, resolver_allowed, ARRAY_SIZE(resolver_allowed), SECCOMP_RET_ERRNO | EPERM);
 }

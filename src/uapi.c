@@ -12,6 +12,16 @@
  *           line, which replies and returns to OP; the first error -> SKIP
  *   SKIP    discards lines, unbuffered, up to the empty line, then replies
  *           with the error and returns to OP
+ *   LONG    a set line longer than UAPI_LINE_MAX, read on unbuffered: at its
+ *           '\n' it is an error (-EPROTO without '=', else -EINVAL) -> SKIP;
+ *           at UAPI_LINE_LIMIT bytes the request fails at once with -EIO
+ *           -> DRAIN, as wireguard-go answers
+ *   DRAIN   discards up to the empty line, then closes: the rest of a
+ *           request already answered (reading it all first spares the
+ *           client a reset when the socket closes)
+ *
+ * The connection's end (uapi_conn_eof) ends a set as its empty line would,
+ * a last line without '\n' included, as wireguard-go does.
  *
  * Within a set, lines before the first public_key are device keys. A peer's
  * creation waits for its first line other than update_only (or for the
@@ -31,7 +41,7 @@
 
 #include <sodium.h>
 
-enum conn_state { ST_OP, ST_GET_NL, ST_SET, ST_SKIP, ST_CLOSED };
+enum conn_state { ST_OP, ST_GET_NL, ST_SET, ST_SKIP, ST_LONG, ST_DRAIN, ST_CLOSED };
 
 /*
  * get=1 is WireGuard's; veil_get=1 is the same reply with veil's own peer
@@ -53,6 +63,8 @@ struct uapi_conn {
 	enum conn_state state;
 	int err;		/* SKIP: the error to reply with */
 	bool skip_mid;		/* SKIP: inside a non-empty line */
+	size_t long_len;	/* LONG: the line's bytes so far */
+	bool long_eq;		/* LONG: an '=' among them */
 	enum peer_state peer_state;
 	bool update_only;	/* PENDING: update_only=true was seen */
 	bool created;		/* ACTIVE: this request created the peer */
@@ -612,13 +624,13 @@ static int set_line(struct uapi_conn *c, char *line, size_t len)
 {
 	const struct key_handler *tbl = device_keys;
 	size_t n = ARRAY_SIZE(device_keys), i;
-	char *eq;
+	char *eq = memchr(line, '=', len);
 
-	if (memchr(line, '\0', len))
-		return -EINVAL;
-	eq = strchr(line, '=');
+	/* wireguard-go's order: no '=' is a protocol error, whatever else the line holds. */
 	if (!eq)
 		return -EPROTO;
+	if (memchr(line, '\0', len))
+		return -EINVAL;
 	*eq = '\0';
 	if (c->peer_state != PEER_NONE) {
 		tbl = peer_keys;
@@ -730,6 +742,41 @@ static size_t skip(struct uapi_conn *c, const char *data, size_t len, bool *done
 }
 
 /*
+ * LONG: a set line past UAPI_LINE_MAX, read without keeping it. Its '\n'
+ * makes it an error like any bad line (no value is that long); at
+ * UAPI_LINE_LIMIT bytes the request fails with -EIO at once and the
+ * connection closes, as wireguard-go's line scanner gives up there.
+ */
+static int long_line(struct uapi_conn *c, const char *data, size_t len, size_t *pos,
+		     struct uapi_buf *out)
+{
+	const char *p = data + *pos, *nl = memchr(p, '\n', len - *pos);
+	size_t n = nl ? (size_t)(nl - p) : len - *pos;
+	int ret;
+
+	if (n > UAPI_LINE_LIMIT - c->long_len)
+		n = UAPI_LINE_LIMIT - c->long_len;
+	c->long_eq = c->long_eq || memchr(p, '=', n);
+	c->long_len += n;
+	*pos += n;
+	if (c->long_len >= UAPI_LINE_LIMIT) {
+		c->state = ST_SKIP;
+		c->err = -EIO;
+		ret = end_set(c, out);
+		c->state = ST_DRAIN;
+		c->skip_mid = true;
+		return ret;
+	}
+	if (nl) {
+		(*pos)++;
+		c->err = c->long_eq ? -EINVAL : -EPROTO;
+		c->state = ST_SKIP;
+		c->skip_mid = false;
+	}
+	return 0;
+}
+
+/*
  * OP or SET: buffers bytes into the line. Returns the bytes used, or 0 when
  * the line would exceed UAPI_LINE_MAX (then nothing was used). *complete
  * says whether the '\n' was reached.
@@ -765,19 +812,24 @@ static int step(struct uapi_conn *c, const char *data, size_t len, size_t *pos,
 	case ST_SKIP:
 		*pos += skip(c, data + *pos, len - *pos, &flag);
 		return flag ? end_set(c, out) : 0;
+	case ST_LONG:
+		return long_line(c, data, len, pos, out);
+	case ST_DRAIN:
+		*pos += skip(c, data + *pos, len - *pos, &flag);
+		return flag ? 1 : 0;
 	case ST_OP:
 	case ST_SET:
 		used = gather(c, data + *pos, len - *pos, &flag);
 		if (!used && len > *pos) {
-			/* Too long: no operation is; in a set it is malformed. */
+			/* Too long: no operation is; in a set it is read on, unkept. */
 			if (c->state == ST_OP)
 				return 1;
+			c->long_len = c->line_len;
+			c->long_eq = memchr(c->line, '=', c->line_len) != NULL;
 			sodium_memzero(c->line, c->line_len);
 			c->line_len = 0;
-			c->err = -EINVAL;
-			c->state = ST_SKIP;
-			c->skip_mid = true;
-			flag = false;
+			c->state = ST_LONG;
+			return 0;
 		}
 		*pos += used;
 		if (flag) {
@@ -792,18 +844,51 @@ static int step(struct uapi_conn *c, const char *data, size_t len, size_t *pos,
 	return 1;
 }
 
-int uapi_conn_feed(struct uapi_conn *c, const char *data, size_t len, struct uapi_buf *out)
+int uapi_conn_feed_one(struct uapi_conn *c, const char *data, size_t len, struct uapi_buf *out,
+		       size_t *used)
 {
-	size_t pos = 0;
+	size_t pos = 0, before = out->len;
 	int ret = 0;
 
-	while (pos < len && ret == 0)
+	while (pos < len && ret == 0 && out->len == before)
 		ret = step(c, data, len, &pos, out);
+	*used = pos;
 	if (c->state == ST_CLOSED)
 		ret = 1;
 	else if (ret != 0)
 		c->state = ST_CLOSED;
 	return ret;
+}
+
+int uapi_conn_feed(struct uapi_conn *c, const char *data, size_t len, struct uapi_buf *out)
+{
+	size_t pos = 0, used;
+	int ret;
+
+	do {
+		ret = uapi_conn_feed_one(c, data + pos, len - pos, out, &used);
+		pos += used;
+	} while (ret == 0 && pos < len);
+	return ret;
+}
+
+int uapi_conn_eof(struct uapi_conn *c, struct uapi_buf *out)
+{
+	int ret = 0;
+
+	if (c->state == ST_SET && c->line_len) {
+		/* A last line without its '\n' counts, as for wireguard-go's scanner. */
+		ret = handle_line(c, out);
+		sodium_memzero(c->line, c->line_len + 1);
+		c->line_len = 0;
+	} else if (c->state == ST_LONG) {
+		c->err = c->long_eq ? -EINVAL : -EPROTO;
+		c->state = ST_SKIP;
+	}
+	if (ret == 0 && (c->state == ST_SET || c->state == ST_SKIP))
+		ret = end_set(c, out);
+	c->state = ST_CLOSED;
+	return ret < 0 ? ret : 1;
 }
 
 struct uapi_conn *uapi_conn_new(const struct uapi_backend_ops *ops, void *ctx)
@@ -822,7 +907,7 @@ void uapi_conn_free(struct uapi_conn *c)
 {
 	if (!c)
 		return;
-	if ((c->state == ST_SET || c->state == ST_SKIP) && c->ops->set_end)
+	if ((c->state == ST_SET || c->state == ST_SKIP || c->state == ST_LONG) && c->ops->set_end)
 		c->ops->set_end(c->ctx, -EIO);
 	sodium_memzero(c, sizeof(*c));
 	free(c);
@@ -862,11 +947,15 @@ void uapi_put_text(struct uapi_writer *w, const char *fmt, ...)
 		put(w, s, (size_t)n);
 }
 
-/* Writes "key=value\n" with value printf-formatted. */
+/*
+ * Writes "key=value\n" with value printf-formatted. Any line a set accepts
+ * (UAPI_LINE_MAX bytes) fits, so every value set comes back whole: a
+ * shorter buffer once cut veil_get=1 off at a 114-byte endpoint_name.
+ */
 __attribute__((format(printf, 3, 4)))
 static void putf(struct uapi_writer *w, const char *key, const char *fmt, ...)
 {
-	char s[128];
+	char s[UAPI_LINE_MAX + 2];
 	va_list ap;
 	int n = snprintf(s, sizeof(s), "%s=", key);
 
@@ -876,12 +965,13 @@ static void putf(struct uapi_writer *w, const char *key, const char *fmt, ...)
 	va_end(ap);
 	if (n >= (int)sizeof(s) - 1) {
 		w->err = w->err ? w->err : -ENOBUFS;
+		n = (int)sizeof(s) - 1;
 	} else {
 		s[n++] = '\n';
 		put(w, s, (size_t)n);
 	}
 	/* The line may have been a private key. */
-	sodium_memzero(s, sizeof(s));
+	sodium_memzero(s, (size_t)n);
 }
 
 static void put_key(struct uapi_writer *w, const char *name, const uint8_t key[static 32])
@@ -904,7 +994,7 @@ void uapi_get_device(struct uapi_writer *w, const uint8_t *private_key, uint16_t
 		putf(w, "fwmark", "%lu", (unsigned long)fwmark);
 }
 
-static void put_endpoint(struct uapi_writer *w, const struct sockaddr *sa)
+static void put_endpoint_as(struct uapi_writer *w, const char *key, const struct sockaddr *sa)
 {
 	char addr[INET6_ADDRSTRLEN];
 
@@ -912,7 +1002,7 @@ static void put_endpoint(struct uapi_writer *w, const struct sockaddr *sa)
 		const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)sa;
 
 		inet_ntop(AF_INET, &in4->sin_addr, addr, sizeof(addr));
-		putf(w, "endpoint", "%s:%u", addr, (unsigned int)ntohs(in4->sin_port));
+		putf(w, key, "%s:%u", addr, (unsigned int)ntohs(in4->sin_port));
 	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
 		char scope[16] = "";
@@ -921,8 +1011,14 @@ static void put_endpoint(struct uapi_writer *w, const struct sockaddr *sa)
 		if (in6->sin6_scope_id)
 			snprintf(scope, sizeof(scope), "%%%lu", (unsigned long)in6->sin6_scope_id);
 		inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof(addr));
-		putf(w, "endpoint", "[%s%s]:%u", addr, scope, (unsigned int)ntohs(in6->sin6_port));
+		putf(w, key, "[%s%s]:%u", addr, scope, (unsigned int)ntohs(in6->sin6_port));
 	}
+}
+
+void uapi_get_metrics_listen(struct uapi_writer *w, const struct sockaddr *sa)
+{
+	if (w->veil && sa)
+		put_endpoint_as(w, "metrics_listen", sa);
 }
 
 /* Order as wireguard-go writes it (reference 9.3); public_key must come first. */
@@ -932,7 +1028,7 @@ void uapi_get_peer(struct uapi_writer *w, const struct uapi_peer_info *p)
 	put_key(w, "preshared_key", p->preshared_key);
 	putf(w, "protocol_version", "1");
 	if (p->endpoint)
-		put_endpoint(w, p->endpoint);
+		put_endpoint_as(w, "endpoint", p->endpoint);
 	putf(w, "last_handshake_time_sec", "%llu", (unsigned long long)p->last_handshake_sec);
 	putf(w, "last_handshake_time_nsec", "%lu", (unsigned long)p->last_handshake_nsec);
 	putf(w, "tx_bytes", "%llu", (unsigned long long)p->tx_bytes);

@@ -22,6 +22,14 @@
 
 /* Longest request line accepted, without its '\n'. Real lines are < 100 bytes. */
 #define UAPI_LINE_MAX 4096
+/*
+ * A set line this long (without its '\n') fails the request at once with
+ * errno=-5 and ends the connection: where wireguard-go's line scanner (Go's
+ * bufio.Scanner, 64 KB) gives up. A longer line than UAPI_LINE_MAX but
+ * shorter than this is read on without being kept, then refused like any
+ * bad line.
+ */
+#define UAPI_LINE_LIMIT 65536
 
 /*
  * A growable byte buffer for replies. Zero-initialise it. Replies to `get`
@@ -114,7 +122,9 @@ struct uapi_backend_ops {
 	 * appends "errno=0\n\n" on success; on error it drops what was written
 	 * and replies with the error alone. It serves get=1 and veil's own
 	 * veil_get=1, for which uapi_get_peer adds the peer's cipher and
-	 * endpoint_name (wg's get parser would refuse them in a get=1 reply).
+	 * endpoint_name and uapi_get_metrics_listen its line (wg's get parser
+	 * would refuse them in a get=1 reply). Every value a set accepts comes
+	 * back whole, however long.
 	 */
 	int (*get)(void *ctx, struct uapi_writer *w);
 	/*
@@ -142,6 +152,11 @@ struct uapi_peer_info {
 /* private_key is emitted only if non-NULL; listen_port and fwmark only if non-zero. */
 void uapi_get_device(struct uapi_writer *w, const uint8_t *private_key, uint16_t listen_port,
 		     uint32_t fwmark);
+/*
+ * veil_get=1 only, after uapi_get_device: where the metrics listener is
+ * (sa a sockaddr_in or sockaddr_in6; NULL: none, nothing written).
+ */
+void uapi_get_metrics_listen(struct uapi_writer *w, const struct sockaddr *sa);
 void uapi_get_peer(struct uapi_writer *w, const struct uapi_peer_info *p);
 /* Runs fn with a writer on out (for a reply outside a connection: the metrics page). */
 int uapi_render(struct uapi_buf *out, int (*fn)(void *ctx, struct uapi_writer *w), void *ctx);
@@ -156,6 +171,14 @@ struct uapi_conn;
 /* Returns NULL when out of memory. ops and ctx must outlive the connection. */
 struct uapi_conn *uapi_conn_new(const struct uapi_backend_ops *ops, void *ctx);
 
+/*
+ * The client closed its side: a set without its empty line (or its last
+ * line's '\n') is finished as if they had come, and its reply appended to
+ * out, as wireguard-go applies and answers it. Returns 1 (close once out
+ * is flushed) or a negative errno. Nothing else is answered.
+ */
+int __must_check uapi_conn_eof(struct uapi_conn *c, struct uapi_buf *out);
+
 /* Ends an unfinished set (set_end with -EIO), wipes the buffers and frees. NULL is a no-op. */
 void uapi_conn_free(struct uapi_conn *c);
 
@@ -167,9 +190,19 @@ void uapi_conn_free(struct uapi_conn *c);
  * return 1 and do nothing.
  *
  * The parser buffers at most one line; out grows with every reply, so the
- * caller should stop reading while a large reply is still unflushed.
+ * caller should stop reading while a large reply is still unflushed: see
+ * uapi_conn_feed_one.
  */
 int __must_check uapi_conn_feed(struct uapi_conn *c, const char *data, size_t len,
 				struct uapi_buf *out);
+/*
+ * As uapi_conn_feed, but it stops after the request that appended a reply
+ * to out; *used says how many bytes of data it consumed. A daemon feeds
+ * the rest only once that reply is written, so a client that pipelines
+ * requests without reading holds one reply in the daemon's memory, never
+ * one per request.
+ */
+int __must_check uapi_conn_feed_one(struct uapi_conn *c, const char *data, size_t len,
+				    struct uapi_buf *out, size_t *used);
 
 #endif

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -246,8 +245,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "veild: the transport cipher (OpenSSL libcrypto) failed its self-test\n");
 		return 1;
 	}
-	/* Keys must never reach swap or a core dump. */
-	prctl(PR_SET_DUMPABLE, 0);
+	/* Keys must never reach swap or a core dump (sandbox_drop_user says it again). */
+	c = sandbox_no_core_dumps();
+	if (c < 0) {
+		fprintf(stderr, "veild: cannot turn core dumps off: %s\n", strerror(-c));
+		return 1;
+	}
 	/*
 	 * Large transient buffers (a get of many peers, a big setconf) must come
 	 * from mmap so they go back when freed: under mlockall glibc cannot

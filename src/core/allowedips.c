@@ -71,6 +71,7 @@ struct allowedips {
 	struct trie v6;
 	size_t count;
 	size_t memory;
+	size_t max; /* ALLOWEDIPS_MAX; tests lower it */
 };
 
 /*
@@ -281,6 +282,9 @@ static int take_over(struct allowedips *t, struct trie *tr, struct tnode **link,
 	struct tnode *y = *link;
 	struct allowedips_node *z;
 
+	/* A bare branching node, or one left without an owner: a new prefix. */
+	if (!(y->flags & NODE_OWNED) && t->count >= t->max)
+		return -ENOSPC;
 	if (!(y->flags & NODE_FULL)) {
 		z = full_new(t, k, y->cidr, tr->v6);
 		if (!z)
@@ -334,6 +338,8 @@ static int insert(struct allowedips *t, struct trie *tr, const struct key *k,
 	if (y && y->cidr == cidr && d == cidr)
 		return take_over(t, tr, link, k, owner);
 
+	if (t->count >= t->max)
+		return -ENOSPC;
 	z = full_new(t, k, cidr, tr->v6);
 	if (!z)
 		return -ENOMEM;
@@ -434,6 +440,7 @@ struct allowedips *allowedips_new(void)
 	t->v4.bits = 32;
 	t->v6.bits = 128;
 	t->v6.v6 = true;
+	t->max = ALLOWEDIPS_MAX;
 	return t;
 }
 

@@ -38,6 +38,14 @@ struct allowedips_owner {
 	size_t count;
 };
 
+/*
+ * Prefixes one table holds at most, all owners together: twice the million
+ * that make bench measures (about 90 bytes each, in locked memory). The
+ * kernel module has no such limit; a daemon whose control socket may add
+ * prefixes for ever must have one.
+ */
+#define ALLOWEDIPS_MAX (1u << 21)
+
 /* Opaque: one IPv4 and one IPv6 trie plus accounting. */
 struct allowedips;
 
@@ -54,7 +62,8 @@ void allowedips_free(struct allowedips *t);
  * family is AF_INET (addr: 4 bytes, network order) or AF_INET6 (16 bytes).
  * Bits beyond cidr are ignored. Inserting a prefix that another owner holds
  * moves it to this owner. Returns 0, -EINVAL (bad family, cidr too long, no
- * owner) or -ENOMEM (the table is unchanged).
+ * owner), -ENOSPC (a new prefix, and the table holds ALLOWEDIPS_MAX) or
+ * -ENOMEM (the table is unchanged).
  */
 int __must_check allowedips_insert(struct allowedips *t, int family,
 				   const uint8_t *addr, uint8_t cidr,

@@ -40,6 +40,7 @@ struct wg_device {
 	struct allowedips *allowedips;
 	struct wg_peer **buckets;
 	size_t nbuckets, npeers;
+	size_t max_peers; /* WG_PEERS_MAX; tests lower it */
 	struct wg_peer *list_head;
 	uint8_t hash_key[16];
 	unsigned int mtu;
@@ -71,6 +72,7 @@ struct wg_device *wg_device_new(const struct wg_device_ops *ops, void *ctx,
 	dev->ctx = ctx;
 	dev->rng = rng;
 	dev->mtu = DEFAULT_MTU;
+	dev->max_peers = WG_PEERS_MAX;
 	dev->nbuckets = 64;
 	dev->identity = sodium_malloc(sizeof(*dev->identity));
 	dev->index = index_table_new();
@@ -185,6 +187,8 @@ int wg_device_peer_add(struct wg_device *dev, const uint8_t pub[static 32], stru
 		return -EEXIST;
 	if (wg_device_peer_lookup(dev, pub))
 		return -EEXIST;
+	if (dev->npeers >= dev->max_peers)
+		return -ENOSPC;
 	peer = slab_alloc(&dev->peer_cache);
 	if (!peer)
 		return -ENOMEM;

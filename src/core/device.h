@@ -153,7 +153,16 @@ bool wg_device_under_load(struct wg_device *dev, uint64_t now);
 const struct wg_device_stats *wg_device_stats(const struct wg_device *dev);
 struct allowedips *wg_device_allowedips(struct wg_device *dev);
 
-/* Peers. Adding our own public key is refused with -EEXIST. */
+/*
+ * Peers an interface holds at most, the kernel module's limit (which
+ * answers -ENOMEM there; -ENOSPC here says what happened).
+ */
+#define WG_PEERS_MAX (1u << 20)
+
+/*
+ * Peers. Adding our own public key is refused with -EEXIST, a peer past
+ * WG_PEERS_MAX with -ENOSPC.
+ */
 int wg_device_peer_add(struct wg_device *dev, const uint8_t pub[static 32],
 		       struct wg_peer **out) __must_check;
 struct wg_peer *wg_device_peer_lookup(const struct wg_device *dev, const uint8_t pub[static 32]);

@@ -4,7 +4,10 @@
  * the byte stream of one connection, fed to uapi_conn_feed() in chunks.
  * The first input byte picks the chunking: 0 feeds everything at once,
  * otherwise chunk sizes are drawn from 1..byte with a generator seeded by
- * it, so a line or a key split at every position gets tried.
+ * it, so a line or a key split at every position gets tried. Odd chunks go
+ * through uapi_conn_feed_one (a reply at a time, as veild feeds them), and
+ * an odd first byte ends the connection with uapi_conn_eof, which must end
+ * any set.
  *
  * The backend accepts everything and keeps a small model (device keys, up
  * to MAX_PEERS peers with a few allowed IPs each) so that `get` has
@@ -364,7 +367,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!piece)
 			abort();
 		memcpy(piece, data + pos, n);
-		ret = uapi_conn_feed(c, piece, n, &out);
+		if (next(&s) & 1) {
+			size_t used = 0, before = out.len;
+
+			ret = uapi_conn_feed_one(c, piece, n, &out, &used);
+			/* It stops early only after a reply, and always gets somewhere. */
+			if (used > n || (ret == 0 && (used == 0 || (used < n && out.len == before))))
+				fail();
+			if (ret == 0)
+				n = used;
+		} else {
+			ret = uapi_conn_feed(c, piece, n, &out);
+		}
 		free(piece);
 		pos += n;
 		/* Pretend the socket took part of the reply. */
@@ -376,6 +390,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fail();
 	if (ret < 0 && ret != -ENOMEM)
 		fail();
+	if (ret == 0 && (chunk & 1)) {
+		ret = uapi_conn_eof(c, &out);
+		if ((ret != 1 && ret != -ENOMEM) || m.in_set)
+			fail(); /* the end of the connection ends the set */
+	}
 	for (i = 0; i < out.len; i++)
 		if (out.data[i] == '\0')
 			fail();

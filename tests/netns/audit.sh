@@ -2,6 +2,9 @@
 # The audit trail: every configuration change made through the control socket and every
 # key event is one structured AUDIT line naming the event, the interface, the peer's
 # fingerprint, who asked (uid and pid) and the time; and no key ever appears in a log.
+# Refused handshake messages that name a peer (a forged response carries a live
+# index and a valid mac1, both visible on the wire) make one line a second per
+# reason, with the count it stands for: 1,000 forged responses, a handful of lines.
 . "$(dirname "$0")/lib.sh"
 
 setup_hosts
@@ -63,4 +66,41 @@ for f in "$TMP/$A.log" "$TMP/$B.log"; do
 		grep -qiF "$hex" "$f" && fail "a key appears in hex in $f"
 	done
 done
+log "--- 1,000 forged handshake responses: a few lines, every one counted"
+C="ac$RUN"
+start_daemon "$NS1" veild "$C"
+CPID=${PIDS[-1]}
+wg genkey >"$TMP/k3"
+run wg set "$C" private-key "$TMP/k3" listen-port 51003 \
+	peer "$P2" allowed-ips 192.0.2.102/32 endpoint 198.18.0.2:51099
+n1 ip addr add 192.0.2.101/32 dev "$C"
+n1 ip link set "$C" up
+n1 ip route add 192.0.2.102/32 dev "$C"
+# The forger sits where C believes its peer is and answers C's initiation.
+n2 timeout 40 "$ROOT/$BUILD/tools/forgeresp" -n 1000 198.18.0.2 51099 "$(wg pubkey <"$TMP/k3")" \
+	>"$TMP/forge.out" 2>&1 &
+FORGER=$!
+PIDS+=("$FORGER")
+sleep 0.3
+n1 ping -c 1 -W 1 192.0.2.102 >/dev/null 2>&1 || true
+wait "$FORGER" || { cat "$TMP/forge.out"; fail "forgeresp"; }
+cat "$TMP/forge.out"
+sent=$(sed -n 's/^sent=\([0-9]*\) .*/\1/p' "$TMP/forge.out")
+failures() {
+	"$ROOT/$BUILD/veilctl" metrics "$C" | awk '/^veil_peer_handshake_failures_total/ { print $2 }'
+}
+counted() {
+	grep -E "AUDIT: .* event=handshake_failed iface=$C peer=$FP2 " "$TMP/$C.log" |
+		sed -n 's/.* count=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }'
+}
+# The last response follows the others by 1.1 s: its line counts those kept quiet.
+for _ in $(seq 50); do [ "$(counted)" = "$(failures)" ] && break; sleep 0.1; done
+lines=$(grep -cE "AUDIT: .* event=handshake_failed iface=$C peer=$FP2 " "$TMP/$C.log" || true)
+log "sent $sent, refused $(failures), audit lines $lines counting $(counted)"
+[ "$(failures)" -ge $((sent * 9 / 10)) ] || fail "only $(failures) of $sent forged responses reached veild"
+[ "$(counted)" = "$(failures)" ] || fail "the audit lines count $(counted) failures, the peer has $(failures)"
+if [ "$lines" -lt 2 ] || [ "$lines" -gt 5 ]; then
+	fail "$lines audit lines for $sent forged responses over ~2.5 s"
+fi
+kill -0 "$CPID" || fail "veild died"
 log "audit: all passed"

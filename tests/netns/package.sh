@@ -34,6 +34,11 @@ MARK=/run/veil-package-test.installed
 INSTALLED=0
 ETC_EXISTED=0
 [ -d /etc/veil ] && ETC_EXISTED=1
+# The package's postinst creates the account veild runs as, and purging
+# leaves it (Debian's way with system accounts); this test removes it again
+# when it was not there before, so the machine is left as it was found.
+USER_EXISTED=0
+getent passwd _veil >/dev/null && USER_EXISTED=1
 ifa="pa$RUN"
 ifb="pb$RUN"
 ETC_CONF="/etc/veil/$ifa.conf"
@@ -52,6 +57,10 @@ package_cleanup() {
 		dpkg --purge veil >"$TMP/purge.log" 2>&1 || { cat "$TMP/purge.log"; echo "package: dpkg --purge veil failed" >&2; }
 		[ "$ETC_EXISTED" = 1 ] || rmdir /etc/veil 2>/dev/null
 		rm -f "$MARK"
+	fi
+	if [ "$USER_EXISTED" = 0 ] && getent passwd _veil >/dev/null; then
+		userdel _veil
+		getent group _veil >/dev/null && groupdel _veil
 	fi
 	(exit "$status")
 	cleanup
@@ -112,6 +121,8 @@ for f in site-a.conf site-b.conf; do
 	[ -s "$EXAMPLES/$f" ] || [ -s "$EXAMPLES/$f.gz" ] || fail "example $f missing"
 done
 [ "$(stat -c %a /etc/veil)" = 700 ] || [ "$ETC_EXISTED" = 1 ] || fail "/etc/veil is not mode 0700"
+getent passwd _veil || fail "the package did not create the account _veil"
+[ "$(getent passwd _veil | cut -d: -f7)" = /usr/sbin/nologin ] || fail "_veil has a login shell"
 if command -v man >/dev/null; then
 	for page in "8 veild" "8 veilctl" "8 veil-meshd" "5 veil.conf"; do
 		# shellcheck disable=SC2086
@@ -161,6 +172,10 @@ for ns in "$NS1" "$NS2"; do
 	for pid in $nspids; do
 		exe=$(readlink "/proc/$pid/exe")
 		[ "$exe" = /usr/sbin/veild ] || fail "process $pid in $ns runs $exe, not /usr/sbin/veild"
+		# The daemon as _veil; its resolver child as nobody.
+		[ "$(cat "/proc/$pid/comm")" = veild ] || continue
+		[ "$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status")" = "$(id -u _veil)" ] ||
+			fail "veild $pid in $ns runs as uid $(awk '/^Uid:/ { print $2 }' "/proc/$pid/status"), not _veil"
 	done
 done
 ping_ok "$NS1" 198.19.0.2 3 || fail "site A -> site B through the tunnel"
@@ -254,6 +269,8 @@ mainpid=$(sed -n 's/^[0-9]* [0-9]* MAINPID=//p' "$TMP/notify.out" | tail -n 1)
 [ "$(ip netns identify "$mainpid")" = "$NS1" ] || fail "MAINPID=$mainpid is not in $NS1"
 capeff=$(sed -n 's/^CapEff:\t//p' "/proc/$mainpid/status")
 [ "$capeff" = 0000000000001400 ] || fail "veild has capabilities $capeff, not CAP_NET_ADMIN and CAP_NET_BIND_SERVICE only"
+[ "$(awk '/^Uid:/ { print $2 $3 $4 $5 }' "/proc/$mainpid/status")" = "$(id -u _veil)$(id -u _veil)$(id -u _veil)$(id -u _veil)" ] ||
+	fail "the unit's veild runs as uid $(awk '/^Uid:/ { print $2 }' "/proc/$mainpid/status"), not _veil"
 log "ExecStart: READY=1, MAINPID=$mainpid (veild): ok; veild's $(grep -h VmLck "/proc/$mainpid/status" | tr -s '\t ' ' ')"
 ping_ok "$NS1" 198.19.0.2 3 || fail "site A (key from the credential) -> site B"
 lines=$(wc -l <"$TMP/notify.out")

@@ -92,6 +92,39 @@ wg show "$ifk" peers | qgrep "$newpeer" || fail "the saved peer did not come bac
 n1 "$VEILCTL" down "$TMP/$ifk.conf" || fail "veilctl down of the saved file"
 log "SaveConfig: ok"
 
+log "--- SaveConfig writes the private key through no file it did not make"
+# A file holding the key inline, owned by nobody (mode 0600): the saved file keeps
+# that owner and mode. A stale world-readable .new beside it, then a symbolic link
+# named .new, must neither be used nor followed.
+conf_with "PrivateKey = $(cat "$TMP/k")
+SaveConfig = true"
+chown nobody:nogroup "$TMP/$ifk.conf"
+for planted in file symlink; do
+	rm -f "$TMP/$ifk.conf.new" "$TMP/elsewhere"
+	if [ "$planted" = file ]; then
+		(umask 022 && echo planted >"$TMP/$ifk.conf.new")
+	else
+		ln -s "$TMP/elsewhere" "$TMP/$ifk.conf.new"
+	fi
+	n1 "$VEILCTL" up "$TMP/$ifk.conf" || fail "veilctl up (planted $planted)"
+	run "$VEILCTL" set "$ifk" peer "$newpeer" allowed-ips 198.19.5.9/32
+	n1 "$VEILCTL" down "$TMP/$ifk.conf" || fail "veilctl down (planted $planted)"
+	if [ ! -f "$TMP/$ifk.conf" ] || [ -L "$TMP/$ifk.conf" ]; then fail "the saved file is not a regular file"; fi
+	grep -q "^PublicKey = $newpeer" "$TMP/$ifk.conf" || fail "SaveConfig did not save (planted $planted)"
+	[ "$(stat -c '%a %U:%G' "$TMP/$ifk.conf")" = "600 nobody:nogroup" ] ||
+		fail "planted $planted: the saved file is $(stat -c '%a %U:%G' "$TMP/$ifk.conf"), not 600 nobody:nogroup"
+	if [ "$planted" = file ]; then
+		[ "$(cat "$TMP/$ifk.conf.new")" = planted ] || fail "SaveConfig wrote into the stale .new"
+	else
+		[ -L "$TMP/$ifk.conf.new" ] || fail "the planted symbolic link is gone"
+		[ ! -e "$TMP/elsewhere" ] || fail "SaveConfig wrote the private key through a symbolic link"
+	fi
+	leftover=$(find "$TMP" -maxdepth 1 -name "$ifk.conf.*" ! -name "$ifk.conf.new")
+	[ -z "$leftover" ] || fail "SaveConfig left $leftover"
+done
+rm -f "$TMP/$ifk.conf.new"
+log "SaveConfig with a planted .new file and symbolic link: ok"
+
 chmod 644 "$TMP/key.file"
 conf_with "PrivateKeyFile = $TMP/key.file"
 out=$(n1 "$VEILCTL" up "$TMP/$ifk.conf" 2>&1) && fail "a 0644 key file was accepted"

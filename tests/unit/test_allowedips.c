@@ -290,6 +290,48 @@ static void test_bad_family(void **state)
 	allowedips_free(t);
 }
 
+/* The table's limit (lowered to 4 here): new prefixes refused, the table as it was. */
+static void test_limit(void **state)
+{
+	struct allowedips *t = allowedips_new();
+	uint8_t a[16] = { 10, 0, 0, 0 }, v6[16] = { 0xfd };
+	uint8_t i;
+
+	(void)state;
+	reset_owners();
+	assert_int_equal(t->max, ALLOWEDIPS_MAX);
+	t->max = 4;
+	/* 10.0.0.0/24 and 10.0.1.0/24 make a branching node at 10.0.0.0/23. */
+	for (i = 0; i < 3; i++) {
+		a[2] = i;
+		assert_int_equal(allowedips_insert(t, AF_INET, a, 24, &owners[0]), 0);
+	}
+	assert_int_equal(allowedips_insert(t, AF_INET6, v6, 64, &owners[1]), 0);
+	assert_int_equal(allowedips_count(t), 4);
+	a[2] = 9;
+	assert_int_equal(allowedips_insert(t, AF_INET, a, 24, &owners[0]), -ENOSPC);
+	assert_int_equal(allowedips_insert(t, AF_INET6, a, 128, &owners[1]), -ENOSPC);
+	/* On the branching node itself: a new prefix too. */
+	a[2] = 0;
+	assert_int_equal(allowedips_insert(t, AF_INET, a, 23, &owners[1]), -ENOSPC);
+	assert_int_equal(allowedips_count(t), 4);
+	check_trie(t);
+	a[2] = 9;
+	assert_null(allowedips_lookup(t, AF_INET, a));
+	/* A prefix the table holds may change owner: nothing new. */
+	a[2] = 1;
+	assert_int_equal(allowedips_insert(t, AF_INET, a, 24, &owners[1]), 0);
+	assert_ptr_equal(allowedips_lookup(t, AF_INET, a), &owners[1]);
+	assert_int_equal(allowedips_insert(t, AF_INET, a, 24, &owners[1]), 0);
+	/* Room again once one goes. */
+	assert_int_equal(allowedips_remove(t, AF_INET6, v6, 64, &owners[1]), 0);
+	a[2] = 9;
+	assert_int_equal(allowedips_insert(t, AF_INET, a, 24, &owners[0]), 0);
+	assert_int_equal(allowedips_count(t), 4);
+	check_trie(t);
+	allowedips_free(t);
+}
+
 struct walked {
 	int n;
 	int family[4];
@@ -688,6 +730,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_vectors),
 		cmocka_unit_test(test_bad_family),
+		cmocka_unit_test(test_limit),
 		cmocka_unit_test(test_walk_clears_host_bits),
 		cmocka_unit_test(test_move_between_owners),
 		cmocka_unit_test(test_node_sizes),

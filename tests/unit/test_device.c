@@ -1381,6 +1381,34 @@ static void test_peer_remove(void **state)
 	assert_int_equal(wg_device_stats(b->dev)->handshakes_completed, 1);
 }
 
+/* The peer limit (lowered to 3 here): the next peer refused, room again after a removal. */
+static void test_peer_limit(void **state)
+{
+	struct world *w = *state;
+	struct wg_device *dev = w->n[NODE_A].dev;
+	struct wg_peer *p[4];
+	uint8_t pub[32];
+	size_t i, had = wg_device_peer_count(dev);
+
+	assert_int_equal(dev->max_peers, WG_PEERS_MAX);
+	dev->max_peers = had + 3;
+	memset(pub, 0x5a, sizeof(pub));
+	for (i = 0; i < 3; i++) {
+		pub[0] = (uint8_t)i;
+		assert_int_equal(wg_device_peer_add(dev, pub, &p[i]), 0);
+		p[i]->user = &w->n[NODE_A].stage; /* what the callbacks expect */
+	}
+	pub[0] = 3;
+	assert_int_equal(wg_device_peer_add(dev, pub, &p[3]), -ENOSPC);
+	assert_null(wg_device_peer_lookup(dev, pub));
+	assert_int_equal(wg_device_peer_count(dev), had + 3);
+	wg_device_peer_remove(dev, p[1]);
+	assert_int_equal(wg_device_peer_add(dev, pub, &p[3]), 0);
+	p[3]->user = &w->n[NODE_A].stage;
+	assert_ptr_equal(wg_device_peer_lookup(dev, pub), p[3]);
+	assert_int_equal(wg_device_peer_count(dev), had + 3);
+}
+
 static void test_private_key_change(void **state)
 {
 	struct world *w = *state;
@@ -1462,6 +1490,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_roaming_during_handshake, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_private_key_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peer_limit, setup, teardown),
 	};
 
 	if (sodium_init() < 0)

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * veilctl's key sources (tools/veilctl/keys.c): a key file only its owner
- * may use, a systemd credential, a command's output (exit status, output,
+ * may use and whose owner is root, the warnings for a configuration file
+ * that holds a key and that others may read or another user owns, a systemd
+ * credential, a command's output (exit status, output,
  * time limit), and keys_load naming file, line and source when one fails.
  * The files live in a mkdtemp directory made for each test. Tests run as
  * root, which bypasses permissions, but the mode check is ours and holds.
@@ -164,6 +166,84 @@ static void test_file_kinds(void **state)
 	assert_int_equal(key_from_file(in_dir(path, sizeof(path), "big"), k, why, sizeof(why)), -EFBIG);
 	snprintf(want, sizeof(want), "%s is larger than 256 bytes: not a key file", path);
 	assert_string_equal(why, want);
+}
+
+/* A key file of another user: that user may read it and put in a key of their choice. */
+static void test_file_owner(void **state)
+{
+	char path[128], why[256], want[256];
+	uint8_t k[32];
+
+	(void)state;
+	if (geteuid() != 0)
+		skip(); /* giving a file away needs root */
+	write_key("theirs", "", priv, "\n", 0600);
+	assert_int_equal(chown(in_dir(path, sizeof(path), "theirs"), 65534, 65534), 0);
+	assert_int_equal(key_from_file(path, k, why, sizeof(why)), -EPERM);
+	snprintf(want, sizeof(want), "%s belongs to uid 65534, not to root (chown root it)", path);
+	assert_string_equal(why, want);
+	assert_int_equal(chown(path, 0, 65534), 0); /* root's, whatever its group: fine */
+	assert_int_equal(key_from_file(path, k, why, sizeof(why)), 0);
+	key_equal(k, priv);
+}
+
+/* The warnings keys_load writes for the configuration file itself, as text. */
+static char *conf_warnings(const char *text, mode_t mode, uid_t uid)
+{
+	struct conf_error err;
+	struct conf c;
+	char path[128], *out = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	write_file("wg0.conf", text, strlen(text), mode);
+	assert_int_equal(chown(in_dir(path, sizeof(path), "wg0.conf"), uid, 0), 0);
+	if (conf_load(&c, path, &err))
+		fail_msg("%s", err.msg);
+	f = open_memstream(&out, &len);
+	assert_non_null(f);
+	keys_warn_conf_file(&c, f);
+	assert_int_equal(fclose(f), 0);
+	conf_free(&c);
+	return out;
+}
+
+/* As wg-quick warns: a file holding a key that others may read, or that another user owns. */
+static void test_conf_file_warnings(void **state)
+{
+	char inline_priv[256], inline_psk[256], by_file[256], path[128], want[512];
+	char *w;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	snprintf(inline_priv, sizeof(inline_priv), "[Interface]\nPrivateKey = %s\n", priv);
+	snprintf(inline_psk, sizeof(inline_psk),
+		 "[Interface]\nListenPort = 1\n[Peer]\nPublicKey = %s\nPresharedKey = %s\n", pub1, psk);
+	snprintf(by_file, sizeof(by_file), "[Interface]\nPrivateKeyFile = /etc/veil/k\n");
+	in_dir(path, sizeof(path), "wg0.conf");
+
+	w = conf_warnings(inline_priv, 0600, 0);
+	assert_string_equal(w, "");
+	free(w);
+	w = conf_warnings(inline_priv, 0644, 0);
+	snprintf(want, sizeof(want),
+		 "veilctl: warning: %s holds a key and is readable by group or others (chmod 600 it)\n", path);
+	assert_string_equal(w, want);
+	free(w);
+	w = conf_warnings(inline_psk, 0640, 0);
+	assert_string_equal(w, want);
+	free(w);
+	w = conf_warnings(inline_priv, 0600, 65534);
+	snprintf(want, sizeof(want),
+		 "veilctl: warning: %s holds a key and belongs to uid 65534, who may read it and change "
+		 "its keys and hooks (chown root it)\n", path);
+	assert_string_equal(w, want);
+	free(w);
+	/* The key is elsewhere: the file's own mode is its owner's business. */
+	w = conf_warnings(by_file, 0644, 0);
+	assert_string_equal(w, "");
+	free(w);
 }
 
 /* ---- credentials -------------------------------------------------------------------------- */
@@ -544,6 +624,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_file_modes, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_file_contents, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_file_kinds, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_file_owner, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_conf_file_warnings, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_credential, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_command_output, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_command_status, setup_dir, teardown_dir),

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * The resolver child: the shapes of names the control socket accepts, and
- * a real child that answers over its socketpair (a name from /etc/hosts, a
- * literal, a malformed name; a request of the wrong size gets no answer and
- * does not stop it), runs without any capability, and ends when the
- * daemon's end closes. A name that does not exist is not asked: it would go
- * to DNS.
+ * The resolver child: the shapes of names the control socket accepts, when
+ * a reply is taken (only for the request out, once), and a real child that
+ * answers over its socketpair (a name from /etc/hosts, a literal, a
+ * malformed name; a request of the wrong size gets no answer and does not
+ * stop it), runs without any capability, and ends when the daemon's end
+ * closes. A name that does not exist is not asked: it would go to DNS.
  */
 #include "resolver.c"
 #include "sandbox.c"
@@ -54,6 +54,39 @@ static void test_name_too_long(void **state)
 	memset(name, 'a', sizeof(name));
 	strcpy(name + RESOLVER_NAME_MAX - 6, ":51820"); /* one more: no room for the NUL */
 	assert_false(resolver_name_valid(name));
+}
+
+/*
+ * Replies taken only while their request is out, once: none before any
+ * request, none of another generation, no second one, none after the name
+ * changed. The child parses DNS answers; a child gone wrong must not move
+ * a peer's endpoint when no lookup was asked.
+ */
+static void test_lookup_outstanding(void **state)
+{
+	struct resolver_lookup l = { 0 };
+	struct resolver_reply rp = { .gen = 1 };
+
+	(void)state;
+	assert_false(resolver_lookup_take(&l, &rp)); /* nothing asked yet */
+	rp.gen = 0;
+	assert_false(resolver_lookup_take(&l, &rp)); /* not even the zero generation */
+	resolver_lookup_sent(&l, 7);
+	rp.gen = 6;
+	assert_false(resolver_lookup_take(&l, &rp)); /* an older request's */
+	rp.gen = 8;
+	assert_false(resolver_lookup_take(&l, &rp)); /* one never sent */
+	rp.gen = 7;
+	assert_true(resolver_lookup_take(&l, &rp));
+	assert_false(l.out);
+	assert_false(resolver_lookup_take(&l, &rp)); /* the same reply again */
+	resolver_lookup_sent(&l, 9);
+	resolver_lookup_cancel(&l);
+	rp.gen = 9;
+	assert_false(resolver_lookup_take(&l, &rp)); /* for a name since replaced */
+	resolver_lookup_sent(&l, 10);
+	rp.gen = 10;
+	assert_true(resolver_lookup_take(&l, &rp));
 }
 
 /* One request and its reply, bounded by 10 s. */
@@ -175,6 +208,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_name_shapes),
 		cmocka_unit_test(test_name_too_long),
+		cmocka_unit_test(test_lookup_outstanding),
 		cmocka_unit_test(test_child),
 	};
 

@@ -3,11 +3,14 @@
  * UAPI text protocol: every set key with good and bad values, the requests
  * stock `wg` sends (reference 9.5), partial apply and skipping, several
  * requests per connection, update_only, the device's own key, overlong
- * lines, and a byte-exact get. A fake backend logs every call as a line of
+ * lines, a byte-exact get, and every value a set accepts coming back whole
+ * through get=1 and veil_get=1 at its longest. A fake backend logs every call as a line of
  * text, so each case compares a reply and a log with literal strings. Every
  * case runs whole, one byte per feed, and cut in two at every position.
  */
 #include "uapi.c"
+
+#include "resolver.h" /* RESOLVER_NAME_MAX: the longest endpoint name veild takes */
 
 #include "test_util.h"
 
@@ -388,6 +391,17 @@ static const struct uapi_backend_ops fake_ops = {
 
 /* ---- the harness ---- */
 
+/* Whether the client closes its side after the request (uapi_conn_eof) before the connection goes. */
+static bool at_eof;
+
+/* A failed case leaves by longjmp: the next test must not inherit at_eof. */
+static int reset_eof(void **state)
+{
+	(void)state;
+	at_eof = false;
+	return 0;
+}
+
 /* Feeds req cut at cuts[] over one connection, then frees it; returns the last feed's result. */
 static int run_cuts(struct fake *f, const char *req, size_t len, const size_t *cuts, size_t ncuts,
 		    struct uapi_buf *out)
@@ -405,6 +419,8 @@ static int run_cuts(struct fake *f, const char *req, size_t len, const size_t *c
 	}
 	if (rc != 0)
 		assert_int_equal(uapi_conn_feed(c, "get=1\n\n", 7, out), 1);
+	else if (at_eof)
+		rc = uapi_conn_eof(c, out);
 	uapi_conn_free(c);
 	return rc;
 }
@@ -959,6 +975,115 @@ static void test_unfinished_set(void **state)
 	expect(&plain, "", "", "", 0);
 }
 
+/*
+ * The client ends the connection without the empty line: the set is
+ * finished as if it had come, its last line without '\n' too, and
+ * answered, as wireguard-go applies and answers it. Nothing else is.
+ */
+static void test_eof(void **state)
+{
+	(void)state;
+	at_eof = true;
+	expect(&plain, "set=1\nfwmark=7\n", "errno=0\n\n", "begin\nfwmark 7\nend 0\n", 1);
+	expect(&plain, "set=1\nfwmark=8", "errno=0\n\n", "begin\nfwmark 8\nend 0\n", 1);
+	expect(&plain, "set=1\n", "errno=0\n\n", "begin\nend 0\n", 1);
+	expect(&plain, "set=1\npublic_key=" P1 "\n", "errno=0\n\n", "begin\n" NEW("1111") "end 0\n", 1);
+	expect(&plain, "set=1\nlisten_port=1\n\nset=1\nfwmark=2",
+	       "errno=0\n\nerrno=0\n\n", "begin\nlisten_port 1\nend 0\nbegin\nfwmark 2\nend 0\n", 1);
+	/* An error stays the answer; what came after it is not applied. */
+	expect(&plain, "set=1\nbogus=1\nfwmark=1\n", "errno=-22\n\n", "begin\nend -22\n", 1);
+	expect(&plain, "set=1\nfwmark", "errno=-71\n\n", "begin\nend -71\n", 1);
+	/* Not a set: nothing to answer. */
+	expect(&plain, "get=1\n", "", "", 1);
+	expect(&plain, "get=", "", "", 1);
+	expect(&plain, "", "", "", 1);
+	at_eof = false;
+}
+
+/* Runs req whole, one byte per feed, and cut at a few places (it is too long for every one). */
+static void expect_long(const char *req, size_t len, const char *reply, const char *log, int rc)
+{
+	const struct want w = { reply, log, rc };
+	const size_t cuts[] = { 1, 4096, 4097, 4103, UAPI_LINE_LIMIT - 1, UAPI_LINE_LIMIT,
+				UAPI_LINE_LIMIT + 6, UAPI_LINE_LIMIT + 7, len - 2, len - 1 };
+	size_t *every = calloc(len, sizeof(*every)), k;
+
+	assert_non_null(every);
+	expect_cuts("whole", 0, &plain, req, len, NULL, 0, &w);
+	for (k = 1; k < len; k++)
+		every[k - 1] = k;
+	expect_cuts("bytes", 0, &plain, req, len, every, len - 1, &w);
+	for (k = 0; k < ARRAY_SIZE(cuts); k++)
+		if (cuts[k] > 0 && cuts[k] < len)
+			expect_cuts("cut", cuts[k], &plain, req, len, &cuts[k], 1, &w);
+	free(every);
+}
+
+/* A set=1 request whose one line is a prefix and n bytes of fill, then the rest. */
+static char *long_request(const char *prefix, char fill, size_t n, const char *rest, size_t *len)
+{
+	size_t a = strlen("set=1\n"), b = strlen(prefix), c = strlen(rest);
+	char *req = malloc(a + b + n + c + 1);
+
+	assert_non_null(req);
+	memcpy(req, "set=1\n", a);
+	memcpy(req + a, prefix, b);
+	memset(req + a + b, fill, n);
+	memcpy(req + a + b + n, rest, c + 1);
+	*len = a + b + n + c;
+	return req;
+}
+
+/*
+ * The malformed requests on which veild and wireguard-go (Debian's
+ * 0.0.20220316 and 0.0.20231211, compared in tests/netns/uapi-wggo.sh)
+ * once differed, answered as wireguard-go answers them: a line of binary
+ * junk without '=' is a protocol error (-71) even with a NUL in it, and
+ * one with '=' an invalid key (-22); a line of 64 KB (bufio.Scanner's
+ * limit) or more, key and value or not, is an I/O error (-5), answered at
+ * once, the rest of the request read and the connection closed; a longer
+ * line than veild keeps but under 64 KB is refused like any bad line.
+ */
+static void test_wireguard_go_answers(void **state)
+{
+	static const char junk[] = "set=1\n\x00\x01\x02junk\xff\n\nset=1\nfwmark=1\n\n";
+	static const char junk_eq[] = "set=1\nab\x00c=\x01\x02\n\n";
+	char *req;
+	size_t len;
+
+	(void)state;
+	expect_len(&plain, junk, sizeof(junk) - 1, "errno=-71\n\nerrno=0\n\n",
+		   "begin\nend -71\nbegin\nfwmark 1\nend 0\n", 0);
+	expect_len(&plain, junk_eq, sizeof(junk_eq) - 1, "errno=-22\n\n", "begin\nend -22\n", 0);
+	expect(&plain, "set=1\nlisten_port\n\n", "errno=-71\n\n", "begin\nend -71\n", 0);
+
+	/* 100 KB of one line, then of one value: -5 at 64 KB, the rest read, closed. */
+	req = long_request("", 'a', 100000, "\n\nset=1\nfwmark=1\n\n", &len);
+	expect_long(req, len, "errno=-5\n\n", "begin\nend -5\n", 1);
+	free(req);
+	req = long_request("private_key=", 'a', 100000, "\n\n", &len);
+	expect_long(req, len, "errno=-5\n\n", "begin\nend -5\n", 1);
+	free(req);
+	/* The edge: a line of 65,535 bytes is read to its end, one of 65,536 is not. */
+	req = long_request("", 'a', UAPI_LINE_LIMIT - 1, "\n\nset=1\nfwmark=1\n\n", &len);
+	expect_long(req, len, "errno=-71\n\nerrno=0\n\n", "begin\nend -71\nbegin\nfwmark 1\nend 0\n",
+		    0);
+	free(req);
+	/* (wireguard-go would take this one, leading zeros and all: no fwmark is 64 KB long.) */
+	req = long_request("fwmark=", '0', UAPI_LINE_LIMIT - 9, "1\n\n", &len);
+	expect_long(req, len, "errno=-22\n\n", "begin\nend -22\n", 0);
+	free(req);
+	req = long_request("", 'a', UAPI_LINE_LIMIT, "\n\n", &len);
+	expect_long(req, len, "errno=-5\n\n", "begin\nend -5\n", 1);
+	free(req);
+	/* Past what veild keeps, at the end of the connection. */
+	at_eof = true;
+	req = long_request("", 'a', 5000, "", &len);
+	expect_long(req, len, "errno=-71\n\n", "begin\nend -71\n", 1);
+	free(req);
+	at_eof = false;
+}
+
 static void test_nul_in_line(void **state)
 {
 	static const char req[] = "set=1\nlisten_port=1\0\n\nset=1\nfwmark=1\n\n";
@@ -1243,6 +1368,268 @@ static void test_veil_get(void **state)
 #undef PEER_LINES
 }
 
+/* ---- every value set accepts, at its longest, back through get and veil_get ---- */
+
+/*
+ * A backend that keeps what it is told (one peer, two allowed IPs) and
+ * reports it with the uapi_get_* writers, as veild's does. It takes an
+ * endpoint name of any length the protocol lets through; veild takes up
+ * to RESOLVER_NAME_MAX - 1 bytes (its resolver's limit).
+ */
+struct model {
+	uint8_t priv[32], pub[32], psk[32];
+	uint16_t port, keepalive;
+	uint32_t fwmark;
+	struct sockaddr_storage metrics, endpoint;
+	bool has_metrics, has_peer;
+	int cipher;
+	char name[UAPI_LINE_MAX + 1];
+	struct {
+		int family;
+		uint8_t addr[16], cidr;
+	} ips[2];
+	size_t nips;
+};
+
+static int m_private_key(void *ctx, const uint8_t key[static 32])
+{
+	memcpy(((struct model *)ctx)->priv, key, 32);
+	return 0;
+}
+
+static int m_listen_port(void *ctx, uint16_t port)
+{
+	((struct model *)ctx)->port = port;
+	return 0;
+}
+
+static int m_fwmark(void *ctx, uint32_t mark)
+{
+	((struct model *)ctx)->fwmark = mark;
+	return 0;
+}
+
+static int m_metrics_listen(void *ctx, const struct sockaddr *sa, socklen_t len)
+{
+	struct model *m = ctx;
+
+	m->has_metrics = sa != NULL;
+	if (sa)
+		memcpy(&m->metrics, sa, len);
+	return 0;
+}
+
+static int m_select(void *ctx, const uint8_t pub[static 32], bool create, void **peer)
+{
+	struct model *m = ctx;
+
+	*peer = NULL;
+	if (m->has_peer && !memcmp(m->pub, pub, 32))
+		*peer = m;
+	else if (create && !m->has_peer) {
+		m->has_peer = true;
+		memcpy(m->pub, pub, 32);
+		*peer = m;
+	}
+	return 0;
+}
+
+static int m_psk(void *ctx, void *peer, const uint8_t psk[static 32])
+{
+	(void)peer;
+	memcpy(((struct model *)ctx)->psk, psk, 32);
+	return 0;
+}
+
+static int m_endpoint(void *ctx, void *peer, const struct sockaddr *sa, socklen_t len)
+{
+	(void)peer;
+	memcpy(&((struct model *)ctx)->endpoint, sa, len);
+	return 0;
+}
+
+static int m_endpoint_name(void *ctx, void *peer, const char *name)
+{
+	(void)peer;
+	snprintf(((struct model *)ctx)->name, sizeof(((struct model *)ctx)->name), "%s", name);
+	return 0;
+}
+
+static int m_cipher(void *ctx, void *peer, int cipher)
+{
+	(void)peer;
+	((struct model *)ctx)->cipher = cipher;
+	return 0;
+}
+
+static int m_keepalive(void *ctx, void *peer, uint16_t interval)
+{
+	(void)peer;
+	((struct model *)ctx)->keepalive = interval;
+	return 0;
+}
+
+static int m_add_ip(void *ctx, void *peer, int family, const uint8_t *addr, uint8_t cidr)
+{
+	struct model *m = ctx;
+
+	(void)peer;
+	assert_true(m->nips < ARRAY_SIZE(m->ips));
+	m->ips[m->nips].family = family;
+	memcpy(m->ips[m->nips].addr, addr, family == AF_INET6 ? 16 : 4);
+	m->ips[m->nips++].cidr = cidr;
+	return 0;
+}
+
+static int m_get(void *ctx, struct uapi_writer *w)
+{
+	struct model *m = ctx;
+	struct uapi_peer_info p = {
+		.endpoint = (const struct sockaddr *)&m->endpoint,
+		.persistent_keepalive = m->keepalive,
+		.cipher = m->cipher,
+		.endpoint_name = m->name,
+	};
+	size_t i;
+
+	uapi_get_device(w, m->priv, m->port, m->fwmark);
+	uapi_get_metrics_listen(w, m->has_metrics ? (const struct sockaddr *)&m->metrics : NULL);
+	memcpy(p.public_key, m->pub, 32);
+	memcpy(p.preshared_key, m->psk, 32);
+	uapi_get_peer(w, &p);
+	for (i = 0; i < m->nips; i++)
+		uapi_get_allowed_ip(w, m->ips[i].family, m->ips[i].addr, m->ips[i].cidr);
+	return 0;
+}
+
+static const struct uapi_backend_ops model_ops = {
+	.set_private_key = m_private_key,
+	.set_listen_port = m_listen_port,
+	.set_fwmark = m_fwmark,
+	.set_metrics_listen = m_metrics_listen,
+	.peer_select = m_select,
+	.peer_set_preshared_key = m_psk,
+	.peer_set_endpoint = m_endpoint,
+	.peer_set_endpoint_name = m_endpoint_name,
+	.peer_set_cipher = m_cipher,
+	.peer_set_keepalive = m_keepalive,
+	.peer_add_allowed_ip = m_add_ip,
+	.get = m_get,
+};
+
+/* The whole reply to one request on a fresh connection, NUL-terminated (caller frees). */
+static char *ask_model(struct model *m, const char *req)
+{
+	struct uapi_conn *c = uapi_conn_new(&model_ops, m);
+	struct uapi_buf out = { 0 };
+	char *s;
+
+	assert_non_null(c);
+	assert_int_equal(uapi_conn_feed(c, req, strlen(req), &out), 0);
+	uapi_conn_free(c);
+	s = calloc(1, out.len + 1);
+	assert_non_null(s);
+	memcpy(s, out.data, out.len);
+	uapi_buf_free(&out);
+	return s;
+}
+
+/* Whether reply holds the line "key=value" (line, without its '\n'). */
+static bool has_line(const char *reply, const char *line, size_t len)
+{
+	const char *p = reply;
+
+	while ((p = strstr(p, line)) != NULL) {
+		if ((p == reply || p[-1] == '\n') && p[len] == '\n')
+			return true;
+		p++;
+	}
+	return false;
+}
+
+/*
+ * set lines (each "key=value"), applied, then asked back: every one must be
+ * in veil_get=1's reply, and the WireGuard ones (veil's own are
+ * endpoint_name, cipher, metrics_listen) in get=1's, whole.
+ */
+static void round_trip(const char *const *lines, size_t n)
+{
+	static const char *const veil_only[] = { "endpoint_name=", "cipher=", "metrics_listen=" };
+	struct model *m = calloc(1, sizeof(*m));
+	struct uapi_buf req = { 0 };
+	char *reply, *veil;
+	size_t i, k;
+
+	assert_non_null(m);
+	assert_int_equal(buf_append(&req, "set=1\n", 6), 0);
+	for (i = 0; i < n; i++) {
+		assert_true(strlen(lines[i]) <= UAPI_LINE_MAX);
+		assert_int_equal(buf_append(&req, lines[i], strlen(lines[i])), 0);
+		assert_int_equal(buf_append(&req, "\n", 1), 0);
+	}
+	assert_int_equal(buf_append(&req, "\n", 2), 0); /* the blank line and a NUL */
+	reply = ask_model(m, req.data);
+	assert_string_equal(reply, "errno=0\n\n");
+	free(reply);
+	reply = ask_model(m, "get=1\n\n");
+	veil = ask_model(m, "veil_get=1\n\n");
+	assert_non_null(strstr(reply, "errno=0\n\n"));
+	assert_non_null(strstr(veil, "errno=0\n\n"));
+	for (i = 0; i < n; i++) {
+		bool wg = true;
+
+		for (k = 0; k < ARRAY_SIZE(veil_only); k++)
+			if (!strncmp(lines[i], veil_only[k], strlen(veil_only[k])))
+				wg = false;
+		if (!has_line(veil, lines[i], strlen(lines[i])))
+			fail_msg("veil_get=1 lost %.80s... (%zu bytes)", lines[i], strlen(lines[i]));
+		if (wg != has_line(reply, lines[i], strlen(lines[i])))
+			fail_msg("get=1 %s %.80s", wg ? "lost" : "has", lines[i]);
+	}
+	free(reply);
+	free(veil);
+	uapi_buf_free(&req);
+	free(m);
+}
+
+static void test_round_trip_longest(void **state)
+{
+	char name[RESOLVER_NAME_MAX + 32], longest[UAPI_LINE_MAX + 1];
+	const char *const lines[] = {
+		"private_key=" PRIV,
+		"listen_port=65535",
+		"fwmark=4294967295",
+		"metrics_listen=[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535",
+		"public_key=" P1,
+		"preshared_key=" PSK,
+		"endpoint=[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535",
+		name,
+		"cipher=chacha20poly1305",
+		"persistent_keepalive_interval=65535",
+		"allowed_ip=ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128",
+		"allowed_ip=255.255.255.255/32",
+	};
+	const char *const v4[] = {
+		"public_key=" P1, "endpoint=255.255.255.255:65535", "cipher=aes256gcm",
+		"allowed_ip=::ffff:255.255.255.255/128", longest,
+	};
+	size_t len;
+
+	(void)state;
+	/* The longest endpoint name veild takes (its resolver's limit): "host:port". */
+	len = (size_t)snprintf(name, sizeof(name), "endpoint_name=");
+	memset(name + len, 'a', RESOLVER_NAME_MAX - 1 - 6);
+	memcpy(name + len + RESOLVER_NAME_MAX - 1 - 6, ":65535", 7);
+	assert_int_equal(strlen(name) - len, RESOLVER_NAME_MAX - 1);
+	round_trip(lines, ARRAY_SIZE(lines));
+	/* And the longest line the protocol itself lets through to a backend. */
+	len = (size_t)snprintf(longest, sizeof(longest), "endpoint_name=");
+	memset(longest + len, 'b', UAPI_LINE_MAX - len - 6);
+	memcpy(longest + UAPI_LINE_MAX - 6, ":51820", 7);
+	assert_int_equal(strlen(longest), UAPI_LINE_MAX);
+	round_trip(v4, ARRAY_SIZE(v4));
+}
+
 static void test_get_errors(void **state)
 {
 	const struct setup fails = { .existing = { NULL }, .get_mode = 3 };
@@ -1313,6 +1700,8 @@ int main(void)
 		cmocka_unit_test(test_several_requests),
 		cmocka_unit_test(test_unfinished_set),
 		cmocka_unit_test(test_nul_in_line),
+		cmocka_unit_test_teardown(test_eof, reset_eof),
+		cmocka_unit_test_teardown(test_wireguard_go_answers, reset_eof),
 		cmocka_unit_test(test_update_only),
 		cmocka_unit_test(test_own_public_key),
 		cmocka_unit_test(test_unknown_operation),
@@ -1321,6 +1710,7 @@ int main(void)
 		cmocka_unit_test(test_get_two_peers),
 		cmocka_unit_test(test_get_sparse),
 		cmocka_unit_test(test_veil_get),
+		cmocka_unit_test(test_round_trip_longest),
 		cmocka_unit_test(test_get_errors),
 		cmocka_unit_test(test_missing_ops),
 		cmocka_unit_test(test_endpoint_name),

@@ -1261,6 +1261,9 @@ int conf_load(struct conf *c, const char *path, struct conf_error *err)
 		ret = -EFBIG;
 	} else {
 		ret = load_fd(c, path, fd, (size_t)st.st_size, err);
+		c->file_known = ret == 0;
+		c->file_mode = st.st_mode & 07777;
+		c->file_uid = st.st_uid;
 	}
 out:
 	if (fd >= 0)

@@ -126,6 +126,10 @@ struct conf {
 	size_t n_peers;
 	bool has_interface; /* false only in a file that holds nothing but [Mesh] (an administrator's) */
 	struct conf_mesh mesh;
+	/* conf_load only: the file's mode and owner, for keys_warn_conf_file. */
+	bool file_known;
+	unsigned int file_mode;
+	unsigned int file_uid;
 };
 
 /* Parse text (len bytes, need not be NUL-terminated). path names the file in messages. 0 or -errno. */

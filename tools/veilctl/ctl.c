@@ -772,30 +772,26 @@ static int parse_get(struct reader *r, struct ctl_device *dev, char *why, size_t
 	return ret ? ret : -EBADMSG;
 }
 
-int ctl_get(const char *ifname, struct ctl_device *dev, char *why, size_t whylen)
+/*
+ * One get request (req) and its reply parsed into dev. *answered says
+ * whether a whole reply came, so that an error in it (errno=N, or lines we
+ * cannot read) is told from a daemon that hung up or never answered.
+ */
+static int get_once(const char *ifname, const char *req, size_t len, struct ctl_device *dev,
+		    bool *answered, char *why, size_t whylen)
 {
-	static const char veil_req[] = "veil_get=1\n\n", wg_req[] = "get=1\n\n";
-	/* The last interface that hung up on veil_get=1: top asks it once, not every second. */
-	static char plain[sizeof(dev->ifname)];
 	struct sbuf reply = { 0 };
 	char bad[64] = "";
 	struct reader r;
-	bool hung_up = true;
-	int ret = 0;
+	int ret;
 
+	*answered = false;
 	memset(dev, 0, sizeof(*dev));
 	snprintf(dev->ifname, sizeof(dev->ifname), "%s", ifname);
-	if (strcmp(plain, dev->ifname) != 0) {
-		ret = exchange(ifname, veil_req, sizeof(veil_req) - 1, &reply, why, whylen);
-		hung_up = ret == -EPIPE || ret == -ECONNRESET;
-	}
-	if (hung_up) {
-		snprintf(plain, sizeof(plain), "%s", dev->ifname);
-		sbuf_free(&reply);
-		ret = exchange(ifname, wg_req, sizeof(wg_req) - 1, &reply, why, whylen);
-	}
+	ret = exchange(ifname, req, len, &reply, why, whylen);
 	if (ret)
 		goto out;
+	*answered = true;
 	r = (struct reader){ reply.data, reply.data + reply.len, 0 };
 	ret = parse_get(&r, dev, bad, sizeof(bad));
 	if (ret == -EBADMSG)
@@ -812,7 +808,7 @@ out:
 	return ret;
 }
 
-void ctl_device_drop_peers(struct ctl_device *dev, const uint8_t (*keys)[32], size_t n)
+void ctl_device_drop_peers(struct ctl_device *dev, const uint8_t (*drop_keys)[32], size_t n)
 {
 	size_t i, j = 0, k;
 
@@ -822,7 +818,7 @@ void ctl_device_drop_peers(struct ctl_device *dev, const uint8_t (*keys)[32], si
 		bool drop = false;
 
 		for (k = 0; k < n && !drop; k++)
-			drop = !sodium_memcmp(p->public_key, keys[k], 32);
+			drop = !sodium_memcmp(p->public_key, drop_keys[k], 32);
 		if (drop) {
 			if (p->preshared_key)
 				sodium_free(p->preshared_key);
@@ -835,6 +831,29 @@ void ctl_device_drop_peers(struct ctl_device *dev, const uint8_t (*keys)[32], si
 		j++;
 	}
 	dev->n_peers = j;
+}
+
+int ctl_get(const char *ifname, struct ctl_device *dev, char *why, size_t whylen)
+{
+	static const char veil_req[] = "veil_get=1\n\n", wg_req[] = "get=1\n\n";
+	/* The last interface that hung up on veil_get=1: top asks it once, not every second. */
+	static char plain[sizeof(dev->ifname)];
+	bool answered;
+	int ret;
+
+	if (strncmp(plain, ifname, sizeof(plain)) != 0) {
+		ret = get_once(ifname, veil_req, sizeof(veil_req) - 1, dev, &answered, why, whylen);
+		if (ret == -EPIPE || ret == -ECONNRESET) /* wireguard-go: unknown operation */
+			snprintf(plain, sizeof(plain), "%s", ifname);
+		/*
+		 * A daemon that answered veil_get=1 with an error, or with lines we
+		 * cannot read, may still answer get=1 (all but the cipher and the
+		 * name): that is asked now, and veil_get=1 again next time.
+		 */
+		else if (ret == 0 || ret == -ENOMEM || !answered)
+			return ret;
+	}
+	return get_once(ifname, wg_req, sizeof(wg_req) - 1, dev, &answered, why, whylen);
 }
 
 void ctl_device_free(struct ctl_device *dev)

@@ -71,7 +71,8 @@ int ctl_list(char ***names, size_t *n);
  * Fills dev (free with ctl_device_free). 0 or -errno. Asks veil_get=1
  * first (veild: get=1's lines and each peer's cipher and endpoint name);
  * a daemon that hangs up on it (wireguard-go) is asked get=1, and this
- * process asks that interface get=1 from then on.
+ * process asks that interface get=1 from then on; a daemon that answers it
+ * with an error (or a reply that cannot be read) is asked get=1 this time.
  */
 int ctl_get(const char *ifname, struct ctl_device *dev, char *why, size_t whylen);
 void ctl_device_free(struct ctl_device *dev);

@@ -138,6 +138,13 @@ static int secret_from_path(const char *path, bool strict, const struct decoder 
 		ret = -EPERM;
 		goto out;
 	}
+	/* Its owner may read it and put another key in: root or we ourselves only. */
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		snprintf(why, whylen, "%s belongs to uid %u, not to root (chown root it)", path,
+			 (unsigned int)st.st_uid);
+		ret = -EPERM;
+		goto out;
+	}
 	if (st.st_size > KEY_TEXT_MAX) {
 		snprintf(why, whylen, "%s is larger than %d bytes: not a key file", path, KEY_TEXT_MAX);
 		ret = -EFBIG;
@@ -433,11 +440,46 @@ int keys_mesh_password(const struct conf *c, char **password, struct conf_error 
 	return ret;
 }
 
+static bool has_inline_key(const struct conf *c)
+{
+	size_t i;
+
+	if (c->private_key.source == KEYSRC_INLINE)
+		return true;
+	for (i = 0; i < c->n_peers; i++)
+		if (c->peers[i].psk.source == KEYSRC_INLINE)
+			return true;
+	return false;
+}
+
+int keys_warn_conf_file(const struct conf *c, FILE *out)
+{
+	char path[256];
+	int n = 0;
+
+	if (!c->file_known || !has_inline_key(c))
+		return 0;
+	snprintf(path, sizeof(path), "%s", c->path);
+	one_line_msg(path);
+	if (c->file_mode & 044) {
+		fprintf(out, "veilctl: warning: %s holds a key and is readable by group or others "
+			"(chmod 600 it)\n", path);
+		n++;
+	}
+	if (c->file_uid != 0 && c->file_uid != (unsigned int)geteuid()) {
+		fprintf(out, "veilctl: warning: %s holds a key and belongs to uid %u, who may read "
+			"it and change its keys and hooks (chown root it)\n", path, c->file_uid);
+		n++;
+	}
+	return n;
+}
+
 int keys_load(struct conf *c, struct conf_error *err)
 {
 	size_t i;
 	int ret = load_one(c, &c->private_key, true, err);
 
+	keys_warn_conf_file(c, stderr);
 	for (i = 0; !ret && i < c->n_peers; i++)
 		ret = load_one(c, &c->peers[i].psk, false, err);
 	return ret;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Where keys come from, besides the file itself: a key file (refused when
- * group- or world-readable, as OpenSSH refuses a loose key), a systemd
+ * group- or world-readable or another user's, as OpenSSH refuses a loose
+ * key), a systemd
  * credential ($CREDENTIALS_DIRECTORY/NAME), or a command whose standard
  * output is the key (a vault client). Each holds one base64 key (44
  * characters, surrounding whitespace ignored). What is read goes straight
@@ -12,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "conf.h"
 
@@ -29,7 +31,19 @@ int keys_load(struct conf *c, struct conf_error *err);
  */
 int keys_mesh_password(const struct conf *c, char **password, struct conf_error *err);
 
-/* One key from each kind of source; why gets a sentence without file:line. 0 or -errno. */
+/*
+ * wg-quick's warning, for a file that holds a key itself (PrivateKey =,
+ * PresharedKey =): one line to out when group or others may read it, and
+ * one when a user other than root (or us) owns it, who may read it and
+ * change its keys and its hooks, which run as root. Nothing is refused.
+ * keys_load calls it with stderr. Returns how many lines it wrote.
+ */
+int keys_warn_conf_file(const struct conf *c, FILE *out);
+
+/*
+ * One key from each kind of source; why gets a sentence without file:line. 0 or -errno.
+ * A key file (or credential) must belong to root or to the caller.
+ */
 int key_from_file(const char *path, uint8_t out[static 32], char *why, size_t whylen);
 int key_from_credential(const char *name, uint8_t out[static 32], char *why, size_t whylen);
 int key_from_command(const char *command, uint8_t out[static 32], char *why, size_t whylen);

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -588,9 +589,35 @@ static int wait_child(pid_t pid, long limit_ms)
 	return -ETIMEDOUT;
 }
 
+/*
+ * Who veild runs as once set up: VEIL_DAEMON_USER, or "nobody" when that
+ * account does not exist (a source build run before make install), or
+ * root when neither does; NULL leaves it to veild (VEIL_USER, or root).
+ * "nobody" is still far from root: veild keeps only its network
+ * capabilities, cannot open files or signal anyone but itself, and is not
+ * dumpable, so no other process of that uid can read its memory.
+ */
+static const char *daemon_user(const char *ifname)
+{
+	if (getenv("VEIL_USER"))
+		return NULL;
+	if (getpwnam(VEIL_DAEMON_USER))
+		return VEIL_DAEMON_USER;
+	if (getpwnam("nobody")) {
+		err_line("warning: %s: no account %s (the Debian package and 'make install' create "
+			 "it): veild runs as nobody", ifname, VEIL_DAEMON_USER);
+		return "nobody";
+	}
+	err_line("warning: %s: neither %s nor nobody exists: veild runs as root (create %s: "
+		 "useradd --system --no-create-home --shell /usr/sbin/nologin %s)", ifname,
+		 VEIL_DAEMON_USER, VEIL_DAEMON_USER, VEIL_DAEMON_USER);
+	return NULL;
+}
+
 /* veild forks into the background and its parent exits 0 once the interface is ready. */
 static int start_daemon(const char *ifname)
 {
+	const char *user = daemon_user(ifname);
 	char path[PATH_MAX];
 	pid_t pid;
 	int ret;
@@ -600,7 +627,10 @@ static int start_daemon(const char *ifname)
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
-		execlp(path, "veild", ifname, (char *)NULL);
+		if (user)
+			execlp(path, "veild", "--user", user, ifname, (char *)NULL);
+		else
+			execlp(path, "veild", ifname, (char *)NULL);
 		fprintf(stderr, "veilctl: cannot run %s: %s\n", path, strerror(errno));
 		_exit(127);
 	}
@@ -611,16 +641,28 @@ static int start_daemon(const char *ifname)
 	return ret;
 }
 
-/* Delete the link: veild sees its TUN device go and stops. Wait for its socket to go. */
+/*
+ * Delete the link: veild sees its TUN device go and stops. Wait for it to
+ * stop answering; then remove its socket, which a veild that dropped root
+ * cannot do itself (the directory is root's). Only a socket nobody listens
+ * on goes: one that answers, or that cannot be asked, stays.
+ */
 static void stop_daemon(struct nl *nl, const char *ifname)
 {
+	char why[256], path[sizeof(CTL_SOCKET_DIR) + 32];
 	unsigned int ifindex;
-	int i;
+	int i, fd;
 
 	if (nl_link_index(nl, ifname, &ifindex) == 0)
 		nl_link_delete(nl, ifindex);
 	for (i = 0; i < 300 && ctl_running(ifname); i++)
 		sleep_ms(10);
+	if (ctl_connect(ifname, &fd, why, sizeof(why)) == -ECONNREFUSED) {
+		snprintf(path, sizeof(path), "%s/%s.sock", CTL_SOCKET_DIR, ifname);
+		unlink(path);
+	} else if (fd >= 0) {
+		close(fd);
+	}
 }
 
 /* A hook is a shell command, as in wg-quick; %i is the interface name. */
@@ -1038,26 +1080,74 @@ static const struct conf_peer *conf_peer_of(const struct conf *c, const uint8_t 
 	return NULL;
 }
 
+static int write_all_fd(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* The directory holding path, synced so that a rename in it survives a crash. */
+static void sync_dir_of(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fd;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+/*
+ * path's new contents (which may hold a private key), whole or not at all.
+ * Written to a fresh temporary file beside it, made by mkostemp with
+ * O_CREAT|O_EXCL, so never a file or symbolic link someone left there;
+ * it gets the original's owner and mode before any byte goes in (mkostemp
+ * makes it root's, 0600), then fsync, rename over path, and a sync of the
+ * directory.
+ */
 static int replace_file(const char *path, const struct sbuf *text)
 {
 	char tmp[PATH_MAX + 8];
 	struct stat st;
-	int fd, ret = 0;
+	int fd, ret;
 
 	if (stat(path, &st) < 0)
 		return -errno;
-	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 0777);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (write(fd, text->data, text->len) != (ssize_t)text->len || fsync(fd) < 0)
-		ret = -EIO;
+	/* Owner first: a chown clears set-id bits a chmod gave. */
+	ret = fchown(fd, st.st_uid, st.st_gid) < 0 || fchmod(fd, st.st_mode & 07777) < 0 ? -errno : 0;
+	if (!ret)
+		ret = write_all_fd(fd, text->data, text->len);
+	if (!ret && fsync(fd) < 0)
+		ret = -errno;
 	if (close(fd) < 0 && !ret)
 		ret = -EIO;
 	if (!ret && rename(tmp, path) < 0)
 		ret = -errno;
 	if (ret)
 		unlink(tmp);
+	else
+		sync_dir_of(path);
 	return ret;
 }
 

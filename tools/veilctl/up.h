@@ -13,6 +13,15 @@
 #ifndef VEIL_STATE_DIR
 #define VEIL_STATE_DIR "/var/run/veil"
 #endif
+/*
+ * The account `up` runs veild as (veild --user): the Debian package's
+ * postinst and `make install` create it. Without it, "nobody"; without
+ * that, root, each with a warning. VEIL_USER in the environment decides
+ * instead (empty: root).
+ */
+#ifndef VEIL_DAEMON_USER
+#define VEIL_DAEMON_USER "_veil"
+#endif
 
 /* NAME means VEIL_CONF_DIR/NAME.conf; anything with a '/' or ending in .conf is a path. */
 int cmd_up(int argc, char **argv);
