@@ -108,4 +108,23 @@ qgrep "removed" <"$TMP/agent-n$gone.log" || fail "node $gone's agent did not not
 sleep 1
 etcdctl_admin get "/veil/$MESH_NET/nodes/site$gone" | qgrep . && fail "site$gone's record came back"
 mesh_node_down "$gone"
+
+# ---- what the agent mends, and a node leaving its mesh by reload ---------------------
+# A route deleted by hand comes back within the agent's resync (10 s).
+ip -n "$(mesh_ns n1)" route del 192.0.2.2/32 dev "$(mesh_ifname 1)" || fail "no route to node 2 on node 1"
+for _ in $(seq 150); do
+	ip -n "$(mesh_ns n1)" route show 192.0.2.2/32 | qgrep "dev $(mesh_ifname 1)" && break
+	sleep 0.1
+done
+ip -n "$(mesh_ns n1)" route show 192.0.2.2/32 | qgrep "dev $(mesh_ifname 1)" ||
+	fail "node 1's agent did not put back the route deleted by hand"
+# A file without [Mesh] any more: reload takes the agent, its peers, routes and copy away.
+sed -i '/^\[Mesh\]/,$d' "$(mesh_conf 1)"
+mesh_veilctl 1 reload "$(mesh_conf 1)" >>"$TMP/up-n1.out" 2>&1 || fail "veilctl reload n1 without [Mesh]"
+[ "$(mesh_peers 1)" = 0 ] || fail "node 1 still has $(mesh_peers 1) peers after leaving its mesh"
+[ -z "$(ip -n "$(mesh_ns n1)" route show dev "$(mesh_ifname 1)" | grep -v -e "192.0.2.1 " -e "fd00::1 ")" ] ||
+	fail "node 1 kept the mesh's routes: $(ip -n "$(mesh_ns n1)" route show dev "$(mesh_ifname 1)")"
+[ ! -e "$MESH_DIR/state/n1/$(mesh_ifname 1).json" ] || fail "node 1's local copy is still there"
+[ -z "$(mesh_agent_pid 1)" ] || fail "node 1's agent still runs"
+log "a route deleted by hand was put back; a reload without [Mesh] took peers, routes and copy away"
 log "mesh: all passed ($N nodes)"

@@ -109,6 +109,7 @@ struct agent {
 	uint8_t public_key[32];
 	bool have_key;
 	unsigned int ifindex;
+	uint64_t routes_verified; /* uv_now of the last time every route was added again */
 	struct sockaddr_storage *registry_addrs;
 	size_t n_registry_addrs;
 	struct lookup *lookups; /* each allocated alone: a pending one must not move */
@@ -163,12 +164,8 @@ static struct http_req *post(struct agent *a, const char *path, const char *body
 			     http_done_cb done, http_chunk_cb chunk)
 {
 	char url[1024];
-	const char *base = member_url(a);
-	size_t n = strlen(base);
 
-	while (n && base[n - 1] == '/')
-		n--;
-	snprintf(url, sizeof(url), "%.*s%s", (int)n, base, path);
+	etcd_url(member_url(a), path, url, sizeof(url));
 	return http_post(a->http, url, body, a->token, timeout_ms, done, chunk, a);
 }
 
@@ -961,10 +958,15 @@ static int apply_route_set(struct agent *a)
 	}
 	ret = nl_link_index(nl, a->view.ifname, &ifindex);
 	if (!ret) {
+		/* Every RESYNC_MS each route is added again: one deleted by hand comes back. */
+		bool verify = uv_now(a->loop) - a->routes_verified >= RESYNC_MS;
+
 		if (ifindex != a->ifindex)
 			a->view.n_routes = 0; /* a new link: the old one's routes went with it */
 		a->ifindex = ifindex;
-		ret = apply_routes(nl, ifindex, route_table(a), want, n_want, &a->view.routes,
+		if (verify)
+			a->routes_verified = uv_now(a->loop);
+		ret = apply_routes(nl, ifindex, route_table(a), want, n_want, verify, &a->view.routes,
 				   &a->view.n_routes, why, sizeof(why));
 		if (ret)
 			complain(a, "%s: %s", a->view.ifname, why);
@@ -1298,6 +1300,7 @@ void agent_stop(struct agent *a, void (*done)(void *data), void *data)
 	a->stopping = true;
 	a->stopped = done;
 	a->stopped_data = data;
+	a->view.connected = false; /* the copy says so to veilctl mesh list after the agent */
 	save_now(a);
 	end_requests(a);
 	body = a->lease ? etcd_body_lease_revoke(a->lease) : NULL;

@@ -95,7 +95,8 @@ static void prefix_text(const struct conf_prefix *p, char *out, size_t len)
 }
 
 int apply_routes(struct nl *nl, unsigned int ifindex, uint32_t table, const struct conf_prefix *want,
-		 size_t n_want, struct conf_prefix **have, size_t *n_have, char *why, size_t whylen)
+		 size_t n_want, bool verify, struct conf_prefix **have, size_t *n_have, char *why,
+		 size_t whylen)
 {
 	struct conf_prefix *next = calloc(n_want + 1, sizeof(*next));
 	char ps[64];
@@ -119,7 +120,7 @@ int apply_routes(struct nl *nl, unsigned int ifindex, uint32_t table, const stru
 		if (want[i].cidr == 0 || holds(next, n_next, &want[i]))
 			continue;
 		/* Added before: there still (the caller forgets them all when the link changes). */
-		r = holds(*have, *n_have, &want[i]) ? 0 : nl_route(nl, true, ifindex, table, &want[i]);
+		r = !verify && holds(*have, *n_have, &want[i]) ? 0 : nl_route(nl, true, ifindex, table, &want[i]);
 		if (r == 0 || r == -EEXIST) {
 			next[n_next++] = want[i];
 		} else if (!ret) {

@@ -38,10 +38,13 @@ int apply_peers(const char *ifname, const struct ctl_device *running, const stru
  * default route and not in *have is added (one that exists already is
  * taken as ours), and
  * every prefix of *have (what the agent added before) not in want is
- * deleted. *have becomes what the agent has added; empty it when the link
- * was made anew (its routes went with the old one). 0 or the first -errno.
+ * deleted. With verify, every prefix of want[] is added again, so that a
+ * route someone deleted is put back. *have becomes what the agent has
+ * added; empty it when the link was made anew (its routes went with the
+ * old one). 0 or the first -errno.
  */
 int apply_routes(struct nl *nl, unsigned int ifindex, uint32_t table, const struct conf_prefix *want,
-		 size_t n_want, struct conf_prefix **have, size_t *n_have, char *why, size_t whylen);
+		 size_t n_want, bool verify, struct conf_prefix **have, size_t *n_have, char *why,
+		 size_t whylen);
 
 #endif

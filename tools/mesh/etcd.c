@@ -88,6 +88,22 @@ static char *range_end(const char *prefix)
 	return out;
 }
 
+void etcd_url(const char *member, const char *path, char *out, size_t len)
+{
+	size_t n = strlen(member);
+	const char *host = strstr(member, "://"), *end;
+
+	while (n && member[n - 1] == '/')
+		n--;
+	host = host ? host + 3 : member;
+	/* The port, if any, is after the host: past the brackets of an IPv6 literal. */
+	end = *host == '[' ? strchr(host, ']') : host;
+	if (end && memchr(end, ':', (size_t)(member + n - end)))
+		snprintf(out, len, "%.*s%s", (int)n, member, path);
+	else
+		snprintf(out, len, "%.*s:2379%s", (int)n, member, path);
+}
+
 /* ---- bodies ------------------------------------------------------------------------------------ */
 
 char *etcd_body_auth(const char *user, const char *password)
@@ -467,41 +483,40 @@ void etcd_stream_reset(struct etcd_stream *s)
 	memset(s, 0, sizeof(*s));
 }
 
-/* The length of the first whole JSON object in p (after whitespace), or 0 if it is not whole yet. */
-static size_t object_end(const char *p, size_t len, size_t *start)
+static bool blank(char c)
 {
-	size_t i = 0, depth = 0;
-	bool in_string = false, escaped = false;
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
-	while (i < len && strchr(" \t\r\n", p[i]))
-		i++;
-	*start = i;
-	for (; i < len; i++) {
-		char c = p[i];
-
-		if (in_string) {
-			if (escaped)
-				escaped = false;
-			else if (c == '\\')
-				escaped = true;
-			else if (c == '"')
-				in_string = false;
-			continue;
-		}
-		if (c == '"')
-			in_string = true;
-		else if (c == '{' || c == '[')
-			depth++;
-		else if ((c == '}' || c == ']') && depth && --depth == 0)
-			return i + 1;
+/*
+ * One more byte of the stream: the scanner's state (string, escape, depth)
+ * carries over between pieces, so each byte is looked at once however the
+ * stream is cut. True when the byte closes a message.
+ */
+static bool scan(struct etcd_stream *s, char c)
+{
+	if (s->in_string) {
+		if (s->escaped)
+			s->escaped = false;
+		else if (c == '\\')
+			s->escaped = true;
+		else if (c == '"')
+			s->in_string = false;
+		return false;
 	}
-	return 0;
+	if (c == '"')
+		s->in_string = true;
+	else if (c == '{' || c == '[')
+		s->depth++;
+	else if ((c == '}' || c == ']') && s->depth && --s->depth == 0)
+		return true;
+	return false;
 }
 
 int etcd_stream_feed(struct etcd_stream *s, const char *chunk, size_t len,
 		     int (*on_msg)(const char *json, size_t len, void *data), void *data)
 {
-	size_t used = 0, start, end;
+	size_t used = 0, start;
 	int ret = 0;
 
 	/* libcurl hands over an empty piece for an empty body: a fresh stream has no buffer yet. */
@@ -523,14 +538,19 @@ int etcd_stream_feed(struct etcd_stream *s, const char *chunk, size_t len,
 	}
 	memcpy(s->buf + s->len, chunk, len);
 	s->len += len;
-	while (!ret && (end = object_end(s->buf + used, s->len - used, &start)) > 0) {
-		ret = on_msg(s->buf + used + start, end - start, data);
-		used += end;
+	while (!ret && s->pos < s->len) {
+		if (!scan(s, s->buf[s->pos++]))
+			continue;
+		for (start = used; blank(s->buf[start]); start++)
+			;
+		ret = on_msg(s->buf + start, s->pos - start, data);
+		used = s->pos;
 	}
 	/* Whitespace between messages is dropped with them. */
-	while (used < s->len && strchr(" \t\r\n", s->buf[used]))
+	while (used < s->pos && blank(s->buf[used]))
 		used++;
 	memmove(s->buf, s->buf + used, s->len - used);
 	s->len -= used;
+	s->pos -= used;
 	return ret;
 }

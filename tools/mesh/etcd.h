@@ -23,6 +23,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * A member's URL as written in Registry (https://host[:port][/]) and a
+ * path: the URL to ask, with etcd's client port 2379 when none is given.
+ */
+void etcd_url(const char *member, const char *path, char *out, size_t len);
+
 /* Strings the bodies are made of; each returns a NUL-terminated string to free, or NULL. */
 /* The password is copied only into locked memory: free this one with etcd_free_secret. */
 char *etcd_body_auth(const char *user, const char *password);
@@ -112,6 +118,9 @@ void etcd_watch_msg_free(struct etcd_watch_msg *m);
 struct etcd_stream {
 	char *buf;
 	size_t len, cap;
+	size_t pos;             /* bytes of buf already scanned */
+	size_t depth;           /* the scanner's state at pos */
+	bool in_string, escaped;
 };
 
 int etcd_stream_feed(struct etcd_stream *s, const char *chunk, size_t len,

@@ -47,8 +47,10 @@ struct run {
 static void usage(void)
 {
 	fprintf(stderr, "Usage: veil-meshd [-f] NAME|FILE\n"
+			"       veil-meshd -V\n"
 			"  NAME is %s/NAME.conf; the file needs a [Mesh] section (veil.conf(5)).\n"
-			"  -f  stay in the foreground and log to standard error\n",
+			"  -f  stay in the foreground and log to standard error\n"
+			"  -V  print the version\n",
 		VEIL_CONF_DIR);
 }
 

@@ -199,8 +199,10 @@ static int parse_prefixes(struct mesh_record *r, json_t *v, char *why, size_t wh
 			    s ? shown(s, sh) : "(not a string)");
 			return -EINVAL;
 		}
+		/* An exit's default route and the prefixes behind it may go together. */
 		for (j = 0; j < i; j++) {
-			if (conf_prefix_overlap(&r->prefixes[j], p)) {
+			if (conf_prefix_overlap(&r->prefixes[j], p) &&
+			    mesh_prefix_default(&r->prefixes[j]) == mesh_prefix_default(p)) {
 				say(why, whylen, "prefix \"%s\" overlaps another of its own", shown(s, sh));
 				return -EINVAL;
 			}
@@ -213,7 +215,8 @@ static int parse_prefixes(struct mesh_record *r, json_t *v, char *why, size_t wh
 static int parse_fields(struct mesh_record *r, const char *node, json_t *o, char *why, size_t whylen)
 {
 	json_t *version = json_object_get(o, "version"), *name = json_object_get(o, "node");
-	const char *cipher = json_string_value(json_object_get(o, "cipher"));
+	json_t *cipher_v = json_object_get(o, "cipher");
+	const char *cipher = json_string_value(cipher_v);
 	char sh[40];
 	int ret;
 
@@ -239,6 +242,10 @@ static int parse_fields(struct mesh_record *r, const char *node, json_t *o, char
 		ret = parse_prefixes(r, json_object_get(o, "prefixes"), why, whylen);
 	if (ret)
 		return ret;
+	if (cipher_v && !cipher) {
+		say(why, whylen, "cipher is not a string (aes256gcm or chacha20poly1305)");
+		return -EINVAL;
+	}
 	if (!cipher || !strcmp(cipher, "chacha20poly1305")) {
 		r->cipher = CIPHER_DEFAULT;
 	} else if (!strcmp(cipher, "aes256gcm")) {

@@ -177,6 +177,9 @@ int view_apply(struct mesh_view *v, const char *key, const char *value, size_t l
 			n->stale_since = now;
 		return was != n->alive ? VIEW_ALIVE : VIEW_NOTHING;
 	}
+	/* Older than what is known (a list that raced a watch): nothing new. */
+	if (mod_revision && mod_revision < n->mod_revision)
+		return VIEW_NOTHING;
 	if (!value) {
 		if (!n->present)
 			return VIEW_NOTHING;
@@ -335,12 +338,14 @@ int view_save(const struct mesh_view *v, const char *path)
 		}
 		off += (size_t)w;
 	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
-		fd = -1;
+	if (fsync(fd) < 0) {
 		ret = -errno;
 		goto out;
 	}
+	ret = close(fd) < 0 ? -errno : 0;
 	fd = -1;
+	if (ret)
+		goto out;
 	ret = rename(tmp, path) < 0 ? -errno : 0;
 out:
 	if (fd >= 0)

@@ -853,8 +853,10 @@ static int one_advertise(struct parser *p, const char *key, char *item)
 		inet_ntop(net.family, net.addr, a, sizeof(a));
 		return fail(p, key, "\"%s\" has host bits set (%s/%u?)", shown(item, s), a, net.cidr);
 	}
+	/* An exit's default route and the prefixes behind it may go together. */
 	for (i = 0; i < m->n_advertise; i++)
-		if (conf_prefix_overlap(&m->advertise[i], &pfx))
+		if (conf_prefix_overlap(&m->advertise[i], &pfx) &&
+		    (m->advertise[i].cidr == 0) == (pfx.cidr == 0))
 			return fail(p, key, "\"%s\" overlaps a prefix given before it", shown(item, s));
 	return append((void **)&m->advertise, &m->n_advertise, sizeof(pfx), &pfx);
 }

@@ -32,6 +32,7 @@
 #include "etcd.h"
 #include "keys.h"
 #include "meshctl.h"
+#include "nl.h"
 #include "record.h"
 #include "up.h"
 #include "view.h"
@@ -166,11 +167,25 @@ void meshctl_stop(pid_t pid)
 		kill(pid, SIGKILL);
 }
 
-void meshctl_forget(const char *ifname)
+void meshctl_forget(const struct conf *c)
 {
-	char path[PATH_MAX];
+	struct mesh_view v;
+	char path[PATH_MAX], why[256];
+	unsigned int ifindex;
+	struct nl *nl = NULL;
+	size_t i;
 
-	view_path(ifname, path, sizeof(path));
+	view_init(&v, "", "", c->name);
+	view_path(c->name, path, sizeof(path));
+	/* The routes the agent added go with its peers (the agent's own table choice). */
+	if (view_load(&v, path, why, sizeof(why)) == 0 && v.n_routes && nl_open(&nl) == 0 &&
+	    nl_link_index(nl, c->name, &ifindex) == 0) {
+		for (i = 0; i < v.n_routes; i++)
+			nl_route(nl, false, ifindex, c->table == TABLE_ID ? c->table_id : 254, &v.routes[i]);
+	}
+	if (nl)
+		nl_close(nl);
+	view_free(&v);
 	unlink(path);
 }
 
@@ -480,13 +495,9 @@ static int admin_post(const struct conf_mesh *m, const char *token, const char *
 	}
 	for (i = 0; i < m->n_registry && rc != CURLE_OK; i++) {
 		CURL *e = curl_easy_init();
-		size_t n = strlen(m->registry[i]);
-
 		if (!e)
 			break;
-		while (n && m->registry[i][n - 1] == '/')
-			n--;
-		snprintf(url, sizeof(url), "%.*s%s", (int)n, m->registry[i], path);
+		etcd_url(m->registry[i], path, url, sizeof(url));
 		free(out->data);
 		memset(out, 0, sizeof(*out));
 		curl_easy_setopt(e, CURLOPT_URL, url);

@@ -27,8 +27,8 @@ void meshctl_stop(pid_t pid);
  * from its local copy (none when there is no copy). Free *keys.
  */
 int meshctl_managed_keys(const char *ifname, uint8_t (**keys)[32], size_t *n);
-/* The interface left its mesh: its agent's local copy goes. */
-void meshctl_forget(const char *ifname);
+/* The interface left its mesh: the routes its agent added and its local copy go. */
+void meshctl_forget(const struct conf *c);
 
 int cmd_mesh(int argc, char **argv);
 

@@ -1340,7 +1340,7 @@ static int do_reload(struct up_ctx *u, struct state *old)
 		if (u->c.mesh.line)
 			ret = meshctl_start(&u->c, &old->mesh_agent);
 		else
-			meshctl_forget(u->c.name);
+			meshctl_forget(&u->c);
 	}
 	/* The state is rewritten even after a failure: it lists what exists now. */
 	if (state_write(u->c.name, old) && !ret)
