@@ -40,6 +40,7 @@
 #include "ctl.h"
 #include "etcd.h"
 #include "http.h"
+#include "keys.h"
 #include "log.h"
 #include "nl.h"
 #include "view.h"
@@ -104,6 +105,7 @@ struct agent {
 	struct etcd_stream stream;
 	bool removed;             /* this node's record was deleted by someone else */
 	bool published;           /* the registry holds this node's record as it should be */
+	bool password_refused;    /* read the password again before the next login */
 
 	/* veild and the routing table. */
 	uint8_t public_key[32];
@@ -299,6 +301,24 @@ static void member_failed(struct agent *a, const char *what, int err)
 	wait_then_pump(a, pause);
 }
 
+/*
+ * The password etcd refused may have been corrected since: read its source
+ * again (file, credential or command) for the next try.
+ */
+static void reread_password(struct agent *a)
+{
+	struct conf_error err = { "" };
+	char *password = NULL;
+
+	if (keys_mesh_password(&a->c, &password, &err)) {
+		complain(a, "%s", err.msg);
+		return;
+	}
+	if (a->password)
+		sodium_free(a->password);
+	a->password = password;
+}
+
 /* etcd said no. Returns whether the task should simply be tried again now. */
 static void refused(struct agent *a, unsigned int task, const char *what, const struct etcd_error *e)
 {
@@ -321,6 +341,7 @@ static void refused(struct agent *a, unsigned int task, const char *what, const 
 	case ETCD_ERR_LOGIN:
 		complain(a, "registry %s: etcd refused user \"%s\" with this password (RegistryUser, "
 			 "RegistryPassword...): %s", member_url(a), a->c.mesh.user, e->message);
+		a->password_refused = true;
 		wait_then_pump(a, LOGIN_BACKOFF_MS);
 		return;
 	case ETCD_ERR_PERMISSION:
@@ -670,6 +691,10 @@ static void pump(struct agent *a)
 {
 	if (a->stopping || a->waiting || a->call)
 		return;
+	if ((a->todo & T_AUTH) && a->password_refused) {
+		a->password_refused = false;
+		reread_password(a);
+	}
 	if (a->todo & T_AUTH)
 		start_call(a, T_AUTH, "/v3/auth/authenticate",
 			   etcd_body_auth(a->c.mesh.user, a->password), CALL_TIMEOUT_MS);
