@@ -1192,9 +1192,8 @@ static int listen_on(struct daemon *d, uint16_t port)
 
 /* ---- the UAPI backend ---------------------------------------------------------- */
 
-static int be_set_private_key(void *ctx, const uint8_t key[32])
+static int set_key(struct daemon *d, const uint8_t key[32], bool rotate)
 {
-	struct daemon *d = ctx;
 	const struct noise_static_identity *id = wg_device_identity(d->wg);
 	uint8_t before[32];
 	struct wg_peer *p;
@@ -1202,14 +1201,26 @@ static int be_set_private_key(void *ctx, const uint8_t key[32])
 	int err;
 
 	memcpy(before, id->public_key, 32);
-	err = wg_device_set_private_key(d->wg, key);
+	err = rotate ? wg_device_rotate_private_key(d->wg, key) : wg_device_set_private_key(d->wg, key);
 	/* The identity changes behind our const pointer: fetch it again. */
 	id = wg_device_identity(d->wg);
 	for (p = wg_device_peer_first(d->wg); p; p = wg_device_peer_next(p))
 		mark_dirty(p->user);
 	if (!err && (had != id->has_identity || sodium_memcmp(before, id->public_key, 32)))
-		audit(d, id->has_identity ? "private_key_set" : "private_key_removed", NULL, NULL);
+		audit(d, rotate ? "private_key_rotated" : id->has_identity ? "private_key_set" : "private_key_removed",
+		      NULL, NULL);
 	return err;
+}
+
+static int be_set_private_key(void *ctx, const uint8_t key[32])
+{
+	return set_key(ctx, key, false);
+}
+
+/* veil's own: the peers' sessions outlive the old key (a rotation). */
+static int be_rotate_private_key(void *ctx, const uint8_t key[32])
+{
+	return set_key(ctx, key, true);
 }
 
 static int be_set_listen_port(void *ctx, uint16_t port)
@@ -1582,6 +1593,7 @@ static void be_set_end(void *ctx, int err)
 
 static const struct uapi_backend_ops uapi_ops = {
 	.set_private_key = be_set_private_key,
+	.rotate_private_key = be_rotate_private_key,
 	.set_listen_port = be_set_listen_port,
 	.set_fwmark = be_set_fwmark,
 	.replace_peers = be_replace_peers,

@@ -550,6 +550,21 @@ static int key_private_key(struct uapi_conn *c, char *value)
 	return ret;
 }
 
+/* veil's own: a new private key, with the sessions of the old one kept (docs/mesh.md). */
+static int key_rotate_private_key(struct uapi_conn *c, char *value)
+{
+	uint8_t key[32];
+	int ret;
+
+	if (!c->ops->rotate_private_key)
+		return -EINVAL;
+	ret = key_from_hex(key, value);
+	if (ret == 0)
+		ret = c->ops->rotate_private_key(c->ctx, key);
+	sodium_memzero(key, sizeof(key));
+	return ret;
+}
+
 static int key_listen_port(struct uapi_conn *c, char *value)
 {
 	uint32_t port;
@@ -602,6 +617,7 @@ static const struct key_handler device_keys[] = {
 	{ "fwmark", key_fwmark },
 	{ "replace_peers", key_replace_peers },
 	{ "metrics_listen", key_metrics_listen },
+	{ "rotate_private_key", key_rotate_private_key },
 	{ "public_key", key_public_key },
 };
 

@@ -67,6 +67,11 @@ enum uapi_cipher {
 struct uapi_backend_ops {
 	/* Device keys. An all-zero private key removes it. */
 	int (*set_private_key)(void *ctx, const uint8_t key[static 32]);
+	/*
+	 * veil's device key rotate_private_key: as private_key, but the
+	 * sessions made under the old key go on (a rotation). Optional.
+	 */
+	int (*rotate_private_key)(void *ctx, const uint8_t key[static 32]);
 	int (*set_listen_port)(void *ctx, uint16_t port);
 	int (*set_fwmark)(void *ctx, uint32_t mark);
 	int (*replace_peers)(void *ctx);

@@ -263,7 +263,11 @@ size_t wg_device_peer_count(const struct wg_device *dev)
 	return dev->npeers;
 }
 
-int wg_device_set_private_key(struct wg_device *dev, const uint8_t key[static 32])
+/*
+ * keep_sessions: the sessions made under the old identity go on until they
+ * expire as sessions do (a rotation); otherwise they end at once.
+ */
+static int set_private_key(struct wg_device *dev, const uint8_t key[static 32], bool keep_sessions)
 {
 	struct noise_static_identity *id = dev->identity;
 	struct wg_peer *peer, *next;
@@ -289,13 +293,31 @@ int wg_device_set_private_key(struct wg_device *dev, const uint8_t key[static 32
 			wg_device_peer_remove(dev, peer);
 			continue;
 		}
-		/* New identity: old sessions can no longer send, handshakes restart. */
+		/*
+		 * New identity: handshakes restart under it. Sessions end too, but
+		 * in a rotation: there the peers move to the new key by handshaking
+		 * with it, and until then the session keys (which owe nothing to
+		 * the static key once derived) carry the traffic.
+		 */
 		noise_handshake_clear(&peer->handshake, dev->index);
 		noise_handshake_precompute(&peer->handshake, id);
-		noise_keypairs_expire(&peer->keypairs);
+		if (!keep_sessions)
+			noise_keypairs_expire(&peer->keypairs);
 		peer->timers.have_sent_handshake = false;
 	}
 	return 0;
+}
+
+int wg_device_set_private_key(struct wg_device *dev, const uint8_t key[static 32])
+{
+	return set_private_key(dev, key, false);
+}
+
+int wg_device_rotate_private_key(struct wg_device *dev, const uint8_t key[static 32])
+{
+	if (sodium_is_zero(key, 32))
+		return -EINVAL; /* a rotation is to another key, not to none */
+	return set_private_key(dev, key, true);
 }
 
 void wg_peer_set_psk(struct wg_peer *peer, const uint8_t *psk)

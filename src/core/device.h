@@ -145,6 +145,11 @@ void wg_device_free(struct wg_device *dev);
 const struct noise_static_identity *wg_device_identity(const struct wg_device *dev);
 /* All zero removes the key. A peer with the new public key is removed (reference 9.3). */
 int wg_device_set_private_key(struct wg_device *dev, const uint8_t key[static 32]) __must_check;
+/*
+ * The same, but each peer's sessions go on until they expire (a static-key
+ * rotation, docs/mesh.md): -EINVAL for the all-zero key.
+ */
+int wg_device_rotate_private_key(struct wg_device *dev, const uint8_t key[static 32]) __must_check;
 unsigned int wg_device_mtu(const struct wg_device *dev);
 void wg_device_set_mtu(struct wg_device *dev, unsigned int mtu);
 /* Tests and operators may force cookie mode; otherwise load is measured (see device.c). */

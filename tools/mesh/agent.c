@@ -19,6 +19,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <malloc.h>
@@ -28,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -59,6 +61,14 @@ enum {
 	SAVE_DELAY_MS = 1000,
 	COMPLAIN_AGAIN_MS = 30000,
 	AUTH_TRIES = 3,
+	/*
+	 * Between a rotation's announcement (committed) and the switch: every
+	 * agent stages the next key within this (the applied-change p99 is
+	 * 136 ms at 20 nodes, docs/mesh.md); one that missed it loses nothing
+	 * either, since sessions outlive the switch.
+	 */
+	STAGE_WAIT_MS = 1500,
+	SWITCH_RETRY_MS = 1000,
 };
 
 enum task {
@@ -118,6 +128,15 @@ struct agent {
 	size_t n_lookups;
 
 	uv_timer_t retry, keepalive, apply_timer, save_timer;
+
+	/* A static-key rotation (docs/mesh.md), one at a time. */
+	enum rot_state { ROT_IDLE, ROT_ANNOUNCE, ROT_WAIT, ROT_PUBLISH } rot;
+	uint8_t *rot_key;         /* the next private key, locked memory, until the switch */
+	uint8_t rot_pub[32], rot_old[32];
+	int64_t rot_revision;     /* the announcement's */
+	uv_timer_t rot_timer;     /* the wait between the announcement and the switch */
+	uv_timer_t every_timer;   /* RotateEvery */
+	int64_t key_since;        /* unix seconds this node's key became its own; 0: unknown */
 	bool waiting;             /* the retry timer runs: no call until it fires */
 	unsigned int closing;     /* handles still closing */
 	bool stopping;
@@ -132,6 +151,9 @@ struct agent {
 static void pump(struct agent *a);
 static void schedule_apply(struct agent *a, uint64_t delay_ms);
 static void schedule_save(struct agent *a);
+static int64_t key_age_from_registry(struct agent *a);
+static void schedule_rotation(struct agent *a);
+static void rotation_published(struct agent *a, int64_t revision);
 
 static int64_t now_s(void)
 {
@@ -188,6 +210,12 @@ static int own_record(const struct agent *a, struct mesh_record *r)
 	memcpy(r->public_key, a->public_key, 32);
 	snprintf(r->endpoint, sizeof(r->endpoint), "%s", m->endpoint ? m->endpoint : "");
 	r->cipher = m->cipher;
+	r->key_since = a->key_since;
+	/* Announced, peers stage the next key until the switch. */
+	if (a->rot == ROT_ANNOUNCE || a->rot == ROT_WAIT) {
+		r->has_next = true;
+		memcpy(r->next_public_key, a->rot_pub, 32);
+	}
 	if (m->n_advertise) {
 		r->prefixes = malloc(m->n_advertise * sizeof(*r->prefixes));
 		if (!r->prefixes)
@@ -673,9 +701,14 @@ static void on_call(struct http_req *req, int err, long status, const char *body
 		a->auth_errors = 0;
 		listed(a, body, len);
 		break;
-	case T_PUBLISH:
-		log_info("published this node's record (%s)", a->view.prefix);
+	case T_PUBLISH: {
+		int64_t rev = 0;
+
+		etcd_parse_revision(body, len, &rev);
+		log_info("published this node's record (%s, revision %" PRId64 ")", a->view.prefix, rev);
+		rotation_published(a, rev);
 		break;
+	}
 	case T_LEASE:
 		if (etcd_parse_lease(body, len, &a->lease, &ttl))
 			a->todo |= T_LEASE;
@@ -876,6 +909,8 @@ static void want_peer(struct agent *a, const struct mesh_node *n, const struct c
 	w->peer.persistent_keepalive = a->c.mesh.keepalive;
 	w->peer.cipher = pair_cipher(a, r);
 	w->endpoint_name = "";
+	/* A key that took over (a rotation, a node come back with a new key): handshake now. */
+	w->kick = n->applied && sodium_memcmp(n->current.public_key, r->public_key, 32) != 0;
 	for (i = 0; i < dev->n_peers; i++)
 		if (!sodium_memcmp(dev->peers[i].public_key, r->public_key, 32))
 			running = &dev->peers[i];
@@ -896,6 +931,30 @@ static void want_peer(struct agent *a, const struct mesh_node *n, const struct c
 	w->peer.endpoint_len = 0;
 }
 
+/*
+ * A rotating node's next key, staged: a second peer with the same endpoint
+ * and no allowed IPs, so that a handshake with the new key can complete the
+ * moment the node switches, while its traffic still goes to the current one.
+ */
+static void want_staged(struct agent *a, const struct mesh_record *r, const struct ctl_device *dev,
+			struct apply_peer *w)
+{
+	bool running_with_endpoint = false;
+	size_t i;
+
+	memset(w, 0, sizeof(*w));
+	memcpy(w->peer.public_key, r->next_public_key, 32);
+	w->peer.has_keepalive = true;
+	w->peer.cipher = pair_cipher(a, r);
+	w->endpoint_name = r->endpoint[0] && ctl_endpoint_is_name(r->endpoint) ? r->endpoint : "";
+	for (i = 0; i < dev->n_peers; i++)
+		if (!sodium_memcmp(dev->peers[i].public_key, r->next_public_key, 32))
+			running_with_endpoint = dev->peers[i].endpoint_len > 0;
+	if (r->endpoint[0] && !running_with_endpoint &&
+	    !endpoint_addr(a, r->endpoint, &w->peer.endpoint_addr, &w->peer.endpoint_len))
+		w->peer.endpoint_len = 0;
+}
+
 /* After veild took it: what was applied is now current, each change said once. */
 static void applied(struct agent *a)
 {
@@ -907,16 +966,27 @@ static void applied(struct agent *a)
 		const struct mesh_record *r = mesh_node_peer(n);
 
 		if (!r) {
+			bool revoked = n->applied && (mesh_policy_node_revoked(&a->view.policy, n->name) ||
+						      mesh_policy_key_revoked(&a->view.policy, n->current.public_key));
+
 			if (n->applied)
-				audit(a, "mesh_removed", n, n->current.public_key, n->mod_revision, NULL);
+				audit(a, revoked ? "mesh_revoked" : "mesh_removed", n, n->current.public_key,
+				      revoked ? a->view.revision : n->mod_revision, NULL);
 			if (n->applied)
-				log_info("node %s is no longer a peer", n->name);
+				log_info("node %s is no longer a peer%s", n->name, revoked ? ": it is revoked" : "");
 			mesh_record_free(&n->current);
 			n->applied = false;
 			continue;
 		}
 		if (n->verdict != MESH_ACCEPTED)
 			continue;
+		if (r->has_next && (!n->applied || !n->current.has_next ||
+				    sodium_memcmp(n->current.next_public_key, r->next_public_key, 32))) {
+			char next[12];
+
+			mesh_fingerprint(r->next_public_key, next);
+			audit(a, "mesh_key_staged", n, r->public_key, n->mod_revision, "next=%s", next);
+		}
 		prefixes_text(n->use, n->n_use, now, sizeof(now));
 		if (!n->applied) {
 			audit(a, "mesh_joined", n, r->public_key, n->mod_revision, "endpoint=%s prefixes=%s",
@@ -1023,36 +1093,57 @@ static void learn_key(struct agent *a, const struct ctl_device *dev)
 		return;
 	memcpy(a->public_key, dev->public_key, 32);
 	a->have_key = true;
+	a->key_since = key_age_from_registry(a);
 	check_own_record(a);
+	schedule_rotation(a);
 	pump(a);
 }
 
 /* The peers veild should have, and the keys to take away: those the agent put there before. */
+static bool wanted(const struct apply_peer *want, size_t n, const uint8_t key[static 32])
+{
+	size_t j;
+
+	for (j = 0; j < n; j++)
+		if (!sodium_memcmp(want[j].peer.public_key, key, 32))
+			return true;
+	return false;
+}
+
+/*
+ * The peers veild should have (each node's, and a rotating node's next key
+ * staged), and the keys to take away: those the agent put there before and
+ * wants no more.
+ */
 static int plan(struct agent *a, const struct ctl_device *dev, struct apply_peer **want, size_t *n_want,
 		uint8_t (**remove)[32], size_t *n_remove)
 {
 	size_t i;
 
-	*want = calloc(a->view.n + 1, sizeof(**want));
-	*remove = calloc(a->view.n + 1, sizeof(**remove));
+	*want = calloc(2 * a->view.n + 1, sizeof(**want));
+	*remove = calloc(2 * a->view.n + 1, sizeof(**remove));
 	*n_want = *n_remove = 0;
 	if (!*want || !*remove)
 		return -ENOMEM;
-	for (i = 0; i < a->view.n; i++)
-		if (mesh_node_peer(&a->view.nodes[i]))
-			want_peer(a, &a->view.nodes[i], dev, &(*want)[(*n_want)++]);
 	for (i = 0; i < a->view.n; i++) {
 		const struct mesh_node *n = &a->view.nodes[i];
 		const struct mesh_record *r = mesh_node_peer(n);
-		size_t j;
-		bool kept = false;
 
-		if (!n->applied || (r && !sodium_memcmp(r->public_key, n->current.public_key, 32)))
+		if (!r)
 			continue;
-		for (j = 0; j < *n_want; j++)
-			kept |= !sodium_memcmp((*want)[j].peer.public_key, n->current.public_key, 32);
-		if (!kept)
+		want_peer(a, n, dev, &(*want)[(*n_want)++]);
+		if (r->has_next)
+			want_staged(a, r, dev, &(*want)[(*n_want)++]);
+	}
+	for (i = 0; i < a->view.n; i++) {
+		const struct mesh_node *n = &a->view.nodes[i];
+
+		if (!n->applied)
+			continue;
+		if (!wanted(*want, *n_want, n->current.public_key))
 			memcpy((*remove)[(*n_remove)++], n->current.public_key, 32);
+		if (n->current.has_next && !wanted(*want, *n_want, n->current.next_public_key))
+			memcpy((*remove)[(*n_remove)++], n->current.next_public_key, 32);
 	}
 	return 0;
 }
@@ -1138,6 +1229,250 @@ static void schedule_apply(struct agent *a, uint64_t delay_ms)
 	    uv_timer_get_due_in(&a->apply_timer) <= delay_ms)
 		return;
 	uv_timer_start(&a->apply_timer, on_apply_timer, delay_ms, 0);
+}
+
+/* ---- rotation ---------------------------------------------------------------------------------------- */
+/*
+ * A static-key rotation, on `veilctl mesh rotate` (SIGUSR1) or RotateEvery:
+ *   1. announce: this node's record names the next public key; every agent
+ *      stages it as a second peer, without allowed IPs (mesh_key_staged);
+ *   2. wait STAGE_WAIT_MS after the announcement is committed;
+ *   3. switch: veild takes the new private key and keeps its sessions
+ *      (rotate_private_key); then the key file is rewritten (file source);
+ *   4. publish: the record's public key is the new one; every agent moves
+ *      the allowed IPs and endpoint to the staged peer, drops the old one
+ *      and starts a handshake at once (mesh_key_changed).
+ * docs/mesh.md says why no pair is left without a usable key at any step.
+ */
+
+/* When this node's key became its own: the registry's word if it is the same key, else now. */
+static int64_t key_age_from_registry(struct agent *a)
+{
+	struct mesh_node *self = view_find(&a->view, a->c.mesh.node);
+
+	if (self && self->present && self->parsed && self->latest.key_since > 0 &&
+	    !sodium_memcmp(self->latest.public_key, a->public_key, 32))
+		return self->latest.key_since;
+	return now_s();
+}
+
+static void rotation_done(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A rotation ends (done, refused or given up): veilctl mesh rotate reads the result in the copy. */
+static void rotation_done(struct agent *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): va_start is right above; a clang-tidy 14 false positive. */
+	vsnprintf(a->view.rotation_result, sizeof(a->view.rotation_result), fmt, ap);
+	va_end(ap);
+	a->view.rotations++;
+	if (a->rot_key)
+		sodium_free(a->rot_key);
+	a->rot_key = NULL;
+	a->rot = ROT_IDLE;
+	schedule_save(a);
+	schedule_rotation(a);
+}
+
+/* The next private key: a fresh one for a key file, else what the source holds now. */
+static int next_key(struct agent *a, char *why, size_t whylen)
+{
+	const struct conf_key *k = &a->c.private_key;
+	int ret = 0;
+
+	a->rot_key = sodium_malloc(32);
+	if (!a->rot_key)
+		return -ENOMEM;
+	switch (k->source) {
+	case KEYSRC_FILE:
+		randombytes_buf(a->rot_key, 32);
+		a->rot_key[0] &= 248;
+		a->rot_key[31] = (a->rot_key[31] & 127) | 64;
+		break;
+	case KEYSRC_CREDENTIAL:
+		ret = key_from_credential(k->arg, a->rot_key, why, whylen);
+		break;
+	case KEYSRC_COMMAND:
+		ret = key_from_command(k->arg, a->rot_key, why, whylen);
+		break;
+	default:
+		snprintf(why, whylen, "an inline PrivateKey cannot be rotated: use PrivateKeyFile");
+		ret = -EINVAL;
+	}
+	if (!ret && crypto_scalarmult_base(a->rot_pub, a->rot_key)) {
+		snprintf(why, whylen, "the new key is not a usable X25519 key");
+		ret = -EINVAL;
+	}
+	if (!ret && !sodium_memcmp(a->rot_pub, a->public_key, 32)) {
+		snprintf(why, whylen, "%s still holds the current key: put the next key there first",
+			 k->source == KEYSRC_CREDENTIAL ? "the credential" : "the key command's output");
+		ret = -EEXIST;
+	}
+	return ret;
+}
+
+void agent_rotate(struct agent *a)
+{
+	char why[512] = "", fp[12];
+	int ret;
+
+	if (a->rot != ROT_IDLE) {
+		log_info("a rotation is under way already");
+		return;
+	}
+	if (!a->have_key || a->removed || !a->view.connected) {
+		rotation_done(a, "refused: %s", !a->have_key ? "veild has no key yet"
+						: a->removed ? "this node was removed from the registry"
+							     : "the registry is not reached (try again once it is)");
+		log_error("rotation %s", a->view.rotation_result);
+		return;
+	}
+	ret = next_key(a, why, sizeof(why));
+	if (ret) {
+		rotation_done(a, "refused: %s", why);
+		log_error("rotation %s", a->view.rotation_result);
+		return;
+	}
+	memcpy(a->rot_old, a->public_key, 32);
+	mesh_fingerprint(a->rot_pub, fp);
+	log_info("rotating this node's key: announcing the next one, %s", fp);
+	a->rot = ROT_ANNOUNCE;
+	a->todo |= T_PUBLISH;
+	pump(a);
+}
+
+/* The base64 key and a newline, to a fresh 0600 file renamed over the key file. */
+static int write_key_file(const char *path, const uint8_t key[static 32])
+{
+	char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL) + 1];
+	char tmp[PATH_MAX];
+	size_t len;
+	int fd, ret = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	sodium_bin2base64(b64, sizeof(b64) - 1, key, 32, sodium_base64_VARIANT_ORIGINAL);
+	len = strlen(b64);
+	b64[len++] = '\n';
+	if (write(fd, b64, len) != (ssize_t)len || fsync(fd) < 0)
+		ret = -EIO;
+	if (close(fd) < 0 && !ret)
+		ret = -EIO;
+	if (!ret && rename(tmp, path) < 0)
+		ret = -errno;
+	if (ret)
+		unlink(tmp);
+	sodium_memzero(b64, sizeof(b64));
+	return ret;
+}
+
+static int switch_veild(struct agent *a, char *why, size_t whylen)
+{
+	struct sbuf req = { 0 };
+	char hex[65];
+	int ret;
+
+	sodium_bin2hex(hex, sizeof(hex), a->rot_key, 32);
+	sbuf_printf(&req, "set=1\nrotate_private_key=%s\n\n", hex);
+	sodium_memzero(hex, sizeof(hex));
+	ret = req.failed ? -ENOMEM : ctl_set(a->view.ifname, &req, why, whylen);
+	sbuf_free(&req);
+	return ret;
+}
+
+/* Step 3, once the wait is over: veild first, then the key file. */
+static void on_rot_timer(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	char why[256] = "", old[12], now[12];
+	int ret;
+
+	if (a->rot != ROT_WAIT)
+		return;
+	/* A switch the registry cannot hear of would leave the peers on the old key: wait for it. */
+	if (!a->view.connected) {
+		log_info("the rotation's switch waits for the registry");
+		uv_timer_start(&a->rot_timer, on_rot_timer, SWITCH_RETRY_MS, 0);
+		return;
+	}
+	ret = switch_veild(a, why, sizeof(why));
+	if (ret) {
+		/* Given up: the record goes back to the current key alone, and the peers unstage. */
+		rotation_done(a, "failed: veild refused the new key: %s%s%s", strerror(-ret),
+			      why[0] ? ": " : "", why);
+		log_error("rotation %s", a->view.rotation_result);
+		a->todo |= T_PUBLISH;
+		pump(a);
+		return;
+	}
+	if (a->c.private_key.source == KEYSRC_FILE) {
+		ret = write_key_file(a->c.private_key.arg, a->rot_key);
+		if (ret)
+			log_error("veild runs on the new key, but %s could not be rewritten (%s): veild "
+				  "would come back on the old key", a->c.private_key.arg, strerror(-ret));
+	}
+	mesh_fingerprint(a->rot_old, old);
+	mesh_fingerprint(a->rot_pub, now);
+	memcpy(a->public_key, a->rot_pub, 32);
+	a->key_since = now_s();
+	sodium_free(a->rot_key);
+	a->rot_key = NULL;
+	a->rot = ROT_PUBLISH;
+	log_audit("event=mesh_key_switched iface=%s network=%s node=%s peer=%s was=%s revision=%" PRId64,
+		  a->view.ifname, a->view.network, a->c.mesh.node, now, old, a->rot_revision);
+	a->todo |= T_PUBLISH;
+	pump(a);
+}
+
+/* A publication went through: it may be a rotation's step. */
+static void rotation_published(struct agent *a, int64_t revision)
+{
+	char old[12], next[12];
+
+	mesh_fingerprint(a->rot_old, old);
+	mesh_fingerprint(a->rot_pub, next);
+	if (a->rot == ROT_ANNOUNCE) {
+		a->rot = ROT_WAIT;
+		a->rot_revision = revision;
+		log_audit("event=mesh_rotation_announced iface=%s network=%s node=%s peer=%s next=%s "
+			  "revision=%" PRId64, a->view.ifname, a->view.network, a->c.mesh.node, old, next,
+			  revision);
+		uv_timer_start(&a->rot_timer, on_rot_timer, STAGE_WAIT_MS, 0);
+	} else if (a->rot == ROT_PUBLISH) {
+		log_audit("event=mesh_rotated iface=%s network=%s node=%s peer=%s was=%s revision=%" PRId64,
+			  a->view.ifname, a->view.network, a->c.mesh.node, next, old, revision);
+		rotation_done(a, "rotated: %s -> %s at revision %" PRId64, old, next, revision);
+	}
+}
+
+static void on_every_timer(uv_timer_t *t)
+{
+	agent_rotate(t->data);
+}
+
+/*
+ * RotateEvery: the next rotation at the key's age plus the period, less a
+ * jitter drawn anew each time (up to a tenth of the period), so that a
+ * fleet whose keys were made together does not rotate together.
+ */
+static void schedule_rotation(struct agent *a)
+{
+	uint64_t period = a->c.mesh.rotate_every, jitter = 0, due_in;
+	int64_t due, now = now_s();
+
+	if (!period || !a->have_key || a->stopping)
+		return;
+	if (period >= 10)
+		jitter = randombytes_uniform((uint32_t)(period / 10 < UINT32_MAX ? period / 10 : UINT32_MAX));
+	due = a->key_since + (int64_t)(period - jitter);
+	due_in = due > now ? (uint64_t)(due - now) : 1;
+	log_info("next rotation in %" PRIu64 " s (RotateEvery %" PRIu64 " s, less %" PRIu64 " s of jitter)",
+		 due_in, period, jitter);
+	uv_timer_start(&a->every_timer, on_every_timer, due_in * 1000, 0);
 }
 
 /* ---- life ------------------------------------------------------------------------------------------ */
@@ -1255,7 +1590,10 @@ int agent_new(uv_loop_t *loop, struct conf *c, char *password, struct agent **ou
 	uv_timer_init(loop, &a->keepalive);
 	uv_timer_init(loop, &a->apply_timer);
 	uv_timer_init(loop, &a->save_timer);
+	uv_timer_init(loop, &a->rot_timer);
+	uv_timer_init(loop, &a->every_timer);
 	a->retry.data = a->keepalive.data = a->apply_timer.data = a->save_timer.data = a;
+	a->rot_timer.data = a->every_timer.data = a;
 	load_copy(a);
 	*out = a;
 	return 0;
@@ -1281,7 +1619,8 @@ static void on_closed(uv_handle_t *h)
 
 static void close_all(struct agent *a)
 {
-	uv_timer_t *timers[] = { &a->retry, &a->keepalive, &a->apply_timer, &a->save_timer };
+	uv_timer_t *timers[] = { &a->retry, &a->keepalive, &a->apply_timer, &a->save_timer,
+				 &a->rot_timer, &a->every_timer };
 	struct lookup *l;
 	size_t i;
 
@@ -1348,6 +1687,8 @@ void agent_free(struct agent *a)
 		sodium_free(a->password);
 	if (a->token)
 		sodium_free(a->token);
+	if (a->rot_key)
+		sodium_free(a->rot_key);
 	etcd_stream_reset(&a->stream);
 	free(a->registry_addrs);
 	while (a->lookups) {

@@ -25,6 +25,8 @@ struct agent;
 int agent_new(uv_loop_t *loop, struct conf *c, char *password, struct agent **out);
 /* Start talking to the registry. */
 void agent_start(struct agent *a);
+/* Rotate this node's static key now (docs/mesh.md); the result goes to the local copy. */
+void agent_rotate(struct agent *a);
 /*
  * Stop: give up the lease (this node shows as stale at once), save the
  * local copy, close every handle. Peers and routes stay as they are. done

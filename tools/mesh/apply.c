@@ -58,8 +58,22 @@ int apply_peers(const char *ifname, const struct ctl_device *running, const stru
 	ret = ctl_build_sync_peers(peers, n, remove, n_remove, running, &req);
 	if (ret)
 		goto out;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		put_extensions(&req, &want[i], running_peer(running, want[i].peer.public_key));
+		/*
+		 * Turning a persistent keepalive on sends one at once, and with no
+		 * session that is a handshake: the key that took over is greeted now,
+		 * not when a packet happens to need it. Then the interval goes back.
+		 */
+		if (want[i].kick) {
+			char hex[65];
+
+			sodium_bin2hex(hex, sizeof(hex), want[i].peer.public_key, 32);
+			sbuf_printf(&req, "public_key=%s\nupdate_only=true\npersistent_keepalive_interval=0\n"
+				    "persistent_keepalive_interval=1\npersistent_keepalive_interval=%u\n", hex,
+				    want[i].peer.persistent_keepalive);
+		}
+	}
 	sbuf_printf(&req, "\n");
 	ret = req.failed ? -ENOMEM : 0;
 	/* "set=1\n\n": nothing to say. */

@@ -23,6 +23,7 @@ struct apply_peer {
 	/* public key, allowed IPs, keepalive, cipher; endpoint_len 0: leave the endpoint as it is */
 	struct conf_peer peer;
 	const char *endpoint_name; /* host:port veild looks up again, "" for an address */
+	bool kick;                 /* start a handshake at once (a key that just took over) */
 };
 
 /*

@@ -201,6 +201,17 @@ char *etcd_body_watch(const char *prefix, int64_t start_revision)
 	return out;
 }
 
+char *etcd_body_watch_key(const char *key, int64_t start_revision)
+{
+	char *k = b64(key, strlen(key)), *out = NULL;
+
+	if (k)
+		out = dump(json_pack("{s:{s:s, s:I}}", "create_request", "key", k, "start_revision",
+				     (json_int_t)start_revision));
+	free(k);
+	return out;
+}
+
 char *etcd_body_lease_grant(int64_t ttl)
 {
 	return dump(json_pack("{s:I}", "TTL", (json_int_t)ttl));

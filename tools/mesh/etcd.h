@@ -40,6 +40,8 @@ char *etcd_body_put(const char *key, const char *value, int64_t lease);
 char *etcd_body_delete(const char *key);
 char *etcd_body_delete_prefix(const char *prefix);
 char *etcd_body_watch(const char *prefix, int64_t start_revision);
+/* One key's events from start_revision on (history). */
+char *etcd_body_watch_key(const char *key, int64_t start_revision);
 char *etcd_body_lease_grant(int64_t ttl);
 char *etcd_body_lease_keepalive(int64_t id);
 char *etcd_body_lease_revoke(int64_t id);

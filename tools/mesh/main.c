@@ -40,7 +40,7 @@
 struct run {
 	uv_loop_t *loop;
 	struct agent *agent;
-	uv_signal_t sigterm, sigint, sighup;
+	uv_signal_t sigterm, sigint, sighup, sigusr1;
 	char pidfile[PATH_MAX];
 };
 
@@ -125,12 +125,18 @@ static void on_stopped(void *data)
 	uv_close((uv_handle_t *)&r->sigterm, NULL);
 	uv_close((uv_handle_t *)&r->sigint, NULL);
 	uv_close((uv_handle_t *)&r->sighup, NULL);
+	uv_close((uv_handle_t *)&r->sigusr1, NULL);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct run *r = s->data;
 
+	if (signum == SIGUSR1) {
+		log_info("SIGUSR1: rotating this node's key (veilctl mesh rotate)");
+		agent_rotate(r->agent);
+		return;
+	}
 	if (signum == SIGHUP) {
 		log_info("SIGHUP: veilctl reload restarts the agent when [Mesh] changes; nothing to do");
 		return;
@@ -138,6 +144,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	log_info("stopping on signal %d: peers and routes stay as they are", signum);
 	uv_signal_stop(&r->sigterm);
 	uv_signal_stop(&r->sigint);
+	uv_signal_stop(&r->sigusr1);
 	agent_stop(r->agent, on_stopped, r);
 }
 
@@ -249,10 +256,12 @@ static int run_agent(struct conf *c, char *password, int ready_fd)
 	uv_signal_init(r.loop, &r.sigterm);
 	uv_signal_init(r.loop, &r.sigint);
 	uv_signal_init(r.loop, &r.sighup);
-	r.sigterm.data = r.sigint.data = r.sighup.data = &r;
+	uv_signal_init(r.loop, &r.sigusr1);
+	r.sigterm.data = r.sigint.data = r.sighup.data = r.sigusr1.data = &r;
 	uv_signal_start(&r.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&r.sigint, on_signal, SIGINT);
 	uv_signal_start(&r.sighup, on_signal, SIGHUP);
+	uv_signal_start(&r.sigusr1, on_signal, SIGUSR1);
 	if (ready_fd >= 0)
 		write_pidfile(&r, ifname);
 	log_info("%s: mesh agent %s started", ifname, VEIL_VERSION);

@@ -127,7 +127,9 @@ bool mesh_record_equal(const struct mesh_record *a, const struct mesh_record *b)
 	size_t i;
 
 	if (sodium_memcmp(a->public_key, b->public_key, 32) || strcmp(a->endpoint, b->endpoint) != 0 ||
-	    a->cipher != b->cipher || a->n_prefixes != b->n_prefixes || strcmp(a->node, b->node) != 0)
+	    a->cipher != b->cipher || a->n_prefixes != b->n_prefixes || strcmp(a->node, b->node) != 0 ||
+	    a->has_next != b->has_next || a->key_since != b->key_since ||
+	    (a->has_next && sodium_memcmp(a->next_public_key, b->next_public_key, 32)))
 		return false;
 	for (i = 0; i < a->n_prefixes; i++)
 		if (!same_prefix(&a->prefixes[i], &b->prefixes[i]))
@@ -147,6 +149,25 @@ static int parse_key(struct mesh_record *r, json_t *v, char *why, size_t whylen)
 		say(why, whylen, "public_key is all zero");
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/* next_public_key (optional): another valid key than public_key. */
+static int parse_next(struct mesh_record *r, json_t *v, char *why, size_t whylen)
+{
+	const char *s = json_string_value(v);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!s || conf_parse_key(s, r->next_public_key) || sodium_is_zero(r->next_public_key, 32)) {
+		say(why, whylen, "next_public_key is not a base64 key of 32 bytes");
+		return -EINVAL;
+	}
+	if (!sodium_memcmp(r->next_public_key, r->public_key, 32)) {
+		say(why, whylen, "next_public_key is its public_key");
+		return -EINVAL;
+	}
+	r->has_next = true;
 	return 0;
 }
 
@@ -237,6 +258,18 @@ static int parse_fields(struct mesh_record *r, const char *node, json_t *o, char
 	snprintf(r->node, sizeof(r->node), "%s", node);
 	ret = parse_key(r, json_object_get(o, "public_key"), why, whylen);
 	if (!ret)
+		ret = parse_next(r, json_object_get(o, "next_public_key"), why, whylen);
+	if (!ret && json_object_get(o, "key_since")) {
+		json_t *since = json_object_get(o, "key_since");
+
+		if (!json_is_integer(since) || json_integer_value(since) < 0) {
+			say(why, whylen, "key_since is not a time (seconds since 1970)");
+			ret = -EINVAL;
+		} else {
+			r->key_since = json_integer_value(since);
+		}
+	}
+	if (!ret)
 		ret = parse_endpoints(r, json_object_get(o, "endpoints"), why, whylen);
 	if (!ret)
 		ret = parse_prefixes(r, json_object_get(o, "prefixes"), why, whylen);
@@ -309,6 +342,15 @@ char *mesh_record_format(const struct mesh_record *r)
 		return NULL;
 	if (r->endpoint[0] && json_array_append_new(eps, json_string(r->endpoint)))
 		goto out;
+	if (r->has_next) {
+		char next[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+
+		sodium_bin2base64(next, sizeof(next), r->next_public_key, 32, sodium_base64_VARIANT_ORIGINAL);
+		if (json_object_set_new(o, "next_public_key", json_string(next)))
+			goto out;
+	}
+	if (r->key_since && json_object_set_new(o, "key_since", json_integer(r->key_since)))
+		goto out;
 	for (i = 0; i < r->n_prefixes; i++) {
 		char s[PREFIX_TEXT];
 		char a[INET6_ADDRSTRLEN];
@@ -333,7 +375,94 @@ void mesh_policy_free(struct mesh_policy *p)
 	for (i = 0; i < p->n_exit_nodes; i++)
 		free(p->exit_nodes[i]);
 	free(p->exit_nodes);
+	for (i = 0; i < p->n_revoked_nodes; i++)
+		free(p->revoked_nodes[i]);
+	free(p->revoked_nodes);
+	free(p->revoked_keys);
 	memset(p, 0, sizeof(*p));
+}
+
+bool mesh_policy_key_revoked(const struct mesh_policy *p, const uint8_t key[static 32])
+{
+	size_t i;
+
+	for (i = 0; i < p->n_revoked_keys; i++)
+		if (!sodium_memcmp(p->revoked_keys[i], key, 32))
+			return true;
+	return false;
+}
+
+bool mesh_policy_node_revoked(const struct mesh_policy *p, const char *node)
+{
+	size_t i;
+
+	for (i = 0; i < p->n_revoked_nodes; i++)
+		if (!strcmp(p->revoked_nodes[i], node))
+			return true;
+	return false;
+}
+
+int mesh_policy_revoke_key(struct mesh_policy *p, const uint8_t key[static 32], bool revoked)
+{
+	uint8_t(*g)[32];
+	size_t i;
+
+	for (i = 0; i < p->n_revoked_keys; i++) {
+		if (sodium_memcmp(p->revoked_keys[i], key, 32))
+			continue;
+		if (!revoked)
+			memmove(p->revoked_keys[i], p->revoked_keys[i + 1], (p->n_revoked_keys-- - i - 1) * 32);
+		return 0;
+	}
+	if (!revoked)
+		return 0;
+	g = realloc(p->revoked_keys, (p->n_revoked_keys + 1) * 32);
+	if (!g)
+		return -ENOMEM;
+	p->revoked_keys = g;
+	memcpy(p->revoked_keys[p->n_revoked_keys++], key, 32);
+	return 0;
+}
+
+int mesh_policy_revoke_node(struct mesh_policy *p, const char *node, bool revoked)
+{
+	char **g;
+	size_t i;
+
+	for (i = 0; i < p->n_revoked_nodes; i++) {
+		if (strcmp(p->revoked_nodes[i], node) != 0)
+			continue;
+		if (!revoked) {
+			free(p->revoked_nodes[i]);
+			p->revoked_nodes[i] = p->revoked_nodes[--p->n_revoked_nodes];
+		}
+		return 0;
+	}
+	if (!revoked)
+		return 0;
+	g = realloc(p->revoked_nodes, (p->n_revoked_nodes + 1) * sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	p->revoked_nodes = g;
+	p->revoked_nodes[p->n_revoked_nodes] = strdup(node);
+	return p->revoked_nodes[p->n_revoked_nodes] ? (p->n_revoked_nodes++, 0) : -ENOMEM;
+}
+
+void mesh_key_name(const uint8_t key[static 32], char out[static 44])
+{
+	sodium_bin2base64(out, 44, key, 32, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+int mesh_key_from_name(const char *name, uint8_t key[static 32])
+{
+	size_t len = 0;
+	const char *end = NULL;
+
+	if (strlen(name) != 43 ||
+	    sodium_base642bin(key, 32, name, 43, NULL, &len, &end, sodium_base64_VARIANT_URLSAFE_NO_PADDING) ||
+	    len != 32 || end != name + 43)
+		return -EINVAL;
+	return 0;
 }
 
 bool mesh_policy_exit(const struct mesh_policy *p, const char *node)
@@ -489,18 +618,63 @@ static bool prefix_conflict(const struct conf_prefix *p, const char *node,
 }
 
 /* A record's key that this node holds: its own, or a static peer's. */
+/* A record's rkeys: its public key, and the next one while it rotates. */
+static size_t record_keys(const struct mesh_record *r, const uint8_t *rkeys[2])
+{
+	rkeys[0] = r->public_key;
+	rkeys[1] = r->next_public_key;
+	return r->has_next ? 2 : 1;
+}
+
+static bool shares_key(const struct mesh_record *a, const struct mesh_record *b)
+{
+	const uint8_t *ka[2], *kb[2];
+	size_t na = record_keys(a, ka), nb = record_keys(b, kb), i, j;
+
+	for (i = 0; i < na; i++)
+		for (j = 0; j < nb; j++)
+			if (!sodium_memcmp(ka[i], kb[j], 32))
+				return true;
+	return false;
+}
+
 static bool local_key(const struct mesh_record *r, const struct mesh_local *l, char *why, size_t whylen)
 {
-	size_t i;
+	const uint8_t *rkeys[2];
+	size_t n = record_keys(r, rkeys), i, k;
 
-	if (l->public_key && !sodium_memcmp(r->public_key, l->public_key, 32)) {
-		say(why, whylen, "its public key is this node's own");
+	for (k = 0; k < n; k++) {
+		const char *which = k ? "its next public key" : "its public key";
+
+		if (l->public_key && !sodium_memcmp(rkeys[k], l->public_key, 32)) {
+			say(why, whylen, "%s is this node's own", which);
+			return true;
+		}
+		for (i = 0; i < l->n_static_peers; i++) {
+			if (!sodium_memcmp(rkeys[k], l->static_peers[i].public_key, 32)) {
+				say(why, whylen, "%s is a static [Peer]'s (line %u)", which,
+				    l->static_peers[i].line);
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+/* An administrator revoked the node (by name) or a key it carries. */
+static bool revoked(const struct mesh_record *r, const char *node, const struct mesh_policy *policy,
+		    char *why, size_t whylen)
+{
+	const uint8_t *rkeys[2];
+	size_t n = r ? record_keys(r, rkeys) : 0, k;
+
+	if (mesh_policy_node_revoked(policy, node)) {
+		say(why, whylen, "node %s is revoked (an administrator's veilctl mesh admit lets it back)", node);
 		return true;
 	}
-	for (i = 0; i < l->n_static_peers; i++) {
-		if (!sodium_memcmp(r->public_key, l->static_peers[i].public_key, 32)) {
-			say(why, whylen, "its public key is a static [Peer]'s (line %u)",
-			    l->static_peers[i].line);
+	for (k = 0; k < n; k++) {
+		if (mesh_policy_key_revoked(policy, rkeys[k])) {
+			say(why, whylen, "%s is revoked", k ? "its next public key" : "its public key");
 			return true;
 		}
 	}
@@ -533,6 +707,11 @@ static bool earlier_conflict(const struct mesh_record *r, struct mesh_node *cons
 
 		if (!sodium_memcmp(r->public_key, o->public_key, 32)) {
 			say(why, whylen, "its public key is node %s's, registered before it", o->node);
+			return true;
+		}
+		if (shares_key(r, o)) {
+			say(why, whylen, "a key it rotates to or from is node %s's, registered before it",
+			    o->node);
 			return true;
 		}
 		for (j = 0; j < r->n_prefixes; j++) {
@@ -599,7 +778,7 @@ static bool key_taken(const struct mesh_record *r, struct mesh_node *const *peer
 	if (local_key(r, l, why, sizeof(why)))
 		return true;
 	for (i = 0; i < n; i++)
-		if (!sodium_memcmp(r->public_key, mesh_node_peer(peers[i])->public_key, 32))
+		if (shares_key(r, mesh_node_peer(peers[i])))
 			return true;
 	return false;
 }
@@ -637,6 +816,8 @@ int mesh_decide(struct mesh_node *nodes, size_t n, const struct mesh_policy *pol
 			continue;
 		if (!node->parsed)
 			say(node->why, sizeof(node->why), "%s", node->parse_error);
+		else if (revoked(&node->latest, node->name, policy, node->why, sizeof(node->why)))
+			continue;
 		else if (!local_conflict(&node->latest, policy, local, node->why, sizeof(node->why)) &&
 			 !earlier_conflict(&node->latest, accepted, n_acc, node->why, sizeof(node->why)))
 			accepted[n_acc++] = node;
@@ -653,7 +834,10 @@ int mesh_decide(struct mesh_node *nodes, size_t n, const struct mesh_policy *pol
 	for (i = 0; !ret && i < n; i++) {
 		struct mesh_node *node = order[i];
 
+		char why[MESH_WHY_LEN];
+
 		if (node->verdict != MESH_NONE || !node->present || !node->applied ||
+		    revoked(&node->current, node->name, policy, why, sizeof(why)) ||
 		    key_taken(&node->current, accepted, n_acc, local))
 			continue;
 		node->verdict = MESH_KEPT;

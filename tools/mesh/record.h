@@ -47,6 +47,10 @@ struct mesh_record {
 	struct conf_prefix *prefixes;
 	size_t n_prefixes;
 	enum conf_cipher cipher;
+	/* A rotation (docs/mesh.md): the key the node moves to next; peers stage it. */
+	bool has_next;
+	uint8_t next_public_key[32];
+	int64_t key_since;   /* unix seconds the public key became the node's; 0: unknown */
 };
 
 /*
@@ -69,11 +73,27 @@ void mesh_fingerprint(const uint8_t key[static 32], char out[static 12]);
 struct mesh_policy {
 	char **exit_nodes;
 	size_t n_exit_nodes;
+	/* Revocations (an administrator's, under revoked/): keys and node names. */
+	uint8_t (*revoked_keys)[32];
+	size_t n_revoked_keys;
+	char **revoked_nodes;
+	size_t n_revoked_nodes;
 };
 
 int mesh_policy_parse(struct mesh_policy *p, const char *json, size_t len, char *why, size_t whylen);
 void mesh_policy_free(struct mesh_policy *p);
 bool mesh_policy_exit(const struct mesh_policy *p, const char *node);
+bool mesh_policy_key_revoked(const struct mesh_policy *p, const uint8_t key[static 32]);
+bool mesh_policy_node_revoked(const struct mesh_policy *p, const char *node);
+/* Add or take away a revocation (view.c keeps them from revoked/keys/ and revoked/nodes/). */
+int mesh_policy_revoke_key(struct mesh_policy *p, const uint8_t key[static 32], bool revoked);
+int mesh_policy_revoke_node(struct mesh_policy *p, const char *node, bool revoked);
+/*
+ * A revoked key's name under revoked/keys/: its base64url form without
+ * padding (43 characters, no '/'). mesh_key_from_name reads it back.
+ */
+void mesh_key_name(const uint8_t key[static 32], char out[static 44]);
+int mesh_key_from_name(const char *name, uint8_t key[static 32]);
 
 enum mesh_verdict {
 	MESH_NONE,     /* no peer: nothing valid and nothing applied before */

@@ -126,8 +126,14 @@ static int put_record(struct mesh_node *n, const char *value, size_t len, int64_
 
 static int put_policy(struct mesh_view *v, const char *value, size_t len)
 {
+	struct mesh_policy keep = v->policy;
 	char *raw = NULL;
 
+	/* The revocations come from keys of their own: they outlive the policy record. */
+	v->policy.revoked_keys = NULL;
+	v->policy.n_revoked_keys = 0;
+	v->policy.revoked_nodes = NULL;
+	v->policy.n_revoked_nodes = 0;
 	mesh_policy_free(&v->policy);
 	v->policy_why[0] = '\0';
 	if (value) {
@@ -143,7 +149,29 @@ static int put_policy(struct mesh_view *v, const char *value, size_t len)
 	}
 	free(v->policy_raw);
 	v->policy_raw = raw;
+	v->policy.revoked_keys = keep.revoked_keys;
+	v->policy.n_revoked_keys = keep.n_revoked_keys;
+	v->policy.revoked_nodes = keep.revoked_nodes;
+	v->policy.n_revoked_nodes = keep.n_revoked_nodes;
 	return VIEW_POLICY;
+}
+
+/* revoked/keys/NAME (a key's base64url) and revoked/nodes/NODE, written or deleted. */
+static int put_revocation(struct mesh_view *v, const char *rest, bool revoked)
+{
+	uint8_t key[32];
+	int ret;
+
+	if (!strncmp(rest, "revoked/keys/", 13)) {
+		if (mesh_key_from_name(rest + 13, key))
+			return VIEW_NOTHING;
+		ret = mesh_policy_revoke_key(&v->policy, key, revoked);
+	} else if (!strncmp(rest, "revoked/nodes/", 14) && conf_valid_mesh_name(rest + 14)) {
+		ret = mesh_policy_revoke_node(&v->policy, rest + 14, revoked);
+	} else {
+		return VIEW_NOTHING;
+	}
+	return ret ? ret : VIEW_POLICY;
 }
 
 int view_apply(struct mesh_view *v, const char *key, const char *value, size_t len,
@@ -160,6 +188,8 @@ int view_apply(struct mesh_view *v, const char *key, const char *value, size_t l
 		v->revision = mod_revision;
 	if (!strcmp(rest, "policy"))
 		return put_policy(v, value, len);
+	if (!strncmp(rest, "revoked/", 8))
+		return put_revocation(v, rest, value != NULL);
 	if (strncmp(rest, "nodes/", 6) != 0 && strncmp(rest, "alive/", 6) != 0)
 		return VIEW_NOTHING;
 	name = rest + 6;
@@ -238,6 +268,20 @@ int view_replace(struct mesh_view *v, const struct etcd_range *r, int64_t now)
 	snprintf(key, sizeof(key), "%spolicy", v->prefix);
 	if (v->policy_raw && !in_range(r, key))
 		mask |= put_policy(v, NULL, 0);
+	/* Revocations taken back (veilctl mesh admit) while nobody watched. */
+	for (i = v->policy.n_revoked_keys; i-- > 0;) {
+		char name[44];
+
+		mesh_key_name(v->policy.revoked_keys[i], name);
+		snprintf(key, sizeof(key), "%srevoked/keys/%s", v->prefix, name);
+		if (!in_range(r, key))
+			mask |= put_revocation(v, key + strlen(v->prefix), false);
+	}
+	for (i = v->policy.n_revoked_nodes; i-- > 0;) {
+		snprintf(key, sizeof(key), "%srevoked/nodes/%s", v->prefix, v->policy.revoked_nodes[i]);
+		if (!in_range(r, key))
+			mask |= put_revocation(v, key + strlen(v->prefix), false);
+	}
 	if (r->revision > v->revision)
 		v->revision = r->revision;
 	return mask;
@@ -291,6 +335,22 @@ static json_t *view_json(const struct mesh_view *v)
 	if (!o)
 		return NULL;
 	json_object_set_new(o, "policy", v->policy_raw ? json_string(v->policy_raw) : json_null());
+	json_object_set_new(o, "rotations", json_integer(v->rotations));
+	json_object_set_new(o, "rotation_result", json_string(v->rotation_result));
+	{
+		json_t *rkeys = json_array(), *names = json_array();
+
+		for (i = 0; i < v->policy.n_revoked_keys; i++) {
+			char name[44];
+
+			mesh_key_name(v->policy.revoked_keys[i], name);
+			json_array_append_new(rkeys, json_string(name));
+		}
+		for (i = 0; i < v->policy.n_revoked_nodes; i++)
+			json_array_append_new(names, json_string(v->policy.revoked_nodes[i]));
+		json_object_set_new(o, "revoked_keys", rkeys);
+		json_object_set_new(o, "revoked_nodes", names);
+	}
 	for (i = 0; i < v->n; i++)
 		if (json_array_append_new(nodes, node_json(&v->nodes[i])))
 			goto fail;
@@ -403,10 +463,27 @@ static int load_json(struct mesh_view *v, json_t *o, char *why, size_t whylen)
 	if (json_is_string(json_object_get(o, "node")) && !v->node[0])
 		snprintf(v->node, sizeof(v->node), "%s", json_string_value(json_object_get(o, "node")));
 	v->revision = json_integer_value(json_object_get(o, "revision"));
+	v->rotations = (unsigned int)json_integer_value(json_object_get(o, "rotations"));
+	snprintf(v->rotation_result, sizeof(v->rotation_result), "%s",
+		 json_string_value(json_object_get(o, "rotation_result")) ?
+			 json_string_value(json_object_get(o, "rotation_result")) : "");
 	v->saved = json_integer_value(json_object_get(o, "saved"));
 	v->connected = json_is_true(json_object_get(o, "connected"));
 	if (policy && put_policy(v, policy, strlen(policy)) < 0)
 		return -ENOMEM;
+	for (i = 0; i < json_array_size(json_object_get(o, "revoked_keys")); i++) {
+		const char *name = json_string_value(json_array_get(json_object_get(o, "revoked_keys"), i));
+		uint8_t key[32];
+
+		if (name && !mesh_key_from_name(name, key) && mesh_policy_revoke_key(&v->policy, key, true))
+			return -ENOMEM;
+	}
+	for (i = 0; i < json_array_size(json_object_get(o, "revoked_nodes")); i++) {
+		const char *name = json_string_value(json_array_get(json_object_get(o, "revoked_nodes"), i));
+
+		if (name && conf_valid_mesh_name(name) && mesh_policy_revoke_node(&v->policy, name, true))
+			return -ENOMEM;
+	}
 	for (i = 0; i < json_array_size(nodes); i++) {
 		ret = load_node(v, json_array_get(nodes, i));
 		if (ret) {

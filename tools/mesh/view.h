@@ -39,6 +39,9 @@ struct mesh_view {
 	/* For veilctl mesh list. */
 	int64_t saved;              /* unix seconds */
 	bool connected;             /* the agent was watching the registry */
+	/* The agent's rotations ended so far, and how the last one ended (veilctl mesh rotate). */
+	unsigned int rotations;
+	char rotation_result[200];
 };
 
 /* What an event changed. */

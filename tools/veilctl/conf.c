@@ -892,6 +892,39 @@ static int v_mesh_cipher(struct parser *p, const char *key, char *v)
 	return 0;
 }
 
+/* A duration: a number and s, m, h, d or w (seconds without one): 10 s to 10 years. */
+static int v_rotate_every(struct parser *p, const char *key, char *v)
+{
+	static const char units[] = "smhdw";
+	static const uint64_t seconds[] = { 1, 60, 3600, 86400, 604800 };
+	size_t n = strlen(v);
+	uint64_t mult = 1;
+	uint32_t num;
+	char s[48], digits[24];
+	const char *u;
+
+	if (n && !isdigit((unsigned char)v[n - 1])) {
+		u = strchr(units, v[n - 1]);
+		if (!u)
+			goto bad;
+		mult = seconds[u - units];
+		n--;
+	}
+	if (n == 0 || n >= sizeof(digits))
+		goto bad;
+	memcpy(digits, v, n);
+	digits[n] = '\0';
+	if (!parse_num(digits, UINT32_MAX, false, &num) || (uint64_t)num * mult < 10 ||
+	    (uint64_t)num * mult > 10ULL * 365 * 86400)
+		goto bad;
+	p->c->mesh.rotate_every = (uint64_t)num * mult;
+	p->c->mesh.rotate_every_line = p->line;
+	return 0;
+bad:
+	return fail(p, key, "\"%s\" is not a duration from 10s to 10 years (e.g. 30d, 12h, 90m)",
+		    shown(v, s));
+}
+
 static const struct key_def keys[] = {
 	{ "PrivateKey", SEC_INTERFACE, false, false, v_private_key },
 	{ "PrivateKeyFile", SEC_INTERFACE, false, false, v_private_key_file },
@@ -931,6 +964,7 @@ static const struct key_def keys[] = {
 	{ "Advertise", SEC_MESH, true, false, v_advertise },
 	{ "PersistentKeepalive", SEC_MESH, false, false, v_mesh_keepalive },
 	{ "Cipher", SEC_MESH, false, false, v_mesh_cipher },
+	{ "RotateEvery", SEC_MESH, false, false, v_rotate_every },
 };
 
 /* p->seen has one bit per entry of keys[]. */
@@ -1168,6 +1202,12 @@ static int parse_lines(struct parser *p, const char *text, size_t len)
 	if (!ret && !p->seen_interface && !p->seen_mesh) {
 		set_error(p->err, "%s: no [Interface] section", p->path);
 		ret = -EINVAL;
+	}
+	/* Scheduled rotation makes the key itself: only a key file can take it. */
+	if (!ret && p->c->mesh.rotate_every && p->c->private_key.source != KEYSRC_FILE) {
+		p->line = p->c->mesh.rotate_every_line;
+		ret = fail(p, "RotateEvery", "needs PrivateKeyFile (the agent writes each new key there); "
+			   "with a credential or a command, rotate with veilctl mesh rotate");
 	}
 	if (!ret && p->seen_interface && p->seen_mesh && (!p->c->mesh.network || !p->c->mesh.node)) {
 		p->line = p->c->mesh.line;

@@ -95,6 +95,8 @@ struct conf_mesh {
 	bool has_keepalive;
 	uint16_t keepalive;    /* PersistentKeepalive toward every mesh peer; 0: off */
 	enum conf_cipher cipher; /* what this node offers; aes256gcm is used where both offer it */
+	uint64_t rotate_every;  /* RotateEvery: seconds between static-key rotations; 0: none */
+	unsigned int rotate_every_line;
 };
 
 struct conf_hooks {

@@ -5,10 +5,10 @@
  *   veilctl mesh list [NETWORK] [--json]
  *       every node of the networks whose agents run here, as each agent
  *       sees it (its local copy) and whether veild has a session with it
- *   veilctl mesh remove [--admin FILE] NETWORK NODE
- *       take a node out: its record and liveness key are deleted from the
- *       registry, with the administrator's credentials in FILE (a [Mesh]
- *       section; /etc/veil/mesh-admin.conf by default)
+ *   veilctl mesh rotate NAME|FILE
+ *       the interface's agent rotates this node's static key (docs/mesh.md)
+ * and the administrator's commands (remove, revoke, admit, history), in
+ * meshadmin.c.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -24,13 +24,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <sodium.h>
 
 #include "ctl.h"
 #include "etcd.h"
-#include "keys.h"
 #include "meshctl.h"
 #include "nl.h"
 #include "record.h"
@@ -41,7 +39,7 @@ enum {
 	AGENT_START_MS = 20000,
 	AGENT_STOP_MS = 5000,
 	SESSION_S = 180, /* WireGuard's Reject-After-Time: a handshake older than this is no session */
-	ADMIN_TIMEOUT_MS = 10000,
+	AGENT_ROTATE_MS = 30000,
 };
 
 /* ---- the agent's life ---------------------------------------------------------------------- */
@@ -208,9 +206,20 @@ int meshctl_managed_keys(const char *ifname, uint8_t (**keys)[32], size_t *n)
 		if (!*keys)
 			ret = -ENOMEM;
 	}
-	for (i = 0; !ret && i < v.n; i++)
-		if (v.nodes[i].applied)
-			memcpy((*keys)[(*n)++], v.nodes[i].current.public_key, 32);
+	/* A rotating node's staged next key is the agent's too. */
+	if (!ret) {
+		free(*keys);
+		*keys = calloc(2 * v.n + 1, 32);
+		if (!*keys)
+			ret = -ENOMEM;
+	}
+	for (i = 0; !ret && i < v.n; i++) {
+		if (!v.nodes[i].applied)
+			continue;
+		memcpy((*keys)[(*n)++], v.nodes[i].current.public_key, 32);
+		if (v.nodes[i].current.has_next)
+			memcpy((*keys)[(*n)++], v.nodes[i].current.next_public_key, 32);
+	}
 	view_free(&v);
 	return ret;
 }
@@ -285,6 +294,23 @@ static void last_seen(const struct mesh_node *n, char *out, size_t len)
 	}
 }
 
+/* A key's age: "3d4h", "2h5m", "40s"; "-" when unknown. */
+static void key_age(const struct mesh_record *r, char *out, size_t len)
+{
+	int64_t s = r && r->key_since ? (int64_t)time(NULL) - r->key_since : -1;
+
+	if (s < 0)
+		snprintf(out, len, "-");
+	else if (s >= 86400)
+		snprintf(out, len, "%lldd%lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+	else if (s >= 3600)
+		snprintf(out, len, "%lldh%lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+	else if (s >= 60)
+		snprintf(out, len, "%lldm%llds", (long long)(s / 60), (long long)(s % 60));
+	else
+		snprintf(out, len, "%llds", (long long)s);
+}
+
 static void prefixes(const struct mesh_record *r, char *out, size_t len)
 {
 	size_t i, o = 0;
@@ -302,15 +328,15 @@ static void prefixes(const struct mesh_record *r, char *out, size_t len)
 
 static void print_text(const struct copy *c)
 {
-	char saved[32], seen[48], pfx[512], fp[12];
+	char saved[32], seen[48], pfx[512], fp[12], age[24];
 	size_t i;
 
 	when(c->v.saved, saved, sizeof(saved));
 	printf("network %s: interface %s, node %s; registry %s; local copy of %s, revision %" PRId64 "\n",
 	       c->v.network, c->v.ifname, c->v.node, c->v.connected ? "watched" : "NOT reached",
 	       saved, c->v.revision);
-	printf("  %-20s %-11s %-24s %-24s %-30s %-7s %s\n", "node", "key", "endpoint", "prefixes",
-	       "last seen", "session", "state");
+	printf("  %-20s %-11s %-8s %-24s %-24s %-30s %-7s %s\n", "node", "key", "key age", "endpoint",
+	       "prefixes", "last seen", "session", "state");
 	for (i = 0; i < c->v.n; i++) {
 		const struct mesh_node *n = &c->v.nodes[i];
 		const struct mesh_record *r = shown_record(n);
@@ -322,7 +348,8 @@ static void print_text(const struct copy *c)
 			snprintf(fp, sizeof(fp), "-");
 		last_seen(n, seen, sizeof(seen));
 		prefixes(r, pfx, sizeof(pfx));
-		printf("  %-20s %-11s %-24s %-24s %-30s %-7s %s%s%s\n", n->name, fp,
+		key_age(r, age, sizeof(age));
+		printf("  %-20s %-11s %-8s %-24s %-24s %-30s %-7s %s%s%s\n", n->name, fp, age,
 		       r && r->endpoint[0] ? r->endpoint : "-", pfx, seen,
 		       s < 0 ? "-" : s ? "yes" : "no", state_of(n), n->why[0] ? ": " : "", n->why);
 	}
@@ -347,6 +374,7 @@ static json_t *node_json(const struct copy *c, const struct mesh_node *n)
 	}
 	json_object_set_new(o, "public_key", r ? json_string(key) : json_null());
 	json_object_set_new(o, "fingerprint", r ? json_string(fp) : json_null());
+	json_object_set_new(o, "key_since", r && r->key_since ? json_integer(r->key_since) : json_null());
 	json_object_set_new(o, "endpoint", r && r->endpoint[0] ? json_string(r->endpoint) : json_null());
 	json_object_set_new(o, "prefixes", pfx);
 	json_object_set_new(o, "alive", json_boolean(n->alive));
@@ -451,204 +479,90 @@ usage:
 	return 1;
 }
 
-/* ---- mesh remove -------------------------------------------------------------------------------- */
+/* ---- mesh rotate ------------------------------------------------------------------------------- */
 
-struct reply {
-	char *data;
-	size_t len;
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *data)
+/*
+ * veilctl mesh rotate NAME|FILE: the interface's agent rotates its key
+ * (SIGUSR1) and writes how it went in its copy, which this waits for.
+ */
+static int mesh_rotate(int argc, char **argv)
 {
-	struct reply *r = data;
-	size_t len = size * n;
-	char *g;
-
-	if (r->len + len > (size_t)16 * 1024 * 1024 || !(g = realloc(r->data, r->len + len + 1)))
-		return 0;
-	r->data = g;
-	memcpy(r->data + r->len, p, len);
-	r->len += len;
-	r->data[r->len] = '\0';
-	return len;
-}
-
-/* One POST to the first member that answers; 0 with the status and body, or -errno. */
-static int admin_post(const struct conf_mesh *m, const char *token, const char *path, const char *body,
-		      long *status, struct reply *out)
-{
-	char url[1024], *auth = NULL;
-	struct curl_slist *h = NULL;
-	CURLcode rc = CURLE_COULDNT_CONNECT;
-	size_t i;
-
-	h = curl_slist_append(h, "Content-Type: application/json");
-	if (token) {
-		size_t n = strlen(token) + 32;
-
-		auth = sodium_malloc(n);
-		if (auth) {
-			snprintf(auth, n, "Authorization: %s", token);
-			h = curl_slist_append(h, auth);
-			sodium_free(auth);
-		}
-	}
-	for (i = 0; i < m->n_registry && rc != CURLE_OK; i++) {
-		CURL *e = curl_easy_init();
-		if (!e)
-			break;
-		etcd_url(m->registry[i], path, url, sizeof(url));
-		free(out->data);
-		memset(out, 0, sizeof(*out));
-		curl_easy_setopt(e, CURLOPT_URL, url);
-		curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
-		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
-		curl_easy_setopt(e, CURLOPT_WRITEDATA, out);
-		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ADMIN_TIMEOUT_MS);
-		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
-		curl_easy_setopt(e, CURLOPT_CAINFO, m->ca);
-		curl_easy_setopt(e, CURLOPT_SSLCERT, m->cert);
-		curl_easy_setopt(e, CURLOPT_SSLKEY, m->key);
-		rc = curl_easy_perform(e);
-		if (rc == CURLE_OK)
-			curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
-		else
-			fprintf(stderr, "veilctl: registry %s: %s\n", m->registry[i], curl_easy_strerror(rc));
-		curl_easy_cleanup(e);
-	}
-	curl_slist_free_all(h);
-	return rc == CURLE_OK ? 0 : -EHOSTUNREACH;
-}
-
-/* A call that must succeed; says etcd's reason when it does not. body is freed. */
-static int admin_call(const struct conf_mesh *m, const char *token, const char *path, char *body,
-		      struct reply *out)
-{
-	struct etcd_error e;
-	long status = 0;
-	int ret = body ? admin_post(m, token, path, body, &status, out) : -ENOMEM;
-
-	free(body);
-	if (ret)
-		return ret;
-	if (etcd_reply_error(status, out->data ? out->data : "", out->len, &e)) {
-		fprintf(stderr, "veilctl: registry: %s: %s\n", path, e.message);
-		return -EACCES;
-	}
-	return 0;
-}
-
-static int admin_login(const struct conf *c, char **token)
-{
-	struct conf_error err = { "" };
-	struct reply r = { 0 };
-	struct etcd_error e;
-	char *password, *body;
-	long status = 0;
-	int ret;
-
-	*token = NULL;
-	ret = keys_mesh_password(c, &password, &err);
-	if (ret) {
-		fprintf(stderr, "veilctl: %s\n", err.msg);
-		return ret;
-	}
-	body = etcd_body_auth(c->mesh.user, password);
-	sodium_free(password);
-	ret = body ? admin_post(&c->mesh, NULL, "/v3/auth/authenticate", body, &status, &r) : -ENOMEM;
-	etcd_free_secret(body);
-	if (!ret && etcd_reply_error(status, r.data ? r.data : "", r.len, &e)) {
-		fprintf(stderr, "veilctl: registry: authenticate as %s: %s\n", c->mesh.user, e.message);
-		ret = -EACCES;
-	}
-	if (!ret && etcd_parse_auth(r.data, r.len, token))
-		ret = -EPROTO;
-	free(r.data);
-	return ret;
-}
-
-static int mesh_remove(int argc, char **argv)
-{
-	const char *admin = VEIL_CONF_DIR "/mesh-admin.conf", *network, *node;
 	struct conf_error err = { "" };
 	struct conf c = { 0 };
-	struct etcd_range range = { 0 };
-	struct reply r = { 0 };
-	char key[VIEW_KEY_MAX + 80], *token = NULL, fp[12] = "-";
-	int i = 1, ret;
+	struct mesh_view v;
+	char path[PATH_MAX], why[256];
+	unsigned int before = 0;
+	long waited;
+	pid_t pid;
+	int ret = 1;
 
-	if (argc >= 3 && !strcmp(argv[1], "--admin")) {
-		admin = argv[2];
-		i = 3;
-	}
-	if (argc - i != 2 || !conf_valid_mesh_name(argv[i]) || !conf_valid_mesh_name(argv[i + 1])) {
-		fprintf(stderr, "Usage: veilctl mesh remove [--admin FILE] NETWORK NODE\n");
+	if (argc != 2) {
+		fprintf(stderr, "Usage: veilctl mesh rotate NAME|FILE\n");
 		return 1;
 	}
-	network = argv[i];
-	node = argv[i + 1];
-	if (conf_load(&c, admin, &err)) {
-		fprintf(stderr, "veilctl: %s (the administrator's registry credentials)\n", err.msg);
+	if (strchr(argv[1], '/') || strstr(argv[1], ".conf"))
+		snprintf(path, sizeof(path), "%s", argv[1]);
+	else
+		snprintf(path, sizeof(path), "%s/%s.conf", VEIL_CONF_DIR, argv[1]);
+	if (conf_load(&c, path, &err)) {
+		fprintf(stderr, "veilctl: %s\n", err.msg);
 		return 1;
 	}
-	if (!c.mesh.line) {
-		fprintf(stderr, "veilctl: %s has no [Mesh] section with the registry's credentials\n", admin);
-		conf_free(&c);
-		return 1;
+	pid = read_pidfile(c.name);
+	if (!c.mesh.line || pid <= 0 || !is_agent(pid)) {
+		fprintf(stderr, "veilctl: %s: no mesh agent runs for it (%s)\n", c.name,
+			c.mesh.line ? "veilctl up it first" : "its file has no [Mesh] section");
+		goto out;
 	}
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	ret = admin_login(&c, &token);
-	snprintf(key, sizeof(key), "/veil/%s/nodes/%s", network, node);
-	if (!ret)
-		ret = admin_call(&c.mesh, token, "/v3/kv/range", etcd_body_range_key(key), &r);
-	if (!ret && (etcd_parse_range(r.data, r.len, &range) || range.n != 1)) {
-		fprintf(stderr, "veilctl: network %s has no node %s in the registry\n", network, node);
-		ret = -ENOENT;
+	view_path(c.name, path, sizeof(path));
+	view_init(&v, "", "", c.name);
+	if (view_load(&v, path, why, sizeof(why)) == 0)
+		before = v.rotations;
+	view_free(&v);
+	if (kill(pid, SIGUSR1) < 0) {
+		fprintf(stderr, "veilctl: cannot signal the agent %d: %s\n", (int)pid, strerror(errno));
+		goto out;
 	}
-	if (!ret && range.n == 1) {
-		struct mesh_record rec;
-		char why[MESH_WHY_LEN];
+	/* The agent announces, waits for the peers to stage the key, switches, publishes. */
+	for (waited = 0; waited < AGENT_ROTATE_MS; waited += 100) {
+		sleep_ms(100);
+		view_init(&v, "", "", c.name);
+		if (view_load(&v, path, why, sizeof(why)) == 0 && v.rotations != before) {
+			bool ok = !strncmp(v.rotation_result, "rotated", 7);
 
-		if (!mesh_record_parse(&rec, node, range.kvs[0].value, range.kvs[0].value_len, why,
-				       sizeof(why))) {
-			mesh_fingerprint(rec.public_key, fp);
-			mesh_record_free(&rec);
+			printf("veilctl: %s: %s\n", c.name, v.rotation_result);
+			view_free(&v);
+			ret = ok ? 0 : 1;
+			goto out;
 		}
+		view_free(&v);
 	}
-	free(r.data);
-	memset(&r, 0, sizeof(r));
-	if (!ret)
-		ret = admin_call(&c.mesh, token, "/v3/kv/deleterange", etcd_body_delete(key), &r);
-	if (!ret) {
-		int64_t rev = 0;
-
-		etcd_parse_revision(r.data, r.len, &rev);
-		printf("veilctl: node %s (key %s) removed from network %s at revision %" PRId64 "\n", node,
-		       fp, network, rev);
-		free(r.data);
-		memset(&r, 0, sizeof(r));
-		snprintf(key, sizeof(key), "/veil/%s/alive/%s", network, node);
-		admin_call(&c.mesh, token, "/v3/kv/deleterange", etcd_body_delete(key), &r);
-	}
-	free(r.data);
-	etcd_range_free(&range);
-	if (token)
-		sodium_free(token);
+	fprintf(stderr, "veilctl: %s: the rotation did not end within %d s (the agent's log says why)\n",
+		c.name, AGENT_ROTATE_MS / 1000);
+out:
 	conf_free(&c);
-	curl_global_cleanup();
-	return ret ? 1 : 0;
+	return ret;
 }
 
 int cmd_mesh(int argc, char **argv)
 {
-	if (argc >= 2 && !strcmp(argv[1], "list"))
-		return mesh_list(argc - 1, argv + 1);
-	if (argc >= 2 && !strcmp(argv[1], "remove"))
-		return mesh_remove(argc - 1, argv + 1);
+	static const struct {
+		const char *name;
+		int (*run)(int argc, char **argv);
+	} subs[] = {
+		{ "list", mesh_list },       { "rotate", mesh_rotate },   { "remove", meshctl_remove },
+		{ "revoke", meshctl_revoke }, { "admit", meshctl_admit }, { "history", meshctl_history },
+	};
+	size_t i;
+
+	for (i = 0; argc >= 2 && i < sizeof(subs) / sizeof(subs[0]); i++)
+		if (!strcmp(argv[1], subs[i].name))
+			return subs[i].run(argc - 1, argv + 1);
 	fprintf(stderr, "Usage: veilctl mesh list [NETWORK] [--json]\n"
-			"       veilctl mesh remove [--admin FILE] NETWORK NODE\n");
+			"       veilctl mesh rotate NAME|FILE\n"
+			"       veilctl mesh remove [--admin FILE] NETWORK NODE\n"
+			"       veilctl mesh revoke [--admin FILE] [--user USER] NETWORK NODE|PUBLIC_KEY\n"
+			"       veilctl mesh admit [--admin FILE] NETWORK NODE\n"
+			"       veilctl mesh history [--admin FILE] NETWORK NODE\n");
 	return 1;
 }

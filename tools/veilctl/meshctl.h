@@ -31,5 +31,10 @@ int meshctl_managed_keys(const char *ifname, uint8_t (**keys)[32], size_t *n);
 void meshctl_forget(const struct conf *c);
 
 int cmd_mesh(int argc, char **argv);
+/* The administrator's commands (meshadmin.c); each returns the exit code. */
+int meshctl_remove(int argc, char **argv);
+int meshctl_revoke(int argc, char **argv);
+int meshctl_admit(int argc, char **argv);
+int meshctl_history(int argc, char **argv);
 
 #endif
