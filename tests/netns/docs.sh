@@ -3,8 +3,10 @@
 # are read from their source of truth: the options and commands that veild,
 # veilctl and veil-meshd print, set's usage line, the keys[] table of the
 # configuration parser (each key in its section: Endpoint is a key of [Peer]
-# and of [Mesh]), the getenv() calls, the mesh agent's audit events; the
-# pages' OPTIONS, COMMANDS, SET OPTIONS, ENVIRONMENT, AUDIT and key sections.
+# and of [Mesh]), the getenv() calls, the mesh agent's audit events, the
+# mesh subcommands that "veilctl mesh" prints, veild's own control keys; the
+# pages' OPTIONS, COMMANDS, SET OPTIONS, ENVIRONMENT, AUDIT, CONTROL PROTOCOL
+# and key sections.
 # Then each page must render without a single warning, and the completion
 # must offer what the programs take.
 #
@@ -167,11 +169,39 @@ for v in $meshd_env; do
 done
 log "environment: documented as read ($(oneline "$all_env")); veil-meshd: $(oneline "$meshd_env")"
 
-# The mesh agent's audit events, each under AUDIT, and no other.
-events=$(grep -ho 'audit(a, "[a-z_]*"' "$ROOT"/tools/mesh/*.c | sed 's/.*"\(.*\)"/\1/' | sort -u)
+# The mesh agent's audit events, each under AUDIT, and no other: the names
+# that audit() is given (both of a choice such as revoked ? "a" : "b") and
+# those that log_audit() writes itself (a rotation's own steps).
+events=$({
+	grep -h 'audit(a, ' "$ROOT"/tools/mesh/*.c | grep -o '"[a-z_]*"' | tr -d '"'
+	grep -ho 'log_audit("event=[a-z_]*' "$ROOT"/tools/mesh/*.c | sed 's/.*event=//'
+} | sed '/^$/d' | sort -u)
 [ "$(wc -l <<<"$events")" -ge 5 ] || fail "cannot read the audit events of tools/mesh/*.c"
 same "veil-meshd(8) AUDIT against audit() in tools/mesh/" "$events" "$(tags "$MAN/veil-meshd.8" AUDIT | first_words)"
 log "veil-meshd(8): audit events agree: $(oneline "$events")"
+
+# The mesh's subcommands, from the usage that "veilctl mesh" alone prints
+# (its dispatch table's), each under COMMANDS as "mesh SUB", and their
+# options there too.
+mesh_usage=$("$VEILCTL" mesh 2>&1 >/dev/null || true)
+mesh_subs=$({ grep -oE 'veilctl mesh [a-z]+' <<<"$mesh_usage" || true; } | sed 's/^veilctl mesh //' | sort -u)
+[ "$(wc -l <<<"$mesh_subs")" -ge 2 ] || fail "cannot read the mesh subcommands from 'veilctl mesh': $mesh_usage"
+same "veilctl(8) COMMANDS' mesh subcommands against 'veilctl mesh'" "$mesh_subs" \
+	"$(tags "$MAN/veilctl.8" COMMANDS | awk '$1 == "mesh" { print $2 }' | sort -u)"
+mesh_opts=$(options <<<"$mesh_usage")
+contains "veilctl(8) COMMANDS against the options in 'veilctl mesh'" "$(tags "$MAN/veilctl.8" COMMANDS | options)" "$mesh_opts"
+log "veilctl(8): mesh subcommands agree with 'veilctl mesh': $(oneline "$mesh_subs"); options $(oneline "$mesh_opts")"
+
+# veild's control keys of its own (those of src/uapi.c's handler tables that
+# WireGuard's protocol does not have), each a tag under CONTROL PROTOCOL.
+wg_keys="private_key listen_port fwmark replace_peers public_key remove update_only preshared_key
+endpoint persistent_keepalive_interval replace_allowed_ips allowed_ip protocol_version"
+uapi_keys=$(grep -o '^[[:space:]]*{ "[a-z_]*", key_' "$ROOT/src/uapi.c" | sed 's/.*"\(.*\)".*/\1/' | sort -u)
+[ "$(wc -l <<<"$uapi_keys")" -ge 15 ] || fail "cannot read the key tables of src/uapi.c"
+own_keys=$(comm -23 <(printf '%s\n' "$uapi_keys") <(list "$wg_keys"))
+contains "veild(8) CONTROL PROTOCOL against veil's own keys in src/uapi.c" \
+	"$(tags "$MAN/veild.8" "CONTROL PROTOCOL" | first_words | sed 's/=.*//' | sort -u)" "$own_keys"
+log "veild(8): veil's own control keys documented: $(oneline "$own_keys")"
 
 # ---- (b) the pages render without warnings --------------------------------------------------
 
@@ -275,11 +305,10 @@ expect "veilctl reload of" "office"
 # mesh: its subcommands and options as veilctl --help has them; networks and
 # nodes from local copies shaped as the agent writes them (a record is an
 # escaped string inside).
-mesh_line=$(grep '^  veilctl mesh ' <<<"$veilctl_help") || fail "veilctl --help has no mesh line"
-mesh_subs=$(grep -o 'mesh [a-z][a-z]*' <<<"$mesh_line" | sed 's/^mesh //' | sort -u)
-same "completion of 'veilctl mesh ' against veilctl --help" "$mesh_subs" "$(complete_line "veilctl mesh ")"
-same "completion's mesh options against veilctl --help" "$(options <<<"$mesh_line")" \
-	"$({ complete_line "veilctl mesh list "; complete_line "veilctl mesh remove "; } | grep -- '^-' | sort -u)"
+grep -q '^  veilctl mesh ' <<<"$veilctl_help" || fail "veilctl --help has no mesh line"
+same "completion of 'veilctl mesh ' against 'veilctl mesh'" "$mesh_subs" "$(complete_line "veilctl mesh ")"
+same "completion's mesh options against 'veilctl mesh'" "$mesh_opts" \
+	"$(for sub in $mesh_subs; do complete_line "veilctl mesh $sub "; done | grep -- '^-' | sort -u)"
 copy() { # IFNAME NETWORK NODE... (this node is the first)
 	local ifname=$1 net=$2 nodes="" n
 	shift 2
@@ -291,7 +320,7 @@ copy() { # IFNAME NETWORK NODE... (this node is the first)
 }
 copy wgx0 corp site-a site-b
 copy wgx1 lab gw
-expect "veilctl mesh " "list remove"
+expect "veilctl mesh " "admit history list remove revoke rotate"
 expect "veilctl mesh list " "corp lab --json"
 expect "veilctl mesh list --json " "corp lab"
 expect "veilctl mesh list corp " "--json"
@@ -301,6 +330,18 @@ expect "veilctl mesh remove --admin site.conf c" "corp"
 expect "veilctl mesh remove corp " "site-a site-b"
 expect "veilctl mesh remove lab " "gw"
 expect "veilctl mesh remove corp site-a " ""
+expect "veilctl mesh rotate " "office psk.key site.conf"
+expect "veilctl mesh rotate office " ""
+expect "veilctl mesh revoke " "--admin --user corp lab"
+expect "veilctl mesh revoke --user " ""
+expect "veilctl mesh revoke --user corp.gw " "--admin corp lab"
+expect "veilctl mesh revoke --admin site.conf --user corp.gw l" "lab"
+expect "veilctl mesh revoke --admin site.conf lab " "gw"
+expect "veilctl mesh revoke corp --" ""
+expect "veilctl mesh admit " "--admin corp lab"
+expect "veilctl mesh admit --admin " "psk.key site.conf"
+expect "veilctl mesh history --admin site.conf corp " "site-a site-b"
+expect "veilctl mesh history corp site-b " ""
 
 # Interface names: sockets only, and a name with '=' in it completes after it.
 if python3 -c 'import socket' 2>/dev/null; then
