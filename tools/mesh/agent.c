@@ -69,6 +69,7 @@ enum {
 	 */
 	STAGE_WAIT_MS = 1500,
 	SWITCH_RETRY_MS = 1000,
+	ROTATE_RETRY_S = 60,  /* a scheduled rotation that was refused is tried again after this */
 };
 
 enum task {
@@ -153,6 +154,7 @@ static void schedule_apply(struct agent *a, uint64_t delay_ms);
 static void schedule_save(struct agent *a);
 static int64_t key_age_from_registry(struct agent *a);
 static void schedule_rotation(struct agent *a);
+static void on_every_timer(uv_timer_t *t);
 static void rotation_published(struct agent *a, int64_t revision);
 
 static int64_t now_s(void)
@@ -967,7 +969,9 @@ static void applied(struct agent *a)
 
 		if (!r) {
 			bool revoked = n->applied && (mesh_policy_node_revoked(&a->view.policy, n->name) ||
-						      mesh_policy_key_revoked(&a->view.policy, n->current.public_key));
+						      mesh_policy_key_revoked(&a->view.policy, n->current.public_key) ||
+						      (n->current.has_next &&
+						       mesh_policy_key_revoked(&a->view.policy, n->current.next_public_key)));
 
 			if (n->applied)
 				audit(a, revoked ? "mesh_revoked" : "mesh_removed", n, n->current.public_key,
@@ -1273,7 +1277,11 @@ static void rotation_done(struct agent *a, const char *fmt, ...)
 	a->rot_key = NULL;
 	a->rot = ROT_IDLE;
 	schedule_save(a);
-	schedule_rotation(a);
+	/* A refused one is tried again later, not at once: its cause (the registry away) may last. */
+	if (strncmp(a->view.rotation_result, "rotated", 7) != 0 && a->c.mesh.rotate_every && a->have_key)
+		uv_timer_start(&a->every_timer, on_every_timer, (uint64_t)ROTATE_RETRY_S * 1000, 0);
+	else
+		schedule_rotation(a);
 }
 
 /* The next private key: a fresh one for a key file, else what the source holds now. */

@@ -34,7 +34,7 @@ static const struct command commands[] = {
 	{ "reload", cmd_reload, "reload NAME|FILE" },
 	{ "metrics", cmd_metrics, "metrics [IFNAME]" },
 	{ "top", cmd_top, "top [IFNAME]" },
-	{ "mesh", cmd_mesh, "mesh list [NETWORK] [--json] | mesh remove [--admin FILE] NETWORK NODE" },
+	{ "mesh", cmd_mesh, "mesh list|rotate|remove|revoke|admit|history ... (veilctl mesh for each)" },
 	{ "genkey", cmd_genkey, "genkey" },
 	{ "genpsk", cmd_genpsk, "genpsk" },
 	{ "pubkey", cmd_pubkey, "pubkey < PRIVATE_KEY" },

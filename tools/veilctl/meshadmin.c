@@ -398,16 +398,21 @@ int meshctl_revoke(int argc, char **argv)
 		key_path(&a, "alive/", what, key);
 		del(&a, key, NULL);
 		snprintf(defuser, sizeof(defuser), "%s.%s", a.network, what);
+		/* The revocation stands; a user left in place is said, and the exit status says it too. */
 		switch (delete_user(&a, user ? user : defuser)) {
 		case 0:
 			printf("veilctl: etcd user %s deleted: the node can no longer write to the registry\n",
 			       user ? user : defuser);
 			break;
 		case -ENOENT:
-			printf("veilctl: warning: no etcd user %s: delete the node's user yourself (--user "
-			       "USER names it)\n", user ? user : defuser);
+			fprintf(stderr, "veilctl: no etcd user %s: delete the node's user yourself (--user USER "
+				"names it)\n", user ? user : defuser);
+			ret = -ENOENT;
 			break;
 		default:
+			fprintf(stderr, "veilctl: the node is revoked, but its etcd user %s is still there: "
+				"delete it as etcd's root\n", user ? user : defuser);
+			ret = -EACCES;
 			break;
 		}
 	}
@@ -443,12 +448,37 @@ int meshctl_admit(int argc, char **argv)
 
 /* ---- history ------------------------------------------------------------------------------------ */
 
+enum { HISTORY_KEYS_MAX = 256 };
+
 struct history {
 	const char *node;
 	struct etcd_stream stream;
 	int64_t compacted;
 	unsigned int events;
+	uint8_t keys[HISTORY_KEYS_MAX][32]; /* every key the record named, current or next */
+	size_t n_keys;
 };
+
+static void saw_key(struct history *h, const uint8_t key[static 32])
+{
+	size_t i;
+
+	for (i = 0; i < h->n_keys; i++)
+		if (!sodium_memcmp(h->keys[i], key, 32))
+			return;
+	if (h->n_keys < HISTORY_KEYS_MAX)
+		memcpy(h->keys[h->n_keys++], key, 32);
+}
+
+static bool had_key(const struct history *h, const uint8_t key[static 32])
+{
+	size_t i;
+
+	for (i = 0; i < h->n_keys; i++)
+		if (!sodium_memcmp(h->keys[i], key, 32))
+			return true;
+	return false;
+}
 
 static void when(int64_t t, char *out, size_t len)
 {
@@ -464,7 +494,7 @@ static void when(int64_t t, char *out, size_t len)
 }
 
 /* One past event of the node's record: what it says of the node's keys. */
-static void say_event(const struct history *h, const struct etcd_event *e)
+static void say_event(struct history *h, const struct etcd_event *e)
 {
 	struct mesh_record rec;
 	char why[MESH_WHY_LEN], fp[12], next[12], since[32];
@@ -479,6 +509,9 @@ static void say_event(const struct history *h, const struct etcd_event *e)
 	}
 	mesh_fingerprint(rec.public_key, fp);
 	when(rec.key_since, since, sizeof(since));
+	saw_key(h, rec.public_key);
+	if (rec.has_next)
+		saw_key(h, rec.next_public_key);
 	if (rec.has_next) {
 		mesh_fingerprint(rec.next_public_key, next);
 		printf("  revision %-8" PRId64 " key %s (since %s), next key %s announced\n", e->kv.mod_revision,
@@ -543,8 +576,8 @@ static int replay(struct admin *a, const char *key, struct history *h)
 	return rc == CURLE_OPERATION_TIMEDOUT ? 0 : -EHOSTUNREACH;
 }
 
-/* The keys revoked for this node, and whether its name is. */
-static void say_revocations(struct admin *a, const char *node)
+/* The keys revoked for this node (by its name, or one of its keys alone), and whether its name is. */
+static void say_revocations(struct admin *a, const char *node, const struct history *h)
 {
 	struct etcd_range range = { 0 };
 	struct reply r = { 0 };
@@ -567,7 +600,8 @@ static void say_revocations(struct admin *a, const char *node)
 		when(json_integer_value(json_object_get(o, "time")), at, sizeof(at));
 		const char *rest = range.kvs[i].key + strlen(prefix);
 
-		if (!strncmp(rest, "keys/", 5) && who && !strcmp(who, node) && k && !conf_parse_key(k, pub)) {
+		if (!strncmp(rest, "keys/", 5) && k && !conf_parse_key(k, pub) &&
+		    ((who && !strcmp(who, node)) || had_key(h, pub))) {
 			mesh_fingerprint(pub, fp);
 			printf("  revision %-8" PRId64 " key %s revoked (%s)\n", range.kvs[i].mod_revision, fp, at);
 		} else if (!strncmp(rest, "nodes/", 6) && !strcmp(rest + 6, node)) {
@@ -602,7 +636,7 @@ int meshctl_history(int argc, char **argv)
 		printf("  (revisions before %" PRId64 " were compacted away: older history is gone)\n", h.compacted);
 	if (!ret && !h.events && !h.compacted)
 		printf("  (no record in the registry's history)\n");
-	say_revocations(&a, h.node);
+	say_revocations(&a, h.node, &h);
 	if (ret)
 		fprintf(stderr, "veilctl: no registry member answered the history's watch\n");
 	admin_close(&a);
