@@ -38,18 +38,28 @@ static void key_b64(unsigned int i, char out[45])
 	sodium_bin2base64(out, 45, k, 32, sodium_base64_VARIANT_ORIGINAL);
 }
 
-/* A record's JSON: prefixes is a space-separated list ("" for none). */
-static void record_json(char *out, size_t len, const char *node, unsigned int key, const char *prefixes)
+/* A record's JSON: prefixes is a space-separated list ("" for none); next, a key it rotates to (0: none). */
+static void record_json_next(char *out, size_t len, const char *node, unsigned int key, unsigned int next,
+			     const char *prefixes)
 {
-	char k[45], list[1024] = "", copy[1024], *tok, *save = NULL;
+	char k[45], nk[45], list[1024] = "", copy[1024], more[80] = "", *tok, *save = NULL;
 	size_t n = 0;
 
 	key_b64(key, k);
+	if (next) {
+		key_b64(next, nk);
+		snprintf(more, sizeof(more), ",\"next_public_key\":\"%s\"", nk);
+	}
 	snprintf(copy, sizeof(copy), "%s", prefixes);
 	for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
 		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s\"%s\"", n ? "," : "", tok);
-	snprintf(out, len, "{\"version\":1,\"node\":\"%s\",\"public_key\":\"%s\",\"prefixes\":[%s]}", node, k,
-		 list);
+	snprintf(out, len, "{\"version\":1,\"node\":\"%s\",\"public_key\":\"%s\"%s,\"prefixes\":[%s]}", node, k,
+		 more, list);
+}
+
+static void record_json(char *out, size_t len, const char *node, unsigned int key, const char *prefixes)
+{
+	record_json_next(out, len, node, key, 0, prefixes);
 }
 
 /* Prefixes as text, space-separated, as the tables write them. */
@@ -113,6 +123,44 @@ static void test_parse_valid(void **state)
 		 "\"prefixes\":[],\"cipher\":\"chacha20poly1305\"}", k1);
 	assert_int_equal(mesh_record_parse(&r, "b", list, strlen(list), why, sizeof(why)), 0);
 	assert_int_equal(r.cipher, CIPHER_DEFAULT);
+	assert_false(r.has_next); /* no rotation under way, */
+	assert_int_equal(r.key_since, 0); /* and the key's age unknown */
+	mesh_record_free(&r);
+}
+
+static const char *k2 = "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=";
+
+/* A rotating node's record: the key it moves to next, and since when it holds its key. */
+static void test_parse_rotation(void **state)
+{
+	struct mesh_record r;
+	char json[512], why[MESH_WHY_LEN];
+	uint8_t want[32];
+
+	(void)state;
+	snprintf(json, sizeof(json), "{\"version\":1,\"node\":\"a\",\"public_key\":\"%s\",\"next_public_key\":\"%s\","
+		 "\"key_since\":1764754512}", k1, k2);
+	assert_int_equal(mesh_record_parse(&r, "a", json, strlen(json), why, sizeof(why)), 0);
+	assert_true(r.has_next);
+	assert_int_equal(conf_parse_key(k2, want), 0);
+	assert_memory_equal(r.next_public_key, want, 32);
+	assert_int_equal(conf_parse_key(k1, want), 0);
+	assert_memory_equal(r.public_key, want, 32);
+	assert_int_equal(r.key_since, 1764754512);
+	mesh_record_free(&r);
+	assert_empty(&r);
+	/* null is no next key; key_since 0 is an unknown age. */
+	snprintf(json, sizeof(json), "{\"version\":1,\"node\":\"a\",\"public_key\":\"%s\",\"next_public_key\":null,"
+		 "\"key_since\":0}", k1);
+	assert_int_equal(mesh_record_parse(&r, "a", json, strlen(json), why, sizeof(why)), 0);
+	assert_false(r.has_next);
+	assert_true(sodium_is_zero(r.next_public_key, 32));
+	assert_int_equal(r.key_since, 0);
+	mesh_record_free(&r);
+	/* A time past 2038 (64-bit). */
+	snprintf(json, sizeof(json), "{\"version\":1,\"node\":\"a\",\"public_key\":\"%s\",\"key_since\":4102444800}", k1);
+	assert_int_equal(mesh_record_parse(&r, "a", json, strlen(json), why, sizeof(why)), 0);
+	assert_int_equal(r.key_since, 4102444800LL);
 	mesh_record_free(&r);
 }
 
@@ -183,6 +231,26 @@ static const struct refusal refusals[] = {
 	{ "a", REC(",\"prefixes\":[\"0.0.0.0/0\",\"::/0\"]"), NULL }, /* families never overlap */
 	{ "a", REC(",\"cipher\":\"aes128gcm\""), "cipher \"aes128gcm\" is not aes256gcm or chacha20poly1305" },
 	{ "a", REC(",\"cipher\":\"AES256GCM\""), "cipher \"AES256GCM\" is not aes256gcm or chacha20poly1305" },
+	/* A rotation's fields. */
+	{ "a", REC(",\"next_public_key\":\"TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=\""), NULL },
+	{ "a", REC(",\"next_public_key\":\"abc\""), "next_public_key is not a base64 key of 32 bytes" },
+	{ "a", REC(",\"next_public_key\":7"), "next_public_key is not a base64 key of 32 bytes" },
+	{ "a", REC(",\"next_public_key\":[]"), "next_public_key is not a base64 key of 32 bytes" },
+	{ "a", REC(",\"next_public_key\":\"TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0\""),
+	  "next_public_key is not a base64 key of 32 bytes" },
+	{ "a", REC(",\"next_public_key\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\""),
+	  "next_public_key is not a base64 key of 32 bytes" },
+	{ "a", REC(",\"next_public_key\":\"%1$s\""), "next_public_key is its public_key" },
+	/* The public key is judged first, then the next one, then the rest. */
+	{ "a", "{\"version\":1,\"node\":\"a\",\"public_key\":\"x\",\"next_public_key\":\"y\"}",
+	  "public_key is not a base64 key of 32 bytes" },
+	{ "a", REC(",\"next_public_key\":\"y\",\"key_since\":-1,\"endpoints\":[\"nope\"]"),
+	  "next_public_key is not a base64 key of 32 bytes" },
+	{ "a", REC(",\"key_since\":-1,\"endpoints\":[\"nope\"]"), "key_since is not a time (seconds since 1970)" },
+	{ "a", REC(",\"key_since\":1764754512"), NULL },
+	{ "a", REC(",\"key_since\":\"1764754512\""), "key_since is not a time (seconds since 1970)" },
+	{ "a", REC(",\"key_since\":1764754512.5"), "key_since is not a time (seconds since 1970)" },
+	{ "a", REC(",\"key_since\":true"), "key_since is not a time (seconds since 1970)" },
 };
 
 static void test_parse_refused(void **state)
@@ -275,7 +343,7 @@ static void test_format(void **state)
 		"\"endpoints\":[\"[2001:db8::1]:51820\",\"h:1\"],"
 		"\"prefixes\":[\"10.1.0.0/24\",\"fd00:0:0:0::/64\"],\"cipher\":\"aes256gcm\"}";
 	struct mesh_record r, back;
-	char why[MESH_WHY_LEN], bare[128], *out;
+	char why[MESH_WHY_LEN], bare[256], *out;
 
 	(void)state;
 	assert_int_equal(mesh_record_parse(&r, "a", text, strlen(text), why, sizeof(why)), 0);
@@ -296,6 +364,21 @@ static void test_format(void **state)
 				 "\"endpoints\":[],\"prefixes\":[],\"cipher\":\"chacha20poly1305\"}");
 	free(out);
 	mesh_record_free(&r);
+
+	/* A rotation's fields come last, and only when there are some. */
+	snprintf(bare, sizeof(bare), "{\"version\":1,\"node\":\"b\",\"public_key\":\"%s\",\"next_public_key\":\"%s\","
+		 "\"key_since\":1764754512}", k1, k2);
+	assert_int_equal(mesh_record_parse(&r, "b", bare, strlen(bare), why, sizeof(why)), 0);
+	out = mesh_record_format(&r);
+	assert_non_null(out);
+	assert_string_equal(out, "{\"version\":1,\"node\":\"b\",\"public_key\":\"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\","
+				 "\"endpoints\":[],\"prefixes\":[],\"cipher\":\"chacha20poly1305\","
+				 "\"next_public_key\":\"TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=\",\"key_since\":1764754512}");
+	assert_int_equal(mesh_record_parse(&back, "b", out, strlen(out), why, sizeof(why)), 0);
+	assert_true(mesh_record_equal(&r, &back));
+	free(out);
+	mesh_record_free(&back);
+	mesh_record_free(&r);
 }
 
 /* A random record that parses: distinct /24s and /64s, perhaps an endpoint. */
@@ -314,6 +397,14 @@ static void random_record(struct test_rng_state *rng, struct mesh_record *r, cha
 			 (unsigned int)(v >> 32) % 65535 + 1);
 	else if ((v >> 10) & 1)
 		snprintf(r->endpoint, sizeof(r->endpoint), "n%u.example:51820", (unsigned int)(v >> 16) & 0xff);
+	/* Now and then a rotation under way, and a key's age. */
+	if ((v >> 11) & 1) {
+		r->has_next = true;
+		memcpy(r->next_public_key, r->public_key, 32);
+		r->next_public_key[31] ^= 0x80;
+	}
+	if ((v >> 12) & 1)
+		r->key_since = (int64_t)(v >> 20) & 0xffffffffLL;
 	r->prefixes = n ? calloc(n, sizeof(*r->prefixes)) : NULL;
 	for (i = 0; i < n; i++) {
 		struct conf_prefix *p = &r->prefixes[r->n_prefixes++];
@@ -397,6 +488,26 @@ static void test_equal_and_copy(void **state)
 	snprintf(b.node, sizeof(b.node), "b");
 	assert_false(mesh_record_equal(&a, &b));
 	snprintf(b.node, sizeof(b.node), "a");
+	assert_true(mesh_record_equal(&a, &b));
+	/* A rotation's fields: announced or not, which key, and the key's age. */
+	b.has_next = !a.has_next;
+	assert_false(mesh_record_equal(&a, &b));
+	b.has_next = true;
+	a.has_next = true;
+	memset(a.next_public_key, 7, 32);
+	memset(b.next_public_key, 7, 32);
+	assert_true(mesh_record_equal(&a, &b));
+	b.next_public_key[31] ^= 1;
+	assert_false(mesh_record_equal(&a, &b));
+	b.has_next = a.has_next = false; /* without one, what the field holds does not count */
+	assert_true(mesh_record_equal(&a, &b));
+	b.key_since = a.key_since + 1;
+	assert_false(mesh_record_equal(&a, &b));
+	b.key_since = a.key_since;
+	a.has_next = true;
+	assert_int_equal(mesh_record_copy(&b, &a), 0);
+	assert_true(b.has_next);
+	assert_memory_equal(b.next_public_key, a.next_public_key, 32);
 	assert_true(mesh_record_equal(&a, &b));
 	mesh_record_free(&a);
 	mesh_record_free(&b);
@@ -498,6 +609,100 @@ static void test_policy(void **state)
 	free(big);
 }
 
+/* Revocations: a key's name under revoked/keys/, and the lists revoked/ keys fill. */
+static void test_revocations(void **state)
+{
+	static const char *const bad_names[] = {
+		"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=", /* base64 with padding */
+		"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8D",   /* 42 characters */
+		"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dgx", /* 44 */
+		"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8D/",  /* not base64url */
+		"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8D+",
+		"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8D.",
+		"",
+	};
+	struct mesh_policy p = { 0 };
+	uint8_t k[32], back[32], other[32];
+	char name[44];
+	size_t i;
+	int round;
+
+	(void)state;
+	/* The name is the key's base64url without padding: never a '/' that would make a deeper key. */
+	assert_int_equal(conf_parse_key(k2, k), 0);
+	mesh_key_name(k, name);
+	assert_string_equal(name, "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi-y71lOWWXX0");
+	assert_int_equal(mesh_key_from_name(name, back), 0);
+	assert_memory_equal(back, k, 32);
+	for (round = 0; round < 200; round++) {
+		randombytes_buf(k, 32);
+		mesh_key_name(k, name);
+		assert_int_equal(strlen(name), 43);
+		assert_null(strpbrk(name, "/+="));
+		assert_int_equal(mesh_key_from_name(name, back), 0);
+		assert_memory_equal(back, k, 32);
+	}
+	for (i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++)
+		if (mesh_key_from_name(bad_names[i], back) != -EINVAL)
+			fail_msg("\"%s\" read as a key's name", bad_names[i]);
+
+	/* Keys: added once, taken away, and the others stay. */
+	assert_int_equal(conf_parse_key(k1, k), 0);
+	assert_int_equal(conf_parse_key(k2, other), 0);
+	assert_false(mesh_policy_key_revoked(&p, k));
+	assert_int_equal(mesh_policy_revoke_key(&p, k, true), 0);
+	assert_int_equal(mesh_policy_revoke_key(&p, k, true), 0);
+	assert_int_equal(p.n_revoked_keys, 1);
+	assert_true(mesh_policy_key_revoked(&p, k));
+	assert_false(mesh_policy_key_revoked(&p, other));
+	assert_int_equal(mesh_policy_revoke_key(&p, other, true), 0);
+	for (round = 0; round < 5; round++) {
+		key_bin((unsigned int)round + 1, back);
+		assert_int_equal(mesh_policy_revoke_key(&p, back, true), 0);
+	}
+	assert_int_equal(p.n_revoked_keys, 7);
+	assert_int_equal(mesh_policy_revoke_key(&p, k, false), 0); /* the first of the list */
+	assert_int_equal(mesh_policy_revoke_key(&p, k, false), 0); /* no longer there */
+	assert_int_equal(p.n_revoked_keys, 6);
+	assert_false(mesh_policy_key_revoked(&p, k));
+	assert_true(mesh_policy_key_revoked(&p, other));
+	for (round = 0; round < 5; round++) {
+		key_bin((unsigned int)round + 1, back);
+		assert_true(mesh_policy_key_revoked(&p, back));
+	}
+	key_bin(5, back);
+	assert_int_equal(mesh_policy_revoke_key(&p, back, false), 0); /* the last */
+	assert_false(mesh_policy_key_revoked(&p, back));
+	key_bin(4, back);
+	assert_true(mesh_policy_key_revoked(&p, back));
+	assert_int_equal(p.n_revoked_keys, 5);
+
+	/* Names, exactly (no case folding, no prefix). */
+	assert_false(mesh_policy_node_revoked(&p, "site-a"));
+	assert_int_equal(mesh_policy_revoke_node(&p, "site-a", true), 0);
+	assert_int_equal(mesh_policy_revoke_node(&p, "site-a", true), 0);
+	assert_int_equal(mesh_policy_revoke_node(&p, "site-b", true), 0);
+	assert_int_equal(mesh_policy_revoke_node(&p, "site-c", true), 0);
+	assert_int_equal(p.n_revoked_nodes, 3);
+	assert_true(mesh_policy_node_revoked(&p, "site-a"));
+	assert_false(mesh_policy_node_revoked(&p, "Site-a"));
+	assert_false(mesh_policy_node_revoked(&p, "site-"));
+	assert_false(mesh_policy_node_revoked(&p, "site-ab"));
+	assert_int_equal(mesh_policy_revoke_node(&p, "site-a", false), 0);
+	assert_int_equal(mesh_policy_revoke_node(&p, "site-z", false), 0);
+	assert_int_equal(p.n_revoked_nodes, 2);
+	assert_false(mesh_policy_node_revoked(&p, "site-a"));
+	assert_true(mesh_policy_node_revoked(&p, "site-b"));
+	assert_true(mesh_policy_node_revoked(&p, "site-c"));
+	/* Revocations are no exit, and a policy freed holds none. */
+	assert_false(mesh_policy_exit(&p, "site-b"));
+	mesh_policy_free(&p);
+	assert_int_equal(p.n_revoked_keys, 0);
+	assert_int_equal(p.n_revoked_nodes, 0);
+	assert_false(mesh_policy_key_revoked(&p, other));
+	assert_false(mesh_policy_node_revoked(&p, "site-b"));
+}
+
 /* ---- the decision, case by case ------------------------------------------------------------------ */
 
 struct dnode {
@@ -508,6 +713,7 @@ struct dnode {
 	const char *raw;         /* instead: a value that is not a good record */
 	unsigned int applied_key; /* non-zero: this agent applied a record before, with this key */
 	const char *applied;     /* and these prefixes */
+	unsigned int next;       /* non-zero: the latest record announces this key as its next */
 };
 
 struct dwant {
@@ -524,6 +730,8 @@ struct dcase {
 	const char *own;        /* this node's Advertise */
 	const char *static_ips; /* the file's one [Peer] (KEY_STATIC, line 7): its AllowedIPs */
 	const char *registry;   /* the registry members' addresses */
+	const char *revoked_keys;  /* key numbers revoked (revoked/keys/), space-separated */
+	const char *revoked_nodes; /* node names revoked (revoked/nodes/) */
 };
 
 #define ACC(use) { MESH_ACCEPTED, "", use }
@@ -627,6 +835,49 @@ static const struct dcase dcases[] = {
 	{ "a deleted node",
 	  { { "a", 1, 1, NULL, NULL, 1, "10.1.0.0/24" }, { "b", 2, 2, "10.1.0.0/24" } },
 	  { NONE(""), ACC("10.1.0.0/24") } },
+	/* Rotation and revocation (issue 14). */
+	{ "a revoked key, a revoked next key",
+	  { { "a", 1, 1, "10.1.0.0/24" }, { "b", 2, 2, "10.2.0.0/24", NULL, 0, NULL, 3 }, { "c", 3, 4, "10.3.0.0/24" } },
+	  { NONE("its public key is revoked"), NONE("its next public key is revoked"), ACC("10.3.0.0/24") },
+	  .revoked_keys = "1 3" },
+	{ "a revoked name, whatever its key",
+	  { { "a", 1, 5, "10.1.0.0/24" }, { "b", 2, 2, "10.2.0.0/24" } },
+	  { NONE("node a is revoked (an administrator's veilctl mesh admit lets it back)"), ACC("10.2.0.0/24") },
+	  .revoked_nodes = "a" },
+	{ "a revoked record holds nothing back",
+	  { { "a", 1, 1, "10.1.0.0/24" }, { "b", 2, 2, "10.1.0.0/24" }, { "c", 3, 3, "10.3.0.0/24", NULL, 0, NULL, 1 } },
+	  { NONE("its public key is revoked"), ACC("10.1.0.0/24"), NONE("its next public key is revoked") },
+	  .revoked_keys = "1" },
+	{ "a revoked key's record applied before is not kept",
+	  { { "a", 1, 1, "10.1.0.0/24", NULL, 1, "10.1.0.0/24" } },
+	  { NONE("its public key is revoked") }, .revoked_keys = "1" },
+	{ "a revoked name's record applied before is not kept, whatever the key",
+	  { { "a", 1, 2, "10.1.0.0/24", NULL, 1, "10.1.0.0/24" } },
+	  { NONE("node a is revoked (an administrator's veilctl mesh admit lets it back)") }, .revoked_nodes = "a" },
+	{ "not kept when the key applied before is revoked, though refused for another reason",
+	  { { "b", 1, 2, "10.2.0.0/16" }, { "a", 5, 3, "10.2.0.0/24", NULL, 1, "10.1.0.0/24" } },
+	  { ACC("10.2.0.0/16"), NONE("prefix 10.2.0.0/24 overlaps node b's, registered before it") },
+	  .revoked_keys = "1" },
+	{ "a node rotated away from a revoked key is accepted",
+	  { { "a", 1, 2, "10.1.0.0/24", NULL, 1, "10.1.0.0/24" } }, { ACC("10.1.0.0/24") }, .revoked_keys = "1" },
+	{ "a rotating node is one peer, with both keys its own",
+	  { { "a", 1, 1, "10.1.0.0/24", NULL, 1, "10.1.0.0/24", 2 }, { "b", 2, 3, "10.2.0.0/24" } },
+	  { ACC("10.1.0.0/24"), ACC("10.2.0.0/24") } },
+	{ "a next key that is a later node's key",
+	  { { "a", 1, 1, "10.1.0.0/24", NULL, 0, NULL, 2 }, { "b", 2, 2, "10.2.0.0/24" } },
+	  { ACC("10.1.0.0/24"), NONE("a key it rotates to or from is node a's, registered before it") } },
+	{ "a next key that an older node holds",
+	  { { "b", 1, 2, "10.2.0.0/24" }, { "a", 2, 1, "10.1.0.0/24", NULL, 0, NULL, 2 } },
+	  { ACC("10.2.0.0/24"), NONE("a key it rotates to or from is node b's, registered before it") } },
+	{ "two nodes rotating to one key",
+	  { { "a", 1, 1, "10.1.0.0/24", NULL, 0, NULL, 3 }, { "b", 2, 2, "10.2.0.0/24", NULL, 0, NULL, 3 } },
+	  { ACC("10.1.0.0/24"), NONE("a key it rotates to or from is node a's, registered before it") } },
+	{ "a next key that is this node's, or a static peer's",
+	  { { "a", 1, 1, "10.1.0.0/24", NULL, 0, NULL, KEY_SELF }, { "b", 2, 2, "10.2.0.0/24", NULL, 0, NULL, KEY_STATIC } },
+	  { NONE("its next public key is this node's own"), NONE("its next public key is a static [Peer]'s (line 7)") } },
+	{ "not kept when its key is an accepted node's next",
+	  { { "c", 2, 3, "10.3.0.0/24", NULL, 0, NULL, 4 }, { "a", 5, 1, "10.3.0.0/16", NULL, 4, "10.1.0.0/24" } },
+	  { ACC("10.3.0.0/24"), NONE("prefix 10.3.0.0/16 overlaps node c's, registered before it") } },
 	{ "nothing at all", { { NULL } }, { { 0 } } },
 };
 
@@ -638,6 +889,11 @@ struct facts {
 	struct sockaddr_storage registry[4];
 	struct mesh_policy policy;
 	struct mesh_local l;
+	/* The revocations again, for the reference: key numbers and names. */
+	unsigned int revoked_keys[8];
+	size_t n_revoked_keys;
+	const char *revoked_nodes[16];
+	size_t n_revoked_nodes;
 };
 
 static size_t prefixes_from(const char *list, struct conf_prefix *out, size_t cap)
@@ -694,6 +950,23 @@ static void facts_make(struct facts *f, const char *exits, const char *own, cons
 	assert_int_equal(mesh_policy_parse(&f->policy, json, strlen(json), why, sizeof(why)), 0);
 }
 
+/* The registry's revocations: key numbers and node names, space-separated. */
+static void revoke_from(struct mesh_policy *p, const char *key_list, const char *names)
+{
+	char copy[256], *tok, *save = NULL;
+	uint8_t k[32];
+
+	snprintf(copy, sizeof(copy), "%s", key_list ? key_list : "");
+	for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		key_bin((unsigned int)atoi(tok), k);
+		assert_int_equal(mesh_policy_revoke_key(p, k, true), 0);
+	}
+	snprintf(copy, sizeof(copy), "%s", names ? names : "");
+	save = NULL;
+	for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+		assert_int_equal(mesh_policy_revoke_node(p, tok, true), 0);
+}
+
 static void node_make(struct mesh_node *n, const struct dnode *d)
 {
 	char json[2048], why[MESH_WHY_LEN];
@@ -706,7 +979,7 @@ static void node_make(struct mesh_node *n, const struct dnode *d)
 		if (d->raw)
 			snprintf(json, sizeof(json), "%s", d->raw);
 		else
-			record_json(json, sizeof(json), d->name, d->key, d->prefixes);
+			record_json_next(json, sizeof(json), d->name, d->key, d->next, d->prefixes);
 		n->present = true;
 		n->raw = strdup(json);
 		n->parsed = mesh_record_parse(&n->latest, d->name, json, strlen(json), n->parse_error,
@@ -743,6 +1016,7 @@ static void test_decide_cases(void **state)
 		int pass;
 
 		facts_make(&f, t->exits, t->own, t->static_ips, t->registry);
+		revoke_from(&f.policy, t->revoked_keys, t->revoked_nodes);
 		for (n = 0; n < 4 && t->nodes[n].name; n++)
 			node_make(&nodes[n], &t->nodes[n]);
 		/* Twice: a second decision starts afresh and comes to the same. */
@@ -835,16 +1109,62 @@ static bool ref_local_prefix(const struct conf_prefix *p, const char *node, cons
 	return false;
 }
 
-static bool ref_local_key(const uint8_t *key, const struct facts *f)
+/* A record's keys: its public key, and the next one while it rotates. */
+static size_t ref_keys(const struct mesh_record *r, const uint8_t *rkeys[2])
 {
-	return !memcmp(key, f->key, 32) || !memcmp(key, f->peer.public_key, 32);
+	rkeys[0] = r->public_key;
+	rkeys[1] = r->has_next ? r->next_public_key : NULL;
+	return r->has_next ? 2 : 1;
+}
+
+static bool ref_local_key(const struct mesh_record *r, const struct facts *f)
+{
+	const uint8_t *rkeys[2];
+	size_t i, n = ref_keys(r, rkeys);
+
+	for (i = 0; i < n; i++)
+		if (!memcmp(rkeys[i], f->key, 32) || !memcmp(rkeys[i], f->peer.public_key, 32))
+			return true;
+	return false;
+}
+
+/* Its name revoked, or one of its keys. */
+static bool ref_revoked(const struct mesh_record *r, const char *name, const struct facts *f)
+{
+	const uint8_t *rkeys[2];
+	size_t i, j, n = ref_keys(r, rkeys);
+	uint8_t k[32];
+
+	for (i = 0; i < f->n_revoked_nodes; i++)
+		if (!strcmp(f->revoked_nodes[i], name))
+			return true;
+	for (i = 0; i < f->n_revoked_keys; i++) {
+		key_bin(f->revoked_keys[i], k);
+		for (j = 0; j < n; j++)
+			if (!memcmp(rkeys[j], k, 32))
+				return true;
+	}
+	return false;
+}
+
+static bool ref_share_key(const uint8_t *const *a, size_t na, const uint8_t *const *b, size_t nb)
+{
+	size_t i, j;
+
+	for (i = 0; i < na; i++)
+		for (j = 0; j < nb; j++)
+			if (!memcmp(a[i], b[j], 32))
+				return true;
+	return false;
 }
 
 static bool ref_against(const struct mesh_record *r, const struct mesh_record *o)
 {
+	const uint8_t *kr[2], *ko[2];
+	size_t nr = ref_keys(r, kr), no = ref_keys(o, ko);
 	size_t j, k;
 
-	if (!memcmp(r->public_key, o->public_key, 32))
+	if (ref_share_key(kr, nr, ko, no))
 		return true;
 	for (j = 0; j < r->n_prefixes; j++)
 		for (k = 0; k < o->n_prefixes; k++)
@@ -864,9 +1184,10 @@ struct ref_result {
 	char use[1024];
 };
 
-/* A peer as the reference decided it: its key and the prefixes it is given. */
+/* A peer as the reference decided it: its keys and the prefixes it is given. */
 struct ref_peer {
-	const uint8_t *key;
+	const uint8_t *keys[2];
+	size_t n_keys;
 	struct conf_prefix prefixes[8];
 	size_t n;
 };
@@ -900,7 +1221,7 @@ static void reference(const struct mesh_node *nodes, size_t n, const struct fact
 		}
 		if (!x->present)
 			continue;
-		bad = bad || ref_local_key(r->public_key, f);
+		bad = bad || ref_revoked(r, x->name, f) || ref_local_key(r, f);
 		for (j = 0; !bad && j < r->n_prefixes; j++)
 			bad = ref_local_prefix(&r->prefixes[j], x->name, f);
 		for (j = 0; !bad && j < n_acc; j++)
@@ -910,7 +1231,7 @@ static void reference(const struct mesh_node *nodes, size_t n, const struct fact
 		accepted[n_acc++] = x;
 		res->verdict = MESH_ACCEPTED;
 		prefixes_text(r->prefixes, r->n_prefixes, res->use, sizeof(res->use));
-		peers[n_peers].key = r->public_key;
+		peers[n_peers].n_keys = ref_keys(r, peers[n_peers].keys);
 		peers[n_peers].n = r->n_prefixes;
 		for (j = 0; j < r->n_prefixes; j++)
 			peers[n_peers].prefixes[j] = r->prefixes[j];
@@ -918,7 +1239,8 @@ static void reference(const struct mesh_node *nodes, size_t n, const struct fact
 	}
 	/*
 	 * Refused records applied before stay, less what clashes with a peer
-	 * before them (accepted, or kept and older); never with a key taken.
+	 * before them (accepted, or kept and older); never with a key taken
+	 * (either of a rotation's) nor revoked, nor under a revoked name.
 	 */
 	for (i = 0; i < n; i++) {
 		const struct mesh_node *x = order[i];
@@ -929,13 +1251,13 @@ static void reference(const struct mesh_node *nodes, size_t n, const struct fact
 
 		if (res->verdict != MESH_NONE || !x->present || !x->applied)
 			continue;
-		taken = ref_local_key(c->public_key, f);
+		p->n_keys = ref_keys(c, p->keys);
+		taken = ref_revoked(c, x->name, f) || ref_local_key(c, f);
 		for (j = 0; !taken && j < n_peers; j++)
-			taken = !memcmp(c->public_key, peers[j].key, 32);
+			taken = ref_share_key(p->keys, p->n_keys, peers[j].keys, peers[j].n_keys);
 		if (taken)
 			continue;
 		res->verdict = MESH_KEPT;
-		p->key = c->public_key;
 		p->n = 0;
 		for (j = 0; j < c->n_prefixes; j++) {
 			bool bad = ref_local_prefix(&c->prefixes[j], x->name, f);
@@ -968,8 +1290,12 @@ static void random_prefixes(struct test_rng_state *rng, char *out, size_t len)
 					 pool[test_rng_next(rng) % (sizeof(pool) / sizeof(pool[0]))]);
 }
 
-/* A random network: node_make insists that records parse, and these may not. */
-static void random_network(struct test_rng_state *rng, struct mesh_node *nodes, size_t n)
+/*
+ * A random network: node_make insists that records parse, and these may not.
+ * With rotations, records now and then announce a next key (another node's,
+ * their own, this node's or a static peer's at times).
+ */
+static void random_network(struct test_rng_state *rng, struct mesh_node *nodes, size_t n, bool rotations)
 {
 	bool me = false;
 	size_t i;
@@ -978,7 +1304,8 @@ static void random_network(struct test_rng_state *rng, struct mesh_node *nodes, 
 		char prefixes[256], applied[256], json[2048], why[MESH_WHY_LEN];
 		uint64_t v = test_rng_next(rng);
 		struct mesh_node *x = &nodes[i];
-		unsigned int key = (unsigned int)(v >> 16) % 6 + 1;
+		unsigned int key = (unsigned int)(v >> 16) % 6 + 1, next = 0, applied_next = 0;
+		uint64_t w = rotations ? test_rng_next(rng) : 0;
 
 		memset(x, 0, sizeof(*x));
 		/* Now and then this node's own record, once. */
@@ -988,9 +1315,15 @@ static void random_network(struct test_rng_state *rng, struct mesh_node *nodes, 
 		x->mod_revision = x->create_revision;
 		if ((v >> 24) % 29 == 0)
 			key = (v >> 24) % 2 ? KEY_SELF : KEY_STATIC;
+		if (rotations && w % 3 == 0)
+			next = (unsigned int)(w >> 8) % 7 + 1;
+		if (rotations && (w >> 16) % 23 == 0)
+			next = (w >> 16) % 2 ? KEY_SELF : KEY_STATIC;
+		if (rotations && (w >> 24) % 4 == 0)
+			applied_next = (unsigned int)(w >> 32) % 7 + 1;
 		random_prefixes(rng, prefixes, sizeof(prefixes));
 		if ((v >> 32) % 10) {
-			record_json(json, sizeof(json), x->name, key, prefixes);
+			record_json_next(json, sizeof(json), x->name, key, next, prefixes);
 			x->present = true;
 			x->raw = strdup(json);
 			x->parsed = mesh_record_parse(&x->latest, x->name, json, strlen(json), x->parse_error,
@@ -1001,7 +1334,7 @@ static void random_network(struct test_rng_state *rng, struct mesh_node *nodes, 
 			key = (unsigned int)(v >> 40) % 6 + 1;
 			if ((v >> 48) % 17 == 0) /* since then, this node's key or a static peer's */
 				key = (v >> 48) % 2 ? KEY_SELF : KEY_STATIC;
-			record_json(json, sizeof(json), x->name, key, applied);
+			record_json_next(json, sizeof(json), x->name, key, applied_next, applied);
 			/* Applied before: what parsed then (its prefixes may overlap: then nothing). */
 			x->applied = mesh_record_parse(&x->current, x->name, json, strlen(json), why,
 						       sizeof(why)) == 0;
@@ -1055,7 +1388,7 @@ static void test_decide_random(void **state)
 
 		facts_make(&f, exits[v % 4], owns[(v >> 8) % 3], ips[(v >> 16) % 3],
 			   (v >> 24) % 2 ? "198.18.0.1 fd00:1::1" : NULL);
-		random_network(&rng, nodes, n);
+		random_network(&rng, nodes, n, false);
 		reference(nodes, n, &f, want);
 		for (i = 0; i < n; i++)
 			names[i] = strdup(nodes[i].name);
@@ -1084,10 +1417,77 @@ static void test_decide_random(void **state)
 			fail_msg("verdict %s only %d times", verdict_text(round), count[round]);
 }
 
+/* The same against the reference, with rotations under way and revocations. */
+static void test_decide_random_rotation(void **state)
+{
+	enum { ROUNDS = 3000, MAX_NODES = 12 };
+	struct test_rng_state rng = { 0x726f74617465ULL };
+	static const char *const names[] = { "n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8", "n9", "n10", "n11" };
+	int round, count[4] = { 0 }, revoked = 0, rotating = 0;
+
+	(void)state;
+	for (round = 0; round < ROUNDS; round++) {
+		struct mesh_node nodes[MAX_NODES], tmp;
+		struct ref_result want[MAX_NODES];
+		char *saved[MAX_NODES];
+		size_t n = test_rng_next(&rng) % MAX_NODES + 1, i, j;
+		uint64_t v = test_rng_next(&rng);
+		struct facts f;
+		uint8_t k[32];
+
+		facts_make(&f, (v >> 4) % 3 ? NULL : "n1", (v >> 8) % 2 ? "10.9.0.0/16" : NULL,
+			   (v >> 16) % 2 ? "192.168.1.0/24" : NULL, NULL);
+		for (i = 1; i <= 7; i++) {
+			if (test_rng_next(&rng) % 7)
+				continue;
+			f.revoked_keys[f.n_revoked_keys++] = (unsigned int)i;
+			key_bin((unsigned int)i, k);
+			assert_int_equal(mesh_policy_revoke_key(&f.policy, k, true), 0);
+		}
+		for (i = 0; i < MAX_NODES; i++) {
+			if (test_rng_next(&rng) % 10)
+				continue;
+			f.revoked_nodes[f.n_revoked_nodes++] = names[i];
+			assert_int_equal(mesh_policy_revoke_node(&f.policy, names[i], true), 0);
+		}
+		random_network(&rng, nodes, n, true);
+		reference(nodes, n, &f, want);
+		for (i = 0; i < n; i++) {
+			saved[i] = strdup(nodes[i].name);
+			rotating += nodes[i].parsed && nodes[i].latest.has_next;
+		}
+		assert_int_equal(mesh_decide(nodes, n, &f.policy, &f.l), 0);
+		check_against(nodes, n, want, saved, round, "as listed");
+		for (i = 0; i < n; i++) {
+			count[nodes[i].verdict]++;
+			revoked += strstr(nodes[i].why, "revoked") != NULL;
+		}
+		for (i = n - 1; i > 0; i--) {
+			j = test_rng_next(&rng) % (i + 1);
+			tmp = nodes[i];
+			nodes[i] = nodes[j];
+			nodes[j] = tmp;
+		}
+		assert_int_equal(mesh_decide(nodes, n, &f.policy, &f.l), 0);
+		check_against(nodes, n, want, saved, round, "shuffled");
+		for (i = 0; i < n; i++) {
+			mesh_node_free(&nodes[i]);
+			free(saved[i]);
+		}
+		mesh_policy_free(&f.policy);
+	}
+	for (round = 0; round < 4; round++)
+		if (count[round] < 100)
+			fail_msg("verdict %s only %d times", verdict_text(round), count[round]);
+	if (revoked < 300 || rotating < 1000)
+		fail_msg("%d refused as revoked, %d rotating: the generator misses them", revoked, rotating);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_valid),
+		cmocka_unit_test(test_parse_rotation),
 		cmocka_unit_test(test_parse_refused),
 		cmocka_unit_test(test_parse_sizes),
 		cmocka_unit_test(test_format),
@@ -1095,8 +1495,10 @@ int main(void)
 		cmocka_unit_test(test_equal_and_copy),
 		cmocka_unit_test(test_helpers),
 		cmocka_unit_test(test_policy),
+		cmocka_unit_test(test_revocations),
 		cmocka_unit_test(test_decide_cases),
 		cmocka_unit_test(test_decide_random),
+		cmocka_unit_test(test_decide_random_rotation),
 	};
 
 	if (sodium_init() < 0)
