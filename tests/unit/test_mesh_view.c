@@ -26,6 +26,10 @@
 	      "\"prefixes\":[\"10.2.0.0/24\"]}"
 #define REC_ME "{\"version\":1,\"node\":\"me\",\"public_key\":\"FpCyhws9cxwWoV4xELtfJvjJN+zQVRPISllRWgeopVE=\"}"
 #define POLICY "{\"version\":1,\"exit_nodes\":[\"gw\"]}"
+/* REC_A's and REC_B's keys as revoked/keys/ names them (base64url, no padding). */
+#define NAME_A "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg"
+#define NAME_B "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi-y71lOWWXX0"
+#define REVOKED "{\"version\":1,\"time\":1764754512}"
 
 /* The view in one line, for the tables: "rev N | policy ... | name state c/m liveness; ...". */
 static void summary(const struct mesh_view *v, char *out, size_t len)
@@ -187,6 +191,104 @@ static void test_apply_many(void **state)
 	view_free(&v);
 }
 
+static int by_text(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* The revocations as a line, each list sorted: "keys: NAME... | nodes: NAME...", keys by 6 characters. */
+static void revocations(const struct mesh_view *v, char *out, size_t len)
+{
+	char names[16][44], *sorted[16];
+	size_t i, n;
+
+	assert_true(v->policy.n_revoked_keys <= 16 && v->policy.n_revoked_nodes <= 16);
+	for (i = 0; i < v->policy.n_revoked_keys; i++) {
+		mesh_key_name(v->policy.revoked_keys[i], names[i]);
+		names[i][6] = '\0';
+		sorted[i] = names[i];
+	}
+	qsort(sorted, v->policy.n_revoked_keys, sizeof(*sorted), by_text);
+	n = (size_t)snprintf(out, len, "keys:");
+	for (i = 0; i < v->policy.n_revoked_keys; i++)
+		n += (size_t)snprintf(out + n, len - n, " %s", sorted[i]);
+	for (i = 0; i < v->policy.n_revoked_nodes; i++)
+		sorted[i] = v->policy.revoked_nodes[i];
+	qsort(sorted, v->policy.n_revoked_nodes, sizeof(*sorted), by_text);
+	n += (size_t)snprintf(out + n, len - n, " | nodes:");
+	for (i = 0; i < v->policy.n_revoked_nodes; i++)
+		n += (size_t)snprintf(out + n, len - n, " %s", sorted[i]);
+}
+
+/* revoked/keys/NAME and revoked/nodes/NODE: written, written again, deleted; and what is none. */
+static void test_apply_revoked(void **state)
+{
+	static const struct {
+		const char *key;
+		const char *value; /* NULL: deleted */
+		int change;
+		const char *want;  /* the revocations after it */
+	} rows[] = {
+		{ P "revoked/keys/" NAME_A, REVOKED, VIEW_POLICY, "keys: xTIBA5 | nodes:" },
+		{ P "revoked/keys/" NAME_A, REVOKED, VIEW_POLICY, "keys: xTIBA5 | nodes:" }, /* once */
+		{ P "revoked/keys/" NAME_B, "", VIEW_POLICY, "keys: TrMvSo xTIBA5 | nodes:" }, /* the value does not count */
+		{ P "revoked/nodes/site-a", REVOKED, VIEW_POLICY, "keys: TrMvSo xTIBA5 | nodes: site-a" },
+		{ P "revoked/nodes/b", "x", VIEW_POLICY, "keys: TrMvSo xTIBA5 | nodes: b site-a" },
+		/* Keys that name nothing: ignored. */
+		{ P "revoked/keys/xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=", REVOKED, VIEW_NOTHING,
+		  "keys: TrMvSo xTIBA5 | nodes: b site-a" },
+		{ P "revoked/keys/TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0", REVOKED, VIEW_NOTHING,
+		  "keys: TrMvSo xTIBA5 | nodes: b site-a" },
+		{ P "revoked/keys/short", REVOKED, VIEW_NOTHING, "keys: TrMvSo xTIBA5 | nodes: b site-a" },
+		{ P "revoked/keys/", REVOKED, VIEW_NOTHING, "keys: TrMvSo xTIBA5 | nodes: b site-a" },
+		{ P "revoked/keys/" NAME_A "/x", REVOKED, VIEW_NOTHING, "keys: TrMvSo xTIBA5 | nodes: b site-a" },
+		{ P "revoked/nodes/", REVOKED, VIEW_NOTHING, "keys: TrMvSo xTIBA5 | nodes: b site-a" },
+		{ P "revoked/nodes/a/b", REVOKED, VIEW_NOTHING, "keys: TrMvSo xTIBA5 | nodes: b site-a" },
+		{ P "revoked/nodes/a b", REVOKED, VIEW_NOTHING, "keys: TrMvSo xTIBA5 | nodes: b site-a" },
+		{ P "revoked/other/site-c", REVOKED, VIEW_NOTHING, "keys: TrMvSo xTIBA5 | nodes: b site-a" },
+		{ P "revoked/site-c", REVOKED, VIEW_NOTHING, "keys: TrMvSo xTIBA5 | nodes: b site-a" },
+		{ "/veil/n2/revoked/nodes/site-c", REVOKED, VIEW_NOTHING, "keys: TrMvSo xTIBA5 | nodes: b site-a" },
+		{ "/veil/n2/revoked/keys/" NAME_A, NULL, VIEW_NOTHING, "keys: TrMvSo xTIBA5 | nodes: b site-a" },
+		/* The policy record comes and goes: the revocations, keys of their own, stay. */
+		{ P "policy", POLICY, VIEW_POLICY, "keys: TrMvSo xTIBA5 | nodes: b site-a" },
+		{ P "policy", "nonsense", VIEW_POLICY, "keys: TrMvSo xTIBA5 | nodes: b site-a" },
+		{ P "policy", NULL, VIEW_POLICY, "keys: TrMvSo xTIBA5 | nodes: b site-a" },
+		/* veilctl mesh admit, and a key's revocation taken back. */
+		{ P "revoked/nodes/site-a", NULL, VIEW_POLICY, "keys: TrMvSo xTIBA5 | nodes: b" },
+		{ P "revoked/keys/" NAME_A, NULL, VIEW_POLICY, "keys: TrMvSo | nodes: b" },
+		{ P "revoked/keys/" NAME_A, REVOKED, VIEW_POLICY, "keys: TrMvSo xTIBA5 | nodes: b" },
+	};
+	struct mesh_view v;
+	uint8_t ka[32], kb[32];
+	char got[256];
+	size_t i;
+
+	(void)state;
+	assert_int_equal(conf_parse_key("xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=", ka), 0);
+	assert_int_equal(conf_parse_key("TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=", kb), 0);
+	view_init(&v, "n1", "me", "wg0");
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		int ret = view_apply(&v, rows[i].key, rows[i].value, rows[i].value ? strlen(rows[i].value) : 0,
+				     (int64_t)i + 1, (int64_t)i + 1, 0);
+
+		revocations(&v, got, sizeof(got));
+		if (ret != rows[i].change || strcmp(got, rows[i].want))
+			fail_msg("row %zu (%s): change %d, want %d\n  %s\n  want %s", i, rows[i].key, ret,
+				 rows[i].change, got, rows[i].want);
+	}
+	/* They are the policy's: mesh_decide refuses by them. */
+	assert_true(mesh_policy_key_revoked(&v.policy, ka));
+	assert_true(mesh_policy_key_revoked(&v.policy, kb));
+	assert_true(mesh_policy_node_revoked(&v.policy, "b"));
+	assert_false(mesh_policy_node_revoked(&v.policy, "site-a"));
+	assert_int_equal(v.revision, (int64_t)(sizeof(rows) / sizeof(rows[0])));
+	/* No node was made of them. */
+	assert_int_equal(v.n, 0);
+	view_free(&v);
+	assert_int_equal(v.policy.n_revoked_keys, 0);
+	assert_int_equal(v.policy.n_revoked_nodes, 0);
+}
+
 /* ---- a whole list -------------------------------------------------------------------------------- */
 
 static void kv_set(struct etcd_kv *kv, const char *key, const char *value, int64_t create, int64_t mod)
@@ -255,6 +357,47 @@ static void test_replace(void **state)
 	assert_int_equal(view_replace(&v, &r, 700), VIEW_RECORD | VIEW_ALIVE);
 	summary(&v, got, sizeof(got));
 	assert_string_equal(got, "rev 40 | policy - | a gone 2/30 dead@500; b gone 3/40 dead@700; c gone 11/40 dead@700");
+	view_free(&v);
+}
+
+/* A list replaces the revocations too: those it lacks were taken back (admit) while nobody watched. */
+static void test_replace_revoked(void **state)
+{
+	struct etcd_range r = { .revision = 30 };
+	struct mesh_view v;
+	char got[256];
+
+	(void)state;
+	view_init(&v, "n1", "me", "wg0");
+	view_apply(&v, P "revoked/keys/" NAME_A, REVOKED, strlen(REVOKED), 2, 2, 0);
+	view_apply(&v, P "revoked/keys/" NAME_B, REVOKED, strlen(REVOKED), 3, 3, 0);
+	view_apply(&v, P "revoked/nodes/a", REVOKED, strlen(REVOKED), 4, 4, 0);
+	view_apply(&v, P "revoked/nodes/b", REVOKED, strlen(REVOKED), 5, 5, 0);
+	view_apply(&v, P "revoked/nodes/c", REVOKED, strlen(REVOKED), 6, 6, 0);
+	revocations(&v, got, sizeof(got));
+	assert_string_equal(got, "keys: TrMvSo xTIBA5 | nodes: a b c");
+
+	/* Listed again: A's key and nodes a and c were admitted meanwhile, d revoked. */
+	r.kvs = calloc(4, sizeof(*r.kvs));
+	assert_non_null(r.kvs);
+	kv_set(&r.kvs[r.n++], P "nodes/b", REC_B, 3, 10);
+	kv_set(&r.kvs[r.n++], P "revoked/keys/" NAME_B, REVOKED, 3, 3);
+	kv_set(&r.kvs[r.n++], P "revoked/nodes/b", REVOKED, 5, 5);
+	kv_set(&r.kvs[r.n++], P "revoked/nodes/d", REVOKED, 20, 20);
+	assert_true(view_replace(&v, &r, 500) & VIEW_POLICY);
+	revocations(&v, got, sizeof(got));
+	assert_string_equal(got, "keys: TrMvSo | nodes: b d");
+	/* The same list again: the same revocations. */
+	view_replace(&v, &r, 600);
+	revocations(&v, got, sizeof(got));
+	assert_string_equal(got, "keys: TrMvSo | nodes: b d");
+	range_free(&r);
+
+	/* A list with none: none left. */
+	r.revision = 40;
+	assert_true(view_replace(&v, &r, 700) & VIEW_POLICY);
+	revocations(&v, got, sizeof(got));
+	assert_string_equal(got, "keys: | nodes:");
 	view_free(&v);
 }
 
@@ -354,6 +497,7 @@ static void test_save_load(void **state)
 {
 	struct mesh_view v, w;
 	char path[128], why[200], names[256];
+	struct mesh_node *a;
 	struct stat st;
 	mode_t old;
 	size_t i;
@@ -398,6 +542,32 @@ static void test_save_load(void **state)
 	assert_string_equal(view_find(&w, "b")->why, "public_key is not a base64 key of 32 bytes");
 	assert_int_equal(w.n_routes, 2);
 	assert_memory_equal(w.routes, v.routes, 2 * sizeof(*w.routes));
+	view_free(&w);
+
+	/* Revocations, a rotation under way in what was applied, and the last rotation's result. */
+	assert_int_equal(view_apply(&v, P "revoked/keys/" NAME_B, REVOKED, strlen(REVOKED), 11, 11, 0), VIEW_POLICY);
+	assert_int_equal(view_apply(&v, P "revoked/nodes/c", REVOKED, strlen(REVOKED), 12, 12, 0), VIEW_POLICY);
+	assert_int_equal(view_apply(&v, P "revoked/nodes/x.y_z-1", REVOKED, strlen(REVOKED), 13, 13, 0), VIEW_POLICY);
+	a = view_find(&v, "a");
+	a->current.has_next = true;
+	memset(a->current.next_public_key, 0x21, 32);
+	a->current.key_since = 1764754512;
+	v.rotations = 3;
+	snprintf(v.rotation_result, sizeof(v.rotation_result), "rotated: xTIBA5rboUv -> IiIiIiIiIiI at revision 9");
+	assert_int_equal(view_save(&v, path), 0);
+	view_init(&w, "", "", "wg0");
+	assert_int_equal(view_load(&w, path, why, sizeof(why)), 0);
+	revocations(&w, names, sizeof(names));
+	assert_string_equal(names, "keys: TrMvSo | nodes: c x.y_z-1");
+	assert_true(mesh_policy_key_revoked(&w.policy, v.policy.revoked_keys[0]));
+	assert_string_equal(w.policy_raw, POLICY); /* beside the policy, not instead */
+	assert_int_equal(w.policy.n_exit_nodes, 1);
+	for (i = 0; i < v.n; i++)
+		assert_same_node(&v.nodes[i], &w.nodes[i]);
+	assert_true(view_find(&w, "a")->current.has_next);
+	assert_int_equal(view_find(&w, "a")->current.key_since, 1764754512);
+	assert_int_equal(w.rotations, 3);
+	assert_string_equal(w.rotation_result, "rotated: xTIBA5rboUv -> IiIiIiIiIiI at revision 9");
 	view_free(&w);
 
 	/* A copy read by an agent that knows its network keeps its own names. */
@@ -453,9 +623,12 @@ static void test_load_refused(void **state)
 		{ "{\"version\":1,\"nodes\":[7],\"routes\":[]}", -EINVAL, "a node entry without a name" },
 		/* The least a copy may be; a route that is not one is left out. */
 		{ "{\"version\":1,\"nodes\":[],\"routes\":[\"x\",\"10.0.0.0/8\"]}", 0, "" },
+		/* Revocations that are none are left out too. */
+		{ "{\"version\":1,\"nodes\":[],\"routes\":[\"10.0.0.0/8\"],\"revoked_keys\":[\"x\",7,\"" NAME_A "=\",\"" NAME_B "\"],"
+		  "\"revoked_nodes\":[\"a/b\",null,\"\",\"site-a\"]}", 0, "" },
 	};
 	struct mesh_view v, saved;
-	char path[128], why[200];
+	char path[128], why[200], got[128];
 	struct stat st;
 	char *text;
 	size_t i;
@@ -474,6 +647,11 @@ static void test_load_refused(void **state)
 			fail_msg("row %zu: %d \"%s\"; want %d \"%s\"", i, ret, why, rows[i].ret, rows[i].why);
 		if (!ret)
 			assert_int_equal(v.n_routes, 1);
+		revocations(&v, got, sizeof(got));
+		if (!ret && strstr(rows[i].text, "revoked_"))
+			assert_string_equal(got, "keys: TrMvSo | nodes: site-a");
+		else
+			assert_string_equal(got, "keys: | nodes:");
 		view_free(&v);
 	}
 	/* None at all, or not a file. */
@@ -551,7 +729,9 @@ int main(void)
 		cmocka_unit_test(test_apply),
 		cmocka_unit_test(test_apply_lengths),
 		cmocka_unit_test(test_apply_many),
+		cmocka_unit_test(test_apply_revoked),
 		cmocka_unit_test(test_replace),
+		cmocka_unit_test(test_replace_revoked),
 		cmocka_unit_test_setup_teardown(test_save_load, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_save_fails, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_load_refused, setup_dir, teardown_dir),
