@@ -800,6 +800,99 @@ static void test_mesh_registry_urls(void **state)
 	}
 }
 
+/* RotateEvery: a duration in s, m, h, d or w (seconds without a unit), 10 s to 10 years. */
+static void test_mesh_rotate_every(void **state)
+{
+	static const struct {
+		const char *value;
+		uint64_t seconds; /* 0: refused */
+	} rows[] = {
+		{ "30d", 2592000 },     { "12h", 43200 },      { "90m", 5400 },      { "2w", 1209600 },
+		{ "10s", 10 },          { "10", 10 },          { "86400", 86400 },   { "3650d", 315360000 },
+		{ "521w", 315100800 },  { "5256000m", 315360000 },
+		{ "9s", 0 },            { "9", 0 },            { "0", 0 },           { "0d", 0 },
+		{ "3651d", 0 },         { "522w", 0 },         { "315360001", 0 },   { "4294967296s", 0 },
+		{ "99999999999999999999999d", 0 },
+		{ "1y", 0 },            { "30D", 0 },          { "d", 0 },           { "30dd", 0 },
+		{ "1.5d", 0 },          { "-5d", 0 },          { "+5d", 0 },         { "5 d", 0 },
+		{ "0x10", 0 },          { "\"30d\"", 0 },
+	};
+	struct conf_error err;
+	struct conf c;
+	char text[1024], want[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		/* Lines: 1 [Interface], 2 PrivateKeyFile, 3-9 MESH_HEAD, 10 Network, 11 RotateEvery, 12 Node. */
+		snprintf(text, sizeof(text), "[Interface]\nPrivateKeyFile = /k\n" MESH_HEAD "Network = n1\n"
+			 "RotateEvery = %s\nNode = a\n", rows[i].value);
+		memset(&c, 0x5a, sizeof(c));
+		if (!rows[i].seconds) {
+			snprintf(want, sizeof(want), PATH ":11: RotateEvery: \"%s\" is not a duration from 10s to "
+				 "10 years (e.g. 30d, 12h, 90m)", rows[i].value);
+			if (parse(&c, &err, text) != -EINVAL || strcmp(err.msg, want))
+				fail_msg("\"%s\": \"%s\", want \"%s\"", rows[i].value, err.msg, want);
+			assert_zeroed(&c);
+			continue;
+		}
+		if (parse(&c, &err, text))
+			fail_msg("\"%s\" refused: %s", rows[i].value, err.msg);
+		if (c.mesh.rotate_every != rows[i].seconds)
+			fail_msg("\"%s\": %llu s, want %llu", rows[i].value, (unsigned long long)c.mesh.rotate_every,
+				 (unsigned long long)rows[i].seconds);
+		assert_int_equal(c.mesh.rotate_every_line, 11);
+		conf_free(&c);
+	}
+	/* None: no rotation on a schedule. */
+	assert_int_equal(parse(&c, &err, "[Interface]\nPrivateKeyFile = /k\n" MESH_HEAD "Network = n1\nNode = a\n"), 0);
+	assert_int_equal(c.mesh.rotate_every, 0);
+	conf_free(&c);
+}
+
+/* The agent writes each scheduled key to the key file: no other key source takes RotateEvery. */
+static void test_mesh_rotate_every_needs_file(void **state)
+{
+	static const struct {
+		const char *text; /* %1$s: a private key */
+		const char *msg;
+	} rows[] = {
+		{ "[Interface]\nPrivateKey = %1$s\n" MESH_HEAD "Network = n1\nNode = a\nRotateEvery = 30d\n", "12" },
+		{ "[Interface]\nPrivateKeyCredential = wg.key\n" MESH_HEAD "Network = n1\nRotateEvery = 30d\nNode = a\n",
+		  "11" },
+		{ "[Interface]\nPrivateKeyCommand = pass show wg\n" MESH_HEAD "RotateEvery = 1h\nNetwork = n1\nNode = a\n",
+		  "10" },
+		/* [Mesh] before [Interface]: the line is RotateEvery's still, not the file's last. */
+		{ MESH_HEAD "RotateEvery = 1h\nNetwork = n1\nNode = a\n[Interface]\nPrivateKey = %1$s\nListenPort = 1\n",
+		  "8" },
+		/* An administrator's file has no key at all. */
+		{ MESH_HEAD "RotateEvery = 1h\n", "8" },
+	};
+	struct conf_error err;
+	struct conf c;
+	char text[1024], want[512];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		snprintf(text, sizeof(text), rows[i].text, priv);
+		snprintf(want, sizeof(want), PATH ":%s: RotateEvery: needs PrivateKeyFile (the agent writes each "
+			 "new key there); with a credential or a command, rotate with veilctl mesh rotate", rows[i].msg);
+		memset(&c, 0x5a, sizeof(c));
+		if (parse(&c, &err, text) != -EINVAL || strcmp(err.msg, want))
+			fail_msg("row %zu: \"%s\", want \"%s\"", i, err.msg, want);
+		assert_zeroed(&c);
+		/* Never the key in the message. */
+		assert_null(strstr(err.msg, priv));
+	}
+	/* Given twice, or outside [Mesh]. */
+	assert_int_equal(parse(&c, &err, "[Interface]\nPrivateKeyFile = /k\n" MESH_HEAD
+				      "RotateEvery = 1d\nRotateEvery = 2d\nNetwork = n1\nNode = a\n"), -EINVAL);
+	assert_string_equal(err.msg, PATH ":11: RotateEvery: given twice in one section");
+	assert_int_equal(parse(&c, &err, "[Interface]\nPrivateKeyFile = /k\nRotateEvery = 1d\n"), -EINVAL);
+	assert_string_equal(err.msg, PATH ":3: RotateEvery: belongs in [Mesh], not here");
+}
+
 /* A node's file cut at every byte: each piece parses or fails cleanly. */
 static void test_mesh_every_prefix(void **state)
 {
@@ -991,6 +1084,8 @@ int main(void)
 		cmocka_unit_test(test_mesh_missing),
 		cmocka_unit_test(test_mesh_errors),
 		cmocka_unit_test(test_mesh_registry_urls),
+		cmocka_unit_test(test_mesh_rotate_every),
+		cmocka_unit_test(test_mesh_rotate_every_needs_file),
 		cmocka_unit_test(test_mesh_every_prefix),
 		cmocka_unit_test(test_load),
 		cmocka_unit_test(test_resolve),
