@@ -12,8 +12,9 @@
  * printable line and leaves its struct empty; keys from etcd never hold a
  * NUL; the stream yields the same messages however it is cut. The watch
  * messages' events are then applied to a view and decided: no two peers
- * (accepted or kept) share a key or a route, and no peer's routes clash
- * with this node's. ASan checks every access, its leak check every free.
+ * (accepted or kept) share a key (current or next) or a route, no peer's
+ * routes clash with this node's, and no peer carries a revoked key or name.
+ * ASan checks every access, its leak check every free.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -213,15 +214,29 @@ static void fuzz_replies(const char *text, size_t len, uint8_t status_byte)
 static const struct conf_prefix own = { .family = AF_INET, .addr = { 10, 9 }, .cidr = 16 };
 static const uint8_t self_key[32] = { 0xee };
 
-/* A peer (accepted or kept) against this node and against every other peer. */
+/* A record's keys: its public key, and the next one while it rotates. */
+static size_t record_keys(const struct mesh_record *r, const uint8_t *out[2])
+{
+	out[0] = r->public_key;
+	out[1] = r->next_public_key;
+	return r->has_next ? 2 : 1;
+}
+
+/* A peer (accepted or kept) against this node, the revocations and every other peer. */
 static void check_peer(const struct mesh_node *x, const struct mesh_view *v)
 {
 	const struct mesh_record *r = mesh_node_peer(x);
+	const uint8_t *kx[2], *ky[2];
 	const struct mesh_node *y;
-	size_t j, p, q;
+	size_t j, p, q, nx, ny;
 
 	check(r != NULL && x->present);
-	check(memcmp(r->public_key, self_key, 32) != 0);
+	nx = record_keys(r, kx);
+	check(!mesh_policy_node_revoked(&v->policy, x->name));
+	for (p = 0; p < nx; p++) {
+		check(memcmp(kx[p], self_key, 32) != 0);
+		check(!mesh_policy_key_revoked(&v->policy, kx[p]));
+	}
 	check(x->n_use <= r->n_prefixes);
 	for (p = 0; p < x->n_use; p++) {
 		check(!clash(&x->use[p], &own));
@@ -231,7 +246,10 @@ static void check_peer(const struct mesh_node *x, const struct mesh_view *v)
 		y = &v->nodes[j];
 		if (y == x || !mesh_node_peer(y))
 			continue;
-		check(memcmp(r->public_key, mesh_node_peer(y)->public_key, 32) != 0);
+		ny = record_keys(mesh_node_peer(y), ky);
+		for (p = 0; p < nx; p++)
+			for (q = 0; q < ny; q++)
+				check(memcmp(kx[p], ky[q], 32) != 0);
 		for (p = 0; p < x->n_use; p++)
 			for (q = 0; q < y->n_use; q++)
 				check(!clash(&x->use[p], &y->use[q]));
