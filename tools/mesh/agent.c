@@ -276,6 +276,9 @@ static void check_own_record(struct agent *a)
 
 static void end_requests(struct agent *a)
 {
+	/* A call cut short is done again at the next member: a publication is not lost. */
+	if (a->call)
+		a->todo |= a->call_task;
 	http_cancel(a->call);
 	a->call = NULL;
 	http_cancel(a->watch);
@@ -911,8 +914,13 @@ static void want_peer(struct agent *a, const struct mesh_node *n, const struct c
 	w->peer.persistent_keepalive = a->c.mesh.keepalive;
 	w->peer.cipher = pair_cipher(a, r);
 	w->endpoint_name = "";
-	/* A key that took over (a rotation, a node come back with a new key): handshake now. */
-	w->kick = n->applied && sodium_memcmp(n->current.public_key, r->public_key, 32) != 0;
+	/*
+	 * A key that took over (a rotation, a node come back with a new key) or
+	 * a peer just added: handshake now. The other side may hold sessions
+	 * this side no longer has (it was removed, revoked, or veild restarted),
+	 * and would send into them until its own timers gave up (15 s).
+	 */
+	w->kick = !n->applied || sodium_memcmp(n->current.public_key, r->public_key, 32) != 0;
 	for (i = 0; i < dev->n_peers; i++)
 		if (!sodium_memcmp(dev->peers[i].public_key, r->public_key, 32))
 			running = &dev->peers[i];
