@@ -309,6 +309,11 @@ expect_error "stale socket" "/var/run/wireguard/st$RUN.sock is a stale socket: n
 	"$VEILCTL" show "st$RUN"
 expect_error "stale socket, set" "stale socket" "$VEILCTL" set "st$RUN" listen-port 1
 [ -S "/var/run/wireguard/st$RUN.sock" ] || fail "veilctl removed the stale socket"
+# show all: a stale socket is no interface. It is said on stderr and left out; the
+# listing still succeeds and is whole JSON.
+all=$("$VEILCTL" show all --json 2>"$TMP/all.err") || fail "show all --json failed over a stale socket: $(cat "$TMP/all.err")"
+jq -e --arg n "st$RUN" 'has($n) | not' <<<"$all" >/dev/null || fail "show all --json lists the stale socket: $all"
+qgrep "st$RUN.sock is a stale socket" <"$TMP/all.err" || fail "show all did not say the socket is stale"
 rm -f "/var/run/wireguard/st$RUN.sock"
 : >"/var/run/wireguard/nf$RUN.sock"
 expect_error "not a socket" "/var/run/wireguard/nf$RUN.sock is not a socket" "$VEILCTL" show "nf$RUN"

@@ -241,7 +241,11 @@ static int get(const char *ifname, struct ctl_device *d)
 	return ret;
 }
 
-/* Each interface is read before anything of it is printed, so a failing one leaves no half object. */
+/*
+ * Each interface is read before anything of it is printed, so a failing one
+ * leaves no half object. A socket nobody listens on (a daemon that died, or
+ * one going away while we list) is no interface: said, and left out.
+ */
 static int show_all(bool json)
 {
 	struct ctl_device d;
@@ -257,7 +261,10 @@ static int show_all(bool json)
 	if (json)
 		printf("{");
 	for (i = 0; i < n; i++) {
-		if (get(names[i], &d)) {
+		ret = get(names[i], &d);
+		if (ret == -ECONNREFUSED || ret == -ENOENT) {
+			/* skipped */
+		} else if (ret) {
 			status = 1;
 		} else if (json) {
 			printf("%s", shown++ ? "," : "");
