@@ -292,7 +292,9 @@ static const struct bad_case bad[] = {
 	{ "[Interface]\nListenPort = -1\n", "2: ListenPort: \"-1\" is not a port (0-65535)" },
 	{ "[Interface]\nListenPort = 1\nListenPort = 2\n", "3: ListenPort: given twice in one section" },
 	{ "[Interface]\nAddress = 10.0.0.1/33\n",
-	  "2: Address: \"10.0.0.1/33\" is not an address with a prefix length" },
+	  "2: Address: \"10.0.0.1/33\": prefix length out of range (0-32 for IPv4)" },
+	{ "[Interface]\nAddress = 10.0.0.1/8x\n",
+	  "2: Address: \"10.0.0.1/8x\" is not an address with a prefix length" },
 	{ "[Interface]\nAddress = 10.0.0.1/24,,10.0.0.2\n", "2: Address: an empty item in the list" },
 	{ "[Interface]\nAddress = 10.0.0.1,\n", "2: Address: an empty item in the list" },
 	{ "[Interface]\nMTU = 67\n", "2: MTU: \"67\" is not an MTU (68-65535)" },
@@ -336,7 +338,11 @@ static const struct bad_case bad[] = {
 	  "5: PublicKey: the same peer as on line 2" },
 	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = 300.0.0.0/8\n",
 	  "4: AllowedIPs: \"300.0.0.0/8\" is not a prefix" },
-	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = ::/129\n", "4: AllowedIPs: \"::/129\" is not a prefix" },
+	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = ::/129\n",
+	  "4: AllowedIPs: \"::/129\": prefix length out of range (0-128 for IPv6)" },
+	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = 10.0.0.0/33\n",
+	  "4: AllowedIPs: \"10.0.0.0/33\": prefix length out of range (0-32 for IPv4)" },
+	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = ::/1o\n", "4: AllowedIPs: \"::/1o\" is not a prefix" },
 	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nEndpoint = 192.0.2.1\n",
 	  "4: Endpoint: \"192.0.2.1\" is not host:port or [address]:port (port 1-65535)" },
 	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nEndpoint = [::1:5\n",
@@ -729,7 +735,8 @@ static const struct bad_case bad_mesh[] = {
 	{ "[Mesh]\nAdvertise = 10.0.0.0/8, 10.1.0.0/16\n", "2: Advertise: \"10.1.0.0/16\" overlaps a prefix given before it" },
 	{ "[Mesh]\nAdvertise = fd00::/64\nAdvertise = fd00::1/128\n",
 	  "3: Advertise: \"fd00::1/128\" overlaps a prefix given before it" },
-	{ "[Mesh]\nAdvertise = 10.0.0.0/33\n", "2: Advertise: \"10.0.0.0/33\" is not a prefix" },
+	{ "[Mesh]\nAdvertise = 10.0.0.0/33\n", "2: Advertise: \"10.0.0.0/33\": prefix length out of range (0-32 for IPv4)" },
+	{ "[Mesh]\nAdvertise = 10.0.0.0/3.3\n", "2: Advertise: \"10.0.0.0/3.3\" is not a prefix" },
 	/* Others would refuse the record it publishes: a prefix is written with its host bits clear. */
 	{ "[Mesh]\nAdvertise = 10.1.0.1/24\n", "2: Advertise: \"10.1.0.1/24\" has host bits set (10.1.0.0/24?)" },
 	{ "[Mesh]\nAdvertise = fd00::1/64\n", "2: Advertise: \"fd00::1/64\" has host bits set (fd00::/64?)" },
@@ -895,10 +902,11 @@ static void test_parse_prefix(void **state)
 {
 	static const char *const refused[] = {
 		"",          "10.0.0.0/",  "10.0.0.0/08", "10.0.0.0/-1", "10.0.0.0/+8", "10.0.0.0/ 8",
-		"10.0.0.0/8 ", "::/129",   "10.0.0.0/33", "10.0.0/8",    "host/24",     "1.2.3.4/8/8",
+		"10.0.0.0/8 ", "10.0.0/8",    "host/24",     "1.2.3.4/8/8",   "10.0.0.0/033", "300.0.0.0/33",
 		"/8",        "10.0.0.0/0x8", "[::1]/64",  "10.0.0.256",  "::1::2",
 		"0123456789012345678901234567890123456789012345678901234567890/8",
 	};
+	static const char *const too_long[] = { "10.0.0.0/33", "::/129", "1.2.3.4/99999999999", "fd00::/200" };
 	struct conf_prefix p;
 	size_t i;
 
@@ -921,6 +929,10 @@ static void test_parse_prefix(void **state)
 	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
 		if (conf_parse_prefix(refused[i], &p) != -EINVAL)
 			fail_msg("\"%s\" was taken for a prefix", refused[i]);
+	/* An address with a length past its family's: out of range, not garbage. */
+	for (i = 0; i < sizeof(too_long) / sizeof(too_long[0]); i++)
+		if (conf_parse_prefix(too_long[i], &p) != -ERANGE)
+			fail_msg("\"%s\" is not said out of range", too_long[i]);
 }
 
 static void test_parse_key(void **state)

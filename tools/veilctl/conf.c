@@ -173,10 +173,25 @@ int conf_parse_prefix(const char *s, struct conf_prefix *out)
 	max = out->family == AF_INET ? 32 : 128;
 	if (!slash)
 		cidr = max;
-	else if (!parse_num(slash, max, false, &cidr) || (slash[0] == '0' && slash[1]))
+	else if (slash[0] == '0' && slash[1])
 		return -EINVAL;
+	else if (!parse_num(slash, max, false, &cidr))
+		/* A number, but too large for the family: say so, not "garbage". */
+		return slash[strspn(slash, "0123456789")] || !*slash ? -EINVAL : -ERANGE;
 	out->cidr = (uint8_t)cidr;
 	return 0;
+}
+
+/* Why a prefix was refused, after the quoted item: "is not a prefix" or the range. */
+static int bad_prefix(struct parser *p, const char *key, const char *item, int err, const char *what)
+{
+	char s[48];
+	int v6 = strchr(item, ':') != NULL;
+
+	if (err == -ERANGE)
+		return fail(p, key, "\"%s\": prefix length out of range (0-%d for IPv%d)", shown(item, s),
+			    v6 ? 128 : 32, v6 ? 6 : 4);
+	return fail(p, key, "\"%s\" is not %s", shown(item, s), what);
 }
 
 bool conf_valid_ifname(const char *name)
@@ -502,10 +517,10 @@ static int each_item(struct parser *p, const char *key, char *v,
 static int one_address(struct parser *p, const char *key, char *item)
 {
 	struct conf_prefix pfx;
-	char s[48];
+	int ret = conf_parse_prefix(item, &pfx);
 
-	if (conf_parse_prefix(item, &pfx))
-		return fail(p, key, "\"%s\" is not an address with a prefix length", shown(item, s));
+	if (ret)
+		return bad_prefix(p, key, item, ret, "an address with a prefix length");
 	return append((void **)&p->c->addresses, &p->c->n_addresses, sizeof(pfx), &pfx);
 }
 
@@ -580,10 +595,10 @@ static int one_allowed_ip(struct parser *p, const char *key, char *item)
 {
 	struct conf_peer *peer = peer_now(p);
 	struct conf_prefix pfx;
-	char s[48];
+	int ret = conf_parse_prefix(item, &pfx);
 
-	if (conf_parse_prefix(item, &pfx))
-		return fail(p, key, "\"%s\" is not a prefix", shown(item, s));
+	if (ret)
+		return bad_prefix(p, key, item, ret, "a prefix");
 	return append((void **)&peer->allowed_ips, &peer->n_allowed_ips, sizeof(pfx), &pfx);
 }
 
@@ -845,9 +860,10 @@ static int one_advertise(struct parser *p, const char *key, char *item)
 	struct conf_prefix pfx, net;
 	char s[48], a[INET6_ADDRSTRLEN] = "?";
 	size_t i;
+	int ret = conf_parse_prefix(item, &pfx);
 
-	if (conf_parse_prefix(item, &pfx))
-		return fail(p, key, "\"%s\" is not a prefix", shown(item, s));
+	if (ret)
+		return bad_prefix(p, key, item, ret, "a prefix");
 	net = pfx;
 	if (clear_host_bits(&net)) {
 		inet_ntop(net.family, net.addr, a, sizeof(a));

@@ -183,6 +183,8 @@ static int put_allowed(struct sbuf *req, const char *list)
 			return bad("allowed-ips: not a prefix", p);
 		memcpy(item, p, len);
 		item[len] = '\0';
+		if (conf_parse_prefix(item, &v) == -ERANGE)
+			return bad("allowed-ips: prefix length out of range", item);
 		if (conf_parse_prefix(item, &v))
 			return bad("allowed-ips: not a prefix", item);
 		ctl_format_prefix(&v, pfx, sizeof(pfx));
