@@ -53,10 +53,11 @@
 #include "tun.h"
 #include "uapi.h"
 #include "udp.h"
+#include "veil.h"
 
 enum {
 	BATCH = 64,
-	PKT_CAP = 9216 + 64, /* the largest inner packet we carry (jumbo MTU 9000 fits) */
+	PKT_CAP = VEIL_MTU_MAX, /* the largest inner packet we carry (jumbo MTU 9000 fits) */
 	POOL_MAX = 8192,
 	STAGED_MAX = MAX_PEER_QUEUED_PACKETS,
 	/*

@@ -176,6 +176,9 @@ bad 5 "PersistentKeepalive" "$iface" "$pk" "[Peer]" "PublicKey = $peer" "Persist
 bad 2 "PrivateKey" "$iface" "PrivateKey = c2VjcmV0" "ListenPort = 1"
 bad 3 "FwMark" "$iface" "$pk" "FwMark = 0xfffffffff"
 bad 3 "MTU" "$iface" "$pk" "MTU = 20"
+bad 3 "MTU: 9500 is above 9280, the longest packet veild carries" "$iface" "$pk" "MTU = 9500"
+bad 2 "MTU: 1200 is below 1280, the least IPv6 takes, and Address on line 4 is IPv6" \
+	"$iface" "MTU = 1200" "$pk" "Address = fd00:5::1/64"
 wg showconf "$ifr" >"$TMP/bystander.after"
 diff -u "$TMP/bystander.before" "$TMP/bystander.after" || fail "a broken file changed the running interface"
 out=$(n1 "$VEILCTL" up "$TMP/absent.conf" 2>&1) && fail "a missing file was accepted"

@@ -262,13 +262,18 @@ static void test_minimal(void **state)
 	assert_int_equal(c.mtu, 68);
 	assert_int_equal(c.n_peers, 1);
 	conf_free(&c);
-	snprintf(text, sizeof(text), "[Interface]\nListenPort = 65535\nMTU = 65535\nFwMark = 4294967295\n"
+	snprintf(text, sizeof(text), "[Interface]\nListenPort = 65535\nMTU = 9280\nFwMark = 4294967295\n"
 		 "[Peer]\nPublicKey = %s\nPersistentKeepalive = 65535\nEndpoint = h:65535\n", pub1);
 	assert_int_equal(parse(&c, &err, text), 0);
 	assert_int_equal(c.listen_port, 65535);
-	assert_int_equal(c.mtu, 65535);
+	assert_int_equal(c.mtu, 9280);
 	assert_int_equal(c.fwmark, UINT32_MAX);
 	assert_int_equal(c.peers[0].persistent_keepalive, 65535);
+	conf_free(&c);
+	/* Below IPv6's 1280 only without an IPv6 address. */
+	assert_int_equal(parse(&c, &err, "[Interface]\nMTU = 1279\nAddress = 10.0.0.1/24\n"), 0);
+	conf_free(&c);
+	assert_int_equal(parse(&c, &err, "[Interface]\nMTU = 1280\nAddress = fd00::1/64\n"), 0);
 	conf_free(&c);
 }
 
@@ -297,11 +302,20 @@ static const struct bad_case bad[] = {
 	  "2: Address: \"10.0.0.1/8x\" is not an address with a prefix length" },
 	{ "[Interface]\nAddress = 10.0.0.1/24,,10.0.0.2\n", "2: Address: an empty item in the list" },
 	{ "[Interface]\nAddress = 10.0.0.1,\n", "2: Address: an empty item in the list" },
-	{ "[Interface]\nMTU = 67\n", "2: MTU: \"67\" is not an MTU (68-65535)" },
-	{ "[Interface]\nMTU = 65536\n", "2: MTU: \"65536\" is not an MTU (68-65535)" },
-	{ "[Interface]\nMTU = 1420x\n", "2: MTU: \"1420x\" is not an MTU (68-65535)" },
+	{ "[Interface]\nMTU = 67\n", "2: MTU: 67 is below 68, the least any link takes (68-9280)" },
+	{ "[Interface]\nMTU = 9281\n",
+	  "2: MTU: 9281 is above 9280, the longest packet veild carries (68-9280); longer ones would be dropped" },
+	{ "[Interface]\nMTU = 65536\n",
+	  "2: MTU: 65536 is above 9280, the longest packet veild carries (68-9280); longer ones would be dropped" },
+	{ "[Interface]\nMTU = 1420x\n", "2: MTU: \"1420x\" is not an MTU (68-9280)" },
 	{ "[Interface]\nMTU = 99999999999999999999999\n",
-	  "2: MTU: \"99999999999999999999999\" is not an MTU (68-65535)" },
+	  "2: MTU: 99999999999999999999999 is above 9280, the longest packet veild carries (68-9280); longer ones "
+	  "would be dropped" },
+	/* The kernel turns IPv6 off on a link below 1280: the address would never come. */
+	{ "[Interface]\nMTU = 1279\nAddress = 10.0.0.1/24, fd00::1/64\n",
+	  "2: MTU: 1279 is below 1280, the least IPv6 takes, and Address on line 3 is IPv6 (fd00::1/64)" },
+	{ "[Interface]\nAddress = fd00::1/64\nListenPort = 1\nMTU = 1200\n",
+	  "4: MTU: 1200 is below 1280, the least IPv6 takes, and Address on line 2 is IPv6 (fd00::1/64)" },
 	{ "[Interface]\nFwMark = 0x1ffffffff\n",
 	  "2: FwMark: \"0x1ffffffff\" is not a mark (a number up to 0xffffffff, or off)" },
 	{ "[Interface]\nFwMark = 0x\n", "2: FwMark: \"0x\" is not a mark (a number up to 0xffffffff, or off)" },

@@ -22,6 +22,7 @@
 #include <sodium.h>
 
 #include "conf.h"
+#include "veil.h"
 
 enum section { SEC_NONE, SEC_INTERFACE, SEC_PEER, SEC_MESH };
 
@@ -33,6 +34,8 @@ struct parser {
 	enum section sec;
 	bool seen_interface, seen_mesh;
 	uint64_t seen; /* single-valued keys already given in this section (bit per key) */
+	unsigned int mtu_line, v6_address_line; /* where MTU and the first IPv6 Address are */
+	struct conf_prefix v6_address;
 };
 
 struct key_def {
@@ -423,16 +426,41 @@ static int v_fwmark(struct parser *p, const char *key, char *v)
 	return 0;
 }
 
+/*
+ * An MTU veild can carry: a larger one would make it drop the longer
+ * packets (include/veil.h). Whether IPv6 fits is checked once the whole
+ * [Interface] is read (mtu_fits_ipv6): Address may come after MTU.
+ */
 static int v_mtu(struct parser *p, const char *key, char *v)
 {
 	uint32_t mtu;
 	char s[48];
 
-	if (!parse_num(v, 65535, false, &mtu) || mtu < 68)
-		return fail(p, key, "\"%s\" is not an MTU (68-65535)", shown(v, s));
+	if (!isdigit((unsigned char)v[0]) || v[strspn(v, "0123456789")])
+		return fail(p, key, "\"%s\" is not an MTU (%d-%d)", shown(v, s), VEIL_MTU_MIN, VEIL_MTU_MAX);
+	if (!parse_num(v, VEIL_MTU_MAX, false, &mtu))
+		return fail(p, key, "%s is above %d, the longest packet veild carries (%d-%d); longer ones "
+			    "would be dropped", shown(v, s), VEIL_MTU_MAX, VEIL_MTU_MIN, VEIL_MTU_MAX);
+	if (mtu < VEIL_MTU_MIN)
+		return fail(p, key, "%s is below %d, the least any link takes (%d-%d)", shown(v, s),
+			    VEIL_MTU_MIN, VEIL_MTU_MIN, VEIL_MTU_MAX);
 	p->c->mtu = mtu;
 	p->c->has_mtu = true;
+	p->mtu_line = p->line;
 	return 0;
+}
+
+/* The kernel turns IPv6 off on a link whose MTU is below 1280: an IPv6 Address would never come. */
+static int mtu_fits_ipv6(struct parser *p)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	if (!p->c->has_mtu || p->c->mtu >= VEIL_MTU_MIN_IPV6 || !p->v6_address_line)
+		return 0;
+	inet_ntop(AF_INET6, p->v6_address.addr, a, sizeof(a));
+	p->line = p->mtu_line;
+	return fail(p, "MTU", "%u is below %d, the least IPv6 takes, and Address on line %u is IPv6 (%s/%u)",
+		    p->c->mtu, VEIL_MTU_MIN_IPV6, p->v6_address_line, a, p->v6_address.cidr);
 }
 
 static int v_table(struct parser *p, const char *key, char *v)
@@ -521,6 +549,10 @@ static int one_address(struct parser *p, const char *key, char *item)
 
 	if (ret)
 		return bad_prefix(p, key, item, ret, "an address with a prefix length");
+	if (pfx.family == AF_INET6 && !p->v6_address_line) {
+		p->v6_address_line = p->line;
+		p->v6_address = pfx;
+	}
 	return append((void **)&p->c->addresses, &p->c->n_addresses, sizeof(pfx), &pfx);
 }
 
@@ -1177,6 +1209,8 @@ static int parse_lines(struct parser *p, const char *text, size_t len)
 	sodium_memzero(line, longest + 1); /* what a line held: keys, perhaps */
 	if (!ret)
 		ret = end_section(p);
+	if (!ret)
+		ret = mtu_fits_ipv6(p);
 	/*
 	 * A file of [Mesh] alone serves an administrator's veilctl mesh
 	 * commands; a node's says which network and which node it is.
