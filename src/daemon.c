@@ -173,6 +173,7 @@ struct daemon {
 	struct vpeer *tx_peer[BATCH];
 	unsigned int ntx;
 	uint64_t icmp_window, icmp_count;
+	struct metrics_daemon counters; /* what the engine does not count (too long packets) */
 	struct fail_limit anon[ANON_REASONS];
 	long who_uid, who_pid; /* the control-socket caller being served, or -1 */
 	int resolver_fd;       /* -1: no resolver (host names stay as first resolved) */
@@ -963,6 +964,14 @@ static void route(struct daemon *d, struct pkt *p, uint64_t now)
 	stage(wp->user, p);
 }
 
+/* A packet from the TUN longer than we carry (the MTU is above PKT_CAP): counted, dropped. */
+static void too_long(struct daemon *d)
+{
+	d->counters.too_long++;
+	log_debug("%s: dropping a packet longer than the %d bytes veil carries", d->cfg->ifname,
+		  PKT_CAP);
+}
+
 /* Without offloads: a batch of reads straight into packet buffers. */
 static void tun_read_plain(struct daemon *d, uint64_t now)
 {
@@ -988,8 +997,7 @@ static void tun_read_plain(struct daemon *d, uint64_t now)
 			break;
 		}
 		if (r > PKT_CAP) {
-			log_debug("%s: dropping a packet longer than the %d bytes veil carries",
-				  d->cfg->ifname, PKT_CAP);
+			too_long(d);
 			pkt_put(d, p);
 			continue;
 		}
@@ -1007,8 +1015,12 @@ static unsigned int tun_cut(struct daemon *d, const struct virtio_net_hdr *vh, s
 	unsigned int made = 0;
 	struct pkt *p;
 
-	if (offload_tso_start(&t, vh, seg, len) || t.hlen + t.mss > PKT_CAP) {
+	if (offload_tso_start(&t, vh, seg, len)) {
 		log_debug("%s: dropping a segment with a bad offload header", d->cfg->ifname);
+		return 0;
+	}
+	if (t.hlen + t.mss > PKT_CAP) {
+		too_long(d);
 		return 0;
 	}
 	while ((p = pkt_get(d))) {
@@ -1063,6 +1075,8 @@ static void tun_read_vnet(struct daemon *d, uint64_t now)
 		}
 		len = (size_t)r - VNET_HDR_LEN;
 		if (vh.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+			if (len > PKT_CAP)
+				too_long(d);
 			if (len > PKT_CAP ||
 			    ((vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
 			     offload_finish_csum(&vh, p->data + DATA_HEADER_LEN, len))) {
@@ -1489,6 +1503,7 @@ static int be_get(void *ctx, struct uapi_writer *w)
 	for (p = wg_device_peer_first(d->wg); p; p = wg_device_peer_next(p)) {
 		struct uapi_peer_info info;
 		struct walk_ctx wc = { w };
+		struct metrics_failure why;
 
 		memset(&info, 0, sizeof(info));
 		memcpy(info.public_key, p->public_key, 32);
@@ -1503,6 +1518,13 @@ static int be_get(void *ctx, struct uapi_writer *w)
 		info.cipher = p->handshake.suite == NOISE_SUITE_AES256GCM ? UAPI_CIPHER_AES256GCM
 									  : UAPI_CIPHER_CHACHA20POLY1305;
 		info.endpoint_name = ((struct vpeer *)p->user)->ep_name;
+		/* Refused handshakes, for an operator without syslog (veil_get=1 only). */
+		info.handshake_failures = p->handshake_failures;
+		info.last_failure_sec = p->last_failure_wall / NSEC_PER_SEC;
+		if (p->last_failure_wall) {
+			metrics_describe_failure(p, &why);
+			info.last_failure = why.text;
+		}
 		uapi_get_peer(w, &info);
 		sodium_memzero(info.preshared_key, sizeof(info.preshared_key));
 		allowedips_walk_owner(&p->allowedips, walk_ip, &wc);
@@ -1514,7 +1536,7 @@ static int be_metrics(void *ctx, struct uapi_writer *w)
 {
 	struct daemon *d = ctx;
 
-	metrics_write(w, d->cfg->ifname, d->wg, now_of(d));
+	metrics_write(w, d->cfg->ifname, d->wg, &d->counters, now_of(d));
 	return 0;
 }
 
