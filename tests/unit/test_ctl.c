@@ -191,8 +191,11 @@ static void test_fallback_hang_up(void **state)
 static void test_veil_reply(void **state)
 {
 	const struct turn turns[] = { { "veil_get=1\n\n",
-					"public_key=" PUB_HEX "\ncipher=aes256gcm\n"
-					"endpoint_name=peer.example:51820\nerrno=0\n\n" } };
+					"metrics_listen=127.0.0.1:9586\npublic_key=" PUB_HEX "\ncipher=aes256gcm\n"
+					"endpoint_name=peer.example:51820\nhandshake_failures=4\n"
+					"last_handshake_failure_time_sec=1700000123\n"
+					"last_handshake_failure=cipher mismatch: the peer uses chacha20poly1305\n"
+					"errno=0\n\n" } };
 	struct ctl_device dev;
 	char why[256];
 
@@ -202,6 +205,11 @@ static void test_veil_reply(void **state)
 	assert_int_equal(dev.n_peers, 1);
 	assert_true(dev.peers[0].has_cipher);
 	assert_string_equal(dev.peers[0].endpoint_name, "peer.example:51820");
+	assert_string_equal(dev.metrics_listen, "127.0.0.1:9586");
+	assert_true(dev.peers[0].has_failures);
+	assert_int_equal(dev.peers[0].handshake_failures, 4);
+	assert_int_equal(dev.peers[0].last_failure_sec, 1700000123);
+	assert_string_equal(dev.peers[0].last_failure, "cipher mismatch: the peer uses chacha20poly1305");
 	ctl_device_free(&dev);
 	daemon_done("veil");
 }

@@ -147,6 +147,23 @@ void ctl_format_prefix(const struct conf_prefix *p, char *out, size_t len)
 	snprintf(out, len, "%s/%u", a, p->cidr);
 }
 
+void ctl_format_bytes(double n, const char *per, char *out, size_t len)
+{
+	static const char *const unit[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	double v = n / 1024;
+	size_t u = 0;
+
+	if (n < 1024) {
+		snprintf(out, len, "%.0f B%s", n, per);
+		return;
+	}
+	while (v >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(out, len, "%.2f %s%s", v, unit[u], per);
+}
+
 /* ---- the socket ------------------------------------------------------------------------- */
 
 static void say(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -635,6 +652,10 @@ static int device_line(struct ctl_device *dev, const char *key, const char *v)
 		if (!parse_u64(v, UINT32_MAX, &n))
 			return -EBADMSG;
 		dev->fwmark = (uint32_t)n;
+	} else if (!strcmp(key, "metrics_listen")) {
+		if (!*v || strlen(v) >= sizeof(dev->metrics_listen) || v[strspn(v, "0123456789abcdefABCDEF.:[]%")])
+			return -EBADMSG;
+		snprintf(dev->metrics_listen, sizeof(dev->metrics_listen), "%s", v);
 	}
 	return 0; /* anything else: a newer daemon's key, ignored */
 }
@@ -661,12 +682,32 @@ static uint64_t *peer_number(struct ctl_peer *p, const char *key, uint64_t *max)
 		return &p->rx_bytes;
 	if (!strcmp(key, "tx_bytes"))
 		return &p->tx_bytes;
+	if (!strcmp(key, "handshake_failures")) {
+		p->has_failures = true;
+		return &p->handshake_failures;
+	}
 	*max = INT64_MAX; /* times: what wg accepts */
 	if (!strcmp(key, "last_handshake_time_sec"))
 		return &p->last_handshake_sec;
 	if (!strcmp(key, "last_handshake_time_nsec"))
 		return &p->last_handshake_nsec;
+	if (!strcmp(key, "last_handshake_failure_time_sec"))
+		return &p->last_failure_sec;
 	return NULL;
+}
+
+/* A reason is shown on a terminal and in JSON: printable ASCII only, nothing to escape. */
+static int failure_line(struct ctl_peer *p, const char *v)
+{
+	size_t i, n = strlen(v);
+
+	if (n >= sizeof(p->last_failure))
+		return -EBADMSG;
+	for (i = 0; i < n; i++)
+		if (v[i] < 0x20 || v[i] > 0x7e || v[i] == '"' || v[i] == '\\')
+			return -EBADMSG;
+	memcpy(p->last_failure, v, n + 1);
+	return 0;
 }
 
 static int peer_line(struct ctl_peer *p, const char *key, char *v)
@@ -698,6 +739,8 @@ static int peer_line(struct ctl_peer *p, const char *key, char *v)
 		else
 			return -EBADMSG;
 		p->has_cipher = true;
+	} else if (!strcmp(key, "last_handshake_failure")) {
+		return failure_line(p, v);
 	} else if (!strcmp(key, "endpoint_name")) {
 		/* "host:port" in the characters veild accepts for it (nothing to escape in JSON or a file). */
 		if (!*v || strlen(v) > 300 || p->endpoint_name ||

@@ -43,6 +43,14 @@ struct ctl_peer {
 	bool has_cipher;
 	enum conf_cipher cipher;
 	char *endpoint_name; /* "host:port" veild looks up again, or NULL */
+	/*
+	 * veild's own: handshakes refused or given up, and the latest's time
+	 * (0: never) and reason; has_failures false when the daemon did not say.
+	 */
+	bool has_failures;
+	uint64_t handshake_failures;
+	uint64_t last_failure_sec;
+	char last_failure[160];
 };
 
 struct ctl_device {
@@ -51,6 +59,7 @@ struct ctl_device {
 	uint8_t public_key[32];
 	uint16_t listen_port;
 	uint32_t fwmark;
+	char metrics_listen[64]; /* veild's own: where it serves metrics ("addr:port"), "" for nowhere */
 	struct ctl_peer *peers;
 	size_t n_peers;
 };
@@ -154,6 +163,11 @@ void ctl_format_peer(struct sbuf *out, const struct ctl_peer *p, const struct co
 enum { CTL_ENDPOINT_LEN = 80, CTL_PREFIX_LEN = 56 };
 void ctl_format_endpoint(const struct sockaddr_storage *ss, char *out, size_t len);
 void ctl_format_prefix(const struct conf_prefix *p, char *out, size_t len);
+/*
+ * An amount of bytes in the units show and top share: "512 B", "1.50 KiB",
+ * "2.25 MiB", ... (powers of 1024, as wg show); per follows the unit ("/s").
+ */
+void ctl_format_bytes(double n, const char *per, char *out, size_t len);
 
 /* Commands (argv[0] is the command name); each returns the process exit code. */
 int cmd_show(int argc, char **argv);
