@@ -778,6 +778,65 @@ static const struct bad_case bad_mesh[] = {
 	{ MESH_HEAD "Network = n1\n[Interface]\n", "1: [Mesh]: no Node (this node's network and its name in it)" },
 };
 
+/*
+ * Mistakes that parse, refused with the other place named: a prefix under
+ * two peers (the later would silently take it from the earlier), and a
+ * prefix advertised as behind this node that a [Peer] holds too.
+ * %1$s and %2$s: two public keys.
+ */
+static const struct bad_case meaning[] = {
+	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = 10.0.0.0/24\n[Peer]\nPublicKey = %2$s\n"
+	  "AllowedIPs = 10.9.0.0/16, 10.0.0.1/24\n",
+	  "7: AllowedIPs: \"10.0.0.1/24\" is also under the [Peer] on line 2 (10.0.0.0/24); a prefix routes to "
+	  "one peer" },
+	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = ::/0\n[Peer]\nPublicKey = %2$s\nAllowedIPs = ::0/0\n",
+	  "7: AllowedIPs: \"::0/0\" is also under the [Peer] on line 2 (::/0); a prefix routes to one peer" },
+	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = 10.60.0.0/16\n" MESH_HEAD
+	  "Network = n\nNode = a\nAdvertise = 10.60.1.0/24\n",
+	  "14: Advertise: \"10.60.1.0/24\" overlaps AllowedIPs 10.60.0.0/16 of the [Peer] on line 2; what is behind "
+	  "this node cannot be behind a peer too" },
+	{ "[Interface]\n" MESH_HEAD "Network = n\nNode = a\nAdvertise = fd00:60::/48\n[Peer]\nPublicKey = %1$s\n"
+	  "AllowedIPs = fd00:60:0:1::/64\n",
+	  "14: AllowedIPs: \"fd00:60:0:1::/64\" overlaps Advertise fd00:60::/48 of the [Mesh] on line 2; what is behind "
+	  "this node cannot be behind a peer too" },
+};
+
+/* And what looks alike but is fine: nested prefixes, a repeat in one peer, an exit through a peer. */
+static const char *const fine[] = {
+	"[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = 10.0.0.0/8, 10.0.0.0/8\n[Peer]\nPublicKey = %2$s\n"
+	"AllowedIPs = 10.1.0.0/16\n",
+	"[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = 0.0.0.0/0, ::/0\n" MESH_HEAD
+	"Network = n\nNode = a\nAdvertise = 192.168.1.0/24, fd00:1::/64\n",
+	"[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = 10.1.0.0/16\n" MESH_HEAD
+	"Network = n\nNode = a\nAdvertise = 0.0.0.0/0\n",
+};
+
+static void test_meaning(void **state)
+{
+	struct conf_error err;
+	struct conf c;
+	char text[1024], want[512];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(meaning) / sizeof(meaning[0]); i++) {
+		snprintf(text, sizeof(text), meaning[i].text, pub1, pub2);
+		snprintf(want, sizeof(want), PATH ":%s", meaning[i].msg);
+		memset(&c, 0x5a, sizeof(c));
+		if (parse(&c, &err, text) != -EINVAL)
+			fail_msg("case %zu was not refused: %s", i, text);
+		if (strcmp(err.msg, want) != 0)
+			fail_msg("case %zu: got \"%s\", want \"%s\"", i, err.msg, want);
+		assert_zeroed(&c);
+	}
+	for (i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+		snprintf(text, sizeof(text), fine[i], pub1, pub2);
+		if (parse(&c, &err, text) != 0)
+			fail_msg("fine case %zu refused: %s", i, err.msg);
+		conf_free(&c);
+	}
+}
+
 static void test_mesh_errors(void **state)
 {
 	struct conf_error err;
@@ -1016,6 +1075,7 @@ int main(void)
 		cmocka_unit_test(test_mesh_only),
 		cmocka_unit_test(test_mesh_missing),
 		cmocka_unit_test(test_mesh_errors),
+		cmocka_unit_test(test_meaning),
 		cmocka_unit_test(test_mesh_registry_urls),
 		cmocka_unit_test(test_mesh_every_prefix),
 		cmocka_unit_test(test_load),

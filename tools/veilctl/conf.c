@@ -623,6 +623,63 @@ static int v_public_key(struct parser *p, const char *key, char *v)
 	return 0;
 }
 
+/* Equal as routes: the same family and length, and the same bits up to it. */
+static bool same_route(const struct conf_prefix *a, const struct conf_prefix *b)
+{
+	return a->family == b->family && a->cidr == b->cidr && conf_prefix_overlap(a, b);
+}
+
+/*
+ * Whether a prefix behind this node ([Mesh] Advertise) and one behind a
+ * peer claim the same addresses. A default route and the prefixes it holds
+ * may go together (an exit through a peer, a LAN behind this node), as in
+ * one_advertise.
+ */
+static bool claims_overlap(const struct conf_prefix *a, const struct conf_prefix *b)
+{
+	return conf_prefix_overlap(a, b) && (a->cidr == 0) == (b->cidr == 0);
+}
+
+static void route_text(const struct conf_prefix *pfx, char *out, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	inet_ntop(pfx->family, pfx->addr, a, sizeof(a));
+	snprintf(out, len, "%s/%u", a, pfx->cidr);
+}
+
+/*
+ * What parses but cannot be meant: a prefix already under another peer
+ * (the later peer would silently take it from the earlier), or one that
+ * [Mesh] advertises as behind this node. Quadratic in the file's prefixes,
+ * which is fine for files people write.
+ */
+static int allowed_ip_taken(struct parser *p, const char *key, const char *item,
+			    const struct conf_prefix *pfx)
+{
+	const struct conf *c = p->c;
+	char s[48], other[INET6_ADDRSTRLEN + 8];
+	size_t i, j;
+
+	for (i = 0; i + 1 < c->n_peers; i++) {
+		for (j = 0; j < c->peers[i].n_allowed_ips; j++) {
+			if (!same_route(&c->peers[i].allowed_ips[j], pfx))
+				continue;
+			route_text(&c->peers[i].allowed_ips[j], other, sizeof(other));
+			return fail(p, key, "\"%s\" is also under the [Peer] on line %u (%s); a prefix routes to "
+				    "one peer", shown(item, s), c->peers[i].line, other);
+		}
+	}
+	for (i = 0; i < c->mesh.n_advertise; i++) {
+		if (!claims_overlap(&c->mesh.advertise[i], pfx))
+			continue;
+		route_text(&c->mesh.advertise[i], other, sizeof(other));
+		return fail(p, key, "\"%s\" overlaps Advertise %s of the [Mesh] on line %u; what is behind this "
+			    "node cannot be behind a peer too", shown(item, s), other, c->mesh.line);
+	}
+	return 0;
+}
+
 static int one_allowed_ip(struct parser *p, const char *key, char *item)
 {
 	struct conf_peer *peer = peer_now(p);
@@ -631,6 +688,9 @@ static int one_allowed_ip(struct parser *p, const char *key, char *item)
 
 	if (ret)
 		return bad_prefix(p, key, item, ret, "a prefix");
+	ret = allowed_ip_taken(p, key, item, &pfx);
+	if (ret)
+		return ret;
 	return append((void **)&peer->allowed_ips, &peer->n_allowed_ips, sizeof(pfx), &pfx);
 }
 
@@ -882,6 +942,26 @@ static bool clear_host_bits(struct conf_prefix *pfx)
 	return set;
 }
 
+/* A prefix behind this node that a [Peer] before it holds too (allowed_ip_taken's other half). */
+static int advertise_taken(struct parser *p, const char *key, const char *item,
+			   const struct conf_prefix *pfx)
+{
+	const struct conf *c = p->c;
+	char s[48], other[INET6_ADDRSTRLEN + 8];
+	size_t i, j;
+
+	for (i = 0; i < c->n_peers; i++) {
+		for (j = 0; j < c->peers[i].n_allowed_ips; j++) {
+			if (!claims_overlap(&c->peers[i].allowed_ips[j], pfx))
+				continue;
+			route_text(&c->peers[i].allowed_ips[j], other, sizeof(other));
+			return fail(p, key, "\"%s\" overlaps AllowedIPs %s of the [Peer] on line %u; what is behind "
+				    "this node cannot be behind a peer too", shown(item, s), other, c->peers[i].line);
+		}
+	}
+	return 0;
+}
+
 /*
  * A prefix behind this node. Its host bits must be clear: the record that
  * publishes it would be refused by every other node otherwise.
@@ -903,9 +983,11 @@ static int one_advertise(struct parser *p, const char *key, char *item)
 	}
 	/* An exit's default route and the prefixes behind it may go together. */
 	for (i = 0; i < m->n_advertise; i++)
-		if (conf_prefix_overlap(&m->advertise[i], &pfx) &&
-		    (m->advertise[i].cidr == 0) == (pfx.cidr == 0))
+		if (claims_overlap(&m->advertise[i], &pfx))
 			return fail(p, key, "\"%s\" overlaps a prefix given before it", shown(item, s));
+	ret = advertise_taken(p, key, item, &pfx);
+	if (ret)
+		return ret;
 	return append((void **)&m->advertise, &m->n_advertise, sizeof(pfx), &pfx);
 }
 
