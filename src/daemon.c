@@ -1552,28 +1552,62 @@ static int render_metrics(void *ctx, struct uapi_buf *out)
 	return uapi_render(out, be_metrics, ctx);
 }
 
+static uint16_t port_of(const struct sockaddr *sa)
+{
+	return sa->sa_family == AF_INET ? ((const struct sockaddr_in *)(const void *)sa)->sin_port
+					: ((const struct sockaddr_in6 *)(const void *)sa)->sin6_port;
+}
+
+/*
+ * The listener for sa, opened before the old one closes: a refused address
+ * (not on this host, a port in use) leaves the old listener serving. Only
+ * when the old one holds the very port (another address of the host, or
+ * the wildcard) does it close first, and it is opened again if the new one
+ * still cannot be.
+ */
+static int open_listener(struct daemon *d, const struct sockaddr *sa, socklen_t len,
+			 struct httpd **out)
+{
+	const struct sockaddr *old = (const struct sockaddr *)&d->metrics_addr;
+	int err = httpd_start(&d->loop, sa, len, render_metrics, d, out);
+
+	if (err != -EADDRINUSE || !d->httpd || port_of(old) != port_of(sa))
+		return err;
+	httpd_stop(d->httpd);
+	d->httpd = NULL;
+	err = httpd_start(&d->loop, sa, len, render_metrics, d, out);
+	if (err && httpd_start(&d->loop, old, d->metrics_len, render_metrics, d, &d->httpd)) {
+		log_error("%s: the metrics listener is gone: its old address could not be opened again",
+			  d->cfg->ifname);
+		d->metrics_len = 0;
+	}
+	return err;
+}
+
 static int be_set_metrics_listen(void *ctx, const struct sockaddr *sa, socklen_t len)
 {
 	struct daemon *d = ctx;
+	struct httpd *h = NULL;
 	char where[64] = "off";
 	int err;
 
 	if (len == d->metrics_len && (!len || !memcmp(&d->metrics_addr, sa, len)))
 		return 0; /* as it is (every reload says it again) */
-	httpd_stop(d->httpd);
-	d->httpd = NULL;
-	d->metrics_len = 0;
 	if (sa) {
 		endpoint_str(sa, where, sizeof(where));
-		if ((sa->sa_family == AF_INET ? ((const struct sockaddr_in *)(const void *)sa)->sin_port
-					      : ((const struct sockaddr_in6 *)(const void *)sa)->sin6_port) == 0)
+		if (port_of(sa) == 0)
 			return -EINVAL; /* a scraper must know where to come */
-		err = httpd_start(&d->loop, sa, len, render_metrics, d, &d->httpd);
+		err = open_listener(d, sa, len, &h);
 		if (err) {
-			log_error("%s: cannot serve metrics on %s: %s", d->cfg->ifname, where,
-				  strerror(-err));
+			log_error("%s: cannot serve metrics on %s: %s%s", d->cfg->ifname, where,
+				  strerror(-err), d->httpd ? " (the listener before it goes on)" : "");
 			return err;
 		}
+	}
+	httpd_stop(d->httpd);
+	d->httpd = h;
+	d->metrics_len = 0;
+	if (sa) {
 		memcpy(&d->metrics_addr, sa, len);
 		d->metrics_len = len;
 		log_info("%s: serving metrics on http://%s/metrics", d->cfg->ifname, where);
