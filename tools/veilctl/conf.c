@@ -34,7 +34,7 @@ struct parser {
 	enum section sec;
 	bool seen_interface, seen_mesh;
 	uint64_t seen; /* single-valued keys already given in this section (bit per key) */
-	unsigned int mtu_line, v6_address_line; /* where MTU and the first IPv6 Address are */
+	unsigned int v6_address_line; /* where the first IPv6 Address is */
 	struct conf_prefix v6_address;
 };
 
@@ -410,6 +410,7 @@ static int v_listen_port(struct parser *p, const char *key, char *v)
 		return fail(p, key, "\"%s\" is not a port (0-65535)", shown(v, s));
 	p->c->listen_port = (uint16_t)port;
 	p->c->has_listen_port = true;
+	p->c->listen_port_line = p->line;
 	return 0;
 }
 
@@ -423,6 +424,7 @@ static int v_fwmark(struct parser *p, const char *key, char *v)
 		return fail(p, key, "\"%s\" is not a mark (a number up to 0xffffffff, or off)",
 			    shown(v, s));
 	p->c->has_fwmark = true;
+	p->c->fwmark_line = p->line;
 	return 0;
 }
 
@@ -446,7 +448,7 @@ static int v_mtu(struct parser *p, const char *key, char *v)
 			    VEIL_MTU_MIN, VEIL_MTU_MIN, VEIL_MTU_MAX);
 	p->c->mtu = mtu;
 	p->c->has_mtu = true;
-	p->mtu_line = p->line;
+	p->c->mtu_line = p->line;
 	return 0;
 }
 
@@ -458,7 +460,7 @@ static int mtu_fits_ipv6(struct parser *p)
 	if (!p->c->has_mtu || p->c->mtu >= VEIL_MTU_MIN_IPV6 || !p->v6_address_line)
 		return 0;
 	inet_ntop(AF_INET6, p->v6_address.addr, a, sizeof(a));
-	p->line = p->mtu_line;
+	p->line = p->c->mtu_line;
 	return fail(p, "MTU", "%u is below %d, the least IPv6 takes, and Address on line %u is IPv6 (%s/%u)",
 		    p->c->mtu, VEIL_MTU_MIN_IPV6, p->v6_address_line, a, p->v6_address.cidr);
 }
@@ -514,6 +516,7 @@ static int v_metrics_listen(struct parser *p, const char *key, char *v)
 	if (inet_pton(v[0] == '[' ? AF_INET6 : AF_INET, host, a) != 1)
 		goto bad;
 	free(p->c->metrics_listen);
+	p->c->metrics_listen_line = p->line;
 	p->c->metrics_listen = strdup(v);
 	return p->c->metrics_listen ? 0 : -ENOMEM;
 bad:

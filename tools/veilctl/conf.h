@@ -122,6 +122,8 @@ struct conf {
 	bool save_config;
 	/* MetricsListen = (veil's own): "addr:port" or "[v6]:port" for veild's HTTP metrics; NULL: off. */
 	char *metrics_listen;
+	/* Where ListenPort, FwMark, MTU and MetricsListen were given, for messages; 0: not given. */
+	unsigned int listen_port_line, fwmark_line, mtu_line, metrics_listen_line;
 	struct conf_peer *peers;
 	size_t n_peers;
 	bool has_interface; /* false only in a file that holds nothing but [Mesh] (an administrator's) */

@@ -403,7 +403,8 @@ static int conf_command(int argc, char **argv, bool sync)
 	 * or a MetricsListen also gets veild's extensions (a syncconf file
 	 * without either leaves the running ciphers and listener as they are).
 	 */
-	if (!ret && (has_cipher(&c) || c.metrics_listen) && ctl_send_extensions(argv[1], &c))
+	if (!ret && (has_cipher(&c) || c.metrics_listen) &&
+	    ctl_send_extensions(argv[1], &c, CTL_EXT_METRICS | CTL_EXT_PEERS))
 		ret = 1;
 	conf_free(&c);
 	return ret;
