@@ -1239,6 +1239,22 @@ static int one_line(struct parser *p, char *line)
 	return section(p, trim(s));
 }
 
+int conf_ifname_of(const char *path, char out[static 16])
+{
+	const char *base = strrchr(path, '/');
+	size_t n;
+
+	base = base ? base + 1 : path;
+	n = strlen(base);
+	if (n > 5 && !strcmp(base + n - 5, ".conf"))
+		n -= 5;
+	if (n == 0 || n > 15)
+		return -EINVAL;
+	memcpy(out, base, n);
+	out[n] = '\0';
+	return conf_valid_ifname(out) ? 0 : -EINVAL;
+}
+
 static int name_from_path(struct conf *c, const char *path, struct conf_error *err)
 {
 	const char *base = strrchr(path, '/');

@@ -825,6 +825,33 @@ static void notify_ready(const char *ifname, size_t peers)
 			strerror(-ret));
 }
 
+/*
+ * Undo what a state file lists (the mesh agent, addresses, routes, rules,
+ * DNS, src_valid_mark), then stop the daemon up started, or take the link
+ * down under one it did not. Needs nothing of the configuration file: down
+ * works from the state alone, and up clears a stale state with it. Returns
+ * whether a daemon that up did not start was left running.
+ */
+static bool undo_state(struct nl *nl, const char *ifname, struct state *s)
+{
+	unsigned int ifindex = 0;
+
+	meshctl_stop(s->mesh_agent);
+	nl_link_index(nl, ifname, &ifindex);
+	remove_items(nl, ifindex, s);
+	if (s->dns)
+		resolvconf(NULL, ifname, false);
+	if (s->src_valid_mark)
+		write_sysctl(SRC_VALID_MARK, 0);
+	if (s->daemon_started) {
+		stop_daemon(nl, ifname);
+		return false;
+	}
+	if (ifindex)
+		nl_link_set_up(nl, ifindex, false);
+	return ctl_running(ifname);
+}
+
 /* ---- up ----------------------------------------------------------------------------------- */
 
 struct up_ctx {
@@ -957,22 +984,45 @@ static void roll_back(struct up_ctx *u)
 	state_remove(u->c.name);
 }
 
-static int do_up(struct up_ctx *u)
+/*
+ * A state file with no daemon behind it: the interface was deleted (ip link
+ * del, a documented way to stop veild) or its daemon died. What is left of
+ * it (policy rules, DNS, src_valid_mark, a socket file, the agent) is
+ * undone, and up starts afresh. 0, or -EEXIST when it is really up.
+ */
+static int clear_stale(struct up_ctx *u)
 {
 	struct state old;
-	int ret;
 
-	if (state_read(u->c.name, &old) == 0) {
+	if (state_read(u->c.name, &old) != 0)
+		return 0;
+	if (ctl_running(u->c.name)) {
 		state_free(&old);
 		err_line("%s is already up (veilctl down %s first, or veilctl reload %s)", u->c.name,
 			 u->c.name, u->c.name);
 		return -EEXIST;
 	}
+	err_line("%s: %s/%s.state is left from an earlier up whose daemon is gone (ip link del, or it "
+		 "died): what is left of it is undone, and %s comes up afresh", u->c.name, VEIL_STATE_DIR,
+		 u->c.name, u->c.name);
+	undo_state(u->nl, u->c.name, &old);
+	state_remove(u->c.name);
+	state_free(&old);
+	return 0;
+}
+
+static int do_up(struct up_ctx *u)
+{
+	int ret;
+
 	ret = nl_open(&u->nl);
 	if (ret) {
 		err_line("cannot open rtnetlink: %s", strerror(-ret));
 		return ret;
 	}
+	ret = clear_stale(u);
+	if (ret)
+		return ret;
 	ret = pick_table(u->nl, &u->c, &u->table);
 	if (!ret)
 		ret = make_plan(&u->c, u->table, &u->plan);
@@ -1192,46 +1242,57 @@ static void save_config(const struct conf *c)
 
 int cmd_down(int argc, char **argv)
 {
+	struct conf_error err = { "" };
+	char path[PATH_MAX], name[16];
 	struct conf c = { 0 };
-	struct state s;
-	unsigned int ifindex = 0;
 	struct nl *nl = NULL;
+	bool have_conf, foreign;
+	struct state s;
 	int ret;
 
 	if (argc != 2) {
 		fprintf(stderr, "Usage: veilctl down NAME|FILE\n");
 		return 1;
 	}
-	if (load_conf(argv[1], &c, false))
+	conf_path(argv[1], path, sizeof(path));
+	have_conf = conf_load(&c, path, &err) == 0;
+	if (have_conf) {
+		snprintf(name, sizeof(name), "%s", c.name);
+	} else if (conf_ifname_of(path, name)) {
+		fprintf(stderr, "veilctl: %s\n", err.msg);
 		return 1;
-	if (state_read(c.name, &s)) {
-		err_line("%s is not up (no state in %s)", c.name, VEIL_STATE_DIR);
+	}
+	if (state_read(name, &s)) {
+		if (!have_conf)
+			fprintf(stderr, "veilctl: %s\n", err.msg);
+		err_line("%s is not up (no state in %s)", name, VEIL_STATE_DIR);
 		conf_free(&c);
 		return 1;
 	}
+	/* What up did is all in the state: a file broken or gone since must not keep it up. */
+	if (!have_conf)
+		err_line("warning: %s; %s goes down from %s/%s.state alone (no PreDown or PostDown hooks, "
+			 "no SaveConfig)", err.msg, name, VEIL_STATE_DIR, name);
 	ret = nl_open(&nl);
 	if (ret) {
 		err_line("cannot open rtnetlink: %s", strerror(-ret));
 		goto out;
 	}
-	run_hooks(&c.pre_down, c.name); /* a failing hook does not keep the interface up */
+	if (have_conf)
+		run_hooks(&c.pre_down, name); /* a failing hook does not keep the interface up */
 	/* First the agent: nothing may add a peer or a route while the rest is undone. */
 	meshctl_stop(s.mesh_agent);
-	if (c.save_config)
+	if (have_conf && c.save_config)
 		save_config(&c);
-	nl_link_index(nl, c.name, &ifindex);
-	remove_items(nl, ifindex, &s);
-	if (s.dns)
-		resolvconf(&c, c.name, false);
-	if (s.src_valid_mark)
-		write_sysctl(SRC_VALID_MARK, 0);
-	if (s.daemon_started)
-		stop_daemon(nl, c.name);
-	else if (ifindex)
-		nl_link_set_up(nl, ifindex, false);
-	state_remove(c.name);
-	run_hooks(&c.post_down, c.name);
-	printf("veilctl: %s is down\n", c.name);
+	foreign = undo_state(nl, name, &s);
+	state_remove(name);
+	if (have_conf)
+		run_hooks(&c.post_down, name);
+	if (foreign)
+		printf("veilctl: %s is down; its daemon, which veilctl up did not start, is left running "
+		       "(the link is down)\n", name);
+	else
+		printf("veilctl: %s is down\n", name);
 out:
 	if (nl)
 		nl_close(nl);
