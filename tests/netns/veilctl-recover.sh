@@ -85,7 +85,7 @@ for _ in $(seq 50); do "$VEILCTL" show "$ifa" >/dev/null 2>&1 || break; sleep 0.
 [ -e "$STATE" ] || fail "the state file went with the link (nothing to test)"
 out=$(n1 "$VEILCTL" up "$TMP/$ifa.conf" 2>&1) || fail "up after ip link del failed: $out"
 qgrep -F "$STATE is left from an earlier up whose daemon is gone" <<<"$out" || fail "up said: $out"
-qgrep -x "veilctl: $ifa is up (1 peers)" <<<"$out" || fail "up did not come up: $out"
+qgrep -x "veilctl: $ifa is up (1 peer)" <<<"$out" || fail "up did not come up (or says \"1 peers\"): $out"
 n1 ip -o addr show dev "$ifa" | qgrep 198.19.11.1/24 || fail "the address is missing after the fresh up"
 n1 ip route show 198.19.12.0/24 | qgrep "dev $ifa" || fail "the route is missing after the fresh up"
 n1 "$VEILCTL" down "$TMP/$ifa.conf" || fail "down after the fresh up"

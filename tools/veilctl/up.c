@@ -816,7 +816,7 @@ static void notify_ready(const char *ifname, size_t peers)
 
 	if (!notify_wanted())
 		return;
-	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s is up (%zu peers)\n", ifname, peers);
+	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s is up (%zu peer%s)\n", ifname, peers, peers == 1 ? "" : "s");
 	ret = notify_send(msg);
 	if (!ret)
 		ret = notify_barrier(5000);
@@ -1075,7 +1075,7 @@ int cmd_up(int argc, char **argv)
 	state_free(&u.plan);
 	state_free(&u.done);
 	if (!ret) {
-		printf("veilctl: %s is up (%zu peers)\n", u.c.name, u.c.n_peers);
+		printf("veilctl: %s is up (%zu peer%s)\n", u.c.name, u.c.n_peers, u.c.n_peers == 1 ? "" : "s");
 		notify_ready(u.c.name, u.c.n_peers);
 	}
 	conf_free(&u.c);
