@@ -97,6 +97,11 @@ else
 fi
 same "veilctl(8) COMMANDS against veilctl --help" "$(list "$help_cmds" "$ahead")" "$page_cmds"
 log "veilctl(8): commands agree with --help: $(oneline "$help_cmds")"
+# Each command's usage line in --help is followed by a line that says what it does.
+undescribed=$(awk '/^  veilctl [a-z]/ { if (cmd) print cmd; cmd = $2; next }
+	cmd && /^      [[:alpha:]]/ && NF >= 3 { cmd = ""; next } { if (cmd) print cmd; cmd = "" }
+	END { if (cmd) print cmd }' <<<"$veilctl_help")
+[ -z "$undescribed" ] || fail "veilctl --help gives no description for: $(oneline "$undescribed")"
 
 # A command's own options (--json, --admin: on its line of --help) are in the
 # tags under COMMANDS; OPTIONS holds the others that --help names
