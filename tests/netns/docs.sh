@@ -324,4 +324,17 @@ else
 	log "no python3 to make sockets: interface names not checked"
 fi
 
+# ---- (e) the credential drop-in and the README name the same example ------------------------
+
+EXAMPLE="$ROOT/packaging/systemd/credential.conf.example"
+readme_cred=$(tr '\n' ' ' <"$ROOT/README.md" | { grep -o 'systemd-creds encrypt *--name=[A-Za-z0-9._-]*' || true; } |
+	head -n 1 | sed 's/.*--name=//')
+example_cred=$(sed -n 's/^LoadCredentialEncrypted=\([^:]*\):.*/\1/p' "$EXAMPLE")
+[ -n "$readme_cred" ] || fail "the README names no credential (systemd-creds encrypt --name=)"
+[ "$readme_cred" = "$example_cred" ] ||
+	fail "credential.conf.example loads '$example_cred', the README seals '$readme_cred'"
+grep -o 'veil@[A-Za-z0-9_-][A-Za-z0-9_-]*' "$EXAMPLE" | sort -u | grep -vxF "veil@${readme_cred%.key}" &&
+	fail "credential.conf.example names another interface than the README's ${readme_cred%.key}"
+log "credential.conf.example and the README both use $readme_cred"
+
 log "docs: pass"
