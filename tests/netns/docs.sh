@@ -337,4 +337,20 @@ grep -o 'veil@[A-Za-z0-9_-][A-Za-z0-9_-]*' "$EXAMPLE" | sort -u | grep -vxF "vei
 	fail "credential.conf.example names another interface than the README's ${readme_cred%.key}"
 log "credential.conf.example and the README both use $readme_cred"
 
+# ---- (f) the README's layout is the tree's -------------------------------------------------
+
+layout=$(awk '/^## Layout/ { on = 1; next } /^## / { on = 0 } on' "$ROOT/README.md")
+[ -n "$layout" ] || fail "the README has no Layout section"
+named=$({ grep -o '`[a-z][a-z/_.-]*/`' <<<"$layout" || true; } | tr -d '`' | sed 's|/$||' | sort -u)
+for d in $named; do
+	[ -d "$ROOT/$d" ] || fail "the README's layout names $d/, which the tree does not have"
+done
+tree=$(cd "$ROOT" && { ls -d -- */ src/*/ tools/*/ tests/*/ 2>/dev/null || true; } | sed 's|/$||' | grep -v '^build' | sort -u)
+# A directory counts as named when one below it is (tests/ through tests/unit/).
+unnamed=$(comm -23 <(printf '%s\n' "$tree") <(printf '%s\n' "$named") | while read -r d; do
+	grep -q "^$d/" <<<"$named" || echo "$d"
+done)
+[ -z "$unnamed" ] || fail "the README's layout does not name: $(oneline "$unnamed")"
+log "README layout: $(oneline "$named")"
+
 log "docs: pass"
