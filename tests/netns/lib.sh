@@ -13,6 +13,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-build}
 VEILD="$ROOT/$BUILD/veild"
 XFER="$ROOT/$BUILD/tools/xfer"
+# The tool that makes keys and asks a daemon whether it is up: wg, or veilctl
+# where wireguard-tools need not be installed (make demo).
+WG=${WG:-wg}
 RUN=$(printf '%04x' $((RANDOM % 65536)))$$
 RUN=${RUN:0:6}
 NS1="veil-$RUN-a"
@@ -140,7 +143,7 @@ start_daemon() {
 	PIDS+=($!)
 	for i in $(seq 100); do
 		if [ -S "$sock" ] && [ "$(stat -c "%i %y" "$sock" 2>/dev/null)" != "$stale" ] &&
-			wg show "$ifname" >/dev/null 2>&1; then
+			"$WG" show "$ifname" >/dev/null 2>&1; then
 			return 0
 		fi
 		sleep 0.1
@@ -186,11 +189,11 @@ tunnel_pair() {
 
 genkeys() {
 	umask 077
-	wg genkey >"$TMP/k1"
-	wg genkey >"$TMP/k2"
-	wg pubkey <"$TMP/k1" >"$TMP/p1"
-	wg pubkey <"$TMP/k2" >"$TMP/p2"
-	wg genpsk >"$TMP/psk"
+	"$WG" genkey >"$TMP/k1"
+	"$WG" genkey >"$TMP/k2"
+	"$WG" pubkey <"$TMP/k1" >"$TMP/p1"
+	"$WG" pubkey <"$TMP/k2" >"$TMP/p2"
+	"$WG" genpsk >"$TMP/psk"
 }
 
 # ping_ok NS ADDR [COUNT]: bounded ping that must succeed.

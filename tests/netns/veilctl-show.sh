@@ -182,7 +182,7 @@ check() {
 	expect_error "key file" "does not hold a base64 key" "$VEILCTL" set "$ifa" listen-port 51009 \
 		private-key "$TMP/badkey"
 	expect_error "missing key file" "No such file" "$VEILCTL" set "$ifa" peer "$P2" preshared-key "$TMP/none"
-	expect_error "prefix" "not a prefix" "$VEILCTL" set "$ifa" listen-port 51009 peer "$P3" allowed-ips 10.0.0.0/33
+	expect_error "prefix" "allowed-ips: prefix length out of range" "$VEILCTL" set "$ifa" listen-port 51009 peer "$P3" allowed-ips 10.0.0.0/33
 	expect_error "port" "not a port" "$VEILCTL" set "$ifa" listen-port 70000
 	expect_error "endpoint" "not HOST:PORT" "$VEILCTL" set "$ifa" peer "$P3" endpoint 198.18.0.9
 	expect_error "keepalive" "persistent-keepalive" "$VEILCTL" set "$ifa" peer "$P3" persistent-keepalive -1
