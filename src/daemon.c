@@ -53,10 +53,11 @@
 #include "tun.h"
 #include "uapi.h"
 #include "udp.h"
+#include "veil.h"
 
 enum {
 	BATCH = 64,
-	PKT_CAP = 9216 + 64, /* the largest inner packet we carry (jumbo MTU 9000 fits) */
+	PKT_CAP = VEIL_MTU_MAX, /* the largest inner packet we carry (jumbo MTU 9000 fits) */
 	POOL_MAX = 8192,
 	STAGED_MAX = MAX_PEER_QUEUED_PACKETS,
 	/*
@@ -172,6 +173,7 @@ struct daemon {
 	struct vpeer *tx_peer[BATCH];
 	unsigned int ntx;
 	uint64_t icmp_window, icmp_count;
+	struct metrics_daemon counters; /* what the engine does not count (too long packets) */
 	struct fail_limit anon[ANON_REASONS];
 	long who_uid, who_pid; /* the control-socket caller being served, or -1 */
 	int resolver_fd;       /* -1: no resolver (host names stay as first resolved) */
@@ -962,6 +964,14 @@ static void route(struct daemon *d, struct pkt *p, uint64_t now)
 	stage(wp->user, p);
 }
 
+/* A packet from the TUN longer than we carry (the MTU is above PKT_CAP): counted, dropped. */
+static void too_long(struct daemon *d)
+{
+	d->counters.too_long++;
+	log_debug("%s: dropping a packet longer than the %d bytes veil carries", d->cfg->ifname,
+		  PKT_CAP);
+}
+
 /* Without offloads: a batch of reads straight into packet buffers. */
 static void tun_read_plain(struct daemon *d, uint64_t now)
 {
@@ -987,8 +997,7 @@ static void tun_read_plain(struct daemon *d, uint64_t now)
 			break;
 		}
 		if (r > PKT_CAP) {
-			log_debug("%s: dropping a packet longer than the %d bytes veil carries",
-				  d->cfg->ifname, PKT_CAP);
+			too_long(d);
 			pkt_put(d, p);
 			continue;
 		}
@@ -1006,8 +1015,12 @@ static unsigned int tun_cut(struct daemon *d, const struct virtio_net_hdr *vh, s
 	unsigned int made = 0;
 	struct pkt *p;
 
-	if (offload_tso_start(&t, vh, seg, len) || t.hlen + t.mss > PKT_CAP) {
+	if (offload_tso_start(&t, vh, seg, len)) {
 		log_debug("%s: dropping a segment with a bad offload header", d->cfg->ifname);
+		return 0;
+	}
+	if (t.hlen + t.mss > PKT_CAP) {
+		too_long(d);
 		return 0;
 	}
 	while ((p = pkt_get(d))) {
@@ -1062,6 +1075,8 @@ static void tun_read_vnet(struct daemon *d, uint64_t now)
 		}
 		len = (size_t)r - VNET_HDR_LEN;
 		if (vh.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+			if (len > PKT_CAP)
+				too_long(d);
 			if (len > PKT_CAP ||
 			    ((vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
 			     offload_finish_csum(&vh, p->data + DATA_HEADER_LEN, len))) {
@@ -1499,6 +1514,7 @@ static int be_get(void *ctx, struct uapi_writer *w)
 	for (p = wg_device_peer_first(d->wg); p; p = wg_device_peer_next(p)) {
 		struct uapi_peer_info info;
 		struct walk_ctx wc = { w };
+		struct metrics_failure why;
 
 		memset(&info, 0, sizeof(info));
 		memcpy(info.public_key, p->public_key, 32);
@@ -1513,6 +1529,13 @@ static int be_get(void *ctx, struct uapi_writer *w)
 		info.cipher = p->handshake.suite == NOISE_SUITE_AES256GCM ? UAPI_CIPHER_AES256GCM
 									  : UAPI_CIPHER_CHACHA20POLY1305;
 		info.endpoint_name = ((struct vpeer *)p->user)->ep_name;
+		/* Refused handshakes, for an operator without syslog (veil_get=1 only). */
+		info.handshake_failures = p->handshake_failures;
+		info.last_failure_sec = p->last_failure_wall / NSEC_PER_SEC;
+		if (p->last_failure_wall) {
+			metrics_describe_failure(p, &why);
+			info.last_failure = why.text;
+		}
 		uapi_get_peer(w, &info);
 		sodium_memzero(info.preshared_key, sizeof(info.preshared_key));
 		allowedips_walk_owner(&p->allowedips, walk_ip, &wc);
@@ -1524,7 +1547,7 @@ static int be_metrics(void *ctx, struct uapi_writer *w)
 {
 	struct daemon *d = ctx;
 
-	metrics_write(w, d->cfg->ifname, d->wg, now_of(d));
+	metrics_write(w, d->cfg->ifname, d->wg, &d->counters, now_of(d));
 	return 0;
 }
 
@@ -1540,28 +1563,62 @@ static int render_metrics(void *ctx, struct uapi_buf *out)
 	return uapi_render(out, be_metrics, ctx);
 }
 
+static uint16_t port_of(const struct sockaddr *sa)
+{
+	return sa->sa_family == AF_INET ? ((const struct sockaddr_in *)(const void *)sa)->sin_port
+					: ((const struct sockaddr_in6 *)(const void *)sa)->sin6_port;
+}
+
+/*
+ * The listener for sa, opened before the old one closes: a refused address
+ * (not on this host, a port in use) leaves the old listener serving. Only
+ * when the old one holds the very port (another address of the host, or
+ * the wildcard) does it close first, and it is opened again if the new one
+ * still cannot be.
+ */
+static int open_listener(struct daemon *d, const struct sockaddr *sa, socklen_t len,
+			 struct httpd **out)
+{
+	const struct sockaddr *old = (const struct sockaddr *)&d->metrics_addr;
+	int err = httpd_start(&d->loop, sa, len, render_metrics, d, out);
+
+	if (err != -EADDRINUSE || !d->httpd || port_of(old) != port_of(sa))
+		return err;
+	httpd_stop(d->httpd);
+	d->httpd = NULL;
+	err = httpd_start(&d->loop, sa, len, render_metrics, d, out);
+	if (err && httpd_start(&d->loop, old, d->metrics_len, render_metrics, d, &d->httpd)) {
+		log_error("%s: the metrics listener is gone: its old address could not be opened again",
+			  d->cfg->ifname);
+		d->metrics_len = 0;
+	}
+	return err;
+}
+
 static int be_set_metrics_listen(void *ctx, const struct sockaddr *sa, socklen_t len)
 {
 	struct daemon *d = ctx;
+	struct httpd *h = NULL;
 	char where[64] = "off";
 	int err;
 
 	if (len == d->metrics_len && (!len || !memcmp(&d->metrics_addr, sa, len)))
 		return 0; /* as it is (every reload says it again) */
-	httpd_stop(d->httpd);
-	d->httpd = NULL;
-	d->metrics_len = 0;
 	if (sa) {
 		endpoint_str(sa, where, sizeof(where));
-		if ((sa->sa_family == AF_INET ? ((const struct sockaddr_in *)(const void *)sa)->sin_port
-					      : ((const struct sockaddr_in6 *)(const void *)sa)->sin6_port) == 0)
+		if (port_of(sa) == 0)
 			return -EINVAL; /* a scraper must know where to come */
-		err = httpd_start(&d->loop, sa, len, render_metrics, d, &d->httpd);
+		err = open_listener(d, sa, len, &h);
 		if (err) {
-			log_error("%s: cannot serve metrics on %s: %s", d->cfg->ifname, where,
-				  strerror(-err));
+			log_error("%s: cannot serve metrics on %s: %s%s", d->cfg->ifname, where,
+				  strerror(-err), d->httpd ? " (the listener before it goes on)" : "");
 			return err;
 		}
+	}
+	httpd_stop(d->httpd);
+	d->httpd = h;
+	d->metrics_len = 0;
+	if (sa) {
 		memcpy(&d->metrics_addr, sa, len);
 		d->metrics_len = len;
 		log_info("%s: serving metrics on http://%s/metrics", d->cfg->ifname, where);

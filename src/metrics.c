@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "metrics.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
 #include <sodium.h>
 
 #include "core/messages.h"
@@ -23,7 +27,7 @@ static const char *const drop_names[WG_DROP_COUNT] = {
 
 enum peer_value {
 	V_RX_BYTES, V_TX_BYTES, V_RX_PACKETS, V_TX_PACKETS, V_HANDSHAKES, V_HS_FAILURES,
-	V_LAST_HANDSHAKE, V_KEYPAIR_AGE, V_DROP_REPLAY, V_DROP_AUTH, V_DROP_ALLOWED,
+	V_LAST_HANDSHAKE, V_LAST_FAILURE, V_KEYPAIR_AGE, V_DROP_REPLAY, V_DROP_AUTH, V_DROP_ALLOWED,
 	V_COUNT,
 };
 
@@ -44,6 +48,9 @@ static const struct family {
 			    "Handshake messages of the peer refused, and handshakes given up unanswered." },
 	[V_LAST_HANDSHAKE] = { "veil_peer_last_handshake_seconds", "gauge",
 			       "Unix time of the latest completed handshake (0: never)." },
+	[V_LAST_FAILURE] = { "veil_peer_last_handshake_failure_seconds", "gauge",
+			     "Unix time of the latest refused or unanswered handshake, under its reason "
+			     "(absent: never)." },
 	[V_KEYPAIR_AGE] = { "veil_peer_keypair_age_seconds", "gauge",
 			    "Age of the session keys in use (absent without a session)." },
 	[V_DROP_REPLAY] = { "veil_peer_drops_total", "counter",
@@ -54,6 +61,7 @@ static const struct family {
 static bool peer_value(const struct wg_peer *p, enum peer_value v, struct wg_now now, double *out)
 {
 	const struct noise_keypair *kp = p->keypairs.current;
+	uint64_t sec;
 
 	switch (v) {
 	case V_RX_BYTES: *out = (double)p->rx_bytes; return true;
@@ -63,8 +71,14 @@ static bool peer_value(const struct wg_peer *p, enum peer_value v, struct wg_now
 	case V_HANDSHAKES: *out = (double)p->handshakes_completed; return true;
 	case V_HS_FAILURES: *out = (double)p->handshake_failures; return true;
 	case V_LAST_HANDSHAKE:
-		*out = (double)p->last_handshake_wall / (double)NSEC_PER_SEC;
+		/* Whole seconds, as get=1 (and so wg show and veilctl show) has them: never rounded up. */
+		sec = p->last_handshake_wall / NSEC_PER_SEC;
+		*out = (double)sec;
 		return true;
+	case V_LAST_FAILURE:
+		sec = p->last_failure_wall / NSEC_PER_SEC;
+		*out = (double)sec;
+		return p->last_failure_wall != 0;
 	case V_KEYPAIR_AGE:
 		if (!kp || now.mono < kp->created)
 			return false;
@@ -80,6 +94,56 @@ static bool peer_value(const struct wg_peer *p, enum peer_value v, struct wg_now
 static void header(struct uapi_writer *w, const struct family *f)
 {
 	uapi_put_text(w, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, f->type);
+}
+
+/* A failure's label value (metrics.h). */
+static const char *failure_kind(int err)
+{
+	switch (err) {
+	case -ENOPROTOOPT:
+	case -EPROTONOSUPPORT:
+		return "cipher_mismatch";
+	case -ETIMEDOUT:
+		return "unanswered";
+	case -EBADMSG:
+		return "bad_response";
+	case -EINVAL:
+		return "unexpected_response";
+	default:
+		return "other";
+	}
+}
+
+void metrics_describe_failure(const struct wg_peer *p, struct metrics_failure *out)
+{
+	/* -ENOPROTOOPT: an initiation under AES-256-GCM came, this side expects ChaCha20-Poly1305. */
+	bool aes_offered = p->last_failure == -ENOPROTOOPT;
+
+	out->kind = failure_kind(p->last_failure);
+	switch (p->last_failure) {
+	case -ENOPROTOOPT:
+	case -EPROTONOSUPPORT:
+		snprintf(out->text, sizeof(out->text),
+			 "cipher mismatch: the peer uses %s, this side has cipher %s for it",
+			 aes_offered ? "aes256gcm" : "chacha20poly1305",
+			 aes_offered ? "chacha20poly1305" : "aes256gcm");
+		break;
+	case -ETIMEDOUT:
+		snprintf(out->text, sizeof(out->text), "no answer to any handshake initiation for %d s "
+			 "(the peer down or unreachable, or its key for this side another)",
+			 REKEY_ATTEMPT_TIME_SEC);
+		break;
+	case -EBADMSG:
+		snprintf(out->text, sizeof(out->text), "a handshake response that does not authenticate "
+			 "(the pre-shared keys differ?)");
+		break;
+	case -EINVAL:
+		snprintf(out->text, sizeof(out->text), "a handshake response to no initiation in progress");
+		break;
+	default:
+		snprintf(out->text, sizeof(out->text), "%s", strerror(-p->last_failure));
+		break;
+	}
 }
 
 /* One family over every peer; drops take a reason label. */
@@ -98,9 +162,10 @@ static void peer_family(struct uapi_writer *w, const char *ifname, struct wg_dev
 		for (k = 0; k < kinds; k++) {
 			if (!peer_value(p, (enum peer_value)(v + k), now, &x))
 				continue;
-			if (v == V_DROP_REPLAY)
+			if (v == V_DROP_REPLAY || v == V_LAST_FAILURE)
 				uapi_put_text(w, "%s{interface=\"%s\",public_key=\"%s\",reason=\"%s\"} %.0f\n",
-					      peer_families[v].name, ifname, pub, reasons[k], x);
+					      peer_families[v].name, ifname, pub,
+					      v == V_LAST_FAILURE ? failure_kind(p->last_failure) : reasons[k], x);
 			else
 				uapi_put_text(w, "%s{interface=\"%s\",public_key=\"%s\"} %.0f\n",
 					      peer_families[v].name, ifname, pub, x);
@@ -109,7 +174,7 @@ static void peer_family(struct uapi_writer *w, const char *ifname, struct wg_dev
 }
 
 void metrics_write(struct uapi_writer *w, const char *ifname, struct wg_device *dev,
-		   struct wg_now now)
+		   const struct metrics_daemon *md, struct wg_now now)
 {
 	const struct wg_device_stats *st = wg_device_stats(dev);
 	enum peer_value v;
@@ -134,6 +199,10 @@ void metrics_write(struct uapi_writer *w, const char *ifname, struct wg_device *
 	for (r = 1; r < WG_DROP_COUNT; r++)
 		uapi_put_text(w, "veil_drops_total{interface=\"%s\",reason=\"%s\"} %llu\n", ifname,
 			      drop_names[r], (unsigned long long)st->drops[r]);
+	uapi_put_text(w, "# HELP veil_transmit_drops_total Packets from the interface dropped before "
+			 "they were sent, by reason.\n# TYPE veil_transmit_drops_total counter\n");
+	uapi_put_text(w, "veil_transmit_drops_total{interface=\"%s\",reason=\"too_long\"} %llu\n", ifname,
+		      (unsigned long long)md->too_long);
 	for (v = 0; v <= V_DROP_REPLAY; v++)
 		peer_family(w, ifname, dev, v, now);
 }

@@ -1037,6 +1037,20 @@ void uapi_get_metrics_listen(struct uapi_writer *w, const struct sockaddr *sa)
 		put_endpoint_as(w, "metrics_listen", sa);
 }
 
+/* The latest refused handshake: its second and its reason, kept to one line. */
+static void put_failure(struct uapi_writer *w, uint64_t sec, const char *why)
+{
+	char line[256];
+	size_t i;
+
+	snprintf(line, sizeof(line), "%s", why);
+	for (i = 0; line[i]; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = '?';
+	putf(w, "last_handshake_failure_time_sec", "%llu", (unsigned long long)sec);
+	putf(w, "last_handshake_failure", "%s", line);
+}
+
 /* Order as wireguard-go writes it (reference 9.3); public_key must come first. */
 void uapi_get_peer(struct uapi_writer *w, const struct uapi_peer_info *p)
 {
@@ -1055,6 +1069,9 @@ void uapi_get_peer(struct uapi_writer *w, const struct uapi_peer_info *p)
 	putf(w, "cipher", "%s", p->cipher == UAPI_CIPHER_AES256GCM ? "aes256gcm" : "chacha20poly1305");
 	if (p->endpoint_name && *p->endpoint_name)
 		putf(w, "endpoint_name", "%s", p->endpoint_name);
+	putf(w, "handshake_failures", "%llu", (unsigned long long)p->handshake_failures);
+	if (p->last_failure_sec)
+		put_failure(w, p->last_failure_sec, p->last_failure ? p->last_failure : "");
 }
 
 void uapi_get_allowed_ip(struct uapi_writer *w, int family, const uint8_t *addr, uint8_t cidr)

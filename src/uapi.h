@@ -152,6 +152,14 @@ struct uapi_peer_info {
 	/* veil_get=1 only: enum uapi_cipher, and "host:port" or NULL/"" for none. */
 	int cipher;
 	const char *endpoint_name;
+	/*
+	 * veil_get=1 only: handshakes refused or given up, and the latest's
+	 * wall-clock second (0: never) and reason, one line of text (control
+	 * characters are written as '?').
+	 */
+	uint64_t handshake_failures;
+	uint64_t last_failure_sec;
+	const char *last_failure;
 };
 
 /* private_key is emitted only if non-NULL; listen_port and fwmark only if non-zero. */

@@ -1,7 +1,10 @@
 #!/bin/sh
 # Install exactly the Debian 12 packages veil needs and this machine lacks,
-# and say which. Usage: tools/install-deps.sh [build|test|bench|fuzz|valgrind|lint|deb|all]...
-# "build" is what compiling and the unit tests need; "test" adds what the
+# and say which. Usage: tools/install-deps.sh [--list] [build|unit|demo|test|bench|fuzz|valgrind|lint|deb|all]...
+# --list prints the packages the sets name, one a line, and installs nothing.
+# "build" is what compiling veild, veilctl and veil-meshd needs, and no more
+# (plain make installs it); "unit" adds cmocka for the unit tests; "demo" is
+# what make demo runs besides veil (ip, ping); "test" adds what the
 # network-namespace tests run (wireguard-go, wg, tshark, iperf3, the
 # Prometheus text parser, the man page renderer, ...);
 # "fuzz" is clang with its libFuzzer and sanitizer runtimes (make fuzz);
@@ -10,20 +13,35 @@
 # package's build dependencies).
 set -eu
 
+list=0
+if [ "${1:-}" = --list ]; then
+	list=1
+	shift
+fi
+
+build="gcc make pkg-config libsodium-dev libssl-dev libuv1-dev libmnl-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev"
 want=""
 for set in "${@:-build}"; do
 	case "$set" in
-	build) want="$want gcc make pkg-config libsodium-dev libssl-dev libuv1-dev libmnl-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev libjansson-dev" ;;
+	build) want="$want $build" ;;
+	unit) want="$want libcmocka-dev" ;;
+	demo) want="$want iproute2 iputils-ping" ;;
 	test) want="$want iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping jq python3-prometheus-client groff-base man-db etcd-server etcd-client openssl curl" ;;
 	bench) want="$want iproute2 wireguard-go wireguard-tools iperf3 iputils-ping etcd-server etcd-client openssl curl jq" ;;
 	valgrind) want="$want valgrind" ;;
 	lint) want="$want cppcheck clang-tidy" ;;
 	deb) want="$want build-essential debhelper dpkg-dev lintian" ;;
 	fuzz) want="$want clang libclang-rt-14-dev pkg-config libsodium-dev libssl-dev libjansson-dev" ;;
-	all) want="$want gcc make pkg-config libsodium-dev libssl-dev libuv1-dev libmnl-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev libjansson-dev iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping jq python3-prometheus-client groff-base man-db etcd-server etcd-client openssl clang libclang-rt-14-dev valgrind cppcheck clang-tidy build-essential debhelper dpkg-dev lintian" ;;
-	*) echo "install-deps: unknown set '$set' (build, test, bench, fuzz, valgrind, lint, deb, all)" >&2; exit 2 ;;
+	all) want="$want $build libcmocka-dev iproute2 wireguard-go wireguard-tools iperf3 tcpdump tshark iputils-ping jq python3-prometheus-client groff-base man-db etcd-server etcd-client openssl clang libclang-rt-14-dev valgrind cppcheck clang-tidy build-essential debhelper dpkg-dev lintian" ;;
+	*) echo "install-deps: unknown set '$set' (build, unit, demo, test, bench, fuzz, valgrind, lint, deb, all)" >&2; exit 2 ;;
 	esac
 done
+
+if [ "$list" = 1 ]; then
+	# shellcheck disable=SC2086
+	printf '%s\n' $want | sort -u
+	exit 0
+fi
 
 missing=""
 for pkg in $want; do

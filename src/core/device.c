@@ -55,10 +55,17 @@ struct wg_device {
 
 static void emit(struct wg_device *dev, struct wg_peer *peer, enum wg_event ev, int arg)
 {
-	if (peer && (ev == WG_EVENT_HANDSHAKE_FAILED || ev == WG_EVENT_GAVE_UP))
-		peer->handshake_failures++;
 	if (dev->ops->event)
 		dev->ops->event(dev->ctx, peer, ev, arg);
+}
+
+/* A handshake of peer failed (refused, or given up: -ETIMEDOUT): counted, kept, told. */
+static void peer_failed(struct wg_peer *peer, struct wg_now now, enum wg_event ev, int err)
+{
+	peer->handshake_failures++;
+	peer->last_failure = err;
+	peer->last_failure_wall = now.wall;
+	emit(peer->dev, peer, ev, ev == WG_EVENT_GAVE_UP ? 0 : err);
 }
 
 struct wg_device *wg_device_new(const struct wg_device_ops *ops, void *ctx,
@@ -449,7 +456,7 @@ uint64_t wg_peer_run_timers(struct wg_peer *peer, struct wg_now now)
 		peer->endpoint.has_src = false;
 	if (act & TIMERS_GIVE_UP) {
 		dev->ops->purge_staged(dev->ctx, peer);
-		emit(dev, peer, WG_EVENT_GAVE_UP, 0);
+		peer_failed(peer, now, WG_EVENT_GAVE_UP, -ETIMEDOUT);
 	}
 	if (act & TIMERS_SEND_INITIATION_RETRY)
 		wg_peer_initiate(peer, now, true);
@@ -598,7 +605,7 @@ static enum wg_drop receive_initiation(struct wg_device *dev, struct wg_now now,
 	if (ret) {
 		/* A suite mismatch comes from an authentic peer, which is named. */
 		if (ret == -ENOPROTOOPT || ret == -EPROTONOSUPPORT)
-			emit(dev, hs->entry.peer, WG_EVENT_HANDSHAKE_FAILED, ret);
+			peer_failed(hs->entry.peer, now, WG_EVENT_HANDSHAKE_FAILED, ret);
 		else if (ret != -ENOENT)
 			emit(dev, NULL, WG_EVENT_HANDSHAKE_FAILED, ret);
 		return WG_DROP_HANDSHAKE;
@@ -653,7 +660,7 @@ static enum wg_drop receive_response(struct wg_device *dev, struct wg_now now,
 	peer = e->peer;
 	ret = noise_consume_response(buf, &peer->handshake, dev->identity);
 	if (ret) {
-		emit(dev, peer, WG_EVENT_HANDSHAKE_FAILED, ret);
+		peer_failed(peer, now, WG_EVENT_HANDSHAKE_FAILED, ret);
 		return WG_DROP_HANDSHAKE;
 	}
 	if (!noise_keypairs_derive(&peer->keypairs, &peer->handshake, dev->index, now.mono))

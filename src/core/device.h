@@ -124,6 +124,14 @@ struct wg_peer {
 	uint64_t rx_packets, tx_packets;
 	uint64_t handshakes_completed;
 	uint64_t handshake_failures; /* its messages refused, or no answer after every retry */
+	/*
+	 * The latest of those failures, for operators who have no log: why
+	 * (the -errno of the refusal, -ENOPROTOOPT/-EPROTONOSUPPORT for a
+	 * cipher mismatch, -ETIMEDOUT for no answer after every retry) and
+	 * when (wall clock, ns; 0: never).
+	 */
+	int last_failure;
+	uint64_t last_failure_wall;
 	uint64_t last_handshake_wall;
 	uint64_t allowedips_drops, replay_drops, decrypt_drops;
 	struct wg_peer *hash_next;

@@ -65,6 +65,23 @@ done
 [ -n "$found" ] || fail "A did not log the mismatch"
 qgrep "event=handshake_failed iface=$A .*reason=\"cipher mismatch\" offered=chacha20poly1305 configured=aes256gcm" \
 	<"$TMP/$A.log" || fail "no audit line for the mismatch"
+# Seen without the log too: show, show --json, top and the metrics say why.
+why="cipher mismatch: the peer uses chacha20poly1305, this side has cipher aes256gcm for it"
+out=$("$VEILCTL" show "$A") || fail "veilctl show $A"
+qgrep -E "handshake failures: [1-9][0-9]*, the latest .* ago: $why" <<<"$out" || fail "show lacks the refusal: $out"
+out=$("$VEILCTL" show "$A" --json) || fail "veilctl show --json $A"
+[ "$(jq -r '.peers[0].latest_handshake_failure_reason' <<<"$out")" = "$why" ] || fail "show --json: reason: $out"
+[ "$(jq -r '.peers[0].handshake_failures' <<<"$out")" -ge 1 ] || fail "show --json: no failure counted: $out"
+[ $(($(date +%s) - $(jq -r '.peers[0].latest_handshake_failure' <<<"$out"))) -lt 60 ] ||
+	fail "show --json: the latest failure's time: $out"
+out=$(timeout 10 "$VEILCTL" top "$A" </dev/null) || fail "veilctl top $A"
+qgrep -F "$why" <<<"$out" || fail "top lacks the refusal: $out"
+out=$("$VEILCTL" metrics "$A") || fail "veilctl metrics $A"
+qgrep -E "^veil_peer_last_handshake_failure_seconds\{interface=\"$A\",public_key=\"[^\"]+\",reason=\"cipher_mismatch\"\} [0-9]+$" \
+	<<<"$out" || fail "metrics lack the refusal: $out"
+# wg's get=1 has none of it (Debian's wg refuses unknown keys in its reply).
+wg show "$A" >/dev/null || fail "wg show $A after the refusal"
+log "the refusal is in show, show --json, top and the metrics"
 grep -c "handshake complete" "$TMP/$A.log" >"$TMP/hs-before"
 
 log "--- B back on aes256gcm: the tunnel recovers"

@@ -99,6 +99,11 @@ else
 fi
 same "veilctl(8) COMMANDS against veilctl --help" "$(list "$help_cmds" "$ahead")" "$page_cmds"
 log "veilctl(8): commands agree with --help: $(oneline "$help_cmds")"
+# Each command's usage line in --help is followed by a line that says what it does.
+undescribed=$(awk '/^  veilctl [a-z]/ { if (cmd) print cmd; cmd = $2; next }
+	cmd && /^      [[:alpha:]]/ && NF >= 3 { cmd = ""; next } { if (cmd) print cmd; cmd = "" }
+	END { if (cmd) print cmd }' <<<"$veilctl_help")
+[ -z "$undescribed" ] || fail "veilctl --help gives no description for: $(oneline "$undescribed")"
 
 # A command's own options (--json, --admin: on its line of --help) are in the
 # tags under COMMANDS; OPTIONS holds the others that --help names
@@ -359,5 +364,34 @@ for p in sys.argv[1:]:
 else
 	log "no python3 to make sockets: interface names not checked"
 fi
+
+# ---- (e) the credential drop-in and the README name the same example ------------------------
+
+EXAMPLE="$ROOT/packaging/systemd/credential.conf.example"
+readme_cred=$(tr '\n' ' ' <"$ROOT/README.md" | { grep -o 'systemd-creds encrypt *--name=[A-Za-z0-9._-]*' || true; } |
+	head -n 1 | sed 's/.*--name=//')
+example_cred=$(sed -n 's/^LoadCredentialEncrypted=\([^:]*\):.*/\1/p' "$EXAMPLE")
+[ -n "$readme_cred" ] || fail "the README names no credential (systemd-creds encrypt --name=)"
+[ "$readme_cred" = "$example_cred" ] ||
+	fail "credential.conf.example loads '$example_cred', the README seals '$readme_cred'"
+grep -o 'veil@[A-Za-z0-9_-][A-Za-z0-9_-]*' "$EXAMPLE" | sort -u | grep -vxF "veil@${readme_cred%.key}" &&
+	fail "credential.conf.example names another interface than the README's ${readme_cred%.key}"
+log "credential.conf.example and the README both use $readme_cred"
+
+# ---- (f) the README's layout is the tree's -------------------------------------------------
+
+layout=$(awk '/^## Layout/ { on = 1; next } /^## / { on = 0 } on' "$ROOT/README.md")
+[ -n "$layout" ] || fail "the README has no Layout section"
+named=$({ grep -o '`[a-z][a-z/_.-]*/`' <<<"$layout" || true; } | tr -d '`' | sed 's|/$||' | sort -u)
+for d in $named; do
+	[ -d "$ROOT/$d" ] || fail "the README's layout names $d/, which the tree does not have"
+done
+tree=$(cd "$ROOT" && { ls -d -- */ src/*/ tools/*/ tests/*/ 2>/dev/null || true; } | sed 's|/$||' | grep -v '^build' | sort -u)
+# A directory counts as named when one below it is (tests/ through tests/unit/).
+unnamed=$(comm -23 <(printf '%s\n' "$tree") <(printf '%s\n' "$named") | while read -r d; do
+	grep -q "^$d/" <<<"$named" || echo "$d"
+done)
+[ -z "$unnamed" ] || fail "the README's layout does not name: $(oneline "$unnamed")"
+log "README layout: $(oneline "$named")"
 
 log "docs: pass"

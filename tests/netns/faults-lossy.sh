@@ -56,9 +56,10 @@ PIDS+=("$TCPDUMP")
 for _ in $(seq 50); do grep -q "listening on" "$TMP/tcpdump.log" && break; sleep 0.1; done
 grep -q "listening on" "$TMP/tcpdump.log" || fail "tcpdump did not start"
 port=$((30000 + RANDOM % 10000))
+rm -f "$TMP/seq.out"
 n3 timeout 60 "$SEQUDP" recv "$port" "$COUNT" >"$TMP/seq.out" &
 rpid=$!
-for _ in $(seq 50); do grep -q listening "$TMP/seq.out" 2>/dev/null && break; sleep 0.1; done
+wait_listening "$TMP/seq.out"
 n1 timeout 60 "$SEQUDP" send 192.0.2.2 "$port" "$COUNT" 2000 >/dev/null || fail "sequdp send failed"
 wait "$rpid" || fail "sequdp recv failed"
 sleep 0.2

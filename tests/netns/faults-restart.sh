@@ -45,7 +45,7 @@ xfer_bg() {
 	XN=$((XN + 1))
 	ip netns exec "$dns" timeout 90 "$XFER" recv "$port" >"$TMP/recv$XN.out" 2>"$TMP/recv$XN.log" &
 	XR=$!
-	for _ in $(seq 50); do grep -q listening "$TMP/recv$XN.out" 2>/dev/null && break; sleep 0.1; done
+	wait_listening "$TMP/recv$XN.out"
 	ip netns exec "$sns" timeout 90 "$XFER" send "$addr" "$port" "$mb" >"$TMP/send$XN.out" 2>"$TMP/send$XN.log" &
 	XS=$!
 }

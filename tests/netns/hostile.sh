@@ -187,13 +187,19 @@ n2 ip link set mtu 9400 dev "$ifb"
 for _ in $(seq 50); do [ "$(a_logged "MTU is now 9400")" -gt 0 ] && break; sleep 0.1; done
 [ "$(a_logged "MTU is now 9400")" -gt 0 ] || fail "A did not follow the MTU change"
 n1 ping -q -c 2 -i 0.2 -W 2 -s 9000 -M do 192.0.2.2 >/dev/null || fail "a 9,028-byte packet did not cross"
+too_long() {
+	"$ROOT/$BUILD/veilctl" metrics "$ifa" | sed -n "s/^veil_transmit_drops_total{interface=\"$ifa\",reason=\"too_long\"} //p"
+}
+long0=$(too_long)
+[ -n "$long0" ] || fail "no too_long drop counter in veilctl metrics"
 if n1 ping -q -c 2 -i 0.2 -W 1 -s 9300 -M do 192.0.2.2 >/dev/null; then
 	fail "a 9,328-byte packet crossed: more than veil's buffers hold"
 fi
+[ "$(too_long)" -ge $((long0 + 2)) ] || fail "the dropped 9,328-byte packets were not counted ($long0 -> $(too_long))"
 kill -0 "$APID" 2>/dev/null || fail "veild A died on an oversized packet"
 n1 ip link set mtu 1420 dev "$ifa"
 n2 ip link set mtu 1420 dev "$ifb"
-log "jumbo MTU: 9,028 bytes cross, 9,328 bytes are dropped, A alive"
+log "jumbo MTU: 9,028 bytes cross, 9,328 bytes are dropped and counted, A alive"
 check_session "oversized packets"
 
 # 70 dead peers with 130 packets each: more than their 128-packet queues hold

@@ -13,6 +13,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-build}
 VEILD="$ROOT/$BUILD/veild"
 XFER="$ROOT/$BUILD/tools/xfer"
+# The tool that makes keys and asks a daemon whether it is up: wg, or veilctl
+# where wireguard-tools need not be installed (make demo).
+WG=${WG:-wg}
 RUN=$(printf '%04x' $((RANDOM % 65536)))$$
 RUN=${RUN:0:6}
 NS1="veil-$RUN-a"
@@ -140,7 +143,7 @@ start_daemon() {
 	PIDS+=($!)
 	for i in $(seq 100); do
 		if [ -S "$sock" ] && [ "$(stat -c "%i %y" "$sock" 2>/dev/null)" != "$stale" ] &&
-			wg show "$ifname" >/dev/null 2>&1; then
+			"$WG" show "$ifname" >/dev/null 2>&1; then
 			return 0
 		fi
 		sleep 0.1
@@ -186,11 +189,11 @@ tunnel_pair() {
 
 genkeys() {
 	umask 077
-	wg genkey >"$TMP/k1"
-	wg genkey >"$TMP/k2"
-	wg pubkey <"$TMP/k1" >"$TMP/p1"
-	wg pubkey <"$TMP/k2" >"$TMP/p2"
-	wg genpsk >"$TMP/psk"
+	"$WG" genkey >"$TMP/k1"
+	"$WG" genkey >"$TMP/k2"
+	"$WG" pubkey <"$TMP/k1" >"$TMP/p1"
+	"$WG" pubkey <"$TMP/k2" >"$TMP/p2"
+	"$WG" genpsk >"$TMP/psk"
 }
 
 # ping_ok NS ADDR [COUNT]: bounded ping that must succeed.
@@ -199,12 +202,26 @@ ping_ok() {
 	ip netns exec "$ns" ping -q -c "$count" -i 0.2 -W 2 -w 20 "$addr" >/dev/null
 }
 
+# wait_listening FILE: until the receiver started in the background (xfer, sequdp) says
+# "listening" in FILE, at most 10 s, else fail. Remove FILE before starting the receiver:
+# a previous receiver's word would be taken for the new one's, and the sender would find
+# nobody listening (the truncation of the redirect happens in the child, later).
+wait_listening() {
+	local _
+	for _ in $(seq 100); do
+		grep -q listening "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "no receiver said listening in $1 within 10 s"
+}
+
 # transfer SRC_NS DST_NS DST_ADDR MB: TCP transfer, compare byte count and hash at both ends.
 transfer() {
-	local sns=$1 dns=$2 addr=$3 mb=$4 port=$((20000 + RANDOM % 10000)) i out_r out_s
+	local sns=$1 dns=$2 addr=$3 mb=$4 port=$((20000 + RANDOM % 10000)) out_r out_s
+	rm -f "$TMP/recv.out"
 	ip netns exec "$dns" timeout 150 "$XFER" recv "$port" >"$TMP/recv.out" 2>"$TMP/recv.log" &
 	local rpid=$!
-	for i in $(seq 50); do grep -q listening "$TMP/recv.out" 2>/dev/null && break; sleep 0.1; done
+	wait_listening "$TMP/recv.out"
 	out_s=$(ip netns exec "$sns" timeout 150 "$XFER" send "$addr" "$port" "$mb") || { kill $rpid 2>/dev/null; fail "send to $addr failed"; }
 	wait $rpid || fail "receiver at $addr failed"
 	out_r=$(tail -n 1 "$TMP/recv.out")

@@ -116,6 +116,18 @@ holder=$!
 sleep 0.5
 [ "$(uapi "$A" $'set=1\nmetrics_listen=127.0.0.1:9587\n\n')" = "errno=-98" ] || fail "a port in use was not refused"
 wait "$holder"
+# A refused listener leaves the one before it serving: the new one is opened first.
+scrape "$NS1" "$URL" >/dev/null 2>"$TMP/h.err" || fail "the listener stopped when a port in use was refused"
+[ "$(uapi "$A" $'set=1\nmetrics_listen=198.18.77.7:9586\n\n')" = "errno=-99" ] ||
+	fail "an address this host does not have was not refused"
+scrape "$NS1" "$URL" >/dev/null 2>"$TMP/h.err" || fail "the listener stopped when an address was refused"
+[ "$(uapi "$A" $'veil_get=1\n\n' | sed -n 's/^metrics_listen=//p')" = 127.0.0.1:9586 ] ||
+	fail "veil_get=1 does not name the listener still serving"
+# The same port on the wildcard: the old listener holds it, so it goes first.
+[ "$(uapi "$A" $'set=1\nmetrics_listen=0.0.0.0:9586\n\n')" = "errno=0" ] || fail "moving to the wildcard"
+scrape "$NS1" "$URL" >/dev/null 2>"$TMP/h.err" || fail "the wildcard listener does not serve"
+[ "$(uapi "$A" $'set=1\nmetrics_listen=127.0.0.1:9586\n\n')" = "errno=0" ] || fail "moving back to loopback"
+scrape "$NS1" "$URL" >/dev/null 2>"$TMP/h.err" || fail "the listener does not serve after moving back"
 [ "$(uapi "$A" $'set=1\nmetrics_listen=\n\n')" = "errno=0" ] || fail "turning the listener off"
 scrape "$NS1" "$URL" >/dev/null 2>&1 && fail "the listener still answers once off"
 kill -0 "${PIDS[0]}" || fail "veild died serving metrics"

@@ -70,9 +70,10 @@ expect_seen() {
 # SEND_NS to ADDR; prints sequdp's summary line.
 seq_trains() {
 	local rns=$1 sns=$2 addr=$3 port=$4 count=$5 rpid
+	rm -f "$TMP/seq.out"
 	ip netns exec "$rns" timeout 60 "$SEQUDP" recv "$port" "$count" >"$TMP/seq.out" &
 	rpid=$!
-	for _ in $(seq 50); do grep -q listening "$TMP/seq.out" 2>/dev/null && break; sleep 0.1; done
+	wait_listening "$TMP/seq.out"
 	ip netns exec "$sns" timeout 60 "$SEQUDP" send "$addr" "$port" "$count" "$RATE" 16 >/dev/null ||
 		fail "sequdp send failed"
 	wait "$rpid" || fail "sequdp recv failed"

@@ -59,10 +59,11 @@ a2=$(rx_of "$(cat "$TMP/p1")"); c2=$(rx_of "$(cat "$TMP/p3")")
 
 log "--- roaming: A's underlay address changes during a transfer"
 port=$((20000 + RANDOM % 10000))
+rm -f "$TMP/recv.out"
 n2 timeout 150 "$XFER" recv "$port" >"$TMP/recv.out" 2>"$TMP/recv.log" &
 RPID=$!
 PIDS+=($RPID)
-for _ in $(seq 50); do grep -q listening "$TMP/recv.out" && break; sleep 0.1; done
+wait_listening "$TMP/recv.out"
 # Paced over 2 s, so the change falls inside the transfer however fast the tunnel is.
 n1 timeout 150 "$XFER" send 192.0.2.2 "$port" 50 2 >"$TMP/send.out" 2>"$TMP/send.log" &
 SPID=$!

@@ -93,12 +93,13 @@ n1 "$VEILCTL" down "$TMP/$ifk.conf" || fail "veilctl down of the saved file"
 log "SaveConfig: ok"
 
 log "--- SaveConfig writes the private key through no file it did not make"
-# A file holding the key inline, owned by nobody (mode 0600): the saved file keeps
-# that owner and mode. A stale world-readable .new beside it, then a symbolic link
+# A file holding the key inline, root's with group nogroup (mode 0600; another
+# owner would be refused, as for a key file): the saved file keeps that owner,
+# group and mode. A stale world-readable .new beside it, then a symbolic link
 # named .new, must neither be used nor followed.
 conf_with "PrivateKey = $(cat "$TMP/k")
 SaveConfig = true"
-chown nobody:nogroup "$TMP/$ifk.conf"
+chown root:nogroup "$TMP/$ifk.conf"
 for planted in file symlink; do
 	rm -f "$TMP/$ifk.conf.new" "$TMP/elsewhere"
 	if [ "$planted" = file ]; then
@@ -111,8 +112,8 @@ for planted in file symlink; do
 	n1 "$VEILCTL" down "$TMP/$ifk.conf" || fail "veilctl down (planted $planted)"
 	if [ ! -f "$TMP/$ifk.conf" ] || [ -L "$TMP/$ifk.conf" ]; then fail "the saved file is not a regular file"; fi
 	grep -q "^PublicKey = $newpeer" "$TMP/$ifk.conf" || fail "SaveConfig did not save (planted $planted)"
-	[ "$(stat -c '%a %U:%G' "$TMP/$ifk.conf")" = "600 nobody:nogroup" ] ||
-		fail "planted $planted: the saved file is $(stat -c '%a %U:%G' "$TMP/$ifk.conf"), not 600 nobody:nogroup"
+	[ "$(stat -c '%a %U:%G' "$TMP/$ifk.conf")" = "600 root:nogroup" ] ||
+		fail "planted $planted: the saved file is $(stat -c '%a %U:%G' "$TMP/$ifk.conf"), not 600 root:nogroup"
 	if [ "$planted" = file ]; then
 		[ "$(cat "$TMP/$ifk.conf.new")" = planted ] || fail "SaveConfig wrote into the stale .new"
 	else
@@ -176,6 +177,31 @@ bad 5 "PersistentKeepalive" "$iface" "$pk" "[Peer]" "PublicKey = $peer" "Persist
 bad 2 "PrivateKey" "$iface" "PrivateKey = c2VjcmV0" "ListenPort = 1"
 bad 3 "FwMark" "$iface" "$pk" "FwMark = 0xfffffffff"
 bad 3 "MTU" "$iface" "$pk" "MTU = 20"
+bad 3 "MTU: 9500 is above 9280, the longest packet veild carries" "$iface" "$pk" "MTU = 9500"
+bad 2 "MTU: 1200 is below 1280, the least IPv6 takes, and Address on line 4 is IPv6" \
+	"$iface" "MTU = 1200" "$pk" "Address = fd00:5::1/64"
+
+log "--- mistakes that parse: one line naming the file, the line and the other place"
+"$VEILCTL" genkey >"$TMP/other.key"
+other=$("$VEILCTL" pubkey <"$TMP/other.key")
+bad 8 "AllowedIPs: \"198.19.7.0/24\" is also under the \\[Peer\\] on line 3 (198.19.7.0/24)" "$iface" "$pk" \
+	"[Peer]" "PublicKey = $peer" "AllowedIPs = 198.19.7.0/24" "[Peer]" "PublicKey = $other" \
+	"AllowedIPs = 198.19.7.0/24"
+bad 3 "\\[Peer\\]: its PublicKey is this interface's own (from PrivateKeyFile on line 2)" "$iface" "$pk" \
+	"[Peer]" "PublicKey = $pub" "AllowedIPs = 198.19.7.0/24"
+bad 15 "Advertise: \"198.19.7.0/24\" overlaps AllowedIPs 198.19.0.0/16 of the \\[Peer\\] on line 3" \
+	"$iface" "$pk" "[Peer]" "PublicKey = $peer" "AllowedIPs = 198.19.0.0/16" "[Mesh]" \
+	"Registry = https://198.18.0.9:2379" "RegistryCA = /x" "RegistryCert = /x" "RegistryKey = /x" \
+	"RegistryUser = u" "RegistryPasswordFile = /x" "Network = n" "Node = a" "Advertise = 198.19.7.0/24"
+# A key inline in a file others may read, as a 0644 key file is refused above.
+printf '%s\n' "$iface" "PrivateKey = $(cat "$TMP/k")" >"$TMP/$ifk.conf"
+chmod 644 "$TMP/$ifk.conf"
+out=$(n1 "$VEILCTL" up "$TMP/$ifk.conf" 2>&1) && fail "a key inline in a 0644 file was accepted"
+echo "$out" | qgrep "^veilctl: $TMP/$ifk.conf:2: PrivateKey: the key is in .*readable by group or others (mode 0644" ||
+	fail "0644 file with a key: $out"
+echo "$out" | qgrep -- "$(cat "$TMP/k")" && fail "the key appears in the message"
+nothing_changed "a key inline in a 0644 file"
+log "refused: $out"
 wg showconf "$ifr" >"$TMP/bystander.after"
 diff -u "$TMP/bystander.before" "$TMP/bystander.after" || fail "a broken file changed the running interface"
 out=$(n1 "$VEILCTL" up "$TMP/absent.conf" 2>&1) && fail "a missing file was accepted"

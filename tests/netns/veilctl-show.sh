@@ -182,7 +182,7 @@ check() {
 	expect_error "key file" "does not hold a base64 key" "$VEILCTL" set "$ifa" listen-port 51009 \
 		private-key "$TMP/badkey"
 	expect_error "missing key file" "No such file" "$VEILCTL" set "$ifa" peer "$P2" preshared-key "$TMP/none"
-	expect_error "prefix" "not a prefix" "$VEILCTL" set "$ifa" listen-port 51009 peer "$P3" allowed-ips 10.0.0.0/33
+	expect_error "prefix" "allowed-ips: prefix length out of range" "$VEILCTL" set "$ifa" listen-port 51009 peer "$P3" allowed-ips 10.0.0.0/33
 	expect_error "port" "not a port" "$VEILCTL" set "$ifa" listen-port 70000
 	expect_error "endpoint" "not HOST:PORT" "$VEILCTL" set "$ifa" peer "$P3" endpoint 198.18.0.9
 	expect_error "keepalive" "persistent-keepalive" "$VEILCTL" set "$ifa" peer "$P3" persistent-keepalive -1
@@ -309,6 +309,11 @@ expect_error "stale socket" "/var/run/wireguard/st$RUN.sock is a stale socket: n
 	"$VEILCTL" show "st$RUN"
 expect_error "stale socket, set" "stale socket" "$VEILCTL" set "st$RUN" listen-port 1
 [ -S "/var/run/wireguard/st$RUN.sock" ] || fail "veilctl removed the stale socket"
+# show all: a stale socket is no interface. It is said on stderr and left out; the
+# listing still succeeds and is whole JSON.
+all=$("$VEILCTL" show all --json 2>"$TMP/all.err") || fail "show all --json failed over a stale socket: $(cat "$TMP/all.err")"
+jq -e --arg n "st$RUN" 'has($n) | not' <<<"$all" >/dev/null || fail "show all --json lists the stale socket: $all"
+qgrep "st$RUN.sock is a stale socket" <"$TMP/all.err" || fail "show all did not say the socket is stale"
 rm -f "/var/run/wireguard/st$RUN.sock"
 : >"/var/run/wireguard/nf$RUN.sock"
 expect_error "not a socket" "/var/run/wireguard/nf$RUN.sock is not a socket" "$VEILCTL" show "nf$RUN"

@@ -4,7 +4,8 @@
 # within a second and Ctrl-C too, each time leaving the alternate screen,
 # showing the cursor again and giving back a terminal in canonical mode with
 # echo (stty after it sees icanon and echo). Without a terminal it prints one
-# frame and exits. script(1) runs the session with $SHELL -c; SHELL=/bin/sh
+# frame and exits. Rates are in show's units (KiB/s, MiB/s: powers of 1024),
+# and one peer is "1 peer". script(1) runs the session with $SHELL -c; SHELL=/bin/sh
 # (dash, as for root on a Debian CI machine) makes it the strictest case: a
 # non-interactive dash dies of a SIGINT meant for top, so Ctrl-C must reach
 # top as a key and the shell must go on to print top's exit.
@@ -37,7 +38,7 @@ session() {
 	rm -f "$TMP/pty.out" "$TMP/sent"
 	{
 		for _ in $(seq 100); do
-			tr -d '\r' 2>/dev/null <"$TMP/pty.out" | qgrep -E "[0-9.]+ (KB|MB)/s" && break
+			tr -d '\r' 2>/dev/null <"$TMP/pty.out" | qgrep -E "[0-9.]+ (KiB|MiB)/s" && break
 			sleep 0.1
 		done
 		date +%s%N >"$TMP/sent"
@@ -60,7 +61,9 @@ session 'q' || fail "script/top did not end"
 tr -d '\r' <"$TMP/pty.out" >"$TMP/q.out"
 qgrep -F "$short" <"$TMP/q.out" || fail "the peer is not shown"
 qgrep "198.18.0.2:51002" <"$TMP/q.out" || fail "the endpoint is not shown"
-qgrep -E "[0-9.]+ (KB|MB)/s" <"$TMP/q.out" || fail "no non-zero rate shown: $(tail -c 600 "$TMP/q.out")"
+qgrep -E "[0-9.]+ (KiB|MiB)/s" <"$TMP/q.out" || fail "no non-zero rate shown: $(tail -c 600 "$TMP/q.out")"
+qgrep -E "[0-9.]+ [KMG]B/s" <"$TMP/q.out" && fail "rates in units show does not use: $(tail -c 600 "$TMP/q.out")"
+qgrep -F "$A: 1 peer," <"$TMP/q.out" || fail "one peer is not \"1 peer\": $(tail -c 600 "$TMP/q.out")"
 qgrep -F $'\e[?1049l' <"$TMP/q.out" || fail "the alternate screen was not left"
 qgrep -F $'\e[?25h' <"$TMP/q.out" || fail "the cursor was not shown again"
 qgrep "top-exit=0" <"$TMP/q.out" || fail "top did not exit 0 on q"

@@ -262,13 +262,18 @@ static void test_minimal(void **state)
 	assert_int_equal(c.mtu, 68);
 	assert_int_equal(c.n_peers, 1);
 	conf_free(&c);
-	snprintf(text, sizeof(text), "[Interface]\nListenPort = 65535\nMTU = 65535\nFwMark = 4294967295\n"
+	snprintf(text, sizeof(text), "[Interface]\nListenPort = 65535\nMTU = 9280\nFwMark = 4294967295\n"
 		 "[Peer]\nPublicKey = %s\nPersistentKeepalive = 65535\nEndpoint = h:65535\n", pub1);
 	assert_int_equal(parse(&c, &err, text), 0);
 	assert_int_equal(c.listen_port, 65535);
-	assert_int_equal(c.mtu, 65535);
+	assert_int_equal(c.mtu, 9280);
 	assert_int_equal(c.fwmark, UINT32_MAX);
 	assert_int_equal(c.peers[0].persistent_keepalive, 65535);
+	conf_free(&c);
+	/* Below IPv6's 1280 only without an IPv6 address. */
+	assert_int_equal(parse(&c, &err, "[Interface]\nMTU = 1279\nAddress = 10.0.0.1/24\n"), 0);
+	conf_free(&c);
+	assert_int_equal(parse(&c, &err, "[Interface]\nMTU = 1280\nAddress = fd00::1/64\n"), 0);
 	conf_free(&c);
 }
 
@@ -292,14 +297,25 @@ static const struct bad_case bad[] = {
 	{ "[Interface]\nListenPort = -1\n", "2: ListenPort: \"-1\" is not a port (0-65535)" },
 	{ "[Interface]\nListenPort = 1\nListenPort = 2\n", "3: ListenPort: given twice in one section" },
 	{ "[Interface]\nAddress = 10.0.0.1/33\n",
-	  "2: Address: \"10.0.0.1/33\" is not an address with a prefix length" },
+	  "2: Address: \"10.0.0.1/33\": prefix length out of range (0-32 for IPv4)" },
+	{ "[Interface]\nAddress = 10.0.0.1/8x\n",
+	  "2: Address: \"10.0.0.1/8x\" is not an address with a prefix length" },
 	{ "[Interface]\nAddress = 10.0.0.1/24,,10.0.0.2\n", "2: Address: an empty item in the list" },
 	{ "[Interface]\nAddress = 10.0.0.1,\n", "2: Address: an empty item in the list" },
-	{ "[Interface]\nMTU = 67\n", "2: MTU: \"67\" is not an MTU (68-65535)" },
-	{ "[Interface]\nMTU = 65536\n", "2: MTU: \"65536\" is not an MTU (68-65535)" },
-	{ "[Interface]\nMTU = 1420x\n", "2: MTU: \"1420x\" is not an MTU (68-65535)" },
+	{ "[Interface]\nMTU = 67\n", "2: MTU: 67 is below 68, the least any link takes (68-9280)" },
+	{ "[Interface]\nMTU = 9281\n",
+	  "2: MTU: 9281 is above 9280, the longest packet veild carries (68-9280); longer ones would be dropped" },
+	{ "[Interface]\nMTU = 65536\n",
+	  "2: MTU: 65536 is above 9280, the longest packet veild carries (68-9280); longer ones would be dropped" },
+	{ "[Interface]\nMTU = 1420x\n", "2: MTU: \"1420x\" is not an MTU (68-9280)" },
 	{ "[Interface]\nMTU = 99999999999999999999999\n",
-	  "2: MTU: \"99999999999999999999999\" is not an MTU (68-65535)" },
+	  "2: MTU: 99999999999999999999999 is above 9280, the longest packet veild carries (68-9280); longer ones "
+	  "would be dropped" },
+	/* The kernel turns IPv6 off on a link below 1280: the address would never come. */
+	{ "[Interface]\nMTU = 1279\nAddress = 10.0.0.1/24, fd00::1/64\n",
+	  "2: MTU: 1279 is below 1280, the least IPv6 takes, and Address on line 3 is IPv6 (fd00::1/64)" },
+	{ "[Interface]\nAddress = fd00::1/64\nListenPort = 1\nMTU = 1200\n",
+	  "4: MTU: 1200 is below 1280, the least IPv6 takes, and Address on line 2 is IPv6 (fd00::1/64)" },
 	{ "[Interface]\nFwMark = 0x1ffffffff\n",
 	  "2: FwMark: \"0x1ffffffff\" is not a mark (a number up to 0xffffffff, or off)" },
 	{ "[Interface]\nFwMark = 0x\n", "2: FwMark: \"0x\" is not a mark (a number up to 0xffffffff, or off)" },
@@ -336,7 +352,11 @@ static const struct bad_case bad[] = {
 	  "5: PublicKey: the same peer as on line 2" },
 	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = 300.0.0.0/8\n",
 	  "4: AllowedIPs: \"300.0.0.0/8\" is not a prefix" },
-	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = ::/129\n", "4: AllowedIPs: \"::/129\" is not a prefix" },
+	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = ::/129\n",
+	  "4: AllowedIPs: \"::/129\": prefix length out of range (0-128 for IPv6)" },
+	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = 10.0.0.0/33\n",
+	  "4: AllowedIPs: \"10.0.0.0/33\": prefix length out of range (0-32 for IPv4)" },
+	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = ::/1o\n", "4: AllowedIPs: \"::/1o\" is not a prefix" },
 	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nEndpoint = 192.0.2.1\n",
 	  "4: Endpoint: \"192.0.2.1\" is not host:port or [address]:port (port 1-65535)" },
 	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nEndpoint = [::1:5\n",
@@ -729,7 +749,8 @@ static const struct bad_case bad_mesh[] = {
 	{ "[Mesh]\nAdvertise = 10.0.0.0/8, 10.1.0.0/16\n", "2: Advertise: \"10.1.0.0/16\" overlaps a prefix given before it" },
 	{ "[Mesh]\nAdvertise = fd00::/64\nAdvertise = fd00::1/128\n",
 	  "3: Advertise: \"fd00::1/128\" overlaps a prefix given before it" },
-	{ "[Mesh]\nAdvertise = 10.0.0.0/33\n", "2: Advertise: \"10.0.0.0/33\" is not a prefix" },
+	{ "[Mesh]\nAdvertise = 10.0.0.0/33\n", "2: Advertise: \"10.0.0.0/33\": prefix length out of range (0-32 for IPv4)" },
+	{ "[Mesh]\nAdvertise = 10.0.0.0/3.3\n", "2: Advertise: \"10.0.0.0/3.3\" is not a prefix" },
 	/* Others would refuse the record it publishes: a prefix is written with its host bits clear. */
 	{ "[Mesh]\nAdvertise = 10.1.0.1/24\n", "2: Advertise: \"10.1.0.1/24\" has host bits set (10.1.0.0/24?)" },
 	{ "[Mesh]\nAdvertise = fd00::1/64\n", "2: Advertise: \"fd00::1/64\" has host bits set (fd00::/64?)" },
@@ -756,6 +777,65 @@ static const struct bad_case bad_mesh[] = {
 	{ "[Interface]\n" MESH_HEAD "Node = a\n", "2: [Mesh]: no Network (this node's network and its name in it)" },
 	{ MESH_HEAD "Network = n1\n[Interface]\n", "1: [Mesh]: no Node (this node's network and its name in it)" },
 };
+
+/*
+ * Mistakes that parse, refused with the other place named: a prefix under
+ * two peers (the later would silently take it from the earlier), and a
+ * prefix advertised as behind this node that a [Peer] holds too.
+ * %1$s and %2$s: two public keys.
+ */
+static const struct bad_case meaning[] = {
+	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = 10.0.0.0/24\n[Peer]\nPublicKey = %2$s\n"
+	  "AllowedIPs = 10.9.0.0/16, 10.0.0.1/24\n",
+	  "7: AllowedIPs: \"10.0.0.1/24\" is also under the [Peer] on line 2 (10.0.0.0/24); a prefix routes to "
+	  "one peer" },
+	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = ::/0\n[Peer]\nPublicKey = %2$s\nAllowedIPs = ::0/0\n",
+	  "7: AllowedIPs: \"::0/0\" is also under the [Peer] on line 2 (::/0); a prefix routes to one peer" },
+	{ "[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = 10.60.0.0/16\n" MESH_HEAD
+	  "Network = n\nNode = a\nAdvertise = 10.60.1.0/24\n",
+	  "14: Advertise: \"10.60.1.0/24\" overlaps AllowedIPs 10.60.0.0/16 of the [Peer] on line 2; what is behind "
+	  "this node cannot be behind a peer too" },
+	{ "[Interface]\n" MESH_HEAD "Network = n\nNode = a\nAdvertise = fd00:60::/48\n[Peer]\nPublicKey = %1$s\n"
+	  "AllowedIPs = fd00:60:0:1::/64\n",
+	  "14: AllowedIPs: \"fd00:60:0:1::/64\" overlaps Advertise fd00:60::/48 of the [Mesh] on line 2; what is behind "
+	  "this node cannot be behind a peer too" },
+};
+
+/* And what looks alike but is fine: nested prefixes, a repeat in one peer, an exit through a peer. */
+static const char *const fine[] = {
+	"[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = 10.0.0.0/8, 10.0.0.0/8\n[Peer]\nPublicKey = %2$s\n"
+	"AllowedIPs = 10.1.0.0/16\n",
+	"[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = 0.0.0.0/0, ::/0\n" MESH_HEAD
+	"Network = n\nNode = a\nAdvertise = 192.168.1.0/24, fd00:1::/64\n",
+	"[Interface]\n[Peer]\nPublicKey = %1$s\nAllowedIPs = 10.1.0.0/16\n" MESH_HEAD
+	"Network = n\nNode = a\nAdvertise = 0.0.0.0/0\n",
+};
+
+static void test_meaning(void **state)
+{
+	struct conf_error err;
+	struct conf c;
+	char text[1024], want[512];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(meaning) / sizeof(meaning[0]); i++) {
+		snprintf(text, sizeof(text), meaning[i].text, pub1, pub2);
+		snprintf(want, sizeof(want), PATH ":%s", meaning[i].msg);
+		memset(&c, 0x5a, sizeof(c));
+		if (parse(&c, &err, text) != -EINVAL)
+			fail_msg("case %zu was not refused: %s", i, text);
+		if (strcmp(err.msg, want) != 0)
+			fail_msg("case %zu: got \"%s\", want \"%s\"", i, err.msg, want);
+		assert_zeroed(&c);
+	}
+	for (i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+		snprintf(text, sizeof(text), fine[i], pub1, pub2);
+		if (parse(&c, &err, text) != 0)
+			fail_msg("fine case %zu refused: %s", i, err.msg);
+		conf_free(&c);
+	}
+}
 
 static void test_mesh_errors(void **state)
 {
@@ -988,10 +1068,11 @@ static void test_parse_prefix(void **state)
 {
 	static const char *const refused[] = {
 		"",          "10.0.0.0/",  "10.0.0.0/08", "10.0.0.0/-1", "10.0.0.0/+8", "10.0.0.0/ 8",
-		"10.0.0.0/8 ", "::/129",   "10.0.0.0/33", "10.0.0/8",    "host/24",     "1.2.3.4/8/8",
+		"10.0.0.0/8 ", "10.0.0/8",    "host/24",     "1.2.3.4/8/8",   "10.0.0.0/033", "300.0.0.0/33",
 		"/8",        "10.0.0.0/0x8", "[::1]/64",  "10.0.0.256",  "::1::2",
 		"0123456789012345678901234567890123456789012345678901234567890/8",
 	};
+	static const char *const too_long[] = { "10.0.0.0/33", "::/129", "1.2.3.4/99999999999", "fd00::/200" };
 	struct conf_prefix p;
 	size_t i;
 
@@ -1014,6 +1095,10 @@ static void test_parse_prefix(void **state)
 	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
 		if (conf_parse_prefix(refused[i], &p) != -EINVAL)
 			fail_msg("\"%s\" was taken for a prefix", refused[i]);
+	/* An address with a length past its family's: out of range, not garbage. */
+	for (i = 0; i < sizeof(too_long) / sizeof(too_long[0]); i++)
+		if (conf_parse_prefix(too_long[i], &p) != -ERANGE)
+			fail_msg("\"%s\" is not said out of range", too_long[i]);
 }
 
 static void test_parse_key(void **state)
@@ -1083,6 +1168,7 @@ int main(void)
 		cmocka_unit_test(test_mesh_only),
 		cmocka_unit_test(test_mesh_missing),
 		cmocka_unit_test(test_mesh_errors),
+		cmocka_unit_test(test_meaning),
 		cmocka_unit_test(test_mesh_registry_urls),
 		cmocka_unit_test(test_mesh_rotate_every),
 		cmocka_unit_test(test_mesh_rotate_every_needs_file),

@@ -191,8 +191,11 @@ static void test_fallback_hang_up(void **state)
 static void test_veil_reply(void **state)
 {
 	const struct turn turns[] = { { "veil_get=1\n\n",
-					"public_key=" PUB_HEX "\ncipher=aes256gcm\n"
-					"endpoint_name=peer.example:51820\nerrno=0\n\n" } };
+					"metrics_listen=127.0.0.1:9586\npublic_key=" PUB_HEX "\ncipher=aes256gcm\n"
+					"endpoint_name=peer.example:51820\nhandshake_failures=4\n"
+					"last_handshake_failure_time_sec=1700000123\n"
+					"last_handshake_failure=cipher mismatch: the peer uses chacha20poly1305\n"
+					"errno=0\n\n" } };
 	struct ctl_device dev;
 	char why[256];
 
@@ -202,6 +205,11 @@ static void test_veil_reply(void **state)
 	assert_int_equal(dev.n_peers, 1);
 	assert_true(dev.peers[0].has_cipher);
 	assert_string_equal(dev.peers[0].endpoint_name, "peer.example:51820");
+	assert_string_equal(dev.metrics_listen, "127.0.0.1:9586");
+	assert_true(dev.peers[0].has_failures);
+	assert_int_equal(dev.peers[0].handshake_failures, 4);
+	assert_int_equal(dev.peers[0].last_failure_sec, 1700000123);
+	assert_string_equal(dev.peers[0].last_failure, "cipher mismatch: the peer uses chacha20poly1305");
 	ctl_device_free(&dev);
 	daemon_done("veil");
 }
@@ -217,6 +225,110 @@ static void test_no_daemon(void **state)
 	assert_non_null(strstr(why, "no daemon runs for none"));
 }
 
+/* ---- reload's summary and undo -------------------------------------------------------------- */
+
+#define PUB2 "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0="
+#define PUB2_HEX "4eb32f4a83f88d842563a448cc181bb2c42a637bf12363e2fb2ef594e5965d7d"
+#define PUB3 "qvC8HZq6FhvqO9zBTvj2OcLvJk8UO5V0Th9RPdBXWm4="
+
+/* A device as a get reply would say (veil: as veild's veil_get=1). */
+static void device_from(struct ctl_device *d, const char *reply, bool veil)
+{
+	char buf[1024], why[64];
+	struct reader r;
+
+	snprintf(buf, sizeof(buf), "%s", reply);
+	memset(d, 0, sizeof(*d));
+	r = (struct reader){ buf, buf + strlen(buf), 0 };
+	if (parse_get(&r, d, why, sizeof(why)))
+		fail_msg("the test's reply does not parse: %s", why);
+	d->veil = veil;
+}
+
+static void conf_from(struct conf *c, const char *text)
+{
+	struct conf_error err;
+
+	if (conf_parse(c, "/etc/veil/wg0.conf", text, strlen(text), &err))
+		fail_msg("%s", err.msg);
+}
+
+/* What reload says it changed: peers added, removed and changed (a cipher counts), the port. */
+static void test_sync_summary(void **state)
+{
+	struct ctl_device d;
+	struct ctl_sync_summary s;
+	struct conf c;
+
+	(void)state;
+	device_from(&d, "listen_port=51820\npublic_key=" PUB_HEX "\nallowed_ip=10.0.0.0/8\ncipher=chacha20poly1305\n"
+			"public_key=" PUB2_HEX "\nallowed_ip=10.2.0.0/16\ncipher=chacha20poly1305\nerrno=0\n\n", true);
+	conf_from(&c, "[Interface]\nListenPort = 51820\n[Peer]\nPublicKey = " PUB "\nAllowedIPs = 10.0.0.1/8\n");
+	ctl_sync_summarize(&c, &d, &s);
+	assert_int_equal(s.added, 0);
+	assert_int_equal(s.removed, 1);
+	assert_int_equal(s.changed, 0); /* host bits do not make a change */
+	assert_false(s.listen_port);
+	conf_free(&c);
+	conf_from(&c, "[Interface]\nListenPort = 51821\n[Peer]\nPublicKey = " PUB "\nAllowedIPs = 10.0.0.0/8\n"
+		      "Cipher = aes256gcm\n[Peer]\nPublicKey = " PUB2 "\nAllowedIPs = 10.2.0.0/16\n"
+		      "[Peer]\nPublicKey = " PUB3 "\n");
+	ctl_sync_summarize(&c, &d, &s);
+	assert_int_equal(s.added, 1);
+	assert_int_equal(s.removed, 0);
+	assert_int_equal(s.changed, 1);
+	assert_true(s.listen_port);
+	assert_false(s.private_key);
+	conf_free(&c);
+	ctl_device_free(&d);
+}
+
+/* Undo: the request that takes the daemon from now back to was, leaving alone what is as it was. */
+static void test_restore(void **state)
+{
+	static const char common[] = "public_key=" PUB2_HEX "\npersistent_keepalive_interval=0\n"
+				     "allowed_ip=10.2.0.0/16\n";
+	struct ctl_device was, now;
+	struct sbuf req = { 0 };
+	char buf[1024];
+
+	(void)state;
+	snprintf(buf, sizeof(buf), "listen_port=51820\n%spublic_key=" PUB_HEX "\nendpoint=192.0.2.1:51820\n"
+		 "persistent_keepalive_interval=25\nallowed_ip=10.0.0.0/8\nallowed_ip=fd00::/64\nerrno=0\n\n", common);
+	device_from(&was, buf, false);
+	snprintf(buf, sizeof(buf), "listen_port=51821\nfwmark=7\n%spublic_key=" PUB_HEX "\nendpoint=192.0.2.1:51820\n"
+		 "persistent_keepalive_interval=25\nallowed_ip=10.9.0.0/16\npublic_key=%s\nerrno=0\n\n", common,
+		 "1111111111111111111111111111111111111111111111111111111111111111");
+	device_from(&now, buf, false);
+	assert_int_equal(ctl_build_restore(&was, &now, &req), 0);
+	assert_string_equal(req.data, "set=1\nlisten_port=51820\nfwmark=0\n"
+				      "public_key=1111111111111111111111111111111111111111111111111111111111111111\n"
+				      "remove=true\n"
+				      "public_key=" PUB_HEX "\npreshared_key="
+				      "0000000000000000000000000000000000000000000000000000000000000000\n"
+				      "endpoint=192.0.2.1:51820\npersistent_keepalive_interval=25\n"
+				      "replace_allowed_ips=true\nallowed_ip=10.0.0.0/8\nallowed_ip=fd00::/64\n\n");
+	sbuf_free(&req);
+	/* Between two veild, a peer that went comes back with its cipher first and its name. */
+	ctl_device_free(&was);
+	ctl_device_free(&now);
+	device_from(&was, "public_key=" PUB_HEX "\ncipher=aes256gcm\nendpoint_name=peer.example:51820\n"
+			  "allowed_ip=10.0.0.0/8\nerrno=0\n\n", true);
+	device_from(&now, "errno=0\n\n", true);
+	assert_int_equal(ctl_build_restore(&was, &now, &req), 0);
+	assert_string_equal(req.data, "set=1\npublic_key=" PUB_HEX "\ncipher=aes256gcm\npreshared_key="
+				      "0000000000000000000000000000000000000000000000000000000000000000\n"
+				      "persistent_keepalive_interval=0\nreplace_allowed_ips=true\nallowed_ip=10.0.0.0/8\n"
+				      "endpoint_name=peer.example:51820\n\n");
+	sbuf_free(&req);
+	/* Nothing changed: nothing to say. */
+	assert_int_equal(ctl_build_restore(&was, &was, &req), 0);
+	assert_string_equal(req.data, "set=1\n\n");
+	sbuf_free(&req);
+	ctl_device_free(&was);
+	ctl_device_free(&now);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -225,6 +337,8 @@ int main(void)
 		cmocka_unit_test(test_fallback_hang_up),
 		cmocka_unit_test(test_veil_reply),
 		cmocka_unit_test(test_no_daemon),
+		cmocka_unit_test(test_sync_summary),
+		cmocka_unit_test(test_restore),
 	};
 
 	return cmocka_run_group_tests_name("ctl", tests, setup, teardown);

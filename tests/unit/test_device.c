@@ -740,6 +740,13 @@ static void test_psk_mismatch(void **state)
 	assert_int_equal(a->verdicts[WG_DROP_HANDSHAKE],
 			 count_sent(w, 0, NODE_B, MESSAGE_HANDSHAKE_RESPONSE));
 	assert_int_equal(a->events[WG_EVENT_HANDSHAKE_FAILED], a->verdicts[WG_DROP_HANDSHAKE]);
+	/* Each refusal is counted on the peer, the latest kept with its reason and time. */
+	assert_int_equal(a->peer->handshake_failures, a->events[WG_EVENT_HANDSHAKE_FAILED]);
+	assert_int_equal(a->peer->last_failure, -EBADMSG);
+	assert_true(a->peer->last_failure_wall > w->now.wall - 6 * SEC);
+	assert_true(a->peer->last_failure_wall <= w->now.wall);
+	assert_int_equal(b->peer->handshake_failures, 0);
+	assert_int_equal(b->peer->last_failure_wall, 0);
 	assert_int_equal(count_sent(w, 0, NODE_A, MESSAGE_DATA), 0);
 	assert_int_equal(a->stage.count, 1); /* still waiting for a session */
 	assert_int_equal(wg_device_stats(a->dev)->handshakes_completed, 0);
@@ -901,6 +908,11 @@ static void test_unreachable_gives_up(void **state)
 	assert_int_equal(a->stage.count, 0);
 	assert_int_equal(a->events[WG_EVENT_GAVE_UP], 1);
 	assert_int_equal(a->events[WG_EVENT_HANDSHAKE_SENT], 20);
+	/* Giving up is a failure of its own: -ETIMEDOUT, at the time it happened. */
+	assert_int_equal(a->peer->handshake_failures, 1);
+	assert_int_equal(a->peer->last_failure, -ETIMEDOUT);
+	assert_true(a->peer->last_failure_wall > w->wall0 + (t0 - w->mono0) + 90 * SEC);
+	assert_true(a->peer->last_failure_wall <= w->now.wall);
 	assert_int_equal(b->peer->rx_bytes, 0);
 
 	/* Nothing more, ever (the zero-key timer fires silently). */

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * veilctl's key sources (tools/veilctl/keys.c): a key file only its owner
- * may use and whose owner is root, the warnings for a configuration file
- * that holds a key and that others may read or another user owns, a systemd
+ * may use and whose owner is root, the same rules for a configuration file
+ * that holds a key itself, a peer that is the interface itself, a systemd
  * credential, a command's output (exit status, output,
  * time limit), and keys_load naming file, line and source when one fails.
  * The files live in a mkdtemp directory made for each test. Tests run as
@@ -187,32 +187,35 @@ static void test_file_owner(void **state)
 	key_equal(k, priv);
 }
 
-/* The warnings keys_load writes for the configuration file itself, as text. */
-static char *conf_warnings(const char *text, mode_t mode, uid_t uid)
+/* keys_load on dir/wg0.conf holding text, with this mode and owner: its error, "" when it loads. */
+static char *load_conf_file(const char *text, mode_t mode, uid_t uid, int *ret)
 {
-	struct conf_error err;
+	struct conf_error err = { "" };
 	struct conf c;
-	char path[128], *out = NULL;
-	size_t len = 0;
-	FILE *f;
+	char path[128];
 
 	write_file("wg0.conf", text, strlen(text), mode);
 	assert_int_equal(chown(in_dir(path, sizeof(path), "wg0.conf"), uid, 0), 0);
 	if (conf_load(&c, path, &err))
 		fail_msg("%s", err.msg);
-	f = open_memstream(&out, &len);
-	assert_non_null(f);
-	keys_warn_conf_file(&c, f);
-	assert_int_equal(fclose(f), 0);
+	*ret = keys_load(&c, &err);
+	if (!*ret)
+		err.msg[0] = '\0';
 	conf_free(&c);
-	return out;
+	return strdup(err.msg);
 }
 
-/* As wg-quick warns: a file holding a key that others may read, or that another user owns. */
-static void test_conf_file_warnings(void **state)
+/*
+ * A key in the configuration file itself is held to a key file's rules: no
+ * permission for group or others, root's (or ours). wg-quick only warns.
+ */
+static void test_conf_file_with_key(void **state)
 {
-	char inline_priv[256], inline_psk[256], by_file[256], path[128], want[512];
-	char *w;
+	static const mode_t loose[] = { 0644, 0640, 0604, 0620, 0602, 0610 };
+	char inline_priv[256], inline_psk[256], by_file[256], path[128], key_path[128], want[512];
+	char *msg;
+	size_t i;
+	int ret;
 
 	(void)state;
 	if (geteuid() != 0)
@@ -220,30 +223,38 @@ static void test_conf_file_warnings(void **state)
 	snprintf(inline_priv, sizeof(inline_priv), "[Interface]\nPrivateKey = %s\n", priv);
 	snprintf(inline_psk, sizeof(inline_psk),
 		 "[Interface]\nListenPort = 1\n[Peer]\nPublicKey = %s\nPresharedKey = %s\n", pub1, psk);
-	snprintf(by_file, sizeof(by_file), "[Interface]\nPrivateKeyFile = /etc/veil/k\n");
+	write_key("k", "", priv, "\n", 0600);
+	snprintf(by_file, sizeof(by_file), "[Interface]\nPrivateKeyFile = %s\n", in_dir(key_path, sizeof(key_path), "k"));
 	in_dir(path, sizeof(path), "wg0.conf");
 
-	w = conf_warnings(inline_priv, 0600, 0);
-	assert_string_equal(w, "");
-	free(w);
-	w = conf_warnings(inline_priv, 0644, 0);
-	snprintf(want, sizeof(want),
-		 "veilctl: warning: %s holds a key and is readable by group or others (chmod 600 it)\n", path);
-	assert_string_equal(w, want);
-	free(w);
-	w = conf_warnings(inline_psk, 0640, 0);
-	assert_string_equal(w, want);
-	free(w);
-	w = conf_warnings(inline_priv, 0600, 65534);
-	snprintf(want, sizeof(want),
-		 "veilctl: warning: %s holds a key and belongs to uid 65534, who may read it and change "
-		 "its keys and hooks (chown root it)\n", path);
-	assert_string_equal(w, want);
-	free(w);
+	msg = load_conf_file(inline_priv, 0600, 0, &ret);
+	assert_int_equal(ret, 0);
+	free(msg);
+	for (i = 0; i < sizeof(loose) / sizeof(loose[0]); i++) {
+		msg = load_conf_file(inline_priv, loose[i], 0, &ret);
+		assert_int_equal(ret, -EPERM);
+		snprintf(want, sizeof(want), "%s:2: PrivateKey: the key is in %s, which is %s by group or others "
+			 "(mode %04o; chmod 600 it, as for a key file)", path, path,
+			 loose[i] & 044 ? "readable" : loose[i] & 022 ? "writable" : "usable", (unsigned int)loose[i]);
+		assert_string_equal(msg, want);
+		free(msg);
+	}
+	msg = load_conf_file(inline_psk, 0640, 0, &ret);
+	assert_int_equal(ret, -EPERM);
+	snprintf(want, sizeof(want), "%s:5: PresharedKey: the key is in %s, which is readable by group or others "
+		 "(mode 0640; chmod 600 it, as for a key file)", path, path);
+	assert_string_equal(msg, want);
+	free(msg);
+	msg = load_conf_file(inline_priv, 0600, 65534, &ret);
+	assert_int_equal(ret, -EPERM);
+	snprintf(want, sizeof(want), "%s:2: PrivateKey: the key is in %s, which belongs to uid 65534, not to root "
+		 "(chown root it, as for a key file)", path, path);
+	assert_string_equal(msg, want);
+	free(msg);
 	/* The key is elsewhere: the file's own mode is its owner's business. */
-	w = conf_warnings(by_file, 0644, 0);
-	assert_string_equal(w, "");
-	free(w);
+	msg = load_conf_file(by_file, 0644, 0, &ret);
+	assert_int_equal(ret, 0);
+	free(msg);
 }
 
 /* ---- credentials -------------------------------------------------------------------------- */
@@ -419,6 +430,36 @@ static void test_load_errors(void **state)
 	parse_text(&c, text);
 	assert_int_equal(keys_load(&c, &err), -ENOENT);
 	assert_non_null(strstr(err.msg, "/etc/veil/wg0.conf:4: PresharedKeyFile: /tmp/veil-keys-"));
+	conf_free(&c);
+}
+
+/* A peer that is the interface itself: veild would drop it in silence, so it is refused. */
+static void test_own_key_as_peer(void **state)
+{
+	struct conf_error err;
+	struct conf c;
+	char text[512], own[64], path[128];
+	uint8_t k[32], pub[32];
+
+	(void)state;
+	assert_int_equal(conf_parse_key(priv, k), 0);
+	crypto_scalarmult_base(pub, k);
+	sodium_bin2base64(own, sizeof(own), pub, 32, sodium_base64_VARIANT_ORIGINAL);
+	snprintf(text, sizeof(text), "[Interface]\nPrivateKey = %s\n[Peer]\nPublicKey = %s\n\n[Peer]\nPublicKey = %s\n",
+		 priv, pub1, own);
+	parse_text(&c, text);
+	assert_int_equal(keys_load(&c, &err), -EINVAL);
+	assert_string_equal(err.msg, "/etc/veil/wg0.conf:6: [Peer]: its PublicKey is this interface's own (from "
+				     "PrivateKey on line 2); a peer cannot be the interface itself");
+	conf_free(&c);
+	/* The same from a key file, found only once the file is read. */
+	write_key("k", "", priv, "\n", 0600);
+	snprintf(text, sizeof(text), "[Interface]\n# a comment\nPrivateKeyFile = %s\n[Peer]\nPublicKey = %s\n",
+		 in_dir(path, sizeof(path), "k"), own);
+	parse_text(&c, text);
+	assert_int_equal(keys_load(&c, &err), -EINVAL);
+	assert_string_equal(err.msg, "/etc/veil/wg0.conf:4: [Peer]: its PublicKey is this interface's own (from "
+				     "PrivateKeyFile on line 3); a peer cannot be the interface itself");
 	conf_free(&c);
 }
 
@@ -625,7 +666,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_file_contents, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_file_kinds, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_file_owner, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_conf_file_warnings, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_conf_file_with_key, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_own_key_as_peer, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_credential, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_command_output, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_command_status, setup_dir, teardown_dir),

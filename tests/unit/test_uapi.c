@@ -316,10 +316,16 @@ static void get_sparse(struct uapi_writer *w)
 	uapi_get_peer(w, &p);
 }
 
-/* get_mode 5: an AES peer with an endpoint name, a default one without (veil's keys). */
+/*
+ * get_mode 5: an AES peer with an endpoint name and refused handshakes (the
+ * reason with a newline, which must not end its line), a default one
+ * without either (veil's keys).
+ */
 static void get_veil(struct uapi_writer *w)
 {
-	struct uapi_peer_info p = { .cipher = UAPI_CIPHER_AES256GCM, .endpoint_name = "peer.example:51820" };
+	struct uapi_peer_info p = { .cipher = UAPI_CIPHER_AES256GCM, .endpoint_name = "peer.example:51820",
+				    .handshake_failures = 3, .last_failure_sec = 1700000123,
+				    .last_failure = "cipher mismatch: a\nb" };
 
 	uapi_get_device(w, NULL, 0, 0);
 	unhex(p.public_key, 32, P1);
@@ -1345,8 +1351,9 @@ static void test_get_sparse(void **state)
 }
 
 /*
- * veil_get=1 is get=1 plus each peer's cipher and endpoint name, after
- * WireGuard's keys; get=1 never has them (wg refuses an unknown key there).
+ * veil_get=1 is get=1 plus each peer's cipher, endpoint name and refused
+ * handshakes (how many, the latest's time and reason), after WireGuard's
+ * keys; get=1 never has them (wg refuses an unknown key there).
  */
 static void test_veil_get(void **state)
 {
@@ -1360,7 +1367,9 @@ static void test_veil_get(void **state)
 	       "public_key=" P1 "\n" PEER_LINES "public_key=" P2 "\n" PEER_LINES "errno=0\n\n", "get\n", 0);
 	expect(&s, "veil_get=1\n\n",
 	       "public_key=" P1 "\n" PEER_LINES "cipher=aes256gcm\nendpoint_name=peer.example:51820\n"
-	       "public_key=" P2 "\n" PEER_LINES "cipher=chacha20poly1305\n"
+	       "handshake_failures=3\nlast_handshake_failure_time_sec=1700000123\n"
+	       "last_handshake_failure=cipher mismatch: a?b\n"
+	       "public_key=" P2 "\n" PEER_LINES "cipher=chacha20poly1305\nhandshake_failures=0\n"
 	       "errno=0\n\n",
 	       "get\n", 0);
 	/* Out of step after the line, as for get=1. */

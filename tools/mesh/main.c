@@ -176,7 +176,13 @@ static int go_background(int *ready_fd)
 		if (n > 0 && word[0] == '+')
 			_exit(0);
 		word[n > 0 ? n : 0] = '\0';
-		fprintf(stderr, "veil-meshd: %s\n", n > 0 ? word : "the agent did not start (see its log)");
+		/* Its log is syslog, which a host or container may not have: say where to look. */
+		if (n <= 0)
+			snprintf(word, sizeof(word), "the agent did not start (%s)",
+				 access("/dev/log", W_OK) == 0
+					 ? "see syslog: journalctl -t veil-meshd, or /var/log/syslog"
+					 : "this host has no syslog (/dev/log): veil-meshd -f logs to stderr");
+		fprintf(stderr, "veil-meshd: %s\n", word);
 		_exit(1);
 	}
 	close(fds[0]);

@@ -22,6 +22,7 @@
 #include <sodium.h>
 
 #include "conf.h"
+#include "veil.h"
 
 enum section { SEC_NONE, SEC_INTERFACE, SEC_PEER, SEC_MESH };
 
@@ -33,6 +34,8 @@ struct parser {
 	enum section sec;
 	bool seen_interface, seen_mesh;
 	uint64_t seen; /* single-valued keys already given in this section (bit per key) */
+	unsigned int v6_address_line; /* where the first IPv6 Address is */
+	struct conf_prefix v6_address;
 };
 
 struct key_def {
@@ -173,10 +176,25 @@ int conf_parse_prefix(const char *s, struct conf_prefix *out)
 	max = out->family == AF_INET ? 32 : 128;
 	if (!slash)
 		cidr = max;
-	else if (!parse_num(slash, max, false, &cidr) || (slash[0] == '0' && slash[1]))
+	else if (slash[0] == '0' && slash[1])
 		return -EINVAL;
+	else if (!parse_num(slash, max, false, &cidr))
+		/* A number, but too large for the family: say so, not "garbage". */
+		return slash[strspn(slash, "0123456789")] || !*slash ? -EINVAL : -ERANGE;
 	out->cidr = (uint8_t)cidr;
 	return 0;
+}
+
+/* Why a prefix was refused, after the quoted item: "is not a prefix" or the range. */
+static int bad_prefix(struct parser *p, const char *key, const char *item, int err, const char *what)
+{
+	char s[48];
+	int v6 = strchr(item, ':') != NULL;
+
+	if (err == -ERANGE)
+		return fail(p, key, "\"%s\": prefix length out of range (0-%d for IPv%d)", shown(item, s),
+			    v6 ? 128 : 32, v6 ? 6 : 4);
+	return fail(p, key, "\"%s\" is not %s", shown(item, s), what);
 }
 
 bool conf_valid_ifname(const char *name)
@@ -392,6 +410,7 @@ static int v_listen_port(struct parser *p, const char *key, char *v)
 		return fail(p, key, "\"%s\" is not a port (0-65535)", shown(v, s));
 	p->c->listen_port = (uint16_t)port;
 	p->c->has_listen_port = true;
+	p->c->listen_port_line = p->line;
 	return 0;
 }
 
@@ -405,19 +424,45 @@ static int v_fwmark(struct parser *p, const char *key, char *v)
 		return fail(p, key, "\"%s\" is not a mark (a number up to 0xffffffff, or off)",
 			    shown(v, s));
 	p->c->has_fwmark = true;
+	p->c->fwmark_line = p->line;
 	return 0;
 }
 
+/*
+ * An MTU veild can carry: a larger one would make it drop the longer
+ * packets (include/veil.h). Whether IPv6 fits is checked once the whole
+ * [Interface] is read (mtu_fits_ipv6): Address may come after MTU.
+ */
 static int v_mtu(struct parser *p, const char *key, char *v)
 {
 	uint32_t mtu;
 	char s[48];
 
-	if (!parse_num(v, 65535, false, &mtu) || mtu < 68)
-		return fail(p, key, "\"%s\" is not an MTU (68-65535)", shown(v, s));
+	if (!isdigit((unsigned char)v[0]) || v[strspn(v, "0123456789")])
+		return fail(p, key, "\"%s\" is not an MTU (%d-%d)", shown(v, s), VEIL_MTU_MIN, VEIL_MTU_MAX);
+	if (!parse_num(v, VEIL_MTU_MAX, false, &mtu))
+		return fail(p, key, "%s is above %d, the longest packet veild carries (%d-%d); longer ones "
+			    "would be dropped", shown(v, s), VEIL_MTU_MAX, VEIL_MTU_MIN, VEIL_MTU_MAX);
+	if (mtu < VEIL_MTU_MIN)
+		return fail(p, key, "%s is below %d, the least any link takes (%d-%d)", shown(v, s),
+			    VEIL_MTU_MIN, VEIL_MTU_MIN, VEIL_MTU_MAX);
 	p->c->mtu = mtu;
 	p->c->has_mtu = true;
+	p->c->mtu_line = p->line;
 	return 0;
+}
+
+/* The kernel turns IPv6 off on a link whose MTU is below 1280: an IPv6 Address would never come. */
+static int mtu_fits_ipv6(struct parser *p)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	if (!p->c->has_mtu || p->c->mtu >= VEIL_MTU_MIN_IPV6 || !p->v6_address_line)
+		return 0;
+	inet_ntop(AF_INET6, p->v6_address.addr, a, sizeof(a));
+	p->line = p->c->mtu_line;
+	return fail(p, "MTU", "%u is below %d, the least IPv6 takes, and Address on line %u is IPv6 (%s/%u)",
+		    p->c->mtu, VEIL_MTU_MIN_IPV6, p->v6_address_line, a, p->v6_address.cidr);
 }
 
 static int v_table(struct parser *p, const char *key, char *v)
@@ -471,6 +516,7 @@ static int v_metrics_listen(struct parser *p, const char *key, char *v)
 	if (inet_pton(v[0] == '[' ? AF_INET6 : AF_INET, host, a) != 1)
 		goto bad;
 	free(p->c->metrics_listen);
+	p->c->metrics_listen_line = p->line;
 	p->c->metrics_listen = strdup(v);
 	return p->c->metrics_listen ? 0 : -ENOMEM;
 bad:
@@ -502,10 +548,14 @@ static int each_item(struct parser *p, const char *key, char *v,
 static int one_address(struct parser *p, const char *key, char *item)
 {
 	struct conf_prefix pfx;
-	char s[48];
+	int ret = conf_parse_prefix(item, &pfx);
 
-	if (conf_parse_prefix(item, &pfx))
-		return fail(p, key, "\"%s\" is not an address with a prefix length", shown(item, s));
+	if (ret)
+		return bad_prefix(p, key, item, ret, "an address with a prefix length");
+	if (pfx.family == AF_INET6 && !p->v6_address_line) {
+		p->v6_address_line = p->line;
+		p->v6_address = pfx;
+	}
 	return append((void **)&p->c->addresses, &p->c->n_addresses, sizeof(pfx), &pfx);
 }
 
@@ -576,14 +626,74 @@ static int v_public_key(struct parser *p, const char *key, char *v)
 	return 0;
 }
 
+/* Equal as routes: the same family and length, and the same bits up to it. */
+static bool same_route(const struct conf_prefix *a, const struct conf_prefix *b)
+{
+	return a->family == b->family && a->cidr == b->cidr && conf_prefix_overlap(a, b);
+}
+
+/*
+ * Whether a prefix behind this node ([Mesh] Advertise) and one behind a
+ * peer claim the same addresses. A default route and the prefixes it holds
+ * may go together (an exit through a peer, a LAN behind this node), as in
+ * one_advertise.
+ */
+static bool claims_overlap(const struct conf_prefix *a, const struct conf_prefix *b)
+{
+	return conf_prefix_overlap(a, b) && (a->cidr == 0) == (b->cidr == 0);
+}
+
+static void route_text(const struct conf_prefix *pfx, char *out, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	inet_ntop(pfx->family, pfx->addr, a, sizeof(a));
+	snprintf(out, len, "%s/%u", a, pfx->cidr);
+}
+
+/*
+ * What parses but cannot be meant: a prefix already under another peer
+ * (the later peer would silently take it from the earlier), or one that
+ * [Mesh] advertises as behind this node. Quadratic in the file's prefixes,
+ * which is fine for files people write.
+ */
+static int allowed_ip_taken(struct parser *p, const char *key, const char *item,
+			    const struct conf_prefix *pfx)
+{
+	const struct conf *c = p->c;
+	char s[48], other[INET6_ADDRSTRLEN + 8];
+	size_t i, j;
+
+	for (i = 0; i + 1 < c->n_peers; i++) {
+		for (j = 0; j < c->peers[i].n_allowed_ips; j++) {
+			if (!same_route(&c->peers[i].allowed_ips[j], pfx))
+				continue;
+			route_text(&c->peers[i].allowed_ips[j], other, sizeof(other));
+			return fail(p, key, "\"%s\" is also under the [Peer] on line %u (%s); a prefix routes to "
+				    "one peer", shown(item, s), c->peers[i].line, other);
+		}
+	}
+	for (i = 0; i < c->mesh.n_advertise; i++) {
+		if (!claims_overlap(&c->mesh.advertise[i], pfx))
+			continue;
+		route_text(&c->mesh.advertise[i], other, sizeof(other));
+		return fail(p, key, "\"%s\" overlaps Advertise %s of the [Mesh] on line %u; what is behind this "
+			    "node cannot be behind a peer too", shown(item, s), other, c->mesh.line);
+	}
+	return 0;
+}
+
 static int one_allowed_ip(struct parser *p, const char *key, char *item)
 {
 	struct conf_peer *peer = peer_now(p);
 	struct conf_prefix pfx;
-	char s[48];
+	int ret = conf_parse_prefix(item, &pfx);
 
-	if (conf_parse_prefix(item, &pfx))
-		return fail(p, key, "\"%s\" is not a prefix", shown(item, s));
+	if (ret)
+		return bad_prefix(p, key, item, ret, "a prefix");
+	ret = allowed_ip_taken(p, key, item, &pfx);
+	if (ret)
+		return ret;
 	return append((void **)&peer->allowed_ips, &peer->n_allowed_ips, sizeof(pfx), &pfx);
 }
 
@@ -835,6 +945,26 @@ static bool clear_host_bits(struct conf_prefix *pfx)
 	return set;
 }
 
+/* A prefix behind this node that a [Peer] before it holds too (allowed_ip_taken's other half). */
+static int advertise_taken(struct parser *p, const char *key, const char *item,
+			   const struct conf_prefix *pfx)
+{
+	const struct conf *c = p->c;
+	char s[48], other[INET6_ADDRSTRLEN + 8];
+	size_t i, j;
+
+	for (i = 0; i < c->n_peers; i++) {
+		for (j = 0; j < c->peers[i].n_allowed_ips; j++) {
+			if (!claims_overlap(&c->peers[i].allowed_ips[j], pfx))
+				continue;
+			route_text(&c->peers[i].allowed_ips[j], other, sizeof(other));
+			return fail(p, key, "\"%s\" overlaps AllowedIPs %s of the [Peer] on line %u; what is behind "
+				    "this node cannot be behind a peer too", shown(item, s), other, c->peers[i].line);
+		}
+	}
+	return 0;
+}
+
 /*
  * A prefix behind this node. Its host bits must be clear: the record that
  * publishes it would be refused by every other node otherwise.
@@ -845,9 +975,10 @@ static int one_advertise(struct parser *p, const char *key, char *item)
 	struct conf_prefix pfx, net;
 	char s[48], a[INET6_ADDRSTRLEN] = "?";
 	size_t i;
+	int ret = conf_parse_prefix(item, &pfx);
 
-	if (conf_parse_prefix(item, &pfx))
-		return fail(p, key, "\"%s\" is not a prefix", shown(item, s));
+	if (ret)
+		return bad_prefix(p, key, item, ret, "a prefix");
 	net = pfx;
 	if (clear_host_bits(&net)) {
 		inet_ntop(net.family, net.addr, a, sizeof(a));
@@ -855,9 +986,11 @@ static int one_advertise(struct parser *p, const char *key, char *item)
 	}
 	/* An exit's default route and the prefixes behind it may go together. */
 	for (i = 0; i < m->n_advertise; i++)
-		if (conf_prefix_overlap(&m->advertise[i], &pfx) &&
-		    (m->advertise[i].cidr == 0) == (pfx.cidr == 0))
+		if (claims_overlap(&m->advertise[i], &pfx))
 			return fail(p, key, "\"%s\" overlaps a prefix given before it", shown(item, s));
+	ret = advertise_taken(p, key, item, &pfx);
+	if (ret)
+		return ret;
 	return append((void **)&m->advertise, &m->n_advertise, sizeof(pfx), &pfx);
 }
 
@@ -1140,6 +1273,22 @@ static int one_line(struct parser *p, char *line)
 	return section(p, trim(s));
 }
 
+int conf_ifname_of(const char *path, char out[static 16])
+{
+	const char *base = strrchr(path, '/');
+	size_t n;
+
+	base = base ? base + 1 : path;
+	n = strlen(base);
+	if (n > 5 && !strcmp(base + n - 5, ".conf"))
+		n -= 5;
+	if (n == 0 || n > 15)
+		return -EINVAL;
+	memcpy(out, base, n);
+	out[n] = '\0';
+	return conf_valid_ifname(out) ? 0 : -EINVAL;
+}
+
 static int name_from_path(struct conf *c, const char *path, struct conf_error *err)
 {
 	const char *base = strrchr(path, '/');
@@ -1195,6 +1344,8 @@ static int parse_lines(struct parser *p, const char *text, size_t len)
 	sodium_memzero(line, longest + 1); /* what a line held: keys, perhaps */
 	if (!ret)
 		ret = end_section(p);
+	if (!ret)
+		ret = mtu_fits_ipv6(p);
 	/*
 	 * A file of [Mesh] alone serves an administrator's veilctl mesh
 	 * commands; a node's says which network and which node it is.

@@ -124,6 +124,8 @@ struct conf {
 	bool save_config;
 	/* MetricsListen = (veil's own): "addr:port" or "[v6]:port" for veild's HTTP metrics; NULL: off. */
 	char *metrics_listen;
+	/* Where ListenPort, FwMark, MTU and MetricsListen were given, for messages; 0: not given. */
+	unsigned int listen_port_line, fwmark_line, mtu_line, metrics_listen_line;
 	struct conf_peer *peers;
 	size_t n_peers;
 	bool has_interface; /* false only in a file that holds nothing but [Mesh] (an administrator's) */
@@ -148,6 +150,8 @@ int conf_resolve_endpoints(struct conf *c, struct conf_error *err);
 int conf_parse_key(const char *base64, uint8_t out[static 32]); /* exactly 32 bytes, standard base64 */
 int conf_parse_prefix(const char *s, struct conf_prefix *out);  /* "a.b.c.d[/n]", "v6[/n]"; no /n: full length */
 bool conf_valid_ifname(const char *name);                      /* 1..15 bytes of [A-Za-z0-9_=+.-] */
+/* The interface a file is for: its base name without ".conf", as conf_parse names it. */
+int conf_ifname_of(const char *path, char out[static 16]);
 bool conf_valid_mesh_name(const char *name);                   /* 1..63 bytes of [A-Za-z0-9_.-], not "." or ".." */
 /* "host:port" or "[v6]:port" with a port 1-65535 (the host is not looked up). */
 bool conf_valid_endpoint(const char *v);

@@ -147,6 +147,23 @@ void ctl_format_prefix(const struct conf_prefix *p, char *out, size_t len)
 	snprintf(out, len, "%s/%u", a, p->cidr);
 }
 
+void ctl_format_bytes(double n, const char *per, char *out, size_t len)
+{
+	static const char *const unit[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	double v = n / 1024;
+	size_t u = 0;
+
+	if (n < 1024) {
+		snprintf(out, len, "%.0f B%s", n, per);
+		return;
+	}
+	while (v >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(out, len, "%.2f %s%s", v, unit[u], per);
+}
+
 /* ---- the socket ------------------------------------------------------------------------- */
 
 static void say(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -230,6 +247,74 @@ bool ctl_running(const char *ifname)
 		return false;
 	close(fd);
 	return true;
+}
+
+/* The pid of the process serving IFNAME's socket (SO_PEERCRED), or 0. */
+static pid_t peer_pid(const char *ifname)
+{
+	struct ucred cred = { 0 };
+	socklen_t len = sizeof(cred);
+	char why[256];
+	int fd;
+
+	if (ctl_connect(ifname, &fd, why, sizeof(why)))
+		return 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		cred.pid = 0;
+	close(fd);
+	return cred.pid;
+}
+
+/* The systemd service a process runs in ("veil@wg0.service"), from its cgroup; false if none. */
+static bool service_of(pid_t pid, char *unit, size_t len)
+{
+	char path[64], line[512];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *last = strrchr(line, '/');
+		size_t n;
+
+		if (!last)
+			continue;
+		last++;
+		n = strcspn(last, "\n");
+		last[n] = '\0';
+		found = n > 8 && n < len && !strcmp(last + n - 8, ".service") &&
+			!strchr(last, ' ') && !strchr(last, '"');
+		if (found)
+			snprintf(unit, len, "%s", last);
+	}
+	fclose(f);
+	return found;
+}
+
+void ctl_log_where(const char *ifname, char *out, size_t len)
+{
+	char path[64], target[256] = "", unit[128];
+	pid_t pid = peer_pid(ifname);
+	ssize_t n = -1;
+
+	if (pid > 0) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/2", (int)pid);
+		n = readlink(path, target, sizeof(target) - 1);
+		target[n > 0 ? n : 0] = '\0';
+	}
+	/* In the background veild's standard error is /dev/null and it logs to syslog. */
+	if (n > 0 && strcmp(target, "/dev/null") != 0)
+		snprintf(out, len, "its standard error, %s (it runs in the foreground)", target);
+	else if (pid > 0 && service_of(pid, unit, sizeof(unit)))
+		snprintf(out, len, "journalctl -u %s", unit);
+	else if (access("/dev/log", W_OK) == 0)
+		snprintf(out, len, "syslog (journalctl -t veild, or /var/log/syslog)");
+	else
+		snprintf(out, len, "nowhere: this host has no syslog (/dev/log); veild -f %s logs to stderr",
+			 ifname);
 }
 
 static int cmp_names(const void *a, const void *b)
@@ -635,6 +720,10 @@ static int device_line(struct ctl_device *dev, const char *key, const char *v)
 		if (!parse_u64(v, UINT32_MAX, &n))
 			return -EBADMSG;
 		dev->fwmark = (uint32_t)n;
+	} else if (!strcmp(key, "metrics_listen")) {
+		if (!*v || strlen(v) >= sizeof(dev->metrics_listen) || v[strspn(v, "0123456789abcdefABCDEF.:[]%")])
+			return -EBADMSG;
+		snprintf(dev->metrics_listen, sizeof(dev->metrics_listen), "%s", v);
 	}
 	return 0; /* anything else: a newer daemon's key, ignored */
 }
@@ -661,12 +750,32 @@ static uint64_t *peer_number(struct ctl_peer *p, const char *key, uint64_t *max)
 		return &p->rx_bytes;
 	if (!strcmp(key, "tx_bytes"))
 		return &p->tx_bytes;
+	if (!strcmp(key, "handshake_failures")) {
+		p->has_failures = true;
+		return &p->handshake_failures;
+	}
 	*max = INT64_MAX; /* times: what wg accepts */
 	if (!strcmp(key, "last_handshake_time_sec"))
 		return &p->last_handshake_sec;
 	if (!strcmp(key, "last_handshake_time_nsec"))
 		return &p->last_handshake_nsec;
+	if (!strcmp(key, "last_handshake_failure_time_sec"))
+		return &p->last_failure_sec;
 	return NULL;
+}
+
+/* A reason is shown on a terminal and in JSON: printable ASCII only, nothing to escape. */
+static int failure_line(struct ctl_peer *p, const char *v)
+{
+	size_t i, n = strlen(v);
+
+	if (n >= sizeof(p->last_failure))
+		return -EBADMSG;
+	for (i = 0; i < n; i++)
+		if (v[i] < 0x20 || v[i] > 0x7e || v[i] == '"' || v[i] == '\\')
+			return -EBADMSG;
+	memcpy(p->last_failure, v, n + 1);
+	return 0;
 }
 
 static int peer_line(struct ctl_peer *p, const char *key, char *v)
@@ -698,6 +807,8 @@ static int peer_line(struct ctl_peer *p, const char *key, char *v)
 		else
 			return -EBADMSG;
 		p->has_cipher = true;
+	} else if (!strcmp(key, "last_handshake_failure")) {
+		return failure_line(p, v);
 	} else if (!strcmp(key, "endpoint_name")) {
 		/* "host:port" in the characters veild accepts for it (nothing to escape in JSON or a file). */
 		if (!*v || strlen(v) > 300 || p->endpoint_name ||
@@ -850,8 +961,10 @@ int ctl_get(const char *ifname, struct ctl_device *dev, char *why, size_t whylen
 		 * cannot read, may still answer get=1 (all but the cipher and the
 		 * name): that is asked now, and veil_get=1 again next time.
 		 */
-		else if (ret == 0 || ret == -ENOMEM || !answered)
+		else if (ret == 0 || ret == -ENOMEM || !answered) {
+			dev->veil = ret == 0;
 			return ret;
+		}
 	}
 	return get_once(ifname, wg_req, sizeof(wg_req) - 1, dev, &answered, why, whylen);
 }
@@ -955,13 +1068,23 @@ bool ctl_endpoint_is_name(const char *ep)
 	return inet_pton(AF_INET, host, &a) != 1;
 }
 
-int ctl_build_extensions(const struct conf *c, struct sbuf *req, bool *any_name, bool *any_cipher)
+/* The first peer that asks for AES-256-GCM, or NULL. */
+static const struct conf_peer *aes_peer(const struct conf *c)
 {
 	size_t i;
 
-	*any_name = *any_cipher = false;
-	sbuf_printf(req, "set=1\nmetrics_listen=%s\n", c->metrics_listen ? c->metrics_listen : "");
-	*any_cipher = c->metrics_listen != NULL; /* as binding as a cipher: refused is an error */
+	for (i = 0; i < c->n_peers; i++)
+		if (c->peers[i].cipher == CIPHER_AES256GCM)
+			return &c->peers[i];
+	return NULL;
+}
+
+int ctl_build_extensions(const struct conf *c, struct sbuf *req, bool *any_name)
+{
+	size_t i;
+
+	*any_name = false;
+	sbuf_printf(req, "set=1\n");
 	for (i = 0; i < c->n_peers; i++) {
 		const struct conf_peer *p = &c->peers[i];
 		bool name = p->endpoint && ctl_endpoint_is_name(p->endpoint);
@@ -971,30 +1094,72 @@ int ctl_build_extensions(const struct conf *c, struct sbuf *req, bool *any_name,
 			    name ? p->endpoint : "",
 			    p->cipher == CIPHER_AES256GCM ? "aes256gcm" : "chacha20poly1305");
 		*any_name |= name;
-		*any_cipher |= p->cipher == CIPHER_AES256GCM;
 	}
 	sbuf_printf(req, "\n");
 	return req->failed ? -ENOMEM : 0;
 }
 
-int ctl_send_extensions(const char *ifname, const struct conf *c)
+/* Why a listener could not be had, in the operator's terms. */
+static const char *listen_why(int err)
+{
+	switch (err) {
+	case -EADDRNOTAVAIL:
+		return "this host has no such address";
+	case -EADDRINUSE:
+		return "the port is in use";
+	case -EACCES:
+	case -EPERM:
+		return "the daemon may not listen there";
+	case -EINVAL:
+		return "the daemon does not take MetricsListen (only veild serves metrics)";
+	default:
+		return "veild could not listen there";
+	}
+}
+
+/* metrics_listen alone, so that its refusal is told from the peers'. */
+static int send_metrics_listen(const char *ifname, const struct conf *c)
 {
 	struct sbuf req = { 0 };
-	char why[256] = "";
-	bool any_name, any_cipher;
+	char why[256] = "", where[256];
 	int ret;
 
-	ret = ctl_build_extensions(c, &req, &any_name, &any_cipher);
+	sbuf_printf(&req, "set=1\nmetrics_listen=%s\n\n", c->metrics_listen ? c->metrics_listen : "");
+	ret = ctl_set(ifname, &req, why, sizeof(why));
+	sbuf_free(&req);
+	/* A daemon without it (wireguard-go) and a file without it: nothing was asked. */
+	if (!ret || !c->metrics_listen)
+		return 0;
+	ctl_log_where(ifname, where, sizeof(where));
+	fprintf(stderr, "veilctl: %s:%u: MetricsListen = %s refused: %s (%s; the daemon's log: %s)\n", c->path,
+		c->metrics_listen_line, c->metrics_listen, why[0] ? why : strerror(-ret), listen_why(ret), where);
+	return ret;
+}
+
+int ctl_send_extensions(const char *ifname, const struct conf *c, unsigned int what)
+{
+	const struct conf_peer *aes = aes_peer(c);
+	struct sbuf req = { 0 };
+	char why[256] = "", where[256];
+	bool any_name;
+	int ret = 0;
+
+	if (what & CTL_EXT_METRICS)
+		ret = send_metrics_listen(ifname, c);
+	if (ret || !(what & CTL_EXT_PEERS))
+		return ret;
+	ret = ctl_build_extensions(c, &req, &any_name);
 	if (!ret)
 		ret = ctl_set(ifname, &req, why, sizeof(why));
 	sbuf_free(&req);
 	if (!ret)
 		return 0;
-	if (any_cipher) {
-		fprintf(stderr, "veilctl: %s: the daemon refused veil's own settings (Cipher = "
-			"aes256gcm or MetricsListen): %s (only veild has them; AES-256-GCM needs a "
-			"CPU with AES instructions; see the daemon's log)\n", ifname,
-			why[0] ? why : strerror(-ret));
+	/* A cipher the daemon cannot honour is an error: nothing is downgraded. */
+	if (aes) {
+		ctl_log_where(ifname, where, sizeof(where));
+		fprintf(stderr, "veilctl: %s:%u: [Peer]: Cipher = aes256gcm refused: %s (only veild takes it, and "
+			"only on a CPU with AES instructions; the daemon's log: %s)\n", c->path, aes->line,
+			why[0] ? why : strerror(-ret), where);
 		return ret;
 	}
 	if (any_name)
@@ -1128,12 +1293,16 @@ static void sync_device(struct sbuf *b, const struct conf *c, const struct ctl_d
 {
 	const uint8_t *k = c->private_key.key;
 
-	if (k && (!r->private_key || sodium_memcmp(k, r->private_key, 32)))
-		sbuf_hex(b, "private_key", k);
+	/*
+	 * The port first: a port in use is the likeliest refusal, and veild
+	 * applies nothing of a request after its first error.
+	 */
 	if (c->has_listen_port && c->listen_port != r->listen_port)
 		sbuf_printf(b, "listen_port=%u\n", c->listen_port);
 	if (c->has_fwmark && c->fwmark != r->fwmark)
 		sbuf_printf(b, "fwmark=%u\n", c->fwmark);
+	if (k && (!r->private_key || sodium_memcmp(k, r->private_key, 32)))
+		sbuf_hex(b, "private_key", k);
 }
 
 int ctl_build_sync_peers(const struct conf_peer *peers, size_t n, const uint8_t (*remove)[32],
@@ -1179,6 +1348,102 @@ int ctl_build_syncconf(const struct conf *c, const struct ctl_device *running, s
 			sync_peer(req, &c->peers[i], r);
 		else
 			put_peer(req, &c->peers[i]);
+	}
+	sbuf_printf(req, "\n");
+	return req->failed ? -ENOMEM : 0;
+}
+
+/* ---- what a change did, and undoing it ------------------------------------------------------ */
+
+/* Whether veild's own settings of a peer (its cipher, its endpoint's host name) differ. */
+static bool extensions_differ(const struct conf_peer *p, const struct ctl_peer *r)
+{
+	const char *name = p->endpoint && ctl_endpoint_is_name(p->endpoint) ? p->endpoint : NULL;
+
+	if (r->has_cipher && r->cipher != p->cipher)
+		return true;
+	return r->has_cipher && (name ? !r->endpoint_name || strcmp(name, r->endpoint_name) != 0
+				      : r->endpoint_name != NULL);
+}
+
+void ctl_sync_summarize(const struct conf *c, const struct ctl_device *running, struct ctl_sync_summary *s)
+{
+	const struct ctl_peer *r;
+	struct peer_diff d;
+	size_t i;
+
+	memset(s, 0, sizeof(*s));
+	for (i = 0; i < running->n_peers; i++)
+		s->removed += !in_conf(c, running->peers[i].public_key);
+	for (i = 0; i < c->n_peers; i++) {
+		r = running_peer(running, c->peers[i].public_key);
+		if (!r)
+			s->added++;
+		else if (peer_differs(&c->peers[i], r, &d) || extensions_differ(&c->peers[i], r))
+			s->changed++;
+	}
+	s->private_key = c->private_key.key &&
+			 (!running->private_key || sodium_memcmp(c->private_key.key, running->private_key, 32));
+	s->listen_port = c->has_listen_port && c->listen_port != running->listen_port;
+	s->fwmark = c->has_fwmark && c->fwmark != running->fwmark;
+}
+
+/* Whether a peer's settings are the same in two readings of the daemon. */
+static bool same_peer(const struct ctl_peer *a, const struct ctl_peer *b)
+{
+	bool psk = a->preshared_key ? b->preshared_key && !sodium_memcmp(a->preshared_key, b->preshared_key, 32)
+				    : !b->preshared_key;
+	bool ep = a->endpoint_len ? b->endpoint_len && same_sockaddr(&a->endpoint, &b->endpoint) : !b->endpoint_len;
+	bool name = a->endpoint_name ? b->endpoint_name && !strcmp(a->endpoint_name, b->endpoint_name)
+				     : !b->endpoint_name;
+
+	return psk && ep && name && a->persistent_keepalive == b->persistent_keepalive &&
+	       a->cipher == b->cipher && prefixes_in(a->allowed_ips, a->n_allowed_ips, b->allowed_ips, b->n_allowed_ips) &&
+	       prefixes_in(b->allowed_ips, b->n_allowed_ips, a->allowed_ips, a->n_allowed_ips);
+}
+
+/* A peer as it was, whole: created if it went, every setting given again. */
+static void restore_peer(struct sbuf *b, const struct ctl_peer *p, bool veil)
+{
+	static const uint8_t none[32];
+
+	sbuf_hex(b, "public_key", p->public_key);
+	/* The suite first, as put_peer does: no handshake under the wrong one. */
+	if (veil)
+		sbuf_printf(b, "cipher=%s\n", p->cipher == CIPHER_AES256GCM ? "aes256gcm" : "chacha20poly1305");
+	sbuf_hex(b, "preshared_key", p->preshared_key ? p->preshared_key : none);
+	if (p->endpoint_len)
+		put_endpoint(b, &p->endpoint);
+	sbuf_printf(b, "persistent_keepalive_interval=%u\n", p->persistent_keepalive);
+	put_allowed_ips(b, p->allowed_ips, p->n_allowed_ips);
+	if (veil)
+		sbuf_printf(b, "endpoint_name=%s\n", p->endpoint_name ? p->endpoint_name : "");
+}
+
+int ctl_build_restore(const struct ctl_device *was, const struct ctl_device *now, struct sbuf *req)
+{
+	static const uint8_t none[32];
+	const struct ctl_peer *r;
+	size_t i;
+
+	sbuf_printf(req, "set=1\n");
+	if (was->listen_port != now->listen_port)
+		sbuf_printf(req, "listen_port=%u\n", was->listen_port);
+	if (was->fwmark != now->fwmark)
+		sbuf_printf(req, "fwmark=%u\n", was->fwmark);
+	if (was->private_key ? !now->private_key || sodium_memcmp(was->private_key, now->private_key, 32)
+			     : now->private_key != NULL)
+		sbuf_hex(req, "private_key", was->private_key ? was->private_key : none);
+	for (i = 0; i < now->n_peers; i++) {
+		if (running_peer(was, now->peers[i].public_key))
+			continue;
+		sbuf_hex(req, "public_key", now->peers[i].public_key);
+		sbuf_printf(req, "remove=true\n");
+	}
+	for (i = 0; i < was->n_peers; i++) {
+		r = running_peer(now, was->peers[i].public_key);
+		if (!r || !same_peer(&was->peers[i], r))
+			restore_peer(req, &was->peers[i], was->veil && now->veil);
 	}
 	sbuf_printf(req, "\n");
 	return req->failed ? -ENOMEM : 0;

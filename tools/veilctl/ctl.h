@@ -43,6 +43,14 @@ struct ctl_peer {
 	bool has_cipher;
 	enum conf_cipher cipher;
 	char *endpoint_name; /* "host:port" veild looks up again, or NULL */
+	/*
+	 * veild's own: handshakes refused or given up, and the latest's time
+	 * (0: never) and reason; has_failures false when the daemon did not say.
+	 */
+	bool has_failures;
+	uint64_t handshake_failures;
+	uint64_t last_failure_sec;
+	char last_failure[160];
 };
 
 struct ctl_device {
@@ -51,6 +59,8 @@ struct ctl_device {
 	uint8_t public_key[32];
 	uint16_t listen_port;
 	uint32_t fwmark;
+	char metrics_listen[64]; /* veild's own: where it serves metrics ("addr:port"), "" for nowhere */
+	bool veil;               /* it answered veil_get=1: veild, with its own keys */
 	struct ctl_peer *peers;
 	size_t n_peers;
 };
@@ -122,23 +132,54 @@ int ctl_build_sync_peers(const struct conf_peer *peers, size_t n, const uint8_t 
 			 size_t n_remove, const struct ctl_device *running, struct sbuf *req);
 
 /*
- * veild's extensions in one request: the interface's MetricsListen
- * (metrics_listen, empty for none), and for every peer of the file its
- * Endpoint host name (endpoint_name, empty for a literal address or none),
- * looked up again when handshakes fail, and its Cipher (cipher,
- * chacha20poly1305 when the file says nothing). update_only: peers are
- * never created here. *any_name: some peer has a name; *any_cipher: the
- * file asks for something only veild can honour (aes256gcm, a listener).
+ * veild's extensions: the interface's MetricsListen (metrics_listen, empty
+ * for none), sent alone, and in one more request for every peer of the file
+ * its Endpoint host name (endpoint_name, empty for a literal address or
+ * none), looked up again when handshakes fail, and its Cipher (cipher,
+ * chacha20poly1305 when the file says nothing); update_only: peers are
+ * never created here.
  */
 /* Whether an Endpoint as written names a host (not an IPv4 or [IPv6] literal). */
 bool ctl_endpoint_is_name(const char *ep);
-int ctl_build_extensions(const struct conf *c, struct sbuf *req, bool *any_name, bool *any_cipher);
+/* The peers' request; *any_name: some peer has a name. 0 or -ENOMEM. */
+int ctl_build_extensions(const struct conf *c, struct sbuf *req, bool *any_name);
 /*
- * Send them after the configuration. A daemon that refuses them (wireguard-go)
- * costs only the re-resolution of names: a warning, 0. But a Cipher the
- * daemon cannot honour is an error (its errno): nothing is downgraded.
+ * Send what (CTL_EXT_METRICS, CTL_EXT_PEERS or both, in that order) after
+ * the configuration. A refused MetricsListen the file asks for, or a
+ * refused request while some peer asks for aes256gcm, is an error (its
+ * errno), said on stderr naming the setting, its line and where the
+ * daemon's log is; nothing is downgraded. A daemon that refuses them
+ * otherwise (wireguard-go) costs only the re-resolution of names: a
+ * warning, 0.
  */
-int ctl_send_extensions(const char *ifname, const struct conf *c);
+enum { CTL_EXT_METRICS = 1, CTL_EXT_PEERS = 2 };
+int ctl_send_extensions(const char *ifname, const struct conf *c, unsigned int what);
+/*
+ * Where IFNAME's daemon writes its log, for messages that send the operator
+ * there: "journalctl -u UNIT" when it runs in a systemd service, its
+ * standard error when it runs in the foreground (veild -f), syslog when the
+ * host has one (/dev/log), or a sentence saying that nothing keeps it and
+ * how to see it (veild -f IFNAME).
+ */
+void ctl_log_where(const char *ifname, char *out, size_t len);
+/*
+ * What a syncconf of c over running would change: peers added, removed, or
+ * changed in anything (veild's cipher and endpoint name included), and the
+ * device's keys that differ. For reload's summary.
+ */
+struct ctl_sync_summary {
+	size_t added, removed, changed;
+	bool private_key, listen_port, fwmark;
+};
+void ctl_sync_summarize(const struct conf *c, const struct ctl_device *running, struct ctl_sync_summary *s);
+/*
+ * The request that puts the daemon back as it was (was: a ctl_get from
+ * before a change) from how it is now: peers it did not have removed, the
+ * peers it had and that differ now given again whole (created if they
+ * went), the device's key, port and fwmark where they differ. Peers as they
+ * were are not mentioned, so their sessions stay. 0 or -ENOMEM.
+ */
+int ctl_build_restore(const struct ctl_device *was, const struct ctl_device *now, struct sbuf *req);
 /*
  * A running peer as a [Peer] section (showconf's format, a blank line
  * first). orig, when the peer is in a configuration, keeps its
@@ -154,6 +195,11 @@ void ctl_format_peer(struct sbuf *out, const struct ctl_peer *p, const struct co
 enum { CTL_ENDPOINT_LEN = 80, CTL_PREFIX_LEN = 56 };
 void ctl_format_endpoint(const struct sockaddr_storage *ss, char *out, size_t len);
 void ctl_format_prefix(const struct conf_prefix *p, char *out, size_t len);
+/*
+ * An amount of bytes in the units show and top share: "512 B", "1.50 KiB",
+ * "2.25 MiB", ... (powers of 1024, as wg show); per follows the unit ("/s").
+ */
+void ctl_format_bytes(double n, const char *per, char *out, size_t len);
 
 /* Commands (argv[0] is the command name); each returns the process exit code. */
 int cmd_show(int argc, char **argv);

@@ -440,46 +440,79 @@ int keys_mesh_password(const struct conf *c, char **password, struct conf_error 
 	return ret;
 }
 
-static bool has_inline_key(const struct conf *c)
+/* The first key written in the file itself, or NULL; *private says whose. */
+static const struct conf_key *first_inline_key(const struct conf *c, bool *private)
 {
 	size_t i;
 
+	*private = true;
 	if (c->private_key.source == KEYSRC_INLINE)
-		return true;
+		return &c->private_key;
+	*private = false;
 	for (i = 0; i < c->n_peers; i++)
 		if (c->peers[i].psk.source == KEYSRC_INLINE)
-			return true;
-	return false;
+			return &c->peers[i].psk;
+	return NULL;
 }
 
-int keys_warn_conf_file(const struct conf *c, FILE *out)
+int keys_check_conf_file(const struct conf *c, struct conf_error *err)
 {
-	char path[256];
-	int n = 0;
+	const struct conf_key *k;
+	unsigned int mode = c->file_mode & 07777;
+	bool private;
 
-	if (!c->file_known || !has_inline_key(c))
+	if (!c->file_known || !(k = first_inline_key(c, &private)))
 		return 0;
-	snprintf(path, sizeof(path), "%s", c->path);
-	one_line_msg(path);
-	if (c->file_mode & 044) {
-		fprintf(out, "veilctl: warning: %s holds a key and is readable by group or others "
-			"(chmod 600 it)\n", path);
-		n++;
+	if (mode & 077)
+		snprintf(err->msg, sizeof(err->msg), "%.200s:%u: %s: the key is in %.200s, which is %s by group "
+			 "or others (mode %04o; chmod 600 it, as for a key file)", c->path, k->line,
+			 source_key_name(KEYSRC_INLINE, private), c->path,
+			 mode & 044 ? "readable" : mode & 022 ? "writable" : "usable", mode);
+	else if (c->file_uid != 0 && c->file_uid != (unsigned int)geteuid())
+		snprintf(err->msg, sizeof(err->msg), "%.200s:%u: %s: the key is in %.200s, which belongs to uid "
+			 "%u, not to root (chown root it, as for a key file)", c->path, k->line,
+			 source_key_name(KEYSRC_INLINE, private), c->path, c->file_uid);
+	else
+		return 0;
+	one_line_msg(err->msg);
+	return -EPERM;
+}
+
+/*
+ * A [Peer] whose key is the interface's own: veild (like the kernel and
+ * wireguard-go) would take its lines and drop them in silence.
+ */
+static int own_key_as_peer(const struct conf *c, struct conf_error *err)
+{
+	uint8_t pub[32];
+	size_t i;
+	int ret = 0;
+
+	if (!c->private_key.key)
+		return 0;
+	crypto_scalarmult_base(pub, c->private_key.key);
+	for (i = 0; !ret && i < c->n_peers; i++) {
+		if (sodium_memcmp(pub, c->peers[i].public_key, 32) != 0)
+			continue;
+		snprintf(err->msg, sizeof(err->msg), "%.300s:%u: [Peer]: its PublicKey is this interface's own "
+			 "(from %s on line %u); a peer cannot be the interface itself", c->path, c->peers[i].line,
+			 source_key_name(c->private_key.source, true), c->private_key.line);
+		one_line_msg(err->msg);
+		ret = -EINVAL;
 	}
-	if (c->file_uid != 0 && c->file_uid != (unsigned int)geteuid()) {
-		fprintf(out, "veilctl: warning: %s holds a key and belongs to uid %u, who may read "
-			"it and change its keys and hooks (chown root it)\n", path, c->file_uid);
-		n++;
-	}
-	return n;
+	sodium_memzero(pub, sizeof(pub));
+	return ret;
 }
 
 int keys_load(struct conf *c, struct conf_error *err)
 {
 	size_t i;
-	int ret = load_one(c, &c->private_key, true, err);
+	int ret = keys_check_conf_file(c, err);
 
-	keys_warn_conf_file(c, stderr);
+	if (!ret)
+		ret = load_one(c, &c->private_key, true, err);
+	if (!ret)
+		ret = own_key_as_peer(c, err);
 	for (i = 0; !ret && i < c->n_peers; i++)
 		ret = load_one(c, &c->peers[i].psk, false, err);
 	return ret;

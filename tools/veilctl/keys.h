@@ -21,6 +21,9 @@
  * Fill c->private_key.key and every peer's psk.key from their sources
  * (inline keys are already there). Errors name file and line:
  *   site-a.conf:3: PrivateKeyFile: /etc/veil/a.key is readable by group or others (chmod 600 it)
+ * A file that holds a key itself is held to keys_check_conf_file's rules
+ * first, and a [Peer] with the interface's own public key is refused
+ * (-EINVAL) once the private key is known.
  * 0 or -errno; on error nothing is half-loaded that conf_free would not wipe.
  */
 int keys_load(struct conf *c, struct conf_error *err);
@@ -32,13 +35,14 @@ int keys_load(struct conf *c, struct conf_error *err);
 int keys_mesh_password(const struct conf *c, char **password, struct conf_error *err);
 
 /*
- * wg-quick's warning, for a file that holds a key itself (PrivateKey =,
- * PresharedKey =): one line to out when group or others may read it, and
- * one when a user other than root (or us) owns it, who may read it and
- * change its keys and its hooks, which run as root. Nothing is refused.
- * keys_load calls it with stderr. Returns how many lines it wrote.
+ * A file that holds a key itself (PrivateKey =, PresharedKey =; read by
+ * conf_load) gets a key file's rules: refused (-EPERM, err naming the key's
+ * line) when group or others have any permission on it, or when a user
+ * other than root (or us) owns it, who could read it and change its keys
+ * and its hooks, which run as root. wg-quick only warns; a 0644 key file
+ * was refused and a 0644 file with the key inline was not.
  */
-int keys_warn_conf_file(const struct conf *c, FILE *out);
+int keys_check_conf_file(const struct conf *c, struct conf_error *err);
 
 /*
  * One key from each kind of source; why gets a sentence without file:line. 0 or -errno.

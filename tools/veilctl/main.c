@@ -21,23 +21,33 @@ struct command {
 	const char *name;
 	int (*run)(int argc, char **argv);
 	const char *usage;
+	const char *what; /* one line under the usage in --help (no option words: docs.sh reads them) */
 };
 
 static const struct command commands[] = {
-	{ "show", cmd_show, "show [IFNAME|all|interfaces] [--json]" },
-	{ "showconf", cmd_showconf, "showconf IFNAME" },
-	{ "set", cmd_set, "set IFNAME [options of wg set]" },
-	{ "setconf", cmd_setconf, "setconf IFNAME FILE" },
-	{ "syncconf", cmd_syncconf, "syncconf IFNAME FILE" },
-	{ "up", cmd_up, "up NAME|FILE" },
-	{ "down", cmd_down, "down NAME|FILE" },
-	{ "reload", cmd_reload, "reload NAME|FILE" },
-	{ "metrics", cmd_metrics, "metrics [IFNAME]" },
-	{ "top", cmd_top, "top [IFNAME]" },
-	{ "mesh", cmd_mesh, "mesh list|rotate|remove|revoke|admit|history ... (veilctl mesh for each)" },
-	{ "genkey", cmd_genkey, "genkey" },
-	{ "genpsk", cmd_genpsk, "genpsk" },
-	{ "pubkey", cmd_pubkey, "pubkey < PRIVATE_KEY" },
+	{ "show", cmd_show, "show [IFNAME|all|interfaces] [--json]",
+	  "interfaces and peers: endpoints, handshakes, transfer, refused handshakes (keys hidden)" },
+	{ "showconf", cmd_showconf, "showconf IFNAME",
+	  "the running configuration in the file format, keys included, as wg showconf" },
+	{ "set", cmd_set, "set IFNAME [options of wg set]", "change the running interface, as wg set does" },
+	{ "setconf", cmd_setconf, "setconf IFNAME FILE",
+	  "replace the running keys, port and peers with the file's, as wg setconf" },
+	{ "syncconf", cmd_syncconf, "syncconf IFNAME FILE",
+	  "make the running keys, port and peers the file's; unchanged peers keep their sessions" },
+	{ "up", cmd_up, "up NAME|FILE",
+	  "bring up an interface from its file: veild, keys, peers, addresses, MTU, routes, DNS, hooks" },
+	{ "down", cmd_down, "down NAME|FILE",
+	  "undo what up did, from its state file (also when the file is broken or gone)" },
+	{ "reload", cmd_reload, "reload NAME|FILE",
+	  "apply what changed in the file, all or nothing, and say what changed" },
+	{ "metrics", cmd_metrics, "metrics [IFNAME]",
+	  "counters in the Prometheus text format (for node_exporter's textfile collector)" },
+	{ "top", cmd_top, "top [IFNAME]", "a live view: peers, endpoints, rates, refused handshakes; q quits" },
+	{ "mesh", cmd_mesh, "mesh list|rotate|remove|revoke|admit|history ... (veilctl mesh for each)",
+	  "a mesh's nodes, this node's key rotation, and the administrator's commands" },
+	{ "genkey", cmd_genkey, "genkey", "a new private key, in base64" },
+	{ "genpsk", cmd_genpsk, "genpsk", "a new pre-shared key, in base64" },
+	{ "pubkey", cmd_pubkey, "pubkey < PRIVATE_KEY", "the public key of the private key on standard input" },
 };
 
 static void usage(FILE *f)
@@ -46,7 +56,7 @@ static void usage(FILE *f)
 
 	fprintf(f, "Usage: veilctl COMMAND [ARGS]\n\nCommands:\n");
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  veilctl %s\n", commands[i].usage);
+		fprintf(f, "  veilctl %s\n      %s\n", commands[i].usage, commands[i].what);
 	fprintf(f, "\nNAME means " VEIL_CONF_DIR "/NAME.conf. veilctl --version prints the version.\n");
 }
 

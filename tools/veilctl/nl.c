@@ -203,7 +203,7 @@ int nl_link_index(struct nl *nl, const char *ifname, unsigned int *index)
 	return ret;
 }
 
-/* RTM_NEWLINK or RTM_DELLINK on one link; the caller adds attributes. */
+/* RTM_GETLINK, RTM_NEWLINK or RTM_DELLINK on one link; the caller adds attributes. */
 static struct nlmsghdr *link_start(struct nl *nl, uint16_t type, unsigned int ifindex,
 				   unsigned int flags, unsigned int change)
 {
@@ -215,6 +215,30 @@ static struct nlmsghdr *link_start(struct nl *nl, uint16_t type, unsigned int if
 	ifi->ifi_flags = flags;
 	ifi->ifi_change = change;
 	return h;
+}
+
+static int mtu_attr_cb(const struct nlattr *attr, void *data)
+{
+	if (mnl_attr_get_type(attr) == IFLA_MTU && mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
+		*(unsigned int *)data = mnl_attr_get_u32(attr);
+	return MNL_CB_OK;
+}
+
+static int mtu_cb(const struct nlmsghdr *h, void *data)
+{
+	if (h->nlmsg_type != RTM_NEWLINK || mnl_nlmsg_get_payload_len(h) < sizeof(struct ifinfomsg)) {
+		errno = EBADMSG;
+		return MNL_CB_ERROR;
+	}
+	return mnl_attr_parse(h, sizeof(struct ifinfomsg), mtu_attr_cb, data);
+}
+
+int nl_link_mtu(struct nl *nl, unsigned int ifindex, unsigned int *mtu)
+{
+	struct nlmsghdr *h = link_start(nl, RTM_GETLINK, ifindex, 0, 0);
+
+	*mtu = 0;
+	return request(nl, h, mtu_cb, mtu);
 }
 
 int nl_link_set_mtu(struct nl *nl, unsigned int ifindex, unsigned int mtu)

@@ -20,6 +20,7 @@ int nl_open(struct nl **out);
 void nl_close(struct nl *nl);
 
 int nl_link_index(struct nl *nl, const char *ifname, unsigned int *index);
+int nl_link_mtu(struct nl *nl, unsigned int ifindex, unsigned int *mtu);
 int nl_link_set_mtu(struct nl *nl, unsigned int ifindex, unsigned int mtu);
 int nl_link_set_up(struct nl *nl, unsigned int ifindex, bool up);
 int nl_link_delete(struct nl *nl, unsigned int ifindex);

@@ -183,6 +183,8 @@ static int put_allowed(struct sbuf *req, const char *list)
 			return bad("allowed-ips: not a prefix", p);
 		memcpy(item, p, len);
 		item[len] = '\0';
+		if (conf_parse_prefix(item, &v) == -ERANGE)
+			return bad("allowed-ips: prefix length out of range", item);
 		if (conf_parse_prefix(item, &v))
 			return bad("allowed-ips: not a prefix", item);
 		ctl_format_prefix(&v, pfx, sizeof(pfx));
@@ -401,7 +403,8 @@ static int conf_command(int argc, char **argv, bool sync)
 	 * or a MetricsListen also gets veild's extensions (a syncconf file
 	 * without either leaves the running ciphers and listener as they are).
 	 */
-	if (!ret && (has_cipher(&c) || c.metrics_listen) && ctl_send_extensions(argv[1], &c))
+	if (!ret && (has_cipher(&c) || c.metrics_listen) &&
+	    ctl_send_extensions(argv[1], &c, CTL_EXT_METRICS | CTL_EXT_PEERS))
 		ret = 1;
 	conf_free(&c);
 	return ret;

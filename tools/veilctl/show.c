@@ -55,21 +55,18 @@ static void ago(uint64_t sec, char *out, size_t len)
 		snprintf(out + o, len - o, " ago");
 }
 
-static void bytes(uint64_t n, char *out, size_t len)
-{
-	static const char *const unit[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
-	double v = (double)n / 1024;
-	size_t u = 0;
 
-	if (n < 1024) {
-		snprintf(out, len, "%llu B", (unsigned long long)n);
-		return;
+/* Refused or unanswered handshakes: how many, and the latest's age and reason. */
+static void text_failures(const struct ctl_peer *p)
+{
+	char when[128];
+
+	printf("  handshake failures: %llu", (unsigned long long)p->handshake_failures);
+	if (p->last_failure_sec) {
+		ago(p->last_failure_sec, when, sizeof(when));
+		printf(", the latest %s: %s", when, p->last_failure[0] ? p->last_failure : "(no reason given)");
 	}
-	while (v >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(out, len, "%.2f %s", v, unit[u]);
+	printf("\n");
 }
 
 static void print_allowed(const struct ctl_peer *p, const char *sep, const char *quote)
@@ -109,9 +106,11 @@ static void text_peer(const struct ctl_peer *p)
 		ago(p->last_handshake_sec, when, sizeof(when));
 		printf("  latest handshake: %s\n", when);
 	}
+	if (p->has_failures && p->handshake_failures)
+		text_failures(p);
 	if (p->rx_bytes || p->tx_bytes) {
-		bytes(p->rx_bytes, rx, sizeof(rx));
-		bytes(p->tx_bytes, tx, sizeof(tx));
+		ctl_format_bytes((double)p->rx_bytes, "", rx, sizeof(rx));
+		ctl_format_bytes((double)p->tx_bytes, "", tx, sizeof(tx));
 		printf("  transfer: %s received, %s sent\n", rx, tx);
 	}
 	if (p->persistent_keepalive)
@@ -200,6 +199,19 @@ static void json_peer(const struct ctl_peer *p)
 		json_str(p->endpoint_name);
 	else
 		printf("null");
+	/* null: the daemon does not say (wireguard-go); 0 and null: never. */
+	if (p->has_failures) {
+		printf(",\"handshake_failures\":%llu,\"latest_handshake_failure\":%llu,"
+		       "\"latest_handshake_failure_reason\":",
+		       (unsigned long long)p->handshake_failures, (unsigned long long)p->last_failure_sec);
+		if (p->last_failure_sec && p->last_failure[0])
+			json_str(p->last_failure);
+		else
+			printf("null");
+	} else {
+		printf(",\"handshake_failures\":null,\"latest_handshake_failure\":null,"
+		       "\"latest_handshake_failure_reason\":null");
+	}
 	printf("}");
 }
 
@@ -241,7 +253,11 @@ static int get(const char *ifname, struct ctl_device *d)
 	return ret;
 }
 
-/* Each interface is read before anything of it is printed, so a failing one leaves no half object. */
+/*
+ * Each interface is read before anything of it is printed, so a failing one
+ * leaves no half object. A socket nobody listens on (a daemon that died, or
+ * one going away while we list) is no interface: said, and left out.
+ */
 static int show_all(bool json)
 {
 	struct ctl_device d;
@@ -257,7 +273,10 @@ static int show_all(bool json)
 	if (json)
 		printf("{");
 	for (i = 0; i < n; i++) {
-		if (get(names[i], &d)) {
+		ret = get(names[i], &d);
+		if (ret == -ECONNREFUSED || ret == -ENOENT) {
+			/* skipped */
+		} else if (ret) {
 			status = 1;
 		} else if (json) {
 			printf("%s", shown++ ? "," : "");

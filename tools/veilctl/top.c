@@ -155,17 +155,6 @@ static void sample(struct top *t, const struct ctl_device *dev)
 	t->have_last = true;
 }
 
-static void rate_str(double bps, char *out, size_t len)
-{
-	static const char *const unit[] = { "B/s", "KB/s", "MB/s", "GB/s" };
-	int u = 0;
-
-	while (bps >= 1000 && u < 3) {
-		bps /= 1000;
-		u++;
-	}
-	snprintf(out, len, u ? "%.1f %s" : "%.0f %s", bps, unit[u]);
-}
 
 static void ago_str(uint64_t sec, char *out, size_t len)
 {
@@ -205,20 +194,52 @@ static void sparkline(const struct top *t, const struct peer_hist *h, unsigned i
 	}
 }
 
+/*
+ * Under the peers, each peer's latest refused or unanswered handshake, with
+ * its age and reason: in the peers' order, as many as the screen holds.
+ */
+static void draw_failures(const struct top *t, const struct ctl_device *dev, bool tty,
+			  unsigned int used)
+{
+	char pub[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)], ago[32];
+	bool title = false;
+	size_t i;
+
+	for (i = 0; i < dev->n_peers && (!tty || used + 6 < t->rows); i++) {
+		const struct ctl_peer *cp = &dev->peers[i];
+
+		if (!cp->has_failures || !cp->last_failure_sec)
+			continue;
+		if (!title) {
+			printf("\nlatest handshake failure\n");
+			title = true;
+			used += 2;
+		}
+		sodium_bin2base64(pub, sizeof(pub), cp->public_key, 32, sodium_base64_VARIANT_ORIGINAL);
+		pub[11] = '\0';
+		ago_str(cp->last_failure_sec, ago, sizeof(ago));
+		/* On a terminal, cut to its width; a frame for a pipe has it whole. */
+		printf("%-12.12s %s: %.*s\n", pub, ago,
+		       tty ? (int)(t->cols > 30 ? t->cols - 30 : 40) : (int)sizeof(cp->last_failure),
+		       cp->last_failure);
+		used++;
+	}
+}
+
 static void draw(struct top *t, const struct ctl_device *dev, bool tty)
 {
 	char pub[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
-	char ep[CTL_ENDPOINT_LEN], ago[32], rx[32], tx[32];
+	char ep[CTL_ENDPOINT_LEN], ago[32], rx[32], tx[32], fails[24];
 	unsigned int spark, shown = 0;
 	size_t i;
 
 	if (tty)
 		fputs("\033[H\033[2J", stdout);
-	printf("%s: %zu peers, listening on port %u%s\n", t->ifname, dev->n_peers, dev->listen_port,
-	       tty ? "  (q quits)" : "");
-	printf("%-12s %-26s %-10s %11s %11s  %s\n", "peer", "endpoint", "handshake", "in", "out",
-	       "throughput");
-	spark = t->cols > 80 ? t->cols - 80 : 0;
+	printf("%s: %zu peer%s, listening on port %u%s\n", t->ifname, dev->n_peers,
+	       dev->n_peers == 1 ? "" : "s", dev->listen_port, tty ? "  (q quits)" : "");
+	printf("%-12s %-26s %-10s %6s %13s %13s  %s\n", "peer", "endpoint", "handshake", "fails", "in",
+	       "out", "throughput");
+	spark = t->cols > 90 ? t->cols - 90 : 0;
 	for (i = 0; i < dev->n_peers && shown < PEERS_SHOWN && (!tty || shown + 4 < t->rows); i++) {
 		const struct ctl_peer *cp = &dev->peers[i];
 		struct peer_hist *h = hist_of(t, cp->public_key);
@@ -230,16 +251,22 @@ static void draw(struct top *t, const struct ctl_device *dev, bool tty)
 		else
 			snprintf(ep, sizeof(ep), "(none)");
 		ago_str(cp->last_handshake_sec, ago, sizeof(ago));
-		rate_str(h ? h->rate_rx : 0, rx, sizeof(rx));
-		rate_str(h ? h->rate_tx : 0, tx, sizeof(tx));
-		printf("%-12.12s %-26.26s %-10.10s %11s %11s  ", pub, ep, ago, rx, tx);
+		/* The same units as show's transfer line. */
+		ctl_format_bytes(h ? h->rate_rx : 0, "/s", rx, sizeof(rx));
+		ctl_format_bytes(h ? h->rate_tx : 0, "/s", tx, sizeof(tx));
+		if (cp->has_failures)
+			snprintf(fails, sizeof(fails), "%llu", (unsigned long long)cp->handshake_failures);
+		else
+			snprintf(fails, sizeof(fails), "-");
+		printf("%-12.12s %-26.26s %-10.10s %6s %13s %13s  ", pub, ep, ago, fails, rx, tx);
 		if (h && spark)
 			sparkline(t, h, spark, stdout);
 		putchar('\n');
 		shown++;
 	}
 	if (shown < dev->n_peers)
-		printf("... and %zu more peers\n", dev->n_peers - shown);
+		printf("... and %zu more peer%s\n", dev->n_peers - shown, dev->n_peers - shown == 1 ? "" : "s");
+	draw_failures(t, dev, tty, shown);
 	fflush(stdout);
 }
 

@@ -635,9 +635,14 @@ static int start_daemon(const char *ifname)
 		_exit(127);
 	}
 	ret = wait_child(pid, DAEMON_WAIT_MS);
-	if (ret)
-		err_line("veild did not start for %s (%s); see its log", ifname,
-			 ret == -ETIMEDOUT ? "no answer in 10 s" : "it failed");
+	if (ret) {
+		char where[256];
+
+		/* Before it goes to the background veild writes to our stderr; after, to its log. */
+		ctl_log_where(ifname, where, sizeof(where));
+		err_line("veild did not start for %s (%s); its reason is above, or in its log: %s", ifname,
+			 ret == -ETIMEDOUT ? "no answer in 10 s" : "it failed", where);
+	}
 	return ret;
 }
 
@@ -811,13 +816,40 @@ static void notify_ready(const char *ifname, size_t peers)
 
 	if (!notify_wanted())
 		return;
-	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s is up (%zu peers)\n", ifname, peers);
+	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s is up (%zu peer%s)\n", ifname, peers, peers == 1 ? "" : "s");
 	ret = notify_send(msg);
 	if (!ret)
 		ret = notify_barrier(5000);
 	if (ret)
 		fprintf(stderr, "veilctl: %s: cannot tell systemd the tunnel is up: %s\n", ifname,
 			strerror(-ret));
+}
+
+/*
+ * Undo what a state file lists (the mesh agent, addresses, routes, rules,
+ * DNS, src_valid_mark), then stop the daemon up started, or take the link
+ * down under one it did not. Needs nothing of the configuration file: down
+ * works from the state alone, and up clears a stale state with it. Returns
+ * whether a daemon that up did not start was left running.
+ */
+static bool undo_state(struct nl *nl, const char *ifname, struct state *s)
+{
+	unsigned int ifindex = 0;
+
+	meshctl_stop(s->mesh_agent);
+	nl_link_index(nl, ifname, &ifindex);
+	remove_items(nl, ifindex, s);
+	if (s->dns)
+		resolvconf(NULL, ifname, false);
+	if (s->src_valid_mark)
+		write_sysctl(SRC_VALID_MARK, 0);
+	if (s->daemon_started) {
+		stop_daemon(nl, ifname);
+		return false;
+	}
+	if (ifindex)
+		nl_link_set_up(nl, ifindex, false);
+	return ctl_running(ifname);
 }
 
 /* ---- up ----------------------------------------------------------------------------------- */
@@ -863,7 +895,7 @@ static int send_config(struct up_ctx *u)
 				   "on a CPU with AES instructions)"
 				 : "");
 	else
-		ret = ctl_send_extensions(u->c.name, &u->c);
+		ret = ctl_send_extensions(u->c.name, &u->c, CTL_EXT_METRICS | CTL_EXT_PEERS);
 	return ret;
 }
 
@@ -952,22 +984,45 @@ static void roll_back(struct up_ctx *u)
 	state_remove(u->c.name);
 }
 
-static int do_up(struct up_ctx *u)
+/*
+ * A state file with no daemon behind it: the interface was deleted (ip link
+ * del, a documented way to stop veild) or its daemon died. What is left of
+ * it (policy rules, DNS, src_valid_mark, a socket file, the agent) is
+ * undone, and up starts afresh. 0, or -EEXIST when it is really up.
+ */
+static int clear_stale(struct up_ctx *u)
 {
 	struct state old;
-	int ret;
 
-	if (state_read(u->c.name, &old) == 0) {
+	if (state_read(u->c.name, &old) != 0)
+		return 0;
+	if (ctl_running(u->c.name)) {
 		state_free(&old);
 		err_line("%s is already up (veilctl down %s first, or veilctl reload %s)", u->c.name,
 			 u->c.name, u->c.name);
 		return -EEXIST;
 	}
+	err_line("%s: %s/%s.state is left from an earlier up whose daemon is gone (ip link del, or it "
+		 "died): what is left of it is undone, and %s comes up afresh", u->c.name, VEIL_STATE_DIR,
+		 u->c.name, u->c.name);
+	undo_state(u->nl, u->c.name, &old);
+	state_remove(u->c.name);
+	state_free(&old);
+	return 0;
+}
+
+static int do_up(struct up_ctx *u)
+{
+	int ret;
+
 	ret = nl_open(&u->nl);
 	if (ret) {
 		err_line("cannot open rtnetlink: %s", strerror(-ret));
 		return ret;
 	}
+	ret = clear_stale(u);
+	if (ret)
+		return ret;
 	ret = pick_table(u->nl, &u->c, &u->table);
 	if (!ret)
 		ret = make_plan(&u->c, u->table, &u->plan);
@@ -1020,7 +1075,7 @@ int cmd_up(int argc, char **argv)
 	state_free(&u.plan);
 	state_free(&u.done);
 	if (!ret) {
-		printf("veilctl: %s is up (%zu peers)\n", u.c.name, u.c.n_peers);
+		printf("veilctl: %s is up (%zu peer%s)\n", u.c.name, u.c.n_peers, u.c.n_peers == 1 ? "" : "s");
 		notify_ready(u.c.name, u.c.n_peers);
 	}
 	conf_free(&u.c);
@@ -1187,46 +1242,57 @@ static void save_config(const struct conf *c)
 
 int cmd_down(int argc, char **argv)
 {
+	struct conf_error err = { "" };
+	char path[PATH_MAX], name[16];
 	struct conf c = { 0 };
-	struct state s;
-	unsigned int ifindex = 0;
 	struct nl *nl = NULL;
+	bool have_conf, foreign;
+	struct state s;
 	int ret;
 
 	if (argc != 2) {
 		fprintf(stderr, "Usage: veilctl down NAME|FILE\n");
 		return 1;
 	}
-	if (load_conf(argv[1], &c, false))
+	conf_path(argv[1], path, sizeof(path));
+	have_conf = conf_load(&c, path, &err) == 0;
+	if (have_conf) {
+		snprintf(name, sizeof(name), "%s", c.name);
+	} else if (conf_ifname_of(path, name)) {
+		fprintf(stderr, "veilctl: %s\n", err.msg);
 		return 1;
-	if (state_read(c.name, &s)) {
-		err_line("%s is not up (no state in %s)", c.name, VEIL_STATE_DIR);
+	}
+	if (state_read(name, &s)) {
+		if (!have_conf)
+			fprintf(stderr, "veilctl: %s\n", err.msg);
+		err_line("%s is not up (no state in %s)", name, VEIL_STATE_DIR);
 		conf_free(&c);
 		return 1;
 	}
+	/* What up did is all in the state: a file broken or gone since must not keep it up. */
+	if (!have_conf)
+		err_line("warning: %s; %s goes down from %s/%s.state alone (no PreDown or PostDown hooks, "
+			 "no SaveConfig)", err.msg, name, VEIL_STATE_DIR, name);
 	ret = nl_open(&nl);
 	if (ret) {
 		err_line("cannot open rtnetlink: %s", strerror(-ret));
 		goto out;
 	}
-	run_hooks(&c.pre_down, c.name); /* a failing hook does not keep the interface up */
+	if (have_conf)
+		run_hooks(&c.pre_down, name); /* a failing hook does not keep the interface up */
 	/* First the agent: nothing may add a peer or a route while the rest is undone. */
 	meshctl_stop(s.mesh_agent);
-	if (c.save_config)
+	if (have_conf && c.save_config)
 		save_config(&c);
-	nl_link_index(nl, c.name, &ifindex);
-	remove_items(nl, ifindex, &s);
-	if (s.dns)
-		resolvconf(&c, c.name, false);
-	if (s.src_valid_mark)
-		write_sysctl(SRC_VALID_MARK, 0);
-	if (s.daemon_started)
-		stop_daemon(nl, c.name);
-	else if (ifindex)
-		nl_link_set_up(nl, ifindex, false);
-	state_remove(c.name);
-	run_hooks(&c.post_down, c.name);
-	printf("veilctl: %s is down\n", c.name);
+	foreign = undo_state(nl, name, &s);
+	state_remove(name);
+	if (have_conf)
+		run_hooks(&c.post_down, name);
+	if (foreign)
+		printf("veilctl: %s is down; its daemon, which veilctl up did not start, is left running "
+		       "(the link is down)\n", name);
+	else
+		printf("veilctl: %s is down\n", name);
 out:
 	if (nl)
 		nl_close(nl);
@@ -1236,6 +1302,34 @@ out:
 }
 
 /* ---- reload ------------------------------------------------------------------------------- */
+
+/*
+ * A failed reload changes nothing. Everything that can be checked before
+ * is (the file whole, its keys, the ciphers this CPU can run, whether the
+ * daemon is veild where the file asks for veild's own settings); then the
+ * steps run from the likeliest refusal to the least likely, each noting
+ * what it changed, and a refusal puts back, newest first, what the steps
+ * before it did:
+ *
+ *   1. the metrics listener (veild opens the new one before closing the old)
+ *   2. keys, port and peers (syncconf; the port first), then veild's own
+ *      peer settings (ciphers, endpoint names)
+ *   3. the MTU
+ *   4. addresses, routes and rules: the old ones the file no longer has go
+ *      first (an IPv4 address's replacement in the same subnet must not
+ *      come as a secondary that the old primary's removal takes along),
+ *      then the new ones
+ *
+ * Only then is the mesh agent started again and the state file written.
+ */
+struct reload {
+	struct ctl_device was;      /* the daemon before, every peer (restore's reference) */
+	struct ctl_device dev;      /* the same without the mesh agent's peers (the diff's) */
+	struct ctl_sync_summary sync;
+	bool metrics, peers, mtu;   /* steps 1-3 changed something */
+	unsigned int old_mtu;
+	struct state removed, added; /* step 4 */
+};
 
 static bool has_item(const struct state *s, const struct item *it)
 {
@@ -1247,65 +1341,270 @@ static bool has_item(const struct state *s, const struct item *it)
 	return false;
 }
 
-/* The difference between the plan and what up did: remove the old, add the new. */
-static int reload_link(struct up_ctx *u, struct state *old)
+/* What only veild takes, asked of another daemon, or AES on a CPU without it: refused before anything. */
+static int reload_preflight(struct up_ctx *u, const struct reload *r)
 {
-	struct state keep = { 0 };
+	const struct conf_peer *aes = NULL;
 	size_t i;
-	int ret = 0;
 
-	ret = nl_link_index(u->nl, u->c.name, &u->ifindex);
-	if (!ret && u->c.has_mtu)
-		ret = nl_link_set_mtu(u->nl, u->ifindex, u->c.mtu);
-	for (i = 0; !ret && i < old->n; i++) {
-		if (has_item(&u->plan, &old->items[i])) {
-			ret = push_item(&keep, &old->items[i]);
-			continue;
-		}
-		apply_item(u->nl, u->ifindex, &old->items[i], false);
+	for (i = 0; !aes && i < u->c.n_peers; i++)
+		if (u->c.peers[i].cipher == CIPHER_AES256GCM)
+			aes = &u->c.peers[i];
+	if (aes && !crypto_aead_aes256gcm_is_available()) {
+		err_line("%s:%u: [Peer]: Cipher = aes256gcm: this CPU lacks the AES instructions it needs",
+			 u->c.path, aes->line);
+		return -EOPNOTSUPP;
 	}
-	/* Addresses before routes, as in up. */
-	for (i = 0; !ret && i < u->plan.n; i++)
-		if (u->plan.items[i].kind == ITEM_ADDR && !has_item(&keep, &u->plan.items[i]))
-			ret = add_item(u->nl, u->ifindex, &u->plan.items[i], &keep);
-	for (i = 0; !ret && i < u->plan.n; i++)
-		if (u->plan.items[i].kind != ITEM_ADDR && !has_item(&keep, &u->plan.items[i]))
-			ret = add_item(u->nl, u->ifindex, &u->plan.items[i], &keep);
-	free(old->items);
-	old->items = keep.items;
-	old->n = keep.n;
+	if (r->was.veil)
+		return 0;
+	if (aes) {
+		err_line("%s:%u: [Peer]: Cipher = aes256gcm is veild's own, and the daemon of %s is not veild",
+			 u->c.path, aes->line, u->c.name);
+		return -EOPNOTSUPP;
+	}
+	if (u->c.metrics_listen) {
+		err_line("%s:%u: MetricsListen is veild's own, and the daemon of %s is not veild", u->c.path,
+			 u->c.metrics_listen_line, u->c.name);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+/* 1. The listener, only when it moves (veild opens the new one before it closes the old). */
+static int reload_metrics(struct up_ctx *u, struct reload *r)
+{
+	const char *want = u->c.metrics_listen ? u->c.metrics_listen : "";
+	int ret;
+
+	if (!r->was.veil || !strcmp(want, r->was.metrics_listen))
+		return 0;
+	ret = ctl_send_extensions(u->c.name, &u->c, CTL_EXT_METRICS);
+	r->metrics = !ret;
 	return ret;
 }
 
-static int send_sync(struct up_ctx *u)
+/* Which setting of a refused syncconf was the one: the port and mark come first in it. */
+static void say_sync_refused(const struct up_ctx *u, const struct reload *r, int ret, const char *why)
 {
-	struct ctl_device dev = { 0 };
+	if (ret == -EADDRINUSE && r->sync.listen_port)
+		err_line("%s:%u: ListenPort = %u refused: the port is in use", u->c.path, u->c.listen_port_line,
+			 u->c.listen_port);
+	else if (r->sync.fwmark && !r->sync.listen_port && ret == -EADDRINUSE)
+		err_line("%s:%u: FwMark = 0x%x refused: %s", u->c.path, u->c.fwmark_line, u->c.fwmark,
+			 strerror(-ret));
+	else if (ret == -ENOSPC)
+		err_line("%s: the daemon refused the peers: it holds no more peers or allowed IPs (%s)",
+			 u->c.name, strerror(-ret));
+	else
+		err_line("%s: the daemon refused the keys and peers: %s%s%s", u->c.name, strerror(-ret),
+			 why[0] ? ": " : "", why);
+}
+
+/* 2. Keys, port, peers, then veild's own peer settings. */
+static int reload_peers(struct up_ctx *u, struct reload *r)
+{
 	struct sbuf req = { 0 };
 	char why[256] = "";
 	int ret;
 
-	ret = ctl_get(u->c.name, &dev, why, sizeof(why));
+	ret = ctl_build_syncconf(&u->c, &r->dev, &req);
+	if (!ret) {
+		r->peers = true; /* veild applies a request line by line: from here on, put it back */
+		ret = ctl_set(u->c.name, &req, why, sizeof(why));
+		if (ret)
+			say_sync_refused(u, r, ret, why);
+	}
+	sbuf_free(&req);
+	if (!ret)
+		ret = ctl_send_extensions(u->c.name, &u->c, CTL_EXT_PEERS);
+	return ret;
+}
+
+/* 3. The MTU, when the file names one that differs. */
+static int reload_mtu(struct up_ctx *u, struct reload *r)
+{
+	int ret;
+
+	if (!u->c.has_mtu)
+		return 0;
+	ret = nl_link_mtu(u->nl, u->ifindex, &r->old_mtu);
+	if (!ret && r->old_mtu == u->c.mtu)
+		return 0;
+	if (!ret)
+		ret = nl_link_set_mtu(u->nl, u->ifindex, u->c.mtu);
+	if (ret)
+		err_line("%s:%u: MTU = %u: cannot set it: %s", u->c.path, u->c.mtu_line, u->c.mtu, strerror(-ret));
+	r->mtu = !ret;
+	return ret;
+}
+
+/* 4. The old items the plan drops go, then the plan's new ones come (addresses before routes). */
+static int reload_items(struct up_ctx *u, const struct state *old, struct reload *r)
+{
+	size_t i, pass;
+	int ret = 0;
+
+	for (i = 0; !ret && i < old->n; i++) {
+		if (has_item(&u->plan, &old->items[i]))
+			continue;
+		ret = push_item(&r->removed, &old->items[i]);
+		if (!ret)
+			apply_item(u->nl, u->ifindex, &old->items[i], false);
+	}
+	for (pass = 0; pass < 2; pass++)
+		for (i = 0; !ret && i < u->plan.n; i++)
+			if ((u->plan.items[i].kind == ITEM_ADDR) == (pass == 0) &&
+			    !has_item(old, &u->plan.items[i]))
+				ret = add_item(u->nl, u->ifindex, &u->plan.items[i], &r->added);
+	return ret;
+}
+
+/* Put back, newest first, what the steps did before one was refused. */
+static void reload_undo(struct up_ctx *u, struct reload *r)
+{
+	struct ctl_device now;
+	struct sbuf req = { 0 };
+	char why[256] = "";
+	size_t i;
+	int ret = 0;
+
+	remove_items(u->nl, u->ifindex, &r->added);
+	for (i = 0; i < r->removed.n; i++)
+		apply_item(u->nl, u->ifindex, &r->removed.items[i], true);
+	if (r->mtu)
+		ret = nl_link_set_mtu(u->nl, u->ifindex, r->old_mtu);
+	if (r->peers && !ret)
+		ret = ctl_get(u->c.name, &now, why, sizeof(why));
+	if (r->peers && !ret) {
+		ret = ctl_build_restore(&r->was, &now, &req);
+		if (!ret)
+			ret = ctl_set(u->c.name, &req, why, sizeof(why));
+		sbuf_free(&req);
+		ctl_device_free(&now);
+	}
+	if (r->metrics && !ret) {
+		sbuf_printf(&req, "set=1\nmetrics_listen=%s\n\n", r->was.metrics_listen);
+		ret = ctl_set(u->c.name, &req, why, sizeof(why));
+		sbuf_free(&req);
+	}
+	if (ret)
+		err_line("%s: reload failed, and what it changed could not all be put back: %s%s%s", u->c.name,
+			 strerror(-ret), why[0] ? ": " : "", why);
+	else
+		err_line("%s: reload failed: nothing was changed", u->c.name);
+}
+
+/* "1 peer added" and the like, appended to out after a separator. */
+static void part(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void part(char *out, size_t len, const char *fmt, ...)
+{
+	size_t o = strlen(out);
+	va_list ap;
+
+	if (o + 2 >= len)
+		return;
+	if (o)
+		o += (size_t)snprintf(out + o, len - o, ", ");
+	va_start(ap, fmt);
+	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): va_start is right above; a clang-tidy 14 false positive. */
+	vsnprintf(out + o, len - o, fmt, ap);
+	va_end(ap);
+}
+
+static void count_part(char *out, size_t len, size_t n, const char *one, const char *many, const char *what)
+{
+	if (n)
+		part(out, len, "%zu %s %s", n, n == 1 ? one : many, what);
+}
+
+static size_t count_kind(const struct state *s, enum item_kind kind)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < s->n; i++)
+		n += s->items[i].kind == kind;
+	return n;
+}
+
+/* What the reload changed, in one line. */
+static void say_reloaded(const struct up_ctx *u, const struct reload *r)
+{
+	const struct ctl_sync_summary *s = &r->sync;
+	const char *listen = u->c.metrics_listen ? u->c.metrics_listen : "off";
+	char out[512] = "";
+
+	count_part(out, sizeof(out), s->added, "peer", "peers", "added");
+	count_part(out, sizeof(out), s->removed, "peer", "peers", "removed");
+	count_part(out, sizeof(out), s->changed, "peer", "peers", "changed");
+	if (s->private_key)
+		part(out, sizeof(out), "private key changed");
+	if (s->listen_port)
+		part(out, sizeof(out), "listen port %u -> %u", r->dev.listen_port, u->c.listen_port);
+	if (s->fwmark)
+		part(out, sizeof(out), "fwmark 0x%x -> 0x%x", r->dev.fwmark, u->c.fwmark);
+	if (r->mtu)
+		part(out, sizeof(out), "MTU %u -> %u", r->old_mtu, u->c.mtu);
+	if (r->metrics)
+		part(out, sizeof(out), "metrics %s -> %s", r->was.metrics_listen[0] ? r->was.metrics_listen : "off",
+		     listen);
+	count_part(out, sizeof(out), count_kind(&r->added, ITEM_ADDR), "address", "addresses", "added");
+	count_part(out, sizeof(out), count_kind(&r->removed, ITEM_ADDR), "address", "addresses", "removed");
+	count_part(out, sizeof(out), count_kind(&r->added, ITEM_ROUTE), "route", "routes", "added");
+	count_part(out, sizeof(out), count_kind(&r->removed, ITEM_ROUTE), "route", "routes", "removed");
+	count_part(out, sizeof(out), count_kind(&r->added, ITEM_RULE), "policy rule", "policy rules", "added");
+	count_part(out, sizeof(out), count_kind(&r->removed, ITEM_RULE), "policy rule", "policy rules",
+		   "removed");
+	printf("veilctl: %s reloaded: %s\n", u->c.name, out[0] ? out : "nothing changed");
+}
+
+/* What exists once the reload is through: the old items the plan keeps, and those added. */
+static int reload_state(struct state *old, const struct reload *r)
+{
+	struct state now = { 0 };
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; !ret && i < old->n; i++)
+		if (!has_item(&r->removed, &old->items[i]))
+			ret = push_item(&now, &old->items[i]);
+	for (i = 0; !ret && i < r->added.n; i++)
+		ret = push_item(&now, &r->added.items[i]);
+	if (ret) {
+		state_free(&now);
+		return ret;
+	}
+	free(old->items);
+	old->items = now.items;
+	old->n = now.n;
+	return 0;
+}
+
+/* The daemon as it runs: whole (to put back), and without the agent's peers (to compare the file with). */
+static int reload_read(struct up_ctx *u, struct reload *r)
+{
+	char why[256] = "";
+	int ret = ctl_get(u->c.name, &r->was, why, sizeof(why));
+
+	if (!ret)
+		ret = ctl_get(u->c.name, &r->dev, why, sizeof(why));
+	if (ret) {
+		err_line("%s: cannot read the running interface: %s", u->c.name, why[0] ? why : strerror(-ret));
+		return ret;
+	}
 	/*
 	 * Unchanged and never removed by a reload: the agent's peers (it runs
 	 * on, or again). A file that left its mesh takes them away.
 	 */
-	if (!ret && u->c.mesh.line)
-		hide_mesh_peers(&u->c, &dev);
-	if (!ret)
-		ret = ctl_build_syncconf(&u->c, &dev, &req);
-	if (!ret)
-		ret = ctl_set(u->c.name, &req, why, sizeof(why));
-	sbuf_free(&req);
-	ctl_device_free(&dev);
-	if (ret)
-		err_line("%s: %s%s%s", u->c.name, strerror(-ret), why[0] ? ": " : "", why);
-	else
-		ret = ctl_send_extensions(u->c.name, &u->c);
-	return ret;
+	if (u->c.mesh.line)
+		hide_mesh_peers(&u->c, &r->dev);
+	ctl_sync_summarize(&u->c, &r->dev, &r->sync);
+	return 0;
 }
 
-static int do_reload(struct up_ctx *u, struct state *old)
+static int do_reload(struct up_ctx *u, struct state *old, struct reload *r)
 {
+	size_t i;
 	int ret;
 
 	ret = nl_open(&u->nl);
@@ -1315,20 +1614,39 @@ static int do_reload(struct up_ctx *u, struct state *old)
 	}
 	/* The full tunnel keeps the table up picked; a fresh pick would find it in use. */
 	u->table = FULL_TUNNEL_TABLE;
-	if (u->c.has_fwmark && u->c.fwmark) {
+	if (u->c.has_fwmark && u->c.fwmark)
 		u->table = u->c.fwmark;
-	} else {
-		size_t i;
-
+	else
 		for (i = 0; i < old->n; i++)
 			if (old->items[i].kind == ITEM_RULE && old->items[i].rule.has_fwmark)
 				u->table = old->items[i].rule.table;
-	}
 	ret = make_plan(&u->c, u->table, &u->plan);
+	if (ret) {
+		err_line("%s: cannot plan routes: %s", u->c.name, strerror(-ret));
+		return ret;
+	}
+	ret = nl_link_index(u->nl, u->c.name, &u->ifindex);
+	if (ret) {
+		err_line("%s: no such link: %s", u->c.name, strerror(-ret));
+		return ret;
+	}
+	ret = reload_read(u, r);
 	if (!ret)
-		ret = send_sync(u);
+		ret = reload_preflight(u, r);
+	if (ret)
+		return ret;
+	ret = reload_metrics(u, r);
 	if (!ret)
-		ret = reload_link(u, old);
+		ret = reload_peers(u, r);
+	if (!ret)
+		ret = reload_mtu(u, r);
+	if (!ret)
+		ret = reload_items(u, old, r);
+	if (ret) {
+		reload_undo(u, r);
+		return ret;
+	}
+	ret = reload_state(old, r);
 	/*
 	 * The agent is started again, reading the file anew (a changed [Mesh],
 	 * a renewed password); the peers it applied stay meanwhile, and a file
@@ -1342,7 +1660,6 @@ static int do_reload(struct up_ctx *u, struct state *old)
 		else
 			meshctl_forget(&u->c);
 	}
-	/* The state is rewritten even after a failure: it lists what exists now. */
 	if (state_write(u->c.name, old) && !ret)
 		ret = -EIO;
 	return ret;
@@ -1351,6 +1668,7 @@ static int do_reload(struct up_ctx *u, struct state *old)
 int cmd_reload(int argc, char **argv)
 {
 	struct up_ctx u = { 0 };
+	struct reload r = { 0 };
 	struct state old;
 	int ret;
 
@@ -1365,13 +1683,17 @@ int cmd_reload(int argc, char **argv)
 		conf_free(&u.c);
 		return 1;
 	}
-	ret = do_reload(&u, &old);
+	ret = do_reload(&u, &old, &r);
+	if (!ret)
+		say_reloaded(&u, &r);
 	if (u.nl)
 		nl_close(u.nl);
+	ctl_device_free(&r.was);
+	ctl_device_free(&r.dev);
+	state_free(&r.removed);
+	state_free(&r.added);
 	state_free(&u.plan);
 	state_free(&old);
-	if (!ret)
-		printf("veilctl: %s reloaded\n", u.c.name);
 	conf_free(&u.c);
 	return ret ? 1 : 0;
 }

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What veild and its tools must agree on, for tools and tests to see
+ * (veild's internals stay in src/).
+ */
+#ifndef VEIL_H
+#define VEIL_H
+
+/*
+ * The longest inner packet veild carries: a jumbo MTU of 9000 fits. A TUN
+ * MTU above it makes veild drop the longer packets (counted in the metrics
+ * as veil_transmit_drops_total{reason="too_long"}), so veilctl refuses an
+ * MTU above it, and below the 68 bytes every IPv4 link must take.
+ */
+#define VEIL_MTU_MAX 9280
+#define VEIL_MTU_MIN 68
+/* Below this the kernel turns IPv6 off on a link (RFC 8200). */
+#define VEIL_MTU_MIN_IPV6 1280
+
+#endif
