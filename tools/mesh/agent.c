@@ -69,6 +69,7 @@ enum {
 	 */
 	STAGE_WAIT_MS = 1500,
 	SWITCH_RETRY_MS = 1000,
+	STAGED_POLL_MS = 500,
 	ROTATE_RETRY_S = 60,  /* a scheduled rotation that was refused is tried again after this */
 };
 
@@ -137,7 +138,13 @@ struct agent {
 	int64_t rot_revision;     /* the announcement's */
 	uv_timer_t rot_timer;     /* the wait between the announcement and the switch */
 	uv_timer_t every_timer;   /* RotateEvery */
+	uv_timer_t staged_timer;  /* while a peer's next key is staged: has it answered a handshake? */
 	int64_t key_since;        /* unix seconds this node's key became its own; 0: unknown */
+	/*
+	 * The first apply greets every peer: a veild started anew has no
+	 * sessions, while its peers would send into theirs for 15 s.
+	 */
+	bool greet_all;
 	bool waiting;             /* the retry timer runs: no call until it fires */
 	unsigned int closing;     /* handles still closing */
 	bool stopping;
@@ -920,7 +927,7 @@ static void want_peer(struct agent *a, const struct mesh_node *n, const struct c
 	 * this side no longer has (it was removed, revoked, or veild restarted),
 	 * and would send into them until its own timers gave up (15 s).
 	 */
-	w->kick = !n->applied || sodium_memcmp(n->current.public_key, r->public_key, 32) != 0;
+	w->kick = a->greet_all || !n->applied || sodium_memcmp(n->current.public_key, r->public_key, 32) != 0;
 	for (i = 0; i < dev->n_peers; i++)
 		if (!sodium_memcmp(dev->peers[i].public_key, r->public_key, 32))
 			running = &dev->peers[i];
@@ -949,7 +956,7 @@ static void want_peer(struct agent *a, const struct mesh_node *n, const struct c
 static void want_staged(struct agent *a, const struct mesh_record *r, const struct ctl_device *dev,
 			struct apply_peer *w)
 {
-	bool running_with_endpoint = false;
+	bool running = false, running_with_endpoint = false;
 	size_t i;
 
 	memset(w, 0, sizeof(*w));
@@ -957,12 +964,83 @@ static void want_staged(struct agent *a, const struct mesh_record *r, const stru
 	w->peer.has_keepalive = true;
 	w->peer.cipher = pair_cipher(a, r);
 	w->endpoint_name = r->endpoint[0] && ctl_endpoint_is_name(r->endpoint) ? r->endpoint : "";
-	for (i = 0; i < dev->n_peers; i++)
-		if (!sodium_memcmp(dev->peers[i].public_key, r->next_public_key, 32))
+	for (i = 0; i < dev->n_peers; i++) {
+		if (!sodium_memcmp(dev->peers[i].public_key, r->next_public_key, 32)) {
+			running = true;
 			running_with_endpoint = dev->peers[i].endpoint_len > 0;
+		}
+	}
+	/*
+	 * Greeted once as it is staged: veild then tries the handshake again
+	 * every few seconds, and the first that completes (the node has
+	 * switched) is this side's proof, taken by check_staged, even if the
+	 * node's publication is late.
+	 */
+	w->kick = !running;
 	if (r->endpoint[0] && !running_with_endpoint &&
 	    !endpoint_addr(a, r->endpoint, &w->peer.endpoint_addr, &w->peer.endpoint_len))
 		w->peer.endpoint_len = 0;
+}
+
+/*
+ * A staged key that completed a handshake: only the node holding its private
+ * key could, so the node has switched, whatever the registry says yet. The
+ * move its publication would bring is made now (the record is taken as
+ * published locally; the real one, when it comes, says the same). Without
+ * this, a node that switched while the registry went away would stay cut
+ * off from each peer whose session needs a new handshake.
+ */
+static void on_staged_timer(uv_timer_t *t);
+
+static bool any_staged(const struct agent *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->view.n; i++)
+		if (a->view.nodes[i].applied && a->view.nodes[i].current.has_next)
+			return true;
+	return false;
+}
+
+static void check_staged(struct agent *a)
+{
+	struct ctl_device dev = { 0 };
+	char why[256], next[12];
+	bool moved = false, staged = false;
+	size_t i, j;
+
+	if (ctl_get(a->view.ifname, &dev, why, sizeof(why)))
+		return;
+	for (i = 0; i < a->view.n; i++) {
+		struct mesh_node *n = &a->view.nodes[i];
+
+		if (!n->applied || !n->current.has_next || !n->latest.has_next ||
+		    sodium_memcmp(n->latest.next_public_key, n->current.next_public_key, 32))
+			continue;
+		staged = true;
+		for (j = 0; j < dev.n_peers; j++) {
+			if (sodium_memcmp(dev.peers[j].public_key, n->latest.next_public_key, 32) ||
+			    !dev.peers[j].last_handshake_sec)
+				continue;
+			memcpy(n->latest.public_key, n->latest.next_public_key, 32);
+			n->latest.has_next = false;
+			n->latest.key_since = now_s();
+			mesh_fingerprint(n->latest.public_key, next);
+			log_info("node %s's next key %s answered a handshake: it has switched; moving to it "
+				 "before its publication arrives", n->name, next);
+			moved = true;
+		}
+	}
+	ctl_device_free(&dev);
+	if (moved)
+		schedule_apply(a, 0);
+	else if (staged)
+		uv_timer_start(&a->staged_timer, on_staged_timer, STAGED_POLL_MS, 0);
+}
+
+static void on_staged_timer(uv_timer_t *t)
+{
+	check_staged(t->data);
 }
 
 /* After veild took it: what was applied is now current, each change said once. */
@@ -1214,7 +1292,10 @@ static void apply(struct agent *a)
 			 why[0] ? ": " : "", why);
 		schedule_apply(a, DEVICE_RETRY_MS);
 	} else {
+		a->greet_all = false;
 		applied(a);
+		if (!a->stopping && any_staged(a) && !uv_is_active((uv_handle_t *)&a->staged_timer))
+			uv_timer_start(&a->staged_timer, on_staged_timer, STAGED_POLL_MS, 0);
 		if (apply_route_set(a))
 			schedule_apply(a, DEVICE_RETRY_MS);
 		uv_timer_start(&a->save_timer, on_save_timer, 0, 0);
@@ -1608,8 +1689,9 @@ int agent_new(uv_loop_t *loop, struct conf *c, char *password, struct agent **ou
 	uv_timer_init(loop, &a->save_timer);
 	uv_timer_init(loop, &a->rot_timer);
 	uv_timer_init(loop, &a->every_timer);
+	uv_timer_init(loop, &a->staged_timer);
 	a->retry.data = a->keepalive.data = a->apply_timer.data = a->save_timer.data = a;
-	a->rot_timer.data = a->every_timer.data = a;
+	a->rot_timer.data = a->every_timer.data = a->staged_timer.data = a;
 	load_copy(a);
 	*out = a;
 	return 0;
@@ -1618,6 +1700,7 @@ int agent_new(uv_loop_t *loop, struct conf *c, char *password, struct agent **ou
 void agent_start(struct agent *a)
 {
 	a->todo = T_AUTH | T_LIST | T_LEASE | T_ALIVE;
+	a->greet_all = true;
 	/* The local copy first: peers are back before the registry answers. */
 	apply(a);
 	uv_timer_start(&a->apply_timer, on_apply_timer, RESYNC_MS, 0);
@@ -1636,7 +1719,7 @@ static void on_closed(uv_handle_t *h)
 static void close_all(struct agent *a)
 {
 	uv_timer_t *timers[] = { &a->retry, &a->keepalive, &a->apply_timer, &a->save_timer,
-				 &a->rot_timer, &a->every_timer };
+				 &a->rot_timer, &a->every_timer, &a->staged_timer };
 	struct lookup *l;
 	size_t i;
 
