@@ -70,6 +70,14 @@ enum {
 	STAGE_WAIT_MS = 1500,
 	SWITCH_RETRY_MS = 1000,
 	STAGED_POLL_MS = 500,
+	/*
+	 * A key still staged this long after its announcement (the publication
+	 * is late: the registry went away after the switch) is greeted with a
+	 * handshake, which veild retries every few seconds. Not sooner: an
+	 * initiation the node cannot answer yet would hold back, by WireGuard's
+	 * spacing of retries, the one the publication starts.
+	 */
+	STAGED_GREET_MS = 4000,
 	ROTATE_RETRY_S = 60,  /* a scheduled rotation that was refused is tried again after this */
 };
 
@@ -956,7 +964,7 @@ static void want_peer(struct agent *a, const struct mesh_node *n, const struct c
 static void want_staged(struct agent *a, const struct mesh_record *r, const struct ctl_device *dev,
 			struct apply_peer *w)
 {
-	bool running = false, running_with_endpoint = false;
+	bool running_with_endpoint = false;
 	size_t i;
 
 	memset(w, 0, sizeof(*w));
@@ -964,19 +972,9 @@ static void want_staged(struct agent *a, const struct mesh_record *r, const stru
 	w->peer.has_keepalive = true;
 	w->peer.cipher = pair_cipher(a, r);
 	w->endpoint_name = r->endpoint[0] && ctl_endpoint_is_name(r->endpoint) ? r->endpoint : "";
-	for (i = 0; i < dev->n_peers; i++) {
-		if (!sodium_memcmp(dev->peers[i].public_key, r->next_public_key, 32)) {
-			running = true;
+	for (i = 0; i < dev->n_peers; i++)
+		if (!sodium_memcmp(dev->peers[i].public_key, r->next_public_key, 32))
 			running_with_endpoint = dev->peers[i].endpoint_len > 0;
-		}
-	}
-	/*
-	 * Greeted once as it is staged: veild then tries the handshake again
-	 * every few seconds, and the first that completes (the node has
-	 * switched) is this side's proof, taken by check_staged, even if the
-	 * node's publication is late.
-	 */
-	w->kick = !running;
 	if (r->endpoint[0] && !running_with_endpoint &&
 	    !endpoint_addr(a, r->endpoint, &w->peer.endpoint_addr, &w->peer.endpoint_len))
 		w->peer.endpoint_len = 0;
@@ -1002,11 +1000,26 @@ static bool any_staged(const struct agent *a)
 	return false;
 }
 
+/* A handshake with this peer now (persistent keepalive turned on and back off). */
+static void greet(struct agent *a, const uint8_t key[static 32])
+{
+	struct sbuf req = { 0 };
+	char hex[65], why[256];
+
+	sodium_bin2hex(hex, sizeof(hex), key, 32);
+	sbuf_printf(&req, "set=1\npublic_key=%s\nupdate_only=true\npersistent_keepalive_interval=0\n"
+		    "persistent_keepalive_interval=1\npersistent_keepalive_interval=0\n\n", hex);
+	if (!req.failed)
+		ctl_set(a->view.ifname, &req, why, sizeof(why));
+	sbuf_free(&req);
+}
+
 static void check_staged(struct agent *a)
 {
 	struct ctl_device dev = { 0 };
 	char why[256], next[12];
 	bool moved = false, staged = false;
+	uint64_t now = uv_now(a->loop);
 	size_t i, j;
 
 	if (ctl_get(a->view.ifname, &dev, why, sizeof(why)))
@@ -1018,6 +1031,12 @@ static void check_staged(struct agent *a)
 		    sodium_memcmp(n->latest.next_public_key, n->current.next_public_key, 32))
 			continue;
 		staged = true;
+		if (!n->staged_at)
+			n->staged_at = (int64_t)now;
+		if (now - (uint64_t)n->staged_at >= STAGED_GREET_MS && !n->staged_greeted) {
+			n->staged_greeted = true;
+			greet(a, n->latest.next_public_key);
+		}
 		for (j = 0; j < dev.n_peers; j++) {
 			if (sodium_memcmp(dev.peers[j].public_key, n->latest.next_public_key, 32) ||
 			    !dev.peers[j].last_handshake_sec)
@@ -1104,6 +1123,10 @@ static void applied(struct agent *a)
 		if (mesh_record_copy(&n->current, r) == 0) {
 			n->applied = true;
 			n->current_revision = n->mod_revision;
+			if (!n->current.has_next) {
+				n->staged_at = 0;
+				n->staged_greeted = false;
+			}
 		}
 	}
 }

@@ -124,6 +124,8 @@ struct mesh_node {
 	char why[MESH_WHY_LEN];      /* why the latest record is refused ("" when it is not) */
 	struct conf_prefix *use;     /* the prefixes the peer gets: the record's, less conflicts */
 	size_t n_use;
+	int64_t staged_at;           /* the agent's: when (uv_now) it saw the next key staged */
+	bool staged_greeted;         /* and whether it greeted it since */
 	int64_t refusal_logged;      /* the mod_revision whose refusal was audited, */
 	char refusal_said[MESH_WHY_LEN]; /* and its reason: a new reason is said again */
 };
