@@ -78,6 +78,13 @@ enum {
 	 * spacing of retries, the one the publication starts.
 	 */
 	STAGED_GREET_MS = 4000,
+	/*
+	 * After a greeting the handshake completes within milliseconds, and the
+	 * node sends on the new session at once: looked for this often, for a
+	 * while, so that its packets are not dropped for want of allowed IPs.
+	 */
+	STAGED_FAST_POLL_MS = 20,
+	STAGED_FAST_FOR_MS = 3000,
 	ROTATE_RETRY_S = 60,  /* a scheduled rotation that was refused is tried again after this */
 };
 
@@ -147,6 +154,7 @@ struct agent {
 	uv_timer_t rot_timer;     /* the wait between the announcement and the switch */
 	uv_timer_t every_timer;   /* RotateEvery */
 	uv_timer_t staged_timer;  /* while a peer's next key is staged: has it answered a handshake? */
+	uint64_t staged_fast_until; /* uv_now until which the staged keys are looked at often */
 	int64_t key_since;        /* unix seconds this node's key became its own; 0: unknown */
 	/*
 	 * The first apply greets every peer: a veild started anew has no
@@ -1036,6 +1044,7 @@ static void check_staged(struct agent *a)
 		if (now - (uint64_t)n->staged_at >= STAGED_GREET_MS && !n->staged_greeted) {
 			n->staged_greeted = true;
 			greet(a, n->latest.next_public_key);
+			a->staged_fast_until = now + STAGED_FAST_FOR_MS;
 		}
 		for (j = 0; j < dev.n_peers; j++) {
 			if (sodium_memcmp(dev.peers[j].public_key, n->latest.next_public_key, 32) ||
@@ -1054,7 +1063,8 @@ static void check_staged(struct agent *a)
 	if (moved)
 		schedule_apply(a, 0);
 	else if (staged)
-		uv_timer_start(&a->staged_timer, on_staged_timer, STAGED_POLL_MS, 0);
+		uv_timer_start(&a->staged_timer, on_staged_timer,
+			       now < a->staged_fast_until ? STAGED_FAST_POLL_MS : STAGED_POLL_MS, 0);
 }
 
 static void on_staged_timer(uv_timer_t *t)
