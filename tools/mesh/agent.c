@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * The mesh agent (agent.h). Three things run at once on one libuv loop:
+ * The mesh agent (agent.h): its life and its talk with the registry. Three
+ * things run at once on one libuv loop:
  *
  *   calls     one request at a time to the registry, from a set of tasks
  *             (authenticate, list, publish this node's record, take a
@@ -14,7 +15,7 @@
  * the next member (at once the first time, then with a growing pause); a
  * token etcd no longer takes is renewed; a compacted revision, or an
  * outage of every member, makes the agent list again. Changes reach veild
- * through `apply`, run on the loop's next turn after any change and every
+ * through agent__apply (reconcile.c), run on the loop's next turn after any change and every
  * RESYNC_MS to mend what drifted (veild restarted, a route deleted).
  */
 #include <arpa/inet.h>
@@ -33,162 +34,24 @@
 
 #include <sodium.h>
 
-#include "agent.h"
+#include "agent_int.h"
+#include "keys.h"
+#include "log.h"
+#include "nl.h"
 
 #ifndef VEIL_VERSION
 #define VEIL_VERSION "unknown"
 #endif
-#include "apply.h"
-#include "ctl.h"
-#include "etcd.h"
-#include "http.h"
-#include "keys.h"
-#include "log.h"
-#include "nl.h"
-#include "view.h"
 
-enum {
-	LEASE_TTL_S = 10,
-	KEEPALIVE_MS = 3000,
-	KEEPALIVE_TIMEOUT_MS = 2500,
-	CALL_TIMEOUT_MS = 4000,
-	LIST_TIMEOUT_MS = 15000,
-	BACKOFF_MIN_MS = 250,
-	BACKOFF_MAX_MS = 5000,
-	LOGIN_BACKOFF_MS = 15000,
-	RESYNC_MS = 10000,
-	DEVICE_RETRY_MS = 1000,
-	SAVE_DELAY_MS = 1000,
-	COMPLAIN_AGAIN_MS = 30000,
-	AUTH_TRIES = 3,
-	/*
-	 * Between a rotation's announcement (committed) and the switch: every
-	 * agent stages the next key within this (the applied-change p99 is
-	 * 136 ms at 20 nodes, docs/mesh.md); one that missed it loses nothing
-	 * either, since sessions outlive the switch.
-	 */
-	STAGE_WAIT_MS = 1500,
-	SWITCH_RETRY_MS = 1000,
-	STAGED_POLL_MS = 500,
-	/*
-	 * A key still staged this long after its announcement (the publication
-	 * is late: the registry went away after the switch) is greeted with a
-	 * handshake, which veild retries every few seconds. Not sooner: an
-	 * initiation the node cannot answer yet would hold back, by WireGuard's
-	 * spacing of retries, the one the publication starts.
-	 */
-	STAGED_GREET_MS = 4000,
-	/*
-	 * After a greeting the handshake completes within milliseconds, and the
-	 * node sends on the new session at once: looked for this often, for a
-	 * while, so that its packets are not dropped for want of allowed IPs.
-	 */
-	STAGED_FAST_POLL_MS = 20,
-	STAGED_FAST_FOR_MS = 3000,
-	ROTATE_RETRY_S = 60,  /* a scheduled rotation that was refused is tried again after this */
-};
-
-enum task {
-	T_AUTH = 1,
-	T_LIST = 2,
-	T_PUBLISH = 4,
-	T_LEASE = 8,
-	T_ALIVE = 16,
-};
-
-/* A host name's last lookup, for records whose endpoint names a host. */
-struct lookup {
-	struct lookup *next;
-	char endpoint[MESH_ENDPOINT_LEN];
-	struct sockaddr_storage addr;
-	socklen_t len; /* 0: not (yet) resolved */
-	bool pending;
-	uv_getaddrinfo_t req;
-	struct agent *a;
-};
-
-struct agent {
-	uv_loop_t *loop;
-	struct conf c;
-	char *password; /* locked memory */
-	struct mesh_view view;
-	char copy_path[PATH_MAX];
-
-	/* The registry. */
-	struct http *http;
-	size_t member;            /* the Registry URL in use */
-	unsigned int failures;    /* network failures in a row, over members */
-	unsigned int auth_errors; /* tokens refused in a row */
-	char *token;              /* etcd's, locked memory; NULL: authenticate */
-	int64_t lease;            /* 0: none */
-	unsigned int todo;        /* enum task bits */
-	struct http_req *call;
-	unsigned int call_task;
-	struct http_req *watch;
-	bool watch_restart;       /* the watch was ended on purpose: start it again */
-	bool watching;            /* the watch said "created" */
-	char watch_error[200];    /* why the member ended the watch, for the failover's line */
-	struct http_req *ka;
-	struct etcd_stream stream;
-	bool removed;             /* this node's record was deleted by someone else */
-	bool published;           /* the registry holds this node's record as it should be */
-	bool password_refused;    /* read the password again before the next login */
-
-	/* veild and the routing table. */
-	uint8_t public_key[32];
-	bool have_key;
-	unsigned int ifindex;
-	uint64_t routes_verified; /* uv_now of the last time every route was added again */
-	struct sockaddr_storage *registry_addrs;
-	size_t n_registry_addrs;
-	struct lookup *lookups; /* each allocated alone: a pending one must not move */
-	size_t n_lookups;
-
-	uv_timer_t retry, keepalive, apply_timer, save_timer;
-
-	/* A static-key rotation (docs/mesh.md), one at a time. */
-	enum rot_state { ROT_IDLE, ROT_ANNOUNCE, ROT_WAIT, ROT_PUBLISH } rot;
-	uint8_t *rot_key;         /* the next private key, locked memory, until the switch */
-	uint8_t rot_pub[32], rot_old[32];
-	int64_t rot_revision;     /* the announcement's */
-	uv_timer_t rot_timer;     /* the wait between the announcement and the switch */
-	uv_timer_t every_timer;   /* RotateEvery */
-	uv_timer_t staged_timer;  /* while a peer's next key is staged: has it answered a handshake? */
-	uint64_t staged_fast_until; /* uv_now until which the staged keys are looked at often */
-	int64_t key_since;        /* unix seconds this node's key became its own; 0: unknown */
-	/*
-	 * The first apply greets every peer: a veild started anew has no
-	 * sessions, while its peers would send into theirs for 15 s.
-	 */
-	bool greet_all;
-	bool waiting;             /* the retry timer runs: no call until it fires */
-	unsigned int closing;     /* handles still closing */
-	bool stopping;
-	void (*stopped)(void *data);
-	void *stopped_data;
-
-	/* The last complaint, not repeated within COMPLAIN_AGAIN_MS. */
-	char said[256];
-	uint64_t said_at;
-};
-
-static void pump(struct agent *a);
-static void schedule_apply(struct agent *a, uint64_t delay_ms);
-static void schedule_save(struct agent *a);
-static int64_t key_age_from_registry(struct agent *a);
-static void schedule_rotation(struct agent *a);
-static void on_every_timer(uv_timer_t *t);
-static void rotation_published(struct agent *a, int64_t revision);
-
-static int64_t now_s(void)
+int64_t agent__now_s(void)
 {
 	return (int64_t)time(NULL);
 }
 
 /* An error said once, and again only when it changes or after a while. */
-static void complain(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void agent__complain(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void complain(struct agent *a, const char *fmt, ...)
+void agent__complain(struct agent *a, const char *fmt, ...)
 {
 	char line[sizeof(a->said)];
 	va_list ap;
@@ -204,7 +67,7 @@ static void complain(struct agent *a, const char *fmt, ...)
 	log_error("%s", line);
 }
 
-static const char *member_url(const struct agent *a)
+const char *agent__member_url(const struct agent *a)
 {
 	return a->c.mesh.registry[a->member];
 }
@@ -214,7 +77,7 @@ static struct http_req *post(struct agent *a, const char *path, const char *body
 {
 	char url[1024];
 
-	etcd_url(member_url(a), path, url, sizeof(url));
+	etcd_url(agent__member_url(a), path, url, sizeof(url));
 	return http_post(a->http, url, body, a->token, timeout_ms, done, chunk, a);
 }
 
@@ -226,7 +89,7 @@ static void key_of(const struct agent *a, const char *what, char *out, size_t le
 }
 
 /* The record this node should have in the registry. */
-static int own_record(const struct agent *a, struct mesh_record *r)
+int agent__own_record(const struct agent *a, struct mesh_record *r)
 {
 	const struct conf_mesh *m = &a->c.mesh;
 
@@ -258,7 +121,7 @@ static bool own_record_current(struct agent *a)
 	struct mesh_record want;
 	bool same;
 
-	if (!self || !self->present || !self->parsed || own_record(a, &want))
+	if (!self || !self->present || !self->parsed || agent__own_record(a, &want))
 		return false;
 	same = mesh_record_equal(&want, &self->latest);
 	mesh_record_free(&want);
@@ -288,7 +151,7 @@ static void self_removed(struct agent *a, bool was_present)
 		  a->view.prefix, a->c.mesh.node);
 }
 
-static void check_own_record(struct agent *a)
+void agent__check_own_record(struct agent *a)
 {
 	if (!a->have_key || a->removed || own_record_current(a))
 		return;
@@ -297,7 +160,7 @@ static void check_own_record(struct agent *a)
 
 /* ---- failures ------------------------------------------------------------------------------------ */
 
-static void end_requests(struct agent *a)
+void agent__end_requests(struct agent *a)
 {
 	/* A call cut short is done again at the next member: a publication is not lost. */
 	if (a->call)
@@ -317,7 +180,7 @@ static void on_retry(uv_timer_t *t)
 	struct agent *a = t->data;
 
 	a->waiting = false;
-	pump(a);
+	agent__pump(a);
 }
 
 static void wait_then_pump(struct agent *a, uint64_t ms)
@@ -336,15 +199,15 @@ static void member_failed(struct agent *a, const char *what, int err)
 	size_t n = a->c.mesh.n_registry;
 	uint64_t pause = 0;
 
-	complain(a, "registry %s: %s: %s; trying %s", member_url(a), what,
+	agent__complain(a, "registry %s: %s: %s; trying %s", agent__member_url(a), what,
 		 err == -EPROTO ? "TLS failed (certificate or key refused, or a member certificate the CA "
 				  "did not sign)"
 				: strerror(-err),
 		 a->c.mesh.registry[(a->member + 1) % n]);
-	end_requests(a);
+	agent__end_requests(a);
 	if (a->view.connected) {
 		a->view.connected = false;
-		schedule_save(a);
+		agent__schedule_save(a);
 	}
 	a->failures++;
 	if (a->failures >= n)
@@ -367,7 +230,7 @@ static void reread_password(struct agent *a)
 	char *password = NULL;
 
 	if (keys_mesh_password(&a->c, &password, &err)) {
-		complain(a, "%s", err.msg);
+		agent__complain(a, "%s", err.msg);
 		return;
 	}
 	if (a->password)
@@ -386,23 +249,23 @@ static void refused(struct agent *a, unsigned int task, const char *what, const 
 		a->token = NULL;
 		a->todo |= T_AUTH;
 		if (++a->auth_errors < AUTH_TRIES) {
-			pump(a);
+			agent__pump(a);
 			return;
 		}
 		a->auth_errors = 0;
-		complain(a, "registry %s: %s: the token keeps being refused: %s", member_url(a), what,
+		agent__complain(a, "registry %s: %s: the token keeps being refused: %s", agent__member_url(a), what,
 			 e->message);
 		wait_then_pump(a, BACKOFF_MAX_MS);
 		return;
 	case ETCD_ERR_LOGIN:
-		complain(a, "registry %s: etcd refused user \"%s\" with this password (RegistryUser, "
-			 "RegistryPassword...): %s", member_url(a), a->c.mesh.user, e->message);
+		agent__complain(a, "registry %s: etcd refused user \"%s\" with this password (RegistryUser, "
+			 "RegistryPassword...): %s", agent__member_url(a), a->c.mesh.user, e->message);
 		a->password_refused = true;
 		wait_then_pump(a, LOGIN_BACKOFF_MS);
 		return;
 	case ETCD_ERR_PERMISSION:
-		complain(a, "registry %s: %s: user \"%s\" may not (its etcd role must read %s and write "
-			 "%snodes/%s and %salive/%s): %s", member_url(a), what, a->c.mesh.user,
+		agent__complain(a, "registry %s: %s: user \"%s\" may not (its etcd role must read %s and write "
+			 "%snodes/%s and %salive/%s): %s", agent__member_url(a), what, a->c.mesh.user,
 			 a->view.prefix, a->view.prefix, a->c.mesh.node, a->view.prefix, a->c.mesh.node,
 			 e->message);
 		wait_then_pump(a, LOGIN_BACKOFF_MS);
@@ -412,10 +275,10 @@ static void refused(struct agent *a, unsigned int task, const char *what, const 
 		return;
 	case ETCD_ERR_COMPACTED:
 		a->todo |= T_LIST;
-		pump(a);
+		agent__pump(a);
 		return;
 	default:
-		complain(a, "registry %s: %s: %s", member_url(a), what, e->message);
+		agent__complain(a, "registry %s: %s: %s", agent__member_url(a), what, e->message);
 		wait_then_pump(a, BACKOFF_MAX_MS);
 		return;
 	}
@@ -450,7 +313,7 @@ static const char *task_name(unsigned int t)
 static void start_call(struct agent *a, unsigned int task, const char *path, char *body, long timeout)
 {
 	if (!body) {
-		complain(a, "out of memory");
+		agent__complain(a, "out of memory");
 		wait_then_pump(a, BACKOFF_MAX_MS);
 		return;
 	}
@@ -463,7 +326,7 @@ static void start_call(struct agent *a, unsigned int task, const char *path, cha
 		free(body);
 	if (!a->call) {
 		a->todo |= task;
-		complain(a, "cannot start a request to the registry");
+		agent__complain(a, "cannot start a request to the registry");
 		wait_then_pump(a, BACKOFF_MAX_MS);
 	}
 }
@@ -473,7 +336,7 @@ static void call_publish(struct agent *a)
 	struct mesh_record r;
 	char key[VIEW_KEY_MAX + 80], *json;
 
-	if (!a->have_key || a->removed || own_record(a, &r))
+	if (!a->have_key || a->removed || agent__own_record(a, &r))
 		return;
 	json = mesh_record_format(&r);
 	mesh_record_free(&r);
@@ -488,7 +351,7 @@ static void call_alive(struct agent *a)
 	char key[VIEW_KEY_MAX + 80], value[96];
 
 	key_of(a, "alive", key, sizeof(key));
-	snprintf(value, sizeof(value), "{\"since\":%" PRId64 ",\"version\":\"%s\"}", now_s(),
+	snprintf(value, sizeof(value), "{\"since\":%" PRId64 ",\"version\":\"%s\"}", agent__now_s(),
 		 VEIL_VERSION);
 	start_call(a, T_ALIVE, "/v3/kv/put", etcd_body_put(key, value, a->lease), CALL_TIMEOUT_MS);
 }
@@ -513,7 +376,7 @@ static int on_watch_msg(const char *json, size_t len, void *data)
 		return -ECANCELED;
 	}
 	if (etcd_parse_watch(json, len, &m)) {
-		complain(a, "registry %s: a watch message that is not etcd's", member_url(a));
+		agent__complain(a, "registry %s: a watch message that is not etcd's", agent__member_url(a));
 		return -EPROTO;
 	}
 	if (m.canceled && !m.compact_revision && m.cancel_reason[0]) {
@@ -531,16 +394,16 @@ static int on_watch_msg(const char *json, size_t len, void *data)
 		a->watching = true;
 		a->view.connected = true;
 		a->failures = 0;
-		log_info("watching %s at %s from revision %" PRId64, a->view.prefix, member_url(a),
+		log_info("watching %s at %s from revision %" PRId64, a->view.prefix, agent__member_url(a),
 			 a->view.revision + 1);
-		schedule_save(a);
+		agent__schedule_save(a);
 	}
 	for (i = 0; i < m.n; i++) {
 		struct etcd_kv *kv = &m.events[i].kv;
 		bool put = m.events[i].type == ETCD_PUT, was = self_present(a);
 
 		ret = view_apply(&a->view, kv->key, put ? kv->value : NULL, kv->value_len,
-				 kv->create_revision, kv->mod_revision, now_s());
+				 kv->create_revision, kv->mod_revision, agent__now_s());
 		mask |= ret > 0 ? ret : 0;
 		self_removed(a, was);
 	}
@@ -553,9 +416,9 @@ static int on_watch_msg(const char *json, size_t len, void *data)
 	canceled = m.canceled;
 	etcd_watch_msg_free(&m);
 	if (mask & VIEW_ALIVE)
-		schedule_save(a);
+		agent__schedule_save(a);
 	if (mask & (VIEW_RECORD | VIEW_POLICY))
-		schedule_apply(a, 0);
+		agent__schedule_apply(a, 0);
 	return canceled ? -ECANCELED : 0;
 }
 
@@ -581,7 +444,7 @@ static void on_watch_done(struct http_req *req, int err, long status, const char
 		return;
 	if (a->watch_restart) {
 		a->watch_restart = false;
-		pump(a);
+		agent__pump(a);
 		return;
 	}
 	if (!err && etcd_reply_error(status, body, len, &e)) {
@@ -596,7 +459,7 @@ static void on_watch_done(struct http_req *req, int err, long status, const char
 		return;
 	}
 	if (a->watch_error[0]) {
-		complain(a, "registry %s: the member ended the watch: %s", member_url(a), a->watch_error);
+		agent__complain(a, "registry %s: the member ended the watch: %s", agent__member_url(a), a->watch_error);
 		a->watch_error[0] = '\0';
 	}
 	member_failed(a, "the watch ended", err && err != -ECANCELED ? err : -ECONNRESET);
@@ -610,7 +473,7 @@ static void start_watch(struct agent *a)
 	a->watch = body ? post(a, "/v3/watch", body, 0, on_watch_done, on_watch_chunk) : NULL;
 	free(body);
 	if (!a->watch) {
-		complain(a, "cannot start the watch");
+		agent__complain(a, "cannot start the watch");
 		wait_then_pump(a, BACKOFF_MAX_MS);
 	}
 }
@@ -634,7 +497,7 @@ static void on_keepalive(struct http_req *req, int err, long status, const char 
 		if (strstr(e.message, "lease not found")) {
 			a->lease = 0;
 			a->todo |= T_LEASE | T_ALIVE;
-			pump(a);
+			agent__pump(a);
 			return;
 		}
 		refused(a, 0, "lease keepalive", &e);
@@ -645,7 +508,7 @@ static void on_keepalive(struct http_req *req, int err, long status, const char 
 		/* Expired while we were away: a new lease, and the liveness key again. */
 		a->lease = 0;
 		a->todo |= T_LEASE | T_ALIVE;
-		pump(a);
+		agent__pump(a);
 	}
 }
 
@@ -671,13 +534,13 @@ static void listed(struct agent *a, const char *body, size_t len)
 	int mask;
 
 	if (etcd_parse_range(body, len, &r)) {
-		complain(a, "registry %s: a list reply that is not etcd's", member_url(a));
+		agent__complain(a, "registry %s: a list reply that is not etcd's", agent__member_url(a));
 		a->todo |= T_LIST;
 		wait_then_pump(a, BACKOFF_MAX_MS);
 		return;
 	}
 	was = self_present(a);
-	mask = view_replace(&a->view, &r, now_s());
+	mask = view_replace(&a->view, &r, agent__now_s());
 	self_removed(a, was);
 	log_info("listed %zu keys under %s at revision %" PRId64, r.n, a->view.prefix, r.revision);
 	a->view.revision = r.revision;
@@ -686,9 +549,9 @@ static void listed(struct agent *a, const char *body, size_t len)
 	http_cancel(a->watch);
 	a->watch = NULL;
 	a->watching = false;
-	check_own_record(a);
+	agent__check_own_record(a);
 	if (mask)
-		schedule_apply(a, 0);
+		agent__schedule_apply(a, 0);
 }
 
 static void on_call(struct http_req *req, int err, long status, const char *body, size_t len, void *data)
@@ -708,8 +571,8 @@ static void on_call(struct http_req *req, int err, long status, const char *body
 	if (etcd_reply_error(status, body, len, &e)) {
 		if (task == T_AUTH && strstr(e.message, "not enabled")) {
 			/* A registry without authentication: nothing to log in to. */
-			log_info("registry %s has no authentication enabled", member_url(a));
-			pump(a);
+			log_info("registry %s has no authentication enabled", agent__member_url(a));
+			agent__pump(a);
 			return;
 		}
 		refused(a, task, task_name(task), &e);
@@ -720,7 +583,7 @@ static void on_call(struct http_req *req, int err, long status, const char *body
 	case T_AUTH:
 		if (etcd_parse_auth(body, len, &a->token)) {
 			a->todo |= T_AUTH;
-			complain(a, "registry %s: an authenticate reply without a token", member_url(a));
+			agent__complain(a, "registry %s: an authenticate reply without a token", agent__member_url(a));
 			wait_then_pump(a, BACKOFF_MAX_MS);
 			return;
 		}
@@ -734,7 +597,7 @@ static void on_call(struct http_req *req, int err, long status, const char *body
 
 		etcd_parse_revision(body, len, &rev);
 		log_info("published this node's record (%s, revision %" PRId64 ")", a->view.prefix, rev);
-		rotation_published(a, rev);
+		agent__rotation_published(a, rev);
 		break;
 	}
 	case T_LEASE:
@@ -744,11 +607,11 @@ static void on_call(struct http_req *req, int err, long status, const char *body
 	default:
 		break;
 	}
-	pump(a);
+	agent__pump(a);
 }
 
 /* Start whatever comes next, if nothing is under way. */
-static void pump(struct agent *a)
+void agent__pump(struct agent *a)
 {
 	if (a->stopping || a->waiting || a->call)
 		return;
@@ -773,836 +636,6 @@ static void pump(struct agent *a)
 			   CALL_TIMEOUT_MS);
 	else if ((a->todo & T_ALIVE) && a->lease)
 		call_alive(a);
-}
-
-/* ---- endpoints --------------------------------------------------------------------------------- */
-
-static void on_lookup(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
-{
-	struct lookup *l = req->data;
-
-	l->pending = false;
-	if (status == UV_ECANCELED) {
-		/* The agent stops. */
-	} else if (status == 0 && ai && ai->ai_addrlen <= sizeof(l->addr)) {
-		memcpy(&l->addr, ai->ai_addr, ai->ai_addrlen);
-		l->len = ai->ai_addrlen;
-		schedule_apply(l->a, 0);
-	} else {
-		log_error("cannot resolve the endpoint %s: %s", l->endpoint,
-			  status ? uv_strerror(status) : "no address");
-	}
-	uv_freeaddrinfo(ai);
-}
-
-/* host and port of "host:port" or "[v6]:port". */
-static void split(const char *ep, char *host, size_t hostlen, const char **port)
-{
-	const char *colon = strrchr(ep, ':');
-	size_t n;
-
-	*port = colon ? colon + 1 : "";
-	n = colon ? (size_t)(colon - ep) : strlen(ep);
-	if (ep[0] == '[' && n >= 2) {
-		ep++;
-		n -= 2;
-	}
-	snprintf(host, hostlen, "%.*s", (int)n, ep);
-}
-
-/* A literal address now; a host name from the last lookup (one is started if none). */
-static bool endpoint_addr(struct agent *a, const char *ep, struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
-	struct addrinfo *ai = NULL;
-	char host[NI_MAXHOST];
-	const char *port;
-	struct lookup *l;
-
-	split(ep, host, sizeof(host), &port);
-	if (getaddrinfo(host, port, &hints, &ai) == 0) {
-		memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-		*len = ai->ai_addrlen;
-		freeaddrinfo(ai);
-		return true;
-	}
-	for (l = a->lookups; l; l = l->next) {
-		if (strcmp(l->endpoint, ep) != 0)
-			continue;
-		if (!l->len)
-			return false;
-		*ss = l->addr;
-		*len = l->len;
-		return true;
-	}
-	/* One lookup per name, kept while the agent runs; veild looks the name up again later. */
-	if (a->n_lookups >= 4096 || !(l = calloc(1, sizeof(*l))))
-		return false;
-	l->next = a->lookups;
-	a->lookups = l;
-	a->n_lookups++;
-	snprintf(l->endpoint, sizeof(l->endpoint), "%s", ep);
-	l->a = a;
-	l->req.data = l;
-	hints.ai_flags = AI_NUMERICSERV;
-	l->pending = uv_getaddrinfo(a->loop, &l->req, on_lookup, host, port, &hints) == 0;
-	return false;
-}
-
-/* ---- applying --------------------------------------------------------------------------------- */
-
-static void prefixes_text(const struct conf_prefix *p, size_t n, char *out, size_t len)
-{
-	size_t i, o = 0;
-
-	out[0] = '\0';
-	for (i = 0; i < n && o + 60 < len; i++) {
-		char a[INET6_ADDRSTRLEN] = "?";
-
-		inet_ntop(p[i].family, p[i].addr, a, sizeof(a));
-		o += (size_t)snprintf(out + o, len - o, "%s%s/%u", i ? "," : "", a, p[i].cidr);
-	}
-	if (i < n)
-		snprintf(out + o, len - o, ",...");
-	if (!n)
-		snprintf(out, len, "-");
-}
-
-static void audit(const struct agent *a, const char *event, const struct mesh_node *n,
-		  const uint8_t *key, int64_t revision, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
-
-/* One line per change applied or refused: veild's audit format, and the mesh's facts. */
-static void audit(const struct agent *a, const char *event, const struct mesh_node *n,
-		  const uint8_t *key, int64_t revision, const char *fmt, ...)
-{
-	char fp[12] = "-", extra[600] = "";
-	va_list ap;
-
-	if (key)
-		mesh_fingerprint(key, fp);
-	if (fmt) {
-		extra[0] = ' ';
-		va_start(ap, fmt);
-		/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): va_start is right above; a clang-tidy 14 false positive. */
-		vsnprintf(extra + 1, sizeof(extra) - 1, fmt, ap);
-		va_end(ap);
-	}
-	log_audit("event=%s iface=%s network=%s node=%s peer=%s revision=%" PRId64 "%s", event,
-		  a->view.ifname, a->view.network, n->name, fp, revision, extra);
-}
-
-static void say_refusals(struct agent *a)
-{
-	size_t i;
-
-	if (a->view.policy_raw && a->view.policy_why[0])
-		complain(a, "the network's policy (%spolicy) is refused: %s", a->view.prefix,
-			 a->view.policy_why);
-	for (i = 0; i < a->view.n; i++) {
-		struct mesh_node *n = &a->view.nodes[i];
-
-		if (!n->present || !n->why[0] ||
-		    (n->refusal_logged == n->mod_revision && !strcmp(n->refusal_said, n->why)))
-			continue;
-		n->refusal_logged = n->mod_revision;
-		snprintf(n->refusal_said, sizeof(n->refusal_said), "%s", n->why);
-		log_error("node %s's record (revision %" PRId64 ") is refused: %s%s", n->name,
-			  n->mod_revision, n->why,
-			  n->verdict == MESH_KEPT ? "; its peer stays as it was" : "");
-		audit(a, "mesh_refused", n, n->parsed ? n->latest.public_key : NULL, n->mod_revision,
-		      "reason=\"%s\"", n->why);
-	}
-}
-
-static enum conf_cipher pair_cipher(const struct agent *a, const struct mesh_record *r)
-{
-	return a->c.mesh.cipher == CIPHER_AES256GCM && r->cipher == CIPHER_AES256GCM ? CIPHER_AES256GCM
-										     : CIPHER_DEFAULT;
-}
-
-/* What veild should hold for one node's peer. */
-static void want_peer(struct agent *a, const struct mesh_node *n, const struct ctl_device *dev,
-		      struct apply_peer *w)
-{
-	const struct mesh_record *r = mesh_node_peer(n);
-	const struct ctl_peer *running = NULL;
-	size_t i;
-
-	memset(w, 0, sizeof(*w));
-	memcpy(w->peer.public_key, r->public_key, 32);
-	w->peer.allowed_ips = n->use;
-	w->peer.n_allowed_ips = n->n_use;
-	w->peer.has_keepalive = true;
-	w->peer.persistent_keepalive = a->c.mesh.keepalive;
-	w->peer.cipher = pair_cipher(a, r);
-	w->endpoint_name = "";
-	/*
-	 * A key that took over (a rotation, a node come back with a new key) or
-	 * a peer just added: handshake now. The other side may hold sessions
-	 * this side no longer has (it was removed, revoked, or veild restarted),
-	 * and would send into them until its own timers gave up (15 s).
-	 */
-	w->kick = a->greet_all || !n->applied || sodium_memcmp(n->current.public_key, r->public_key, 32) != 0;
-	for (i = 0; i < dev->n_peers; i++)
-		if (!sodium_memcmp(dev->peers[i].public_key, r->public_key, 32))
-			running = &dev->peers[i];
-	if (!r->endpoint[0])
-		return;
-	if (ctl_endpoint_is_name(r->endpoint))
-		w->endpoint_name = r->endpoint;
-	/*
-	 * Roaming moves a peer's endpoint; the record's is set again only when
-	 * the record changed it, or the peer has none.
-	 */
-	if (running && running->endpoint_len && n->applied &&
-	    !sodium_memcmp(n->current.public_key, r->public_key, 32) &&
-	    !strcmp(n->current.endpoint, r->endpoint))
-		return;
-	if (endpoint_addr(a, r->endpoint, &w->peer.endpoint_addr, &w->peer.endpoint_len))
-		return;
-	w->peer.endpoint_len = 0;
-}
-
-/*
- * A rotating node's next key, staged: a second peer with the same endpoint
- * and no allowed IPs, so that a handshake with the new key can complete the
- * moment the node switches, while its traffic still goes to the current one.
- */
-static void want_staged(struct agent *a, const struct mesh_record *r, const struct ctl_device *dev,
-			struct apply_peer *w)
-{
-	bool running_with_endpoint = false;
-	size_t i;
-
-	memset(w, 0, sizeof(*w));
-	memcpy(w->peer.public_key, r->next_public_key, 32);
-	w->peer.has_keepalive = true;
-	w->peer.cipher = pair_cipher(a, r);
-	w->endpoint_name = r->endpoint[0] && ctl_endpoint_is_name(r->endpoint) ? r->endpoint : "";
-	for (i = 0; i < dev->n_peers; i++)
-		if (!sodium_memcmp(dev->peers[i].public_key, r->next_public_key, 32))
-			running_with_endpoint = dev->peers[i].endpoint_len > 0;
-	if (r->endpoint[0] && !running_with_endpoint &&
-	    !endpoint_addr(a, r->endpoint, &w->peer.endpoint_addr, &w->peer.endpoint_len))
-		w->peer.endpoint_len = 0;
-}
-
-/*
- * A staged key that completed a handshake: only the node holding its private
- * key could, so the node has switched, whatever the registry says yet. The
- * move its publication would bring is made now (the record is taken as
- * published locally; the real one, when it comes, says the same). Without
- * this, a node that switched while the registry went away would stay cut
- * off from each peer whose session needs a new handshake.
- */
-static void on_staged_timer(uv_timer_t *t);
-
-static bool any_staged(const struct agent *a)
-{
-	size_t i;
-
-	for (i = 0; i < a->view.n; i++)
-		if (a->view.nodes[i].applied && a->view.nodes[i].current.has_next)
-			return true;
-	return false;
-}
-
-/* A handshake with this peer now (persistent keepalive turned on and back off). */
-static void greet(struct agent *a, const uint8_t key[static 32])
-{
-	struct sbuf req = { 0 };
-	char hex[65], why[256];
-
-	sodium_bin2hex(hex, sizeof(hex), key, 32);
-	sbuf_printf(&req, "set=1\npublic_key=%s\nupdate_only=true\npersistent_keepalive_interval=0\n"
-		    "persistent_keepalive_interval=1\npersistent_keepalive_interval=0\n\n", hex);
-	if (!req.failed)
-		ctl_set(a->view.ifname, &req, why, sizeof(why));
-	sbuf_free(&req);
-}
-
-static void check_staged(struct agent *a)
-{
-	struct ctl_device dev = { 0 };
-	char why[256], next[12];
-	bool moved = false, staged = false;
-	uint64_t now = uv_now(a->loop);
-	size_t i, j;
-
-	if (ctl_get(a->view.ifname, &dev, why, sizeof(why)))
-		return;
-	for (i = 0; i < a->view.n; i++) {
-		struct mesh_node *n = &a->view.nodes[i];
-
-		if (!n->applied || !n->current.has_next || !n->latest.has_next ||
-		    sodium_memcmp(n->latest.next_public_key, n->current.next_public_key, 32))
-			continue;
-		staged = true;
-		if (!n->staged_at)
-			n->staged_at = (int64_t)now;
-		if (now - (uint64_t)n->staged_at >= STAGED_GREET_MS && !n->staged_greeted) {
-			n->staged_greeted = true;
-			greet(a, n->latest.next_public_key);
-			a->staged_fast_until = now + STAGED_FAST_FOR_MS;
-		}
-		for (j = 0; j < dev.n_peers; j++) {
-			if (sodium_memcmp(dev.peers[j].public_key, n->latest.next_public_key, 32) ||
-			    !dev.peers[j].last_handshake_sec)
-				continue;
-			memcpy(n->latest.public_key, n->latest.next_public_key, 32);
-			n->latest.has_next = false;
-			n->latest.key_since = now_s();
-			mesh_fingerprint(n->latest.public_key, next);
-			log_info("node %s's next key %s answered a handshake: it has switched; moving to it "
-				 "before its publication arrives", n->name, next);
-			moved = true;
-		}
-	}
-	ctl_device_free(&dev);
-	if (moved)
-		schedule_apply(a, 0);
-	else if (staged)
-		uv_timer_start(&a->staged_timer, on_staged_timer,
-			       now < a->staged_fast_until ? STAGED_FAST_POLL_MS : STAGED_POLL_MS, 0);
-}
-
-static void on_staged_timer(uv_timer_t *t)
-{
-	check_staged(t->data);
-}
-
-/* After veild took it: what was applied is now current, each change said once. */
-static void applied(struct agent *a)
-{
-	char now[400], was[400];
-	size_t i;
-
-	for (i = 0; i < a->view.n; i++) {
-		struct mesh_node *n = &a->view.nodes[i];
-		const struct mesh_record *r = mesh_node_peer(n);
-
-		if (!r) {
-			bool revoked = n->applied && (mesh_policy_node_revoked(&a->view.policy, n->name) ||
-						      mesh_policy_key_revoked(&a->view.policy, n->current.public_key) ||
-						      (n->current.has_next &&
-						       mesh_policy_key_revoked(&a->view.policy, n->current.next_public_key)));
-
-			if (n->applied)
-				audit(a, revoked ? "mesh_revoked" : "mesh_removed", n, n->current.public_key,
-				      revoked ? a->view.revision : n->mod_revision, NULL);
-			if (n->applied)
-				log_info("node %s is no longer a peer%s", n->name, revoked ? ": it is revoked" : "");
-			mesh_record_free(&n->current);
-			n->applied = false;
-			continue;
-		}
-		if (n->verdict != MESH_ACCEPTED)
-			continue;
-		if (r->has_next && (!n->applied || !n->current.has_next ||
-				    sodium_memcmp(n->current.next_public_key, r->next_public_key, 32))) {
-			char next[12];
-
-			mesh_fingerprint(r->next_public_key, next);
-			audit(a, "mesh_key_staged", n, r->public_key, n->mod_revision, "next=%s", next);
-		}
-		prefixes_text(n->use, n->n_use, now, sizeof(now));
-		if (!n->applied) {
-			audit(a, "mesh_joined", n, r->public_key, n->mod_revision, "endpoint=%s prefixes=%s",
-			      r->endpoint[0] ? r->endpoint : "-", now);
-		} else if (sodium_memcmp(n->current.public_key, r->public_key, 32)) {
-			char old[12];
-
-			mesh_fingerprint(n->current.public_key, old);
-			audit(a, "mesh_key_changed", n, r->public_key, n->mod_revision, "was=%s", old);
-		} else {
-			if (strcmp(n->current.endpoint, r->endpoint) != 0)
-				audit(a, "mesh_endpoint_changed", n, r->public_key, n->mod_revision,
-				      "endpoint=%s was=%s", r->endpoint[0] ? r->endpoint : "-",
-				      n->current.endpoint[0] ? n->current.endpoint : "-");
-			prefixes_text(n->current.prefixes, n->current.n_prefixes, was, sizeof(was));
-			if (strcmp(now, was) != 0)
-				audit(a, "mesh_prefixes_changed", n, r->public_key, n->mod_revision,
-				      "prefixes=%s was=%s", now, was);
-			if (n->current.cipher != r->cipher)
-				audit(a, "mesh_cipher_changed", n, r->public_key, n->mod_revision, "cipher=%s",
-				      r->cipher == CIPHER_AES256GCM ? "aes256gcm" : "chacha20poly1305");
-		}
-		if (n->applied && mesh_record_equal(&n->current, r))
-			continue;
-		if (mesh_record_copy(&n->current, r) == 0) {
-			n->applied = true;
-			n->current_revision = n->mod_revision;
-			if (!n->current.has_next) {
-				n->staged_at = 0;
-				n->staged_greeted = false;
-			}
-		}
-	}
-}
-
-static uint32_t route_table(const struct agent *a)
-{
-	if (a->c.table == TABLE_ID)
-		return a->c.table_id;
-	return 254; /* main */
-}
-
-static int apply_route_set(struct agent *a)
-{
-	struct conf_prefix *want = NULL;
-	size_t n_want = 0, i, cap = 0;
-	char why[256];
-	unsigned int ifindex;
-	struct nl *nl;
-	int ret;
-
-	if (a->c.table == TABLE_OFF)
-		return 0;
-	for (i = 0; i < a->view.n; i++)
-		cap += mesh_node_peer(&a->view.nodes[i]) ? a->view.nodes[i].n_use : 0;
-	want = calloc(cap + 1, sizeof(*want));
-	if (!want || nl_open(&nl)) {
-		free(want);
-		return -ENOMEM;
-	}
-	for (i = 0; i < a->view.n; i++) {
-		const struct mesh_node *n = &a->view.nodes[i];
-
-		if (mesh_node_peer(n) && n->n_use) {
-			memcpy(want + n_want, n->use, n->n_use * sizeof(*want));
-			n_want += n->n_use;
-		}
-	}
-	ret = nl_link_index(nl, a->view.ifname, &ifindex);
-	if (!ret) {
-		/* Every RESYNC_MS each route is added again: one deleted by hand comes back. */
-		bool verify = uv_now(a->loop) - a->routes_verified >= RESYNC_MS;
-
-		if (ifindex != a->ifindex)
-			a->view.n_routes = 0; /* a new link: the old one's routes went with it */
-		a->ifindex = ifindex;
-		if (verify)
-			a->routes_verified = uv_now(a->loop);
-		ret = apply_routes(nl, ifindex, route_table(a), want, n_want, verify, &a->view.routes,
-				   &a->view.n_routes, why, sizeof(why));
-		if (ret)
-			complain(a, "%s: %s", a->view.ifname, why);
-	}
-	nl_close(nl);
-	free(want);
-	return ret;
-}
-
-static void local_facts(const struct agent *a, struct mesh_local *l)
-{
-	memset(l, 0, sizeof(*l));
-	l->node = a->c.mesh.node;
-	l->public_key = a->have_key ? a->public_key : NULL;
-	l->own = a->c.mesh.advertise;
-	l->n_own = a->c.mesh.n_advertise;
-	l->static_peers = a->c.peers;
-	l->n_static_peers = a->c.n_peers;
-	l->registry = a->registry_addrs;
-	l->n_registry = a->n_registry_addrs;
-}
-
-/* veild's key: known once its private key is set; a change means the record must be published. */
-static void learn_key(struct agent *a, const struct ctl_device *dev)
-{
-	if (!dev->private_key || sodium_is_zero(dev->public_key, 32))
-		return;
-	if (a->have_key && !sodium_memcmp(a->public_key, dev->public_key, 32))
-		return;
-	memcpy(a->public_key, dev->public_key, 32);
-	a->have_key = true;
-	a->key_since = key_age_from_registry(a);
-	check_own_record(a);
-	schedule_rotation(a);
-	pump(a);
-}
-
-/* The peers veild should have, and the keys to take away: those the agent put there before. */
-static bool wanted(const struct apply_peer *want, size_t n, const uint8_t key[static 32])
-{
-	size_t j;
-
-	for (j = 0; j < n; j++)
-		if (!sodium_memcmp(want[j].peer.public_key, key, 32))
-			return true;
-	return false;
-}
-
-/*
- * The peers veild should have (each node's, and a rotating node's next key
- * staged), and the keys to take away: those the agent put there before and
- * wants no more.
- */
-static int plan(struct agent *a, const struct ctl_device *dev, struct apply_peer **want, size_t *n_want,
-		uint8_t (**remove)[32], size_t *n_remove)
-{
-	size_t i;
-
-	*want = calloc(2 * a->view.n + 1, sizeof(**want));
-	*remove = calloc(2 * a->view.n + 1, sizeof(**remove));
-	*n_want = *n_remove = 0;
-	if (!*want || !*remove)
-		return -ENOMEM;
-	for (i = 0; i < a->view.n; i++) {
-		const struct mesh_node *n = &a->view.nodes[i];
-		const struct mesh_record *r = mesh_node_peer(n);
-
-		if (!r)
-			continue;
-		want_peer(a, n, dev, &(*want)[(*n_want)++]);
-		if (r->has_next)
-			want_staged(a, r, dev, &(*want)[(*n_want)++]);
-	}
-	for (i = 0; i < a->view.n; i++) {
-		const struct mesh_node *n = &a->view.nodes[i];
-
-		if (!n->applied)
-			continue;
-		if (!wanted(*want, *n_want, n->current.public_key))
-			memcpy((*remove)[(*n_remove)++], n->current.public_key, 32);
-		if (n->current.has_next && !wanted(*want, *n_want, n->current.next_public_key))
-			memcpy((*remove)[(*n_remove)++], n->current.next_public_key, 32);
-	}
-	return 0;
-}
-
-static void save_now(struct agent *a)
-{
-	int ret;
-
-	a->view.saved = now_s();
-	ret = view_save(&a->view, a->copy_path);
-	if (ret)
-		complain(a, "cannot write the local copy %s: %s", a->copy_path, strerror(-ret));
-}
-
-static void on_save_timer(uv_timer_t *t)
-{
-	save_now(t->data);
-	malloc_trim(0);
-}
-
-/* Liveness and connection changes: saved within SAVE_DELAY_MS, at most that often. */
-static void schedule_save(struct agent *a)
-{
-	if (!a->stopping && !uv_is_active((uv_handle_t *)&a->save_timer))
-		uv_timer_start(&a->save_timer, on_save_timer, SAVE_DELAY_MS, 0);
-}
-
-static void apply(struct agent *a)
-{
-	struct ctl_device dev = { 0 };
-	struct apply_peer *want = NULL;
-	uint8_t(*remove)[32] = NULL;
-	size_t n_want = 0, n_remove = 0;
-	struct mesh_local l;
-	char why[256] = "";
-	int ret;
-
-	ret = ctl_get(a->view.ifname, &dev, why, sizeof(why));
-	if (ret) {
-		complain(a, "%s: cannot read veild's peers: %s", a->view.ifname, why[0] ? why : strerror(-ret));
-		schedule_apply(a, DEVICE_RETRY_MS);
-		return;
-	}
-	learn_key(a, &dev);
-	local_facts(a, &l);
-	ret = mesh_decide(a->view.nodes, a->view.n, &a->view.policy, &l);
-	if (!ret) {
-		say_refusals(a);
-		ret = plan(a, &dev, &want, &n_want, &remove, &n_remove);
-	}
-	if (!ret)
-		ret = apply_peers(a->view.ifname, &dev, want, n_want, (const uint8_t(*)[32])remove,
-				  n_remove, why, sizeof(why));
-	if (ret) {
-		complain(a, "%s: veild refused the mesh's peers: %s%s%s", a->view.ifname, strerror(-ret),
-			 why[0] ? ": " : "", why);
-		schedule_apply(a, DEVICE_RETRY_MS);
-	} else {
-		a->greet_all = false;
-		applied(a);
-		if (!a->stopping && any_staged(a) && !uv_is_active((uv_handle_t *)&a->staged_timer))
-			uv_timer_start(&a->staged_timer, on_staged_timer, STAGED_POLL_MS, 0);
-		if (apply_route_set(a))
-			schedule_apply(a, DEVICE_RETRY_MS);
-		uv_timer_start(&a->save_timer, on_save_timer, 0, 0);
-	}
-	free(want);
-	free(remove);
-	ctl_device_free(&dev);
-}
-
-static void on_apply_timer(uv_timer_t *t)
-{
-	struct agent *a = t->data;
-
-	apply(a);
-	if (!uv_is_active((uv_handle_t *)&a->apply_timer))
-		uv_timer_start(&a->apply_timer, on_apply_timer, RESYNC_MS, 0);
-}
-
-static void schedule_apply(struct agent *a, uint64_t delay_ms)
-{
-	if (a->stopping)
-		return;
-	if (uv_is_active((uv_handle_t *)&a->apply_timer) &&
-	    uv_timer_get_due_in(&a->apply_timer) <= delay_ms)
-		return;
-	uv_timer_start(&a->apply_timer, on_apply_timer, delay_ms, 0);
-}
-
-/* ---- rotation ---------------------------------------------------------------------------------------- */
-/*
- * A static-key rotation, on `veilctl mesh rotate` (SIGUSR1) or RotateEvery:
- *   1. announce: this node's record names the next public key; every agent
- *      stages it as a second peer, without allowed IPs (mesh_key_staged);
- *   2. wait STAGE_WAIT_MS after the announcement is committed;
- *   3. switch: veild takes the new private key and keeps its sessions
- *      (rotate_private_key); then the key file is rewritten (file source);
- *   4. publish: the record's public key is the new one; every agent moves
- *      the allowed IPs and endpoint to the staged peer, drops the old one
- *      and starts a handshake at once (mesh_key_changed).
- * docs/mesh.md says why no pair is left without a usable key at any step.
- */
-
-/* When this node's key became its own: the registry's word if it is the same key, else now. */
-static int64_t key_age_from_registry(struct agent *a)
-{
-	struct mesh_node *self = view_find(&a->view, a->c.mesh.node);
-
-	if (self && self->present && self->parsed && self->latest.key_since > 0 &&
-	    !sodium_memcmp(self->latest.public_key, a->public_key, 32))
-		return self->latest.key_since;
-	return now_s();
-}
-
-static void rotation_done(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* A rotation ends (done, refused or given up): veilctl mesh rotate reads the result in the copy. */
-static void rotation_done(struct agent *a, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): va_start is right above; a clang-tidy 14 false positive. */
-	vsnprintf(a->view.rotation_result, sizeof(a->view.rotation_result), fmt, ap);
-	va_end(ap);
-	a->view.rotations++;
-	if (a->rot_key)
-		sodium_free(a->rot_key);
-	a->rot_key = NULL;
-	a->rot = ROT_IDLE;
-	schedule_save(a);
-	/* A refused one is tried again later, not at once: its cause (the registry away) may last. */
-	if (strncmp(a->view.rotation_result, "rotated", 7) != 0 && a->c.mesh.rotate_every && a->have_key)
-		uv_timer_start(&a->every_timer, on_every_timer, (uint64_t)ROTATE_RETRY_S * 1000, 0);
-	else
-		schedule_rotation(a);
-}
-
-/* The next private key: a fresh one for a key file, else what the source holds now. */
-static int next_key(struct agent *a, char *why, size_t whylen)
-{
-	const struct conf_key *k = &a->c.private_key;
-	int ret = 0;
-
-	a->rot_key = sodium_malloc(32);
-	if (!a->rot_key)
-		return -ENOMEM;
-	switch (k->source) {
-	case KEYSRC_FILE:
-		randombytes_buf(a->rot_key, 32);
-		a->rot_key[0] &= 248;
-		a->rot_key[31] = (a->rot_key[31] & 127) | 64;
-		break;
-	case KEYSRC_CREDENTIAL:
-		ret = key_from_credential(k->arg, a->rot_key, why, whylen);
-		break;
-	case KEYSRC_COMMAND:
-		ret = key_from_command(k->arg, a->rot_key, why, whylen);
-		break;
-	default:
-		snprintf(why, whylen, "an inline PrivateKey cannot be rotated: use PrivateKeyFile");
-		ret = -EINVAL;
-	}
-	if (!ret && crypto_scalarmult_base(a->rot_pub, a->rot_key)) {
-		snprintf(why, whylen, "the new key is not a usable X25519 key");
-		ret = -EINVAL;
-	}
-	if (!ret && !sodium_memcmp(a->rot_pub, a->public_key, 32)) {
-		snprintf(why, whylen, "%s still holds the current key: put the next key there first",
-			 k->source == KEYSRC_CREDENTIAL ? "the credential" : "the key command's output");
-		ret = -EEXIST;
-	}
-	return ret;
-}
-
-void agent_rotate(struct agent *a)
-{
-	char why[512] = "", fp[12];
-	int ret;
-
-	if (a->rot != ROT_IDLE) {
-		log_info("a rotation is under way already");
-		return;
-	}
-	if (!a->have_key || a->removed || !a->view.connected) {
-		rotation_done(a, "refused: %s", !a->have_key ? "veild has no key yet"
-						: a->removed ? "this node was removed from the registry"
-							     : "the registry is not reached (try again once it is)");
-		log_error("rotation %s", a->view.rotation_result);
-		return;
-	}
-	ret = next_key(a, why, sizeof(why));
-	if (ret) {
-		rotation_done(a, "refused: %s", why);
-		log_error("rotation %s", a->view.rotation_result);
-		return;
-	}
-	memcpy(a->rot_old, a->public_key, 32);
-	mesh_fingerprint(a->rot_pub, fp);
-	log_info("rotating this node's key: announcing the next one, %s", fp);
-	a->rot = ROT_ANNOUNCE;
-	a->todo |= T_PUBLISH;
-	pump(a);
-}
-
-/* The base64 key and a newline, to a fresh 0600 file renamed over the key file. */
-static int write_key_file(const char *path, const uint8_t key[static 32])
-{
-	char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL) + 1];
-	char tmp[PATH_MAX];
-	size_t len;
-	int fd, ret = 0;
-
-	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	sodium_bin2base64(b64, sizeof(b64) - 1, key, 32, sodium_base64_VARIANT_ORIGINAL);
-	len = strlen(b64);
-	b64[len++] = '\n';
-	if (write(fd, b64, len) != (ssize_t)len || fsync(fd) < 0)
-		ret = -EIO;
-	if (close(fd) < 0 && !ret)
-		ret = -EIO;
-	if (!ret && rename(tmp, path) < 0)
-		ret = -errno;
-	if (ret)
-		unlink(tmp);
-	sodium_memzero(b64, sizeof(b64));
-	return ret;
-}
-
-static int switch_veild(struct agent *a, char *why, size_t whylen)
-{
-	struct sbuf req = { 0 };
-	char hex[65];
-	int ret;
-
-	sodium_bin2hex(hex, sizeof(hex), a->rot_key, 32);
-	sbuf_printf(&req, "set=1\nrotate_private_key=%s\n\n", hex);
-	sodium_memzero(hex, sizeof(hex));
-	ret = req.failed ? -ENOMEM : ctl_set(a->view.ifname, &req, why, whylen);
-	sbuf_free(&req);
-	return ret;
-}
-
-/* Step 3, once the wait is over: veild first, then the key file. */
-static void on_rot_timer(uv_timer_t *t)
-{
-	struct agent *a = t->data;
-	char why[256] = "", old[12], now[12];
-	int ret;
-
-	if (a->rot != ROT_WAIT)
-		return;
-	/* A switch the registry cannot hear of would leave the peers on the old key: wait for it. */
-	if (!a->view.connected) {
-		log_info("the rotation's switch waits for the registry");
-		uv_timer_start(&a->rot_timer, on_rot_timer, SWITCH_RETRY_MS, 0);
-		return;
-	}
-	ret = switch_veild(a, why, sizeof(why));
-	if (ret) {
-		/* Given up: the record goes back to the current key alone, and the peers unstage. */
-		rotation_done(a, "failed: veild refused the new key: %s%s%s", strerror(-ret),
-			      why[0] ? ": " : "", why);
-		log_error("rotation %s", a->view.rotation_result);
-		a->todo |= T_PUBLISH;
-		pump(a);
-		return;
-	}
-	if (a->c.private_key.source == KEYSRC_FILE) {
-		ret = write_key_file(a->c.private_key.arg, a->rot_key);
-		if (ret)
-			log_error("veild runs on the new key, but %s could not be rewritten (%s): veild "
-				  "would come back on the old key", a->c.private_key.arg, strerror(-ret));
-	}
-	mesh_fingerprint(a->rot_old, old);
-	mesh_fingerprint(a->rot_pub, now);
-	memcpy(a->public_key, a->rot_pub, 32);
-	a->key_since = now_s();
-	sodium_free(a->rot_key);
-	a->rot_key = NULL;
-	a->rot = ROT_PUBLISH;
-	log_audit("event=mesh_key_switched iface=%s network=%s node=%s peer=%s was=%s revision=%" PRId64,
-		  a->view.ifname, a->view.network, a->c.mesh.node, now, old, a->rot_revision);
-	a->todo |= T_PUBLISH;
-	pump(a);
-}
-
-/* A publication went through: it may be a rotation's step. */
-static void rotation_published(struct agent *a, int64_t revision)
-{
-	char old[12], next[12];
-
-	mesh_fingerprint(a->rot_old, old);
-	mesh_fingerprint(a->rot_pub, next);
-	if (a->rot == ROT_ANNOUNCE) {
-		a->rot = ROT_WAIT;
-		a->rot_revision = revision;
-		log_audit("event=mesh_rotation_announced iface=%s network=%s node=%s peer=%s next=%s "
-			  "revision=%" PRId64, a->view.ifname, a->view.network, a->c.mesh.node, old, next,
-			  revision);
-		uv_timer_start(&a->rot_timer, on_rot_timer, STAGE_WAIT_MS, 0);
-	} else if (a->rot == ROT_PUBLISH) {
-		log_audit("event=mesh_rotated iface=%s network=%s node=%s peer=%s was=%s revision=%" PRId64,
-			  a->view.ifname, a->view.network, a->c.mesh.node, next, old, revision);
-		rotation_done(a, "rotated: %s -> %s at revision %" PRId64, old, next, revision);
-	}
-}
-
-static void on_every_timer(uv_timer_t *t)
-{
-	agent_rotate(t->data);
-}
-
-/*
- * RotateEvery: the next rotation at the key's age plus the period, less a
- * jitter drawn anew each time (up to a tenth of the period), so that a
- * fleet whose keys were made together does not rotate together.
- */
-static void schedule_rotation(struct agent *a)
-{
-	uint64_t period = a->c.mesh.rotate_every, jitter = 0, due_in;
-	int64_t due, now = now_s();
-
-	if (!period || !a->have_key || a->stopping)
-		return;
-	if (period >= 10)
-		jitter = randombytes_uniform((uint32_t)(period / 10 < UINT32_MAX ? period / 10 : UINT32_MAX));
-	due = a->key_since + (int64_t)(period - jitter);
-	due_in = due > now ? (uint64_t)(due - now) : 1;
-	log_info("next rotation in %" PRIu64 " s (RotateEvery %" PRIu64 " s, less %" PRIu64 " s of jitter)",
-		 due_in, period, jitter);
-	uv_timer_start(&a->every_timer, on_every_timer, due_in * 1000, 0);
 }
 
 /* ---- life ------------------------------------------------------------------------------------------ */
@@ -1669,7 +702,7 @@ static int check_advertise(const struct agent *a)
 	return 0;
 }
 
-static void load_copy(struct agent *a)
+void agent__load_copy(struct agent *a)
 {
 	char why[256];
 	int ret = view_load(&a->view, a->copy_path, why, sizeof(why));
@@ -1725,7 +758,7 @@ int agent_new(uv_loop_t *loop, struct conf *c, char *password, struct agent **ou
 	uv_timer_init(loop, &a->staged_timer);
 	a->retry.data = a->keepalive.data = a->apply_timer.data = a->save_timer.data = a;
 	a->rot_timer.data = a->every_timer.data = a->staged_timer.data = a;
-	load_copy(a);
+	agent__load_copy(a);
 	*out = a;
 	return 0;
 }
@@ -1735,10 +768,10 @@ void agent_start(struct agent *a)
 	a->todo = T_AUTH | T_LIST | T_LEASE | T_ALIVE;
 	a->greet_all = true;
 	/* The local copy first: peers are back before the registry answers. */
-	apply(a);
-	uv_timer_start(&a->apply_timer, on_apply_timer, RESYNC_MS, 0);
+	agent__apply(a);
+	uv_timer_start(&a->apply_timer, agent__on_apply_timer, RESYNC_MS, 0);
 	uv_timer_start(&a->keepalive, on_keepalive_timer, KEEPALIVE_MS, KEEPALIVE_MS);
-	pump(a);
+	agent__pump(a);
 }
 
 static void on_closed(uv_handle_t *h)
@@ -1756,7 +789,7 @@ static void close_all(struct agent *a)
 	struct lookup *l;
 	size_t i;
 
-	end_requests(a);
+	agent__end_requests(a);
 	http_free(a->http);
 	a->http = NULL;
 	for (i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
@@ -1797,8 +830,8 @@ void agent_stop(struct agent *a, void (*done)(void *data), void *data)
 	a->stopped = done;
 	a->stopped_data = data;
 	a->view.connected = false; /* the copy says so to veilctl mesh list after the agent */
-	save_now(a);
-	end_requests(a);
+	agent__save_now(a);
+	agent__end_requests(a);
 	body = a->lease ? etcd_body_lease_revoke(a->lease) : NULL;
 	/* Giving up the lease ends the liveness key at once; bounded, as everything. */
 	a->call = body ? post(a, "/v3/lease/revoke", body, 1500, on_revoked, NULL) : NULL;
