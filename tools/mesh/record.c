@@ -533,6 +533,20 @@ void mesh_node_free(struct mesh_node *node)
 	node->n_use = 0;
 }
 
+const char *mesh_node_state(const struct mesh_node *node)
+{
+	switch (node->verdict) {
+	case MESH_SELF:
+		return "self";
+	case MESH_ACCEPTED:
+		return "accepted";
+	case MESH_KEPT:
+		return "kept";
+	default:
+		return !node->present ? "removed" : node->why[0] ? "refused" : "none";
+	}
+}
+
 const struct mesh_record *mesh_node_peer(const struct mesh_node *node)
 {
 	if (node->verdict == MESH_ACCEPTED)

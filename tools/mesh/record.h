@@ -153,6 +153,8 @@ int mesh_decide(struct mesh_node *nodes, size_t n, const struct mesh_policy *pol
 		const struct mesh_local *local);
 /* The record a node's peer is made of (NULL: no peer). */
 const struct mesh_record *mesh_node_peer(const struct mesh_node *node);
+/* "self", "accepted", "kept", "refused", "removed" or "none": for the copy and veilctl mesh list. */
+const char *mesh_node_state(const struct mesh_node *node);
 void mesh_node_free(struct mesh_node *node);
 
 /* Whether a prefix is a default route (0.0.0.0/0, ::/0). */

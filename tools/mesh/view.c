@@ -289,26 +289,12 @@ int view_replace(struct mesh_view *v, const struct etcd_range *r, int64_t now)
 
 /* ---- the local copy ------------------------------------------------------------------------------ */
 
-static const char *verdict_name(const struct mesh_node *n)
-{
-	switch (n->verdict) {
-	case MESH_SELF:
-		return "self";
-	case MESH_ACCEPTED:
-		return "accepted";
-	case MESH_KEPT:
-		return "kept";
-	default:
-		return n->present && n->why[0] ? "refused" : "none";
-	}
-}
-
 static json_t *node_json(const struct mesh_node *n)
 {
 	json_t *o = json_pack("{s:s, s:b, s:I, s:I, s:b, s:I, s:s, s:s}", "name", n->name, "present",
 			      n->present, "create_revision", (json_int_t)n->create_revision,
 			      "mod_revision", (json_int_t)n->mod_revision, "alive", n->alive,
-			      "stale_since", (json_int_t)n->stale_since, "verdict", verdict_name(n),
+			      "stale_since", (json_int_t)n->stale_since, "verdict", mesh_node_state(n),
 			      "why", n->why);
 	char *applied;
 

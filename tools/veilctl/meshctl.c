@@ -232,20 +232,6 @@ struct copy {
 	bool have_dev;
 };
 
-static const char *state_of(const struct mesh_node *n)
-{
-	switch (n->verdict) {
-	case MESH_SELF:
-		return "self";
-	case MESH_ACCEPTED:
-		return "accepted";
-	case MESH_KEPT:
-		return "kept";
-	default:
-		return !n->present ? "removed" : n->why[0] ? "refused" : "none";
-	}
-}
-
 /* The record to show: the peer's, else the latest that parsed. */
 static const struct mesh_record *shown_record(const struct mesh_node *n)
 {
@@ -351,7 +337,7 @@ static void print_text(const struct copy *c)
 		key_age(r, age, sizeof(age));
 		printf("  %-20s %-11s %-8s %-24s %-24s %-30s %-7s %s%s%s\n", n->name, fp, age,
 		       r && r->endpoint[0] ? r->endpoint : "-", pfx, seen,
-		       s < 0 ? "-" : s ? "yes" : "no", state_of(n), n->why[0] ? ": " : "", n->why);
+		       s < 0 ? "-" : s ? "yes" : "no", mesh_node_state(n), n->why[0] ? ": " : "", n->why);
 	}
 }
 
@@ -381,7 +367,7 @@ static json_t *node_json(const struct copy *c, const struct mesh_node *n)
 	json_object_set_new(o, "stale_since", n->alive || !n->stale_since ? json_null()
 									   : json_integer(n->stale_since));
 	json_object_set_new(o, "session", s < 0 ? json_null() : json_boolean(s));
-	json_object_set_new(o, "state", json_string(state_of(n)));
+	json_object_set_new(o, "state", json_string(mesh_node_state(n)));
 	json_object_set_new(o, "reason", n->why[0] ? json_string(n->why) : json_null());
 	json_object_set_new(o, "revision", json_integer(n->mod_revision));
 	return o;
