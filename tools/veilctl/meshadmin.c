@@ -510,9 +510,8 @@ static void say_event(struct history *h, const struct etcd_event *e)
 	mesh_fingerprint(rec.public_key, fp);
 	when(rec.key_since, since, sizeof(since));
 	saw_key(h, rec.public_key);
-	if (rec.has_next)
-		saw_key(h, rec.next_public_key);
 	if (rec.has_next) {
+		saw_key(h, rec.next_public_key);
 		mesh_fingerprint(rec.next_public_key, next);
 		printf("  revision %-8" PRId64 " key %s (since %s), next key %s announced\n", e->kv.mod_revision,
 		       fp, since, next);
