@@ -82,6 +82,8 @@ cleanup() {
 	stop_namespace_processes
 	# A daemon that lost root cannot unlink its socket; every name we give holds $RUN.
 	rm -f /var/run/wireguard/*"$RUN".sock
+	# A mesh agent killed outright leaves its pid file; every interface name holds $RUN.
+	rm -f /var/run/veil/*"$RUN".mesh.pid
 	for ns in "${EXTRA_NS[@]}"; do
 		ip netns del "$ns" 2>/dev/null
 	done
