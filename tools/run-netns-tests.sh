@@ -18,10 +18,12 @@ for t in $tests; do
 	# NETNS_SKIP: space-separated test names not to run in this pass.
 	case " ${NETNS_SKIP:-} " in *" $(basename "$t" .sh) "*) echo "=== $t (skipped in this pass)"; continue ;; esac
 	echo "=== $t"
+	start=$(date +%s)
 	if timeout 900 bash "$t"; then
 		pass=$((pass + 1))
+		echo "=== $t passed in $(($(date +%s) - start)) s"
 	else
-		echo "FAILED: $t" >&2
+		echo "FAILED: $t (after $(($(date +%s) - start)) s)" >&2
 		fail=$((fail + 1))
 	fi
 done
