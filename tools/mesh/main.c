@@ -54,17 +54,6 @@ static void usage(void)
 		VEIL_CONF_DIR);
 }
 
-/* NAME is VEIL_CONF_DIR/NAME.conf; a path has a '/' or ends in ".conf" (as veilctl). */
-static void conf_path(const char *arg, char *out, size_t len)
-{
-	size_t n = strlen(arg);
-
-	if (strchr(arg, '/') || (n > 5 && !strcmp(arg + n - 5, ".conf")))
-		snprintf(out, len, "%s", arg);
-	else
-		snprintf(out, len, "%s/%s.conf", VEIL_CONF_DIR, arg);
-}
-
 /* The client key must be as private as a WireGuard key; the CA and certificate must exist. */
 static int check_tls_files(const struct conf *c, char *why, size_t whylen)
 {

@@ -64,17 +64,11 @@ bool mesh_prefix_default(const struct conf_prefix *p)
 }
 
 /* Host bits of a prefix, which a record must not set (it would be read two ways). */
-static bool host_bits(const struct conf_prefix *p)
+static bool has_host_bits(const struct conf_prefix *p)
 {
-	size_t len = p->family == AF_INET ? 4 : 16, i;
+	struct conf_prefix net = *p;
 
-	for (i = 0; i < len; i++) {
-		unsigned int bits = p->cidr > i * 8 ? p->cidr - (unsigned int)i * 8 : 0;
-
-		if (bits < 8 && (p->addr[i] & (uint8_t)(0xff >> bits)))
-			return true;
-	}
-	return false;
+	return conf_prefix_clear_host_bits(&net);
 }
 
 bool mesh_prefix_holds(const struct conf_prefix *p, const struct sockaddr_storage *addr)
@@ -215,7 +209,7 @@ static int parse_prefixes(struct mesh_record *r, json_t *v, char *why, size_t wh
 		const char *s = json_string_value(json_array_get(v, i));
 		struct conf_prefix *p = &r->prefixes[i];
 
-		if (!s || conf_parse_prefix(s, p) || host_bits(p)) {
+		if (!s || conf_parse_prefix(s, p) || has_host_bits(p)) {
 			say(why, whylen, "\"%s\" is not a prefix (address/length, no host bits)",
 			    s ? shown(s, sh) : "(not a string)");
 			return -EINVAL;

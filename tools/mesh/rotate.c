@@ -150,25 +150,13 @@ void agent_rotate(struct agent *a)
 static int write_key_file(const char *path, const uint8_t key[static 32])
 {
 	char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL) + 1];
-	char tmp[PATH_MAX];
 	size_t len;
-	int fd, ret = 0;
+	int ret;
 
-	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	sodium_bin2base64(b64, sizeof(b64) - 1, key, 32, sodium_base64_VARIANT_ORIGINAL);
 	len = strlen(b64);
 	b64[len++] = '\n';
-	if (write(fd, b64, len) != (ssize_t)len || fsync(fd) < 0)
-		ret = -EIO;
-	if (close(fd) < 0 && !ret)
-		ret = -EIO;
-	if (!ret && rename(tmp, path) < 0)
-		ret = -errno;
-	if (ret)
-		unlink(tmp);
+	ret = conf_replace_file(path, b64, len, NULL);
 	sodium_memzero(b64, sizeof(b64));
 	return ret;
 }

@@ -354,50 +354,17 @@ fail:
 	return NULL;
 }
 
-/* Write the whole file under a fresh name, flush it, and rename it into place. */
+/* The whole file or nothing: a fresh 0600 file renamed into place (conf_replace_file). */
 int view_save(const struct mesh_view *v, const char *path)
 {
-	char tmp[4200];
 	json_t *o = view_json(v);
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	size_t len, off = 0;
-	int fd = -1, ret = -ENOMEM;
+	int ret;
 
 	json_decref(o);
 	if (!text)
 		return -ENOMEM;
-	len = strlen(text);
-	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
-	fd = mkostemp(tmp, O_CLOEXEC); /* 0600, O_EXCL: never a file someone planted */
-	if (fd < 0) {
-		ret = -errno;
-		goto out;
-	}
-	while (off < len) {
-		ssize_t w = write(fd, text + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			ret = w < 0 ? -errno : -EIO;
-			goto out;
-		}
-		off += (size_t)w;
-	}
-	if (fsync(fd) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	ret = close(fd) < 0 ? -errno : 0;
-	fd = -1;
-	if (ret)
-		goto out;
-	ret = rename(tmp, path) < 0 ? -errno : 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (ret)
-		unlink(tmp);
+	ret = conf_replace_file(path, text, strlen(text), NULL);
 	free(text);
 	return ret;
 }

@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -929,21 +930,6 @@ static int v_mesh_endpoint(struct parser *p, const char *key, char *v)
 	return set_string(p, &p->c->mesh.endpoint, v);
 }
 
-/* Clear a prefix's host bits; whether any were set. */
-static bool clear_host_bits(struct conf_prefix *pfx)
-{
-	size_t len = pfx->family == AF_INET ? 4 : 16, i;
-	bool set = false;
-
-	for (i = 0; i < len; i++) {
-		unsigned int bits = pfx->cidr > i * 8 ? pfx->cidr - (unsigned int)i * 8 : 0;
-		uint8_t mask = bits >= 8 ? 0xff : (uint8_t)(0xff00 >> bits);
-
-		set = set || (pfx->addr[i] & (uint8_t)~mask);
-		pfx->addr[i] &= mask;
-	}
-	return set;
-}
 
 /* A prefix behind this node that a [Peer] before it holds too (allowed_ip_taken's other half). */
 static int advertise_taken(struct parser *p, const char *key, const char *item,
@@ -980,7 +966,7 @@ static int one_advertise(struct parser *p, const char *key, char *item)
 	if (ret)
 		return bad_prefix(p, key, item, ret, "a prefix");
 	net = pfx;
-	if (clear_host_bits(&net)) {
+	if (conf_prefix_clear_host_bits(&net)) {
 		inet_ntop(net.family, net.addr, a, sizeof(a));
 		return fail(p, key, "\"%s\" has host bits set (%s/%u?)", shown(item, s), a, net.cidr);
 	}
@@ -1506,4 +1492,91 @@ int conf_resolve_endpoints(struct conf *c, struct conf_error *err)
 			return ret;
 	}
 	return 0;
+}
+
+bool conf_prefix_clear_host_bits(struct conf_prefix *pfx)
+{
+	size_t len = pfx->family == AF_INET ? 4 : 16, i;
+	bool set = false;
+
+	for (i = 0; i < len; i++) {
+		unsigned int bits = pfx->cidr > i * 8 ? pfx->cidr - (unsigned int)i * 8 : 0;
+		uint8_t mask = bits >= 8 ? 0xff : (uint8_t)(0xff00 >> bits);
+
+		set = set || (pfx->addr[i] & (uint8_t)~mask);
+		pfx->addr[i] &= mask;
+	}
+	return set;
+}
+
+void conf_path(const char *arg, char *out, size_t len)
+{
+	size_t n = strlen(arg);
+
+	if (strchr(arg, '/') || (n > 5 && !strcmp(arg + n - 5, ".conf")))
+		snprintf(out, len, "%s", arg);
+	else
+		snprintf(out, len, "%s/%s.conf", VEIL_CONF_DIR, arg);
+}
+
+static int write_whole(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* The directory holding path, synced so that a rename in it survives a crash. */
+static void sync_dir_of(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fd;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+int conf_replace_file(const char *path, const void *data, size_t len, const struct stat *like)
+{
+	char tmp[PATH_MAX + 8];
+	int fd, ret = 0;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* Owner first: a chown clears set-id bits a chmod gave. */
+	if (like && (fchown(fd, like->st_uid, like->st_gid) < 0 ||
+		     fchmod(fd, like->st_mode & 07777) < 0))
+		ret = -errno;
+	if (!ret)
+		ret = write_whole(fd, data, len);
+	if (!ret && fsync(fd) < 0)
+		ret = -errno;
+	if (close(fd) < 0 && !ret)
+		ret = -EIO;
+	if (!ret && rename(tmp, path) < 0)
+		ret = -errno;
+	if (ret)
+		unlink(tmp);
+	else
+		sync_dir_of(path);
+	return ret;
 }

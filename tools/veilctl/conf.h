@@ -18,6 +18,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+
+#ifndef VEIL_CONF_DIR
+#define VEIL_CONF_DIR "/etc/veil"
+#endif
 
 #define CONF_FILE_MAX (1024L * 1024) /* larger files are refused */
 #define CONF_LINE_MAX 4096
@@ -157,5 +162,18 @@ bool conf_valid_mesh_name(const char *name);                   /* 1..63 bytes of
 bool conf_valid_endpoint(const char *v);
 /* Whether two prefixes share an address (one holds the other). */
 bool conf_prefix_overlap(const struct conf_prefix *a, const struct conf_prefix *b);
+/* Clear the bits past the prefix length; whether any were set. */
+bool conf_prefix_clear_host_bits(struct conf_prefix *pfx);
+
+/* NAME is VEIL_CONF_DIR/NAME.conf; an argument with a '/' or ending in ".conf" is a path. */
+void conf_path(const char *arg, char *out, size_t len);
+/*
+ * path's new contents (which may hold a key), whole or not at all: a fresh
+ * temporary file beside it (mkostemp: O_EXCL, so never a file or link
+ * someone planted; root's and 0600), given like's owner and mode when like
+ * is not NULL, written, fsynced, renamed over path, and its directory
+ * synced. 0 or -errno.
+ */
+int conf_replace_file(const char *path, const void *data, size_t len, const struct stat *like);
 
 #endif

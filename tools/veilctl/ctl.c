@@ -393,7 +393,7 @@ out:
 	return ret;
 }
 
-static int write_all(int fd, const char *p, size_t len)
+static int send_all(int fd, const char *p, size_t len)
 {
 	while (len) {
 		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
@@ -475,7 +475,7 @@ static int exchange(const char *ifname, const char *req, size_t len, struct sbuf
 	ret = ctl_connect(ifname, &fd, why, whylen);
 	if (ret)
 		return ret;
-	ret = write_all(fd, req, len);
+	ret = send_all(fd, req, len);
 	if (!ret)
 		ret = read_reply(fd, reply);
 	close(fd);

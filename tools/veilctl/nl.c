@@ -295,21 +295,6 @@ int nl_addr(struct nl *nl, bool add, unsigned int ifindex, const struct conf_pre
 	return request(nl, h, NULL, NULL);
 }
 
-/* Clear the bits past cidr: the kernel refuses a route to a prefix with host bits. */
-static void mask_host_bits(uint8_t *addr, size_t len, unsigned int cidr)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		if (cidr >= 8) {
-			cidr -= 8;
-			continue;
-		}
-		addr[i] &= (uint8_t)(0xff00u >> cidr);
-		cidr = 0;
-	}
-}
-
 /*
  * The header's table field has 8 bits; RTA_TABLE has the full 32, and the
  * kernel takes it over the header. Larger tables go as RT_TABLE_UNSPEC.
@@ -327,14 +312,14 @@ int nl_route(struct nl *nl, bool add, unsigned int ifindex, uint32_t table,
 	     const struct conf_prefix *dst)
 {
 	size_t len = addr_len(dst->family);
-	uint8_t addr[16];
+	struct conf_prefix net = *dst;
 	struct nlmsghdr *h;
 	struct rtmsg *rt;
 
 	if (!len)
 		return -EAFNOSUPPORT;
-	memcpy(addr, dst->addr, len);
-	mask_host_bits(addr, len, dst->cidr);
+	/* The kernel refuses a route to a prefix with host bits. */
+	conf_prefix_clear_host_bits(&net);
 	h = start(nl, add ? RTM_NEWROUTE : RTM_DELROUTE, add_flags(add));
 	rt = mnl_nlmsg_put_extra_header(h, sizeof(*rt));
 	rt->rtm_family = (uint8_t)dst->family;
@@ -346,7 +331,7 @@ int nl_route(struct nl *nl, bool add, unsigned int ifindex, uint32_t table,
 	mnl_attr_put_u32(h, RTA_TABLE, table);
 	/* A default route (cidr 0) has no destination at all. */
 	if (dst->cidr)
-		mnl_attr_put(h, RTA_DST, len, addr);
+		mnl_attr_put(h, RTA_DST, len, net.addr);
 	mnl_attr_put_u32(h, RTA_OIF, ifindex);
 	return request(nl, h, NULL, NULL);
 }

@@ -153,17 +153,6 @@ static void state_free(struct state *s)
 	memset(s, 0, sizeof(*s));
 }
 
-/* NAME is VEIL_CONF_DIR/NAME.conf; a path has a '/' or ends in ".conf". */
-static void conf_path(const char *arg, char *out, size_t len)
-{
-	size_t n = strlen(arg);
-
-	if (strchr(arg, '/') || (n > 5 && !strcmp(arg + n - 5, ".conf")))
-		snprintf(out, len, "%s", arg);
-	else
-		snprintf(out, len, "%s/%s.conf", VEIL_CONF_DIR, arg);
-}
-
 /* Parse, read the keys, resolve the endpoints: all before anything is touched. */
 static int load_conf(const char *arg, struct conf *c, bool need_keys)
 {
@@ -1135,75 +1124,14 @@ static const struct conf_peer *conf_peer_of(const struct conf *c, const uint8_t 
 	return NULL;
 }
 
-static int write_all_fd(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* The directory holding path, synced so that a rename in it survives a crash. */
-static void sync_dir_of(const char *path)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	int fd;
-
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-}
-
-/*
- * path's new contents (which may hold a private key), whole or not at all.
- * Written to a fresh temporary file beside it, made by mkostemp with
- * O_CREAT|O_EXCL, so never a file or symbolic link someone left there;
- * it gets the original's owner and mode before any byte goes in (mkostemp
- * makes it root's, 0600), then fsync, rename over path, and a sync of the
- * directory.
- */
+/* path's new contents with the original's owner and mode (conf_replace_file). */
 static int replace_file(const char *path, const struct sbuf *text)
 {
-	char tmp[PATH_MAX + 8];
 	struct stat st;
-	int fd, ret;
 
 	if (stat(path, &st) < 0)
 		return -errno;
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	/* Owner first: a chown clears set-id bits a chmod gave. */
-	ret = fchown(fd, st.st_uid, st.st_gid) < 0 || fchmod(fd, st.st_mode & 07777) < 0 ? -errno : 0;
-	if (!ret)
-		ret = write_all_fd(fd, text->data, text->len);
-	if (!ret && fsync(fd) < 0)
-		ret = -errno;
-	if (close(fd) < 0 && !ret)
-		ret = -EIO;
-	if (!ret && rename(tmp, path) < 0)
-		ret = -errno;
-	if (ret)
-		unlink(tmp);
-	else
-		sync_dir_of(path);
-	return ret;
+	return conf_replace_file(path, text->data, text->len, &st);
 }
 
 /*

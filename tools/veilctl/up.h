@@ -7,9 +7,8 @@
 #ifndef VEILCTL_UP_H
 #define VEILCTL_UP_H
 
-#ifndef VEIL_CONF_DIR
-#define VEIL_CONF_DIR "/etc/veil"
-#endif
+#include "conf.h" /* VEIL_CONF_DIR */
+
 #ifndef VEIL_STATE_DIR
 #define VEIL_STATE_DIR "/var/run/veil"
 #endif
