@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * veild's private header: what the daemon's files share and nobody else
+ * sees. The shared types (struct daemon, the per-peer glue struct vpeer,
+ * the packet buffer struct pkt), the limits they are sized by, a few
+ * inline helpers, and each file's small internal API, declared below in
+ * the order the files stand in, lowest first:
+ *
+ *   audit.c     fingerprints, audit lines, rate-limited handshake failures
+ *   peers.c     packet pool, work lists, staging, timers, the batch's end
+ *   events.c    the engine's events, the key log, endpoint look-ups again
+ *   datapath.c  TUN reads and TSO cutting, UDP receive, delivery, ICMP
+ *   backend.c   the control socket's handlers (be_*), the metrics listener
+ *   control.c   the control socket's connections and the caller check
+ *   watch.c     the MTU watch (rtnetlink) and the socket-file watch
+ *   daemon.c    start-up and teardown (daemon_run)
+ *
+ * A file calls only into files above it in this list, never below, so no
+ * two of them depend on each other. docs/layout.md says which to open for
+ * what.
+ */
+#ifndef VEIL_DAEMON_INT_H
+#define VEIL_DAEMON_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <uv.h>
+
+#include "core/device.h"
+#include "core/slab.h"
+#include "daemon.h"
+#include "metrics.h"
+#include "offload.h"
+#include "resolver.h"
+#include "tun.h"
+#include "udp.h"
+#include "veil.h"
+
+struct httpd;
+struct mnl_socket;
+struct resolver_reply;
+struct uapi_backend_ops;
+
+enum {
+	BATCH = 64,
+	PKT_CAP = VEIL_MTU_MAX, /* the largest inner packet we carry (jumbo MTU 9000 fits) */
+	POOL_MAX = 8192,
+	STAGED_MAX = MAX_PEER_QUEUED_PACKETS,
+	/*
+	 * Packets waiting for handshakes, all peers together, stay two batches
+	 * short of the pool: a TUN batch (staged for peers with a session and
+	 * sent at its end) and a UDP receive batch always find buffers,
+	 * however many peers wait.
+	 */
+	STAGED_TOTAL_MAX = POOL_MAX - 2 * BATCH,
+	POOL_RESERVE = BATCH / 2, /* half a TUN batch stays warm (receiving uses its own slots) */
+	POOL_TRIM_MS = 5000,
+	ANON_REASONS = 4, /* refusal reasons rate-limited apart */
+	/*
+	 * A peer's refused handshake messages, per reason: a forged response
+	 * (its receiver index and mac1 are on the wire) fails its AEAD or DH
+	 * (-EBADMSG) or finds no handshake (-EINVAL); an authentic initiation
+	 * under the other suite is the third. Three slots, so a forger cannot
+	 * make the reasons evict each other.
+	 */
+	PEER_REASONS = 3,
+	/*
+	 * A peer's endpoint host name is looked up again when an initiation
+	 * goes out and initiations have gone unanswered for 10 s, then at
+	 * most every 15 s while handshakes keep failing. Not a count of
+	 * attempts: new traffic resets that count, as in the kernel.
+	 */
+	RESOLVE_AFTER_SEC = 10,
+	RESOLVE_INTERVAL_SEC = 15,
+	/*
+	 * UDP receive slots: with offloads each takes a whole GRO train (64
+	 * KB); without, one datagram. Decrypted packets wait in the slots for
+	 * one TUN write per flow, RX_MAX at a time.
+	 */
+	RX_SLOTS_GRO = 32,
+	RX_SLOT_GRO = 65536,
+	RX_MAX = 256,
+};
+
+struct pkt {
+	struct pkt *next;
+	size_t len;
+	uint8_t data[DATA_HEADER_LEN + PKT_CAP + MESSAGE_PADDING_MULTIPLE + NOISE_AUTHTAG_LEN];
+};
+
+/*
+ * A peer waits on up to three work lists (timers to re-arm, packets to
+ * send, allowed IPs to audit). The links are doubly linked so a removed
+ * peer leaves every list at once, whatever is half done: a control
+ * request split over several reads, a batch in progress.
+ */
+struct link {
+	struct link *next, **pprev; /* pprev NULL: on no list */
+};
+
+
+/* One reason's failures: the first of each second gets a line, which counts the quiet ones. */
+struct fail_limit {
+	int err;
+	uint64_t window, count;
+};
+
+struct vpeer {
+	struct daemon *d;
+	struct wg_peer *wp; /* NULL once the engine removed it */
+	uv_timer_t timer;
+	struct pkt *head, *tail; /* staged packets, oldest first, linked through next */
+	unsigned int count;
+	struct link dirty, flush, ips;
+	uint8_t ips_before[16];
+	char *ep_name;       /* "host:port" the operator's endpoint came from, or NULL */
+	uint64_t resolved_at; /* when the last lookup was asked (monotonic ns) */
+	uint64_t unanswered_since; /* first initiation since the last handshake, or 0 */
+	struct resolver_lookup lookup; /* its name's lookup out, if any */
+	struct fail_limit fail[PEER_REASONS]; /* refused handshake messages naming this peer */
+};
+
+struct upoll {
+	uv_poll_t h;
+	struct daemon *d;
+	int fd;
+};
+
+struct daemon {
+	uv_loop_t loop;
+	const struct daemon_config *cfg;
+	struct wg_device *wg;
+	struct udp_sockets udp;
+	struct upoll *udp4, *udp6;
+	uv_poll_t tun_poll;
+	int tun_fd;
+	enum tun_mode tun_mode;
+	uint8_t *tun_buf; /* one read with a virtio_net_hdr: up to 64 KB (all but TUN_PLAIN) */
+	uint8_t *rx_arena; /* rx_slots UDP receive buffers of rx_slot bytes */
+	size_t rx_slot;
+	unsigned int rx_slots;
+	struct offload_pkt rx[RX_MAX]; /* decrypted, for the TUN (all but TUN_PLAIN) */
+	unsigned int nrx;
+	uv_pipe_t uapi;
+	uv_signal_t sigint, sigterm;
+	uv_timer_t pool_trim;
+	struct slab_cache pkt_cache;
+	struct mnl_socket *nl;
+	uv_poll_t nl_poll;
+	unsigned int ifindex;
+	uv_fs_event_t sock_watch;
+	FILE *keylog;
+	struct pkt *pool;
+	size_t pool_count, pool_total;
+	struct link *dirty_head, *flush_head, *ips_head;
+	size_t staged_total; /* over all peers, kept below STAGED_TOTAL_MAX */
+	struct slab_cache vpeer_cache;
+	struct udp_msg tx[BATCH];
+	struct pkt *tx_pkt[BATCH];
+	struct vpeer *tx_peer[BATCH];
+	unsigned int ntx;
+	uint64_t icmp_window, icmp_count;
+	struct metrics_daemon counters; /* what the engine does not count (too long packets) */
+	struct fail_limit anon[ANON_REASONS];
+	long who_uid, who_pid; /* the control-socket caller being served, or -1 */
+	int resolver_fd;       /* -1: no resolver (host names stay as first resolved) */
+	pid_t resolver_pid;    /* refused by the control socket, whatever its uid */
+	uint32_t resolve_gen;  /* daemon-wide, so a reply never matches a re-created peer */
+	int sock_dir;          /* the control socket's directory, to unlink it at exit; or -1 */
+	struct httpd *httpd;   /* the metrics listener, or NULL */
+	struct sockaddr_storage metrics_addr;
+	socklen_t metrics_len; /* 0: no listener asked for */
+	uv_poll_t resolver_poll;
+	bool stopping; /* tearing down: one audit line, not one per peer */
+	int exit_status;
+};
+
+/* ---- inline helpers ------------------------------------------------------------ */
+
+static inline struct wg_now now_of(struct daemon *d)
+{
+	struct timespec ts;
+	struct wg_now n;
+
+	(void)d;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	n.mono = (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	n.wall = (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+	return n;
+}
+
+/* Leave the loop; daemon_run returns status. */
+static inline void stop(struct daemon *d, int status)
+{
+	d->exit_status = status;
+	uv_stop(&d->loop);
+}
+
+/* ---- audit.c: what lines say, and how often ------------------------------------ */
+
+void fingerprint(const uint8_t *pub, char out[12]);
+void endpoint_str(const struct sockaddr *sa, char *out, size_t len);
+const char *suite_name(enum noise_suite suite);
+void audit(struct daemon *d, const char *event, const uint8_t *pub, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void anonymous_failure(struct daemon *d, int err);
+void peer_failure(struct daemon *d, struct wg_peer *peer, const char *fp, int err);
+
+/* ---- peers.c: buffers, work lists, staging, timers -------------------------------- */
+
+struct pkt *pkt_get(struct daemon *d);
+void pkt_put(struct daemon *d, struct pkt *p);
+void pool_trim_cb(uv_timer_t *t);
+bool on_list(const struct link *l);
+void link_push(struct link **head, struct link *l);
+struct link *link_pop(struct link **head);
+/* The peer's timer is re-armed at the end of this batch. */
+void mark_dirty(struct vpeer *vp);
+/* End of every callback: send what was staged, re-arm the timers it touched. */
+void finish_batch(struct daemon *d);
+/* Queue p (from the pool) on vp, which sends it at the end of the batch or after a handshake. */
+void stage(struct vpeer *vp, struct pkt *p);
+/* The engine's upcalls about a peer's queue and its removal (device.h). */
+size_t op_keypair_ready(void *ctx, struct wg_peer *peer);
+void op_purge_staged(void *ctx, struct wg_peer *peer);
+void op_peer_removed(void *ctx, struct wg_peer *peer);
+
+/* ---- events.c: engine events, key log, endpoint names ------------------------------ */
+
+void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg);
+void op_keylog(void *ctx, struct wg_peer *peer, const uint8_t eph[32]);
+/* Fork the resolver child and watch its replies (before the sandbox). */
+void start_resolver(struct daemon *d);
+
+/* ---- datapath.c: TUN and UDP ------------------------------------------------------- */
+
+void op_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *ep, const uint8_t *buf,
+	     size_t len);
+void op_deliver(void *ctx, struct wg_peer *peer, uint8_t *pkt, size_t len);
+void tun_cb(uv_poll_t *h, int status, int events);
+/* Open the UDP sockets on port (0: any) and watch them, in place of the old ones. */
+int listen_on(struct daemon *d, uint16_t port);
+void unwatch(struct upoll **up);
+
+/* ---- backend.c: the control socket's handlers -------------------------------------- */
+
+extern const struct uapi_backend_ops uapi_ops;
+
+/* ---- control.c: the control socket -------------------------------------------------- */
+
+void uapi_accept(uv_stream_t *server, int status);
+/* uv_walk's callback at teardown: closes every handle, wiping control connections. */
+void close_walk(uv_handle_t *h, void *arg);
+
+/* ---- watch.c: following the interface ---------------------------------------------- */
+
+void set_mtu(struct daemon *d, unsigned int mtu);
+void watch_netlink(struct daemon *d);
+void sock_watch_cb(uv_fs_event_t *h, const char *name, int events, int status);
+
+#endif
