@@ -73,20 +73,20 @@ static bool fail_limit_pass(struct fail_limit *slots, size_t n, int err, uint64_
 			a = &slots[i];
 			break;
 		}
-		if (slots[i].window < a->window)
+		if (slots[i].w.start < a->w.start)
 			a = &slots[i];
 	}
 	if (a->err != err) {
 		a->err = err;
-		a->window = 0;
-		a->count = 0;
+		a->w = (struct rate_window){ 0 };
+		a->quiet = 0;
 	}
-	a->count++;
-	if (a->window && now - a->window < NSEC_PER_SEC)
+	if (rate_window_hit(&a->w, now, NSEC_PER_SEC) > 1) {
+		a->quiet++;
 		return false;
-	a->window = now;
-	*count = a->count;
-	a->count = 0;
+	}
+	*count = a->quiet + 1;
+	a->quiet = 0;
 	return true;
 }
 

@@ -105,10 +105,31 @@ struct link {
 };
 
 
+/*
+ * Events counted in windows of a fixed length: the first event after a
+ * window has run out opens the next one. Each rate limit of the daemon is
+ * one: ICMP replies, and lines about refused handshakes.
+ */
+struct rate_window {
+	uint64_t start; /* when the window opened (monotonic ns); 0: none yet */
+	uint64_t count; /* events in it so far */
+};
+
+/* Counts one event at now; returns how many the window has seen, this one included. */
+static inline uint64_t rate_window_hit(struct rate_window *w, uint64_t now, uint64_t period)
+{
+	if (!w->start || now - w->start >= period) {
+		w->start = now;
+		w->count = 0;
+	}
+	return ++w->count;
+}
+
 /* One reason's failures: the first of each second gets a line, which counts the quiet ones. */
 struct fail_limit {
 	int err;
-	uint64_t window, count;
+	struct rate_window w;
+	uint64_t quiet; /* failures since the last line, kept quiet */
 };
 
 struct vpeer {
@@ -165,7 +186,7 @@ struct daemon {
 	struct pkt *tx_pkt[BATCH];
 	struct vpeer *tx_peer[BATCH];
 	unsigned int ntx;
-	uint64_t icmp_window, icmp_count;
+	struct rate_window icmp; /* ICMP replies written, 10 a second at most */
 	struct metrics_daemon counters; /* what the engine does not count (too long packets) */
 	struct fail_limit anon[ANON_REASONS];
 	long who_uid, who_pid; /* the control-socket caller being served, or -1 */

@@ -115,11 +115,7 @@ static void icmp_unreachable(struct daemon *d, const uint8_t *pkt, size_t len, u
 	uint8_t out[ICMP_REPLY_MAX];
 	size_t n;
 
-	if (now - d->icmp_window >= NSEC_PER_SEC) {
-		d->icmp_window = now;
-		d->icmp_count = 0;
-	}
-	if (++d->icmp_count > 10)
+	if (rate_window_hit(&d->icmp, now, NSEC_PER_SEC) > 10)
 		return;
 	n = icmp_unreachable_build(pkt, len, out);
 	if (n)
