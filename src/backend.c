@@ -104,7 +104,10 @@ static int be_peer_select(void *ctx, const uint8_t pub[32], bool create, void **
 		return -ENOMEM;
 	err = wg_device_peer_add(d->wg, pub, &wp);
 	if (err == -EEXIST) {
-		/* Our own public key: its lines are accepted and ignored (reference 9.3). */
+		/*
+		 * Our own public key: its lines are accepted and ignored, as the
+		 * kernel's set_peer does (drivers/net/wireguard/netlink.c).
+		 */
 		slab_free(&d->vpeer_cache, vp);
 		return 0;
 	}

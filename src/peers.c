@@ -175,9 +175,10 @@ void stage(struct vpeer *vp, struct pkt *p)
 	struct daemon *d = vp->d;
 
 	/*
-	 * Bounded per peer: the oldest packet makes room (reference 2.4). A
-	 * peer waiting for a handshake is also bounded by what all waiting
-	 * peers hold; one with a session sends at the end of this batch.
+	 * Bounded per peer: the oldest packet makes room, as in the kernel's
+	 * wg_xmit (drivers/net/wireguard/device.c). A peer waiting for a
+	 * handshake is also bounded by what all waiting peers hold; one with
+	 * a session sends at the end of this batch.
 	 */
 	if (vp->count == STAGED_MAX) {
 		pkt_put(d, unstage(vp));

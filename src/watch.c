@@ -58,7 +58,9 @@ static int link_msg_cb(const struct nlmsghdr *nlh, void *data)
 
 /*
  * wg-quick and operators change the MTU with ip(8); padding must follow it
- * (reference 6.2), so we listen to rtnetlink's link group as wireguard-go does.
+ * (it never pads past the MTU: the kernel's calculate_skb_padding in
+ * drivers/net/wireguard/send.c), so we listen to rtnetlink's link group as
+ * wireguard-go does.
  */
 static void netlink_cb(uv_poll_t *h, int status, int events)
 {
