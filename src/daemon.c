@@ -101,18 +101,17 @@ static int open_sock_dir(const char *path, const char **base)
 	return fd;
 }
 
-int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *arg)
+/*
+ * The daemon's state before any handle exists: the configuration, the
+ * control socket's directory, the packet buffers. -ENOMEM if a buffer
+ * could not be had (logged); daemon_free frees what was made either way.
+ */
+static int daemon_init(struct daemon *d, const struct daemon_config *cfg, const char **sock_name)
 {
-	struct daemon *d = calloc(1, sizeof(*d));
-	const char *sock_name = NULL;
 	struct pkt *p;
-	unsigned int mtu;
-	int err, status = 1;
 
-	if (!d)
-		return 1;
 	d->cfg = cfg;
-	d->sock_dir = open_sock_dir(cfg->uapi_path, &sock_name);
+	d->sock_dir = open_sock_dir(cfg->uapi_path, sock_name);
 	d->tun_fd = cfg->tun_fd;
 	d->tun_mode = cfg->tun_mode;
 	d->rx_slots = cfg->offload ? RX_SLOTS_GRO : BATCH;
@@ -123,7 +122,7 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 		d->tun_buf = malloc(VNET_HDR_LEN + OFFLOAD_MAX);
 	if (!d->rx_arena || (d->tun_mode != TUN_PLAIN && !d->tun_buf)) {
 		log_error("%s: out of memory for the packet buffers", cfg->ifname);
-		goto out_free;
+		return -ENOMEM;
 	}
 	d->who_uid = d->who_pid = -1;
 	d->resolver_fd = -1;
@@ -131,26 +130,41 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 	slab_cache_init(&d->pkt_cache, sizeof(struct pkt));
 	d->udp.fd4 = d->udp.fd6 = -1;
 	signal(SIGPIPE, SIG_IGN);
-	if (uv_loop_init(&d->loop))
-		goto out_free;
-	d->wg = wg_device_new(&engine_ops, d, &wg_rng_system);
-	if (!d->wg)
-		goto out_loop;
+	return 0;
+}
+
+/* VEIL_KEYLOG_FILE, if set: opened with a loud warning, or refused with why. */
+static void start_keylog(struct daemon *d)
+{
+	const struct daemon_config *cfg = d->cfg;
+	char why[128];
+
+	d->keylog = open_keylog(cfg->keylog_path, why, sizeof(why));
+	if (!d->keylog)
+		log_error("%s: VEIL_KEYLOG_FILE %s refused, no key log: %s", cfg->ifname,
+			  cfg->keylog_path, why);
+	else
+		log_error("%s: WARNING: writing session keys and this interface's private key "
+			  "to %s (VEIL_KEYLOG_FILE); anyone who reads it can decrypt this "
+			  "interface's traffic and impersonate it to every peer",
+			  cfg->ifname, cfg->keylog_path);
+}
+
+/*
+ * Everything the loop serves, once the engine exists: the UDP sockets,
+ * the TUN device, the control socket, the pool's trim, the watches, the
+ * signals and the resolver child. -1 (logged) if the loop cannot serve.
+ */
+static int daemon_open(struct daemon *d)
+{
+	const struct daemon_config *cfg = d->cfg;
+	unsigned int mtu;
+	int err;
+
 	if (!tun_get_mtu(cfg->ifname, &mtu))
 		set_mtu(d, mtu);
-	if (cfg->keylog_path) {
-		char why[128];
-
-		d->keylog = open_keylog(cfg->keylog_path, why, sizeof(why));
-		if (!d->keylog)
-			log_error("%s: VEIL_KEYLOG_FILE %s refused, no key log: %s", cfg->ifname,
-				  cfg->keylog_path, why);
-		else
-			log_error("%s: WARNING: writing session keys and this interface's private key "
-				  "to %s (VEIL_KEYLOG_FILE); anyone who reads it can decrypt this "
-				  "interface's traffic and impersonate it to every peer",
-				  cfg->ifname, cfg->keylog_path);
-	}
+	if (cfg->keylog_path)
+		start_keylog(d);
 	log_info("%s: offloads %s", cfg->ifname,
 		 !cfg->offload		       ? "off (VEIL_OFFLOAD=off)"
 		 : d->tun_mode == TUN_USO ? "on (TUN TSO, USO and checksum, UDP GSO and GRO)"
@@ -159,14 +173,14 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 	err = listen_on(d, 0);
 	if (err) {
 		log_error("%s: cannot open UDP sockets: %s", cfg->ifname, strerror(-err));
-		goto out_dev;
+		return -1;
 	}
 	if (uv_poll_init(&d->loop, &d->tun_poll, d->tun_fd) ||
 	    uv_poll_start(&d->tun_poll, UV_READABLE, tun_cb) ||
 	    uv_pipe_init(&d->loop, &d->uapi, 0) || uv_pipe_open(&d->uapi, cfg->uapi_fd) ||
 	    uv_listen((uv_stream_t *)&d->uapi, 16, uapi_accept)) {
 		log_error("%s: cannot set up the event loop", cfg->ifname);
-		goto out_dev;
+		return -1;
 	}
 	uv_timer_init(&d->loop, &d->pool_trim);
 	uv_timer_start(&d->pool_trim, pool_trim_cb, POOL_TRIM_MS, POOL_TRIM_MS);
@@ -179,13 +193,25 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 	uv_signal_start(&d->sigint, signal_cb, SIGINT);
 	uv_signal_start(&d->sigterm, signal_cb, SIGTERM);
 	start_resolver(d);
+	return 0;
+}
+
+/*
+ * Give up what serving does not need, now that every socket is open: the
+ * user (-u), new privileges, and with the seccomp filter most system
+ * calls. -1 (logged) if any step fails.
+ */
+static int daemon_confine(struct daemon *d)
+{
+	const struct daemon_config *cfg = d->cfg;
+	int err;
 
 	if (cfg->user) {
 		err = sandbox_drop_user(cfg->user);
 		if (err) {
 			log_error("%s: cannot switch to user %s: %s", cfg->ifname, cfg->user,
 				  err == -ENOENT ? "no such user" : strerror(-err));
-			goto out_dev;
+			return -1;
 		}
 		log_info("%s: running as user %s with CAP_NET_ADMIN, CAP_NET_BIND_SERVICE and "
 			 "CAP_IPC_LOCK only",
@@ -199,23 +225,36 @@ int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *
 	err = sandbox_no_new_privs();
 	if (err) {
 		log_error("%s: cannot set no_new_privs: %s", cfg->ifname, strerror(-err));
-		goto out_dev;
+		return -1;
 	}
 	if (cfg->seccomp) {
 		err = sandbox_seccomp(d->sock_dir);
 		if (err) {
 			log_error("%s: cannot install the seccomp filter: %s", cfg->ifname,
 				  strerror(-err));
-			goto out_dev;
+			return -1;
 		}
 	}
-	log_info("%s: interface ready (MTU %u)", cfg->ifname, wg_device_mtu(d->wg));
+	return 0;
+}
+
+/* Say so, tell the caller, and serve until stop(). Returns the exit status. */
+static int daemon_serve(struct daemon *d, void (*ready)(void *arg), void *arg)
+{
+	log_info("%s: interface ready (MTU %u)", d->cfg->ifname, wg_device_mtu(d->wg));
 	if (ready)
 		ready(arg);
 	uv_run(&d->loop, UV_RUN_DEFAULT);
-	status = d->exit_status;
-out_dev:
-	/* Peers first (their timers close), then every handle, then the keys. */
+	return d->exit_status;
+}
+
+/*
+ * Teardown of the loop: peers first (their timers close), then every
+ * handle, then the netlink socket, the resolver child (it sees EOF and
+ * exits) and the control socket's file.
+ */
+static void daemon_close(struct daemon *d, const char *sock_name)
+{
 	d->stopping = true;
 	if (d->wg)
 		audit(d, "interface_stopped", NULL, "peers=%zu", wg_device_peer_count(d->wg));
@@ -234,9 +273,13 @@ out_dev:
 		close(d->resolver_fd); /* the child sees EOF and exits */
 	if (d->sock_dir >= 0 && sock_name)
 		unlinkat(d->sock_dir, sock_name, 0);
-out_loop:
-	uv_loop_close(&d->loop);
-out_free:
+}
+
+/* Frees what daemon_init made, wiping what held plaintext (pool, slots, TUN buffer). */
+static void daemon_free(struct daemon *d)
+{
+	struct pkt *p;
+
 	while ((p = d->pool)) {
 		d->pool = p->next;
 		slab_free(&d->pkt_cache, p); /* wipes: packets held plaintext */
@@ -254,5 +297,28 @@ out_free:
 		free(d->tun_buf);
 	}
 	free(d);
+}
+
+/* In order: the state, the loop and the engine, open, confine, serve, close, free. */
+int daemon_run(const struct daemon_config *cfg, void (*ready)(void *arg), void *arg)
+{
+	struct daemon *d = calloc(1, sizeof(*d));
+	const char *sock_name = NULL;
+	int status = 1;
+
+	if (!d)
+		return 1;
+	if (daemon_init(d, cfg, &sock_name) || uv_loop_init(&d->loop))
+		goto out_free;
+	d->wg = wg_device_new(&engine_ops, d, &wg_rng_system);
+	if (!d->wg)
+		goto out_loop;
+	if (daemon_open(d) == 0 && daemon_confine(d) == 0)
+		status = daemon_serve(d, ready, arg);
+	daemon_close(d, sock_name);
+out_loop:
+	uv_loop_close(&d->loop);
+out_free:
+	daemon_free(d);
 	return status;
 }
