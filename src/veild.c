@@ -170,7 +170,13 @@ static void notify_ready(void *arg)
 	}
 }
 
-int main(int argc, char **argv)
+/*
+ * The command line and the environment into cfg. Returns 1 when the
+ * process is done (--version, --help: exit 0), -1 on a usage error (said
+ * on stderr: exit 1), 0 to go on. Starts the log.
+ */
+static int parse_options(int argc, char **argv, struct daemon_config *cfg, bool *foreground,
+			 const char **group)
 {
 	static const struct option opts[] = {
 		{ "foreground", no_argument, NULL, 'f' },
@@ -182,74 +188,77 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *fg_env = getenv("WG_PROCESS_FOREGROUND");
-	bool foreground = fg_env && !strcmp(fg_env, "1");
-	struct daemon_config cfg = { .seccomp = SANDBOX_SECCOMP_DEFAULT };
-	const char *group = getenv("VEIL_CONTROL_GROUP");
-	char path[108];
-	int c, tun_fd, uapi_fd, ready_pipe[2] = { -1, -1 }, status;
+	const char *off = getenv("VEIL_OFFLOAD");
+	int c;
 
-	cfg.user = getenv("VEIL_USER");
-	{
-		const char *off = getenv("VEIL_OFFLOAD");
-
-		/* Offloads are on unless turned off, for measurements or a kernel that misbehaves. */
-		if (off && strcmp(off, "on") != 0 && strcmp(off, "off") != 0) {
-			fprintf(stderr, "veild: VEIL_OFFLOAD is on or off, not '%s'\n", off);
-			return 1;
-		}
-		cfg.offload = !off || !strcmp(off, "on");
+	*foreground = fg_env && !strcmp(fg_env, "1");
+	*group = getenv("VEIL_CONTROL_GROUP");
+	cfg->user = getenv("VEIL_USER");
+	/* Offloads are on unless turned off, for measurements or a kernel that misbehaves. */
+	if (off && strcmp(off, "on") != 0 && strcmp(off, "off") != 0) {
+		fprintf(stderr, "veild: VEIL_OFFLOAD is on or off, not '%s'\n", off);
+		return -1;
 	}
+	cfg->offload = !off || !strcmp(off, "on");
 	while ((c = getopt_long(argc, argv, "fhVu:g:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
-			foreground = true;
+			*foreground = true;
 			break;
 		case 'u':
-			cfg.user = optarg;
+			cfg->user = optarg;
 			break;
 		case 'g':
-			group = optarg;
+			*group = optarg;
 			break;
 		case 'S':
-			cfg.seccomp = false;
+			cfg->seccomp = false;
 			break;
 		case 'V':
 			printf("veild %s (WireGuard userspace API, protocol version 1)\n", VEIL_VERSION);
-			return 0;
+			return 1;
 		case 'h':
 			usage(stdout);
-			return 0;
+			return 1;
 		default:
 			usage(stderr);
-			return 1;
+			return -1;
 		}
 	}
 	if (optind != argc - 1) {
 		usage(stderr);
-		return 1;
+		return -1;
 	}
-	cfg.ifname = argv[optind];
+	cfg->ifname = argv[optind];
 	log_init("veild", false);
 	log_set_level(log_level_parse(getenv("LOG_LEVEL")));
-	if (!valid_ifname(cfg.ifname)) {
+	if (!valid_ifname(cfg->ifname)) {
 		fprintf(stderr, "veild: invalid interface name '%s' (1-15 of [a-zA-Z0-9_=+.-])\n",
-			cfg.ifname);
-		return 1;
+			cfg->ifname);
+		return -1;
 	}
+	return 0;
+}
+
+/* What the process needs before any key: libsodium, the transport cipher, no core dumps. */
+static int prepare_process(void)
+{
+	int err;
+
 	if (sodium_init() < 0) {
 		fprintf(stderr, "veild: libsodium failed to initialise\n");
-		return 1;
+		return -1;
 	}
 	/* Before the sandbox: OpenSSL loads what it needs on first use. */
 	if (aead_prepare() < 0) {
 		fprintf(stderr, "veild: the transport cipher (OpenSSL libcrypto) failed its self-test\n");
-		return 1;
+		return -1;
 	}
 	/* Keys must never reach swap or a core dump (sandbox_drop_user says it again). */
-	c = sandbox_no_core_dumps();
-	if (c < 0) {
-		fprintf(stderr, "veild: cannot turn core dumps off: %s\n", strerror(-c));
-		return 1;
+	err = sandbox_no_core_dumps();
+	if (err < 0) {
+		fprintf(stderr, "veild: cannot turn core dumps off: %s\n", strerror(-err));
+		return -1;
 	}
 	/*
 	 * Large transient buffers (a get of many peers, a big setconf) must come
@@ -258,109 +267,166 @@ int main(int argc, char **argv)
 	 * stops glibc from raising it after the first such buffer.
 	 */
 	mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+	return 0;
+}
 
-	if (cfg.user && *cfg.user && !getpwnam(cfg.user)) {
-		fprintf(stderr, "veild: no such user '%s'\n", cfg.user);
-		return 1;
+/* The user to run as and the control group, checked and resolved while /etc can be read. */
+static int resolve_ids(struct daemon_config *cfg, const char *group)
+{
+	if (cfg->user && *cfg->user && !getpwnam(cfg->user)) {
+		fprintf(stderr, "veild: no such user '%s'\n", cfg->user);
+		return -1;
 	}
-	if (cfg.user && !*cfg.user)
-		cfg.user = NULL;
-	if (group && *group && resolve_group(group, &cfg)) {
+	if (cfg->user && !*cfg->user)
+		cfg->user = NULL;
+	if (group && *group && resolve_group(group, cfg)) {
 		fprintf(stderr, "veild: no such group '%s'\n", group);
-		return 1;
+		return -1;
 	}
-	snprintf(path, sizeof(path), RUNSTATEDIR "/wireguard/%s.sock", cfg.ifname);
+	return 0;
+}
+
+/*
+ * The control socket at path (open to the control group, if any) and the
+ * TUN device, both into cfg. -1 (said on stderr, the socket file removed)
+ * if either cannot be had.
+ */
+static int open_interface(struct daemon_config *cfg, const char *path, const char *group)
+{
+	int tun_fd, uapi_fd;
+
 	uapi_fd = uapi_listen(path);
 	if (uapi_fd < 0) {
 		fprintf(stderr, "veild: %s: %s\n", path,
 			uapi_fd == -EADDRINUSE ? "another daemon is serving this interface"
 					       : strerror(-uapi_fd));
-		return 1;
+		return -1;
 	}
-	if (cfg.has_control_group &&
-	    (chown(path, 0, cfg.control_gid) < 0 || chmod(path, 0660) < 0)) {
+	if (cfg->has_control_group &&
+	    (chown(path, 0, cfg->control_gid) < 0 || chmod(path, 0660) < 0)) {
 		fprintf(stderr, "veild: %s: cannot open it to group %s: %s\n", path, group,
 			strerror(errno));
 		close(uapi_fd);
 		unlink(path);
-		return 1;
+		return -1;
 	}
-	tun_fd = tun_open(cfg.ifname, cfg.offload, &cfg.tun_mode);
+	tun_fd = tun_open(cfg->ifname, cfg->offload, &cfg->tun_mode);
 	if (tun_fd < 0) {
-		fprintf(stderr, "veild: cannot create TUN interface %s: %s\n", cfg.ifname,
+		fprintf(stderr, "veild: cannot create TUN interface %s: %s\n", cfg->ifname,
 			strerror(-tun_fd));
 		unlink(path);
+		return -1;
+	}
+	tun_set_mtu(cfg->ifname, DEFAULT_MTU);
+	cfg->tun_fd = tun_fd;
+	cfg->uapi_fd = uapi_fd;
+	cfg->uapi_path = path;
+	cfg->keylog_path = getenv("VEIL_KEYLOG_FILE");
+	return 0;
+}
+
+/* /dev/null for stdin, stdout and stderr, once in the background. */
+static void detach_stdio(void)
+{
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (devnull >= 0) {
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+		dup2(devnull, 2);
+		close(devnull);
+	}
+}
+
+/*
+ * Fork: the parent waits on ready_pipe until the child's loop is ready.
+ * Returns 0 in the child, which goes on (its end of the pipe in
+ * ready_pipe[1]), 1 in the parent once the child is ready, -1 on failure.
+ */
+static int go_background(const struct daemon_config *cfg, int ready_pipe[2])
+{
+	char ok = 0;
+	pid_t pid;
+
+	if (pipe2(ready_pipe, O_CLOEXEC) < 0) {
+		perror("veild: pipe");
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		perror("veild: fork");
+		return -1;
+	}
+	if (pid > 0) {
+		close(ready_pipe[1]);
+		if (read(ready_pipe[0], &ok, 1) != 1 || ok != 1) {
+			fprintf(stderr, "veild: %s: the daemon failed to start\n", cfg->ifname);
+			return -1;
+		}
 		return 1;
 	}
-	tun_set_mtu(cfg.ifname, DEFAULT_MTU);
-	cfg.tun_fd = tun_fd;
-	cfg.uapi_fd = uapi_fd;
-	cfg.uapi_path = path;
-	cfg.keylog_path = getenv("VEIL_KEYLOG_FILE");
-
-	if (!foreground) {
-		char ok = 0;
-		pid_t pid;
-
-		if (pipe2(ready_pipe, O_CLOEXEC) < 0) {
-			perror("veild: pipe");
-			return 1;
-		}
-		pid = fork();
-		if (pid < 0) {
-			perror("veild: fork");
-			return 1;
-		}
-		if (pid > 0) {
-			close(ready_pipe[1]);
-			if (read(ready_pipe[0], &ok, 1) != 1 || ok != 1) {
-				fprintf(stderr, "veild: %s: the daemon failed to start\n", cfg.ifname);
-				return 1;
-			}
-			return 0;
-		}
-		close(ready_pipe[0]);
-		setsid();
-		{
-			int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-			if (devnull >= 0) {
-				dup2(devnull, 0);
-				dup2(devnull, 1);
-				dup2(devnull, 2);
-				close(devnull);
-			}
-		}
-		log_init("veild", true);
-		/*
-		 * Under systemd (veil@.service runs veilctl up, which starts us):
-		 * this process is the service's main one from now on. veilctl says
-		 * READY=1 once the configuration is in.
-		 */
-		if (notify_wanted()) {
-			char msg[32];
-
-			snprintf(msg, sizeof(msg), "MAINPID=%d\n", (int)getpid());
-			if (notify_send(msg) < 0)
-				log_error("%s: cannot tell systemd our pid", cfg.ifname);
-		}
-	}
-	/* Nothing we start (the resolver, hooks) talks to systemd in our name. */
-	unsetenv("NOTIFY_SOCKET");
+	close(ready_pipe[0]);
+	setsid();
+	detach_stdio();
+	log_init("veild", true);
 	/*
-	 * Locks are not inherited across fork: lock in the process that will
-	 * hold the keys, the one left after going to the background. ONFAULT:
-	 * a page is locked when first touched, so untouched library pages (the
-	 * HTTP library's TLS stack, say) are not read in just to be locked.
+	 * Under systemd (veil@.service runs veilctl up, which starts us):
+	 * this process is the service's main one from now on. veilctl says
+	 * READY=1 once the configuration is in.
 	 */
+	if (notify_wanted()) {
+		char msg[32];
+
+		snprintf(msg, sizeof(msg), "MAINPID=%d\n", (int)getpid());
+		if (notify_send(msg) < 0)
+			log_error("%s: cannot tell systemd our pid", cfg->ifname);
+	}
+	return 0;
+}
+
+/*
+ * Locks are not inherited across fork: lock in the process that will
+ * hold the keys, the one left after going to the background. ONFAULT:
+ * a page is locked when first touched, so untouched library pages (the
+ * HTTP library's TLS stack, say) are not read in just to be locked.
+ */
+static void lock_memory(void)
+{
 #ifndef __SANITIZE_ADDRESS__ /* ASan's terabytes of shadow memory cannot be locked */
 	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) < 0)
 		log_error("mlockall failed (%s): key memory may be swapped (raise the memory-lock "
 			  "limit, e.g. LimitMEMLOCK=infinity)", strerror(errno));
 #endif
+}
+
+/* In order: options, the process, the ids, open, to the background, lock, run, close. */
+int main(int argc, char **argv)
+{
+	struct daemon_config cfg = { .seccomp = SANDBOX_SECCOMP_DEFAULT };
+	const char *group;
+	bool foreground;
+	char path[108];
+	int ready_pipe[2] = { -1, -1 }, status;
+
+	status = parse_options(argc, argv, &cfg, &foreground, &group);
+	if (status)
+		return status < 0 ? 1 : 0;
+	if (prepare_process() || resolve_ids(&cfg, group))
+		return 1;
+	snprintf(path, sizeof(path), RUNSTATEDIR "/wireguard/%s.sock", cfg.ifname);
+	if (open_interface(&cfg, path, group))
+		return 1;
+	if (!foreground) {
+		status = go_background(&cfg, ready_pipe);
+		if (status)
+			return status < 0 ? 1 : 0;
+	}
+	/* Nothing we start (the resolver, hooks) talks to systemd in our name. */
+	unsetenv("NOTIFY_SOCKET");
+	lock_memory();
 	status = daemon_run(&cfg, notify_ready, &ready_pipe[1]);
 	if (ready_pipe[1] >= 0)
 		close(ready_pipe[1]);
-	close(tun_fd);
+	close(cfg.tun_fd);
 	return status;
 }
