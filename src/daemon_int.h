@@ -71,14 +71,6 @@ enum {
 	 */
 	PEER_REASONS = 3,
 	/*
-	 * A peer's endpoint host name is looked up again when an initiation
-	 * goes out and initiations have gone unanswered for 10 s, then at
-	 * most every 15 s while handshakes keep failing. Not a count of
-	 * attempts: new traffic resets that count, as in the kernel.
-	 */
-	RESOLVE_AFTER_SEC = 10,
-	RESOLVE_INTERVAL_SEC = 15,
-	/*
 	 * UDP receive slots: with offloads each takes a whole GRO train (64
 	 * KB); without, one datagram. Decrypted packets wait in the slots for
 	 * one TUN write per flow, RX_MAX at a time.

@@ -30,7 +30,7 @@ static void resolve_again(struct vpeer *vp)
 
 	if (!vp->wp || !vp->ep_name || vp->lookup.out || d->resolver_fd < 0)
 		return;
-	if (vp->resolved_at && now - vp->resolved_at < (uint64_t)RESOLVE_INTERVAL_SEC * NSEC_PER_SEC)
+	if (!resolver_may_ask(vp->resolved_at, now))
 		return;
 	rq.gen = ++d->resolve_gen;
 	memcpy(rq.public_key, vp->wp->public_key, sizeof(rq.public_key));
@@ -45,7 +45,7 @@ static void resolve_again(struct vpeer *vp)
 
 /*
  * An initiation went out (a retry, or a fresh one for new traffic): after
- * RESOLVE_AFTER_SEC without an answer, ask for the name again.
+ * RESOLVER_AFTER_SEC without an answer, ask for the name again.
  */
 static void note_initiation(struct vpeer *vp)
 {
@@ -53,7 +53,7 @@ static void note_initiation(struct vpeer *vp)
 
 	if (!vp->unanswered_since)
 		vp->unanswered_since = now;
-	else if (now - vp->unanswered_since >= (uint64_t)RESOLVE_AFTER_SEC * NSEC_PER_SEC)
+	else if (resolver_retry_due(vp->unanswered_since, now))
 		resolve_again(vp);
 }
 

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * The resolver child (resolver.h). Teardown: the daemon closes its end of
- * the socketpair (or dies, and PR_SET_PDEATHSIG ends the child); the
- * child's recv returns 0 and it exits. SIGCHLD is ignored in the daemon, so
- * the child never lingers as a zombie.
+ * The resolver child (resolver.h), and the retry policy that says when the
+ * daemon asks it (src/events.c sends the requests). Teardown: the daemon
+ * closes its end of the socketpair (or dies, and PR_SET_PDEATHSIG ends the
+ * child); the child's recv returns 0 and it exits. SIGCHLD is ignored in
+ * the daemon, so the child never lingers as a zombie.
  */
 #include "resolver.h"
 
@@ -18,6 +19,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "core/messages.h"
 #include "sandbox.h"
 
 enum { CHILD_FD = 3 };
@@ -73,6 +75,16 @@ bool resolver_name_valid(const char *name)
 		if (!isalnum((unsigned char)host[i]) && !strchr(".-_:%", host[i]))
 			return false;
 	return true;
+}
+
+bool resolver_retry_due(uint64_t unanswered_since, uint64_t now)
+{
+	return now - unanswered_since >= (uint64_t)RESOLVER_AFTER_SEC * NSEC_PER_SEC;
+}
+
+bool resolver_may_ask(uint64_t asked, uint64_t now)
+{
+	return !asked || now - asked >= (uint64_t)RESOLVER_INTERVAL_SEC * NSEC_PER_SEC;
 }
 
 void resolver_lookup_sent(struct resolver_lookup *l, uint32_t gen)

@@ -47,6 +47,23 @@ struct resolver_lookup {
 	bool out;     /* a request is out, not yet answered */
 };
 
+/*
+ * The retry policy: a peer's endpoint host name is looked up again when
+ * an initiation goes out and initiations have gone unanswered for
+ * RESOLVER_AFTER_SEC, then at most every RESOLVER_INTERVAL_SEC while
+ * handshakes keep failing. Not a count of attempts: new traffic resets
+ * that count, as in the kernel. Times are monotonic nanoseconds.
+ */
+enum {
+	RESOLVER_AFTER_SEC = 10,
+	RESOLVER_INTERVAL_SEC = 15,
+};
+
+/* Whether initiations unanswered since unanswered_since have waited long enough at now. */
+bool resolver_retry_due(uint64_t unanswered_since, uint64_t now);
+/* Whether a peer whose name was last asked at asked (0: never) may be asked again at now. */
+bool resolver_may_ask(uint64_t asked, uint64_t now);
+
 /* A request with generation gen (daemon-wide, never reused) went out for this peer. */
 void resolver_lookup_sent(struct resolver_lookup *l, uint32_t gen);
 /* The peer's name changed: a reply still on its way is for the old one. */

@@ -89,6 +89,40 @@ static void test_lookup_outstanding(void **state)
 	assert_true(resolver_lookup_take(&l, &rp));
 }
 
+/*
+ * The retry policy, one row a moment: a lookup is due once initiations have
+ * gone unanswered for 10 s, and asked again no sooner than 15 s after the
+ * last one (any time if never asked).
+ */
+static void test_retry_policy(void **state)
+{
+	static const struct {
+		uint64_t since, now;
+		bool due;
+	} due[] = {
+		{ 100 * NSEC_PER_SEC, 100 * NSEC_PER_SEC, false },
+		{ 100 * NSEC_PER_SEC, 110 * NSEC_PER_SEC - 1, false },
+		{ 100 * NSEC_PER_SEC, 110 * NSEC_PER_SEC, true },
+		{ 100 * NSEC_PER_SEC, 500 * NSEC_PER_SEC, true },
+	};
+	static const struct {
+		uint64_t asked, now;
+		bool may;
+	} ask[] = {
+		{ 0, 1, true }, /* never asked */
+		{ 200 * NSEC_PER_SEC, 200 * NSEC_PER_SEC, false },
+		{ 200 * NSEC_PER_SEC, 215 * NSEC_PER_SEC - 1, false },
+		{ 200 * NSEC_PER_SEC, 215 * NSEC_PER_SEC, true },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(due) / sizeof(due[0]); i++)
+		assert_int_equal(resolver_retry_due(due[i].since, due[i].now), due[i].due);
+	for (i = 0; i < sizeof(ask) / sizeof(ask[0]); i++)
+		assert_int_equal(resolver_may_ask(ask[i].asked, ask[i].now), ask[i].may);
+}
+
 /* One request and its reply, bounded by 10 s. */
 static void ask(int fd, const char *name, uint32_t gen, struct resolver_reply *rp)
 {
@@ -209,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_name_shapes),
 		cmocka_unit_test(test_name_too_long),
 		cmocka_unit_test(test_lookup_outstanding),
+		cmocka_unit_test(test_retry_policy),
 		cmocka_unit_test(test_child),
 	};
 
