@@ -170,8 +170,26 @@ static void notify_ready(void *arg)
 	}
 }
 
+/* The environment's defaults for what options may then change; -1 on a bad VEIL_OFFLOAD. */
+static int read_env(struct daemon_config *cfg, bool *foreground, const char **group)
+{
+	const char *fg_env = getenv("WG_PROCESS_FOREGROUND");
+	const char *off = getenv("VEIL_OFFLOAD");
+
+	*foreground = fg_env && !strcmp(fg_env, "1");
+	*group = getenv("VEIL_CONTROL_GROUP");
+	cfg->user = getenv("VEIL_USER");
+	/* Offloads are on unless turned off, for measurements or a kernel that misbehaves. */
+	if (off && strcmp(off, "on") != 0 && strcmp(off, "off") != 0) {
+		fprintf(stderr, "veild: VEIL_OFFLOAD is on or off, not '%s'\n", off);
+		return -1;
+	}
+	cfg->offload = !off || !strcmp(off, "on");
+	return 0;
+}
+
 /*
- * The command line and the environment into cfg. Returns 1 when the
+ * The environment and the command line into cfg. Returns 1 when the
  * process is done (--version, --help: exit 0), -1 on a usage error (said
  * on stderr: exit 1), 0 to go on. Starts the log.
  */
@@ -187,19 +205,10 @@ static int parse_options(int argc, char **argv, struct daemon_config *cfg, bool 
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *fg_env = getenv("WG_PROCESS_FOREGROUND");
-	const char *off = getenv("VEIL_OFFLOAD");
 	int c;
 
-	*foreground = fg_env && !strcmp(fg_env, "1");
-	*group = getenv("VEIL_CONTROL_GROUP");
-	cfg->user = getenv("VEIL_USER");
-	/* Offloads are on unless turned off, for measurements or a kernel that misbehaves. */
-	if (off && strcmp(off, "on") != 0 && strcmp(off, "off") != 0) {
-		fprintf(stderr, "veild: VEIL_OFFLOAD is on or off, not '%s'\n", off);
+	if (read_env(cfg, foreground, group))
 		return -1;
-	}
-	cfg->offload = !off || !strcmp(off, "on");
 	while ((c = getopt_long(argc, argv, "fhVu:g:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
