@@ -15,9 +15,9 @@
  *   watch.c     the MTU watch (rtnetlink) and the socket-file watch
  *   daemon.c    start-up and teardown (daemon_run)
  *
- * A file calls only into files above it in this list, never below, so no
- * two of them depend on each other. docs/layout.md says which to open for
- * what.
+ * Each file calls only the files listed before it, never one after it, so
+ * no two of them depend on each other. docs/layout.md says which file to
+ * open for what.
  */
 #ifndef VEIL_DAEMON_INT_H
 #define VEIL_DAEMON_INT_H
