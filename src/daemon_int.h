@@ -44,7 +44,6 @@
 
 struct httpd;
 struct mnl_socket;
-struct resolver_reply;
 struct uapi_backend_ops;
 
 enum {
