@@ -17,4 +17,27 @@
 /* Below this the kernel turns IPv6 off on a link (RFC 8200). */
 #define VEIL_MTU_MIN_IPV6 1280
 
+/*
+ * Where things are at run time. The Makefile passes SYSCONFDIR, RUNSTATEDIR
+ * and LOCALSTATEDIR (make RUNSTATEDIR=/run), as wireguard-tools passes
+ * RUNSTATEDIR; these defaults are the Makefile's own.
+ */
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+#ifndef RUNSTATEDIR
+#define RUNSTATEDIR "/var/run"
+#endif
+#ifndef LOCALSTATEDIR
+#define LOCALSTATEDIR "/var"
+#endif
+/* veild's control sockets, IFNAME.sock, where stock wg looks for them too. */
+#define VEIL_SOCKET_DIR RUNSTATEDIR "/wireguard"
+/* veilctl's configuration files, NAME.conf. */
+#define VEIL_CONF_DIR SYSCONFDIR "/veil"
+/* What veilctl up did (IFNAME.state) and the mesh agents' pid files. */
+#define VEIL_STATE_DIR RUNSTATEDIR "/veil"
+/* The mesh agents' local copies of the registry, IFNAME.json. */
+#define VEIL_MESH_DIR LOCALSTATEDIR "/lib/veil/mesh"
+
 #endif

@@ -20,9 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#ifndef VEIL_CONF_DIR
-#define VEIL_CONF_DIR "/etc/veil"
-#endif
+#include "veil.h" /* VEIL_CONF_DIR */
 
 #define CONF_FILE_MAX (1024L * 1024) /* larger files are refused */
 #define CONF_LINE_MAX 4096
