@@ -129,15 +129,20 @@ all: $(CORE_LIB) $(VEILD) $(VEILCTL) $(MESHD)
 # is missing, as in a package build); a single file never does. Each stamp
 # is read as a makefile, so make brings it up to date and starts over before
 # it builds anything, whatever -j says, and before pkg-config is asked for
-# flags. make -n and -q install nothing. Re-checked when the script changes.
+# flags. Re-checked when the script changes.
 GOALS := $(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))
 DEPS_GOALS := all install demo demo-mesh bench bench-mesh check check-netns check-unit check-san check-valgrind
 UNIT_DEPS_GOALS := check check-unit check-san check-valgrind
 FUZZ_DEPS_GOALS := check check-fuzz fuzz
-ifeq ($(findstring n,$(firstword -$(MAKEFLAGS)))$(findstring q,$(firstword -$(MAKEFLAGS))),)
-include $(if $(filter $(DEPS_GOALS),$(GOALS)),$(DEPS_STAMP)) \
+GOAL_STAMPS := $(if $(filter $(DEPS_GOALS),$(GOALS)),$(DEPS_STAMP)) \
 	$(if $(filter $(UNIT_DEPS_GOALS),$(GOALS)),$(UNIT_DEPS_STAMP)) \
 	$(if $(filter $(FUZZ_DEPS_GOALS),$(GOALS)),$(FUZZ_DEPS_STAMP))
+ifeq ($(findstring n,$(firstword -$(MAKEFLAGS)))$(findstring q,$(firstword -$(MAKEFLAGS))),)
+include $(GOAL_STAMPS)
+else
+# make -n would run a makefile's rule for real: under -n and -q the stamps
+# are plain prerequisites of the goals instead, shown and not run.
+$(GOALS): $(GOAL_STAMPS)
 endif
 
 $(DEPS_STAMP): tools/install-deps.sh
@@ -271,9 +276,14 @@ fuzz: $(FUZZ_BIN)
 lint:
 	$(Q)PKG_CONFIG=$(PKG_CONFIG) tools/lint.sh
 
-# RUNSTATEDIR, SYSCONFDIR and LOCALSTATEDIR reach every compiled-in path.
+# RUNSTATEDIR, SYSCONFDIR and LOCALSTATEDIR reach every compiled-in path: a
+# build with paths of its own, whose binaries tests/paths.sh reads.
+PATHS_TEST := RUNSTATEDIR=/nonexistent/veil-run SYSCONFDIR=/nonexistent/veil-etc \
+	LOCALSTATEDIR=/nonexistent/veil-var
 check-paths:
-	$(Q)tests/paths.sh
+	$(Q)$(MAKE) --no-print-directory -s BUILD=build/paths $(PATHS_TEST) \
+		build/paths/veild build/paths/veilctl build/paths/veil-meshd >/dev/null
+	$(Q)$(PATHS_TEST) tests/paths.sh build/paths
 
 check-san:
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 check-unit
