@@ -53,6 +53,12 @@ struct conf_key {
 
 enum conf_cipher { CIPHER_DEFAULT, CIPHER_AES256GCM };
 
+/* The suite's name on the control socket (cipher=) and in a configuration (Cipher =). */
+static inline const char *conf_cipher_name(enum conf_cipher cipher)
+{
+	return cipher == CIPHER_AES256GCM ? VEIL_CIPHER_AES256GCM : VEIL_CIPHER_CHACHA20POLY1305;
+}
+
 struct conf_peer {
 	unsigned int line; /* the [Peer] line */
 	uint8_t public_key[32];
