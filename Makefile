@@ -10,6 +10,7 @@ DATADIR ?= $(PREFIX)/share
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= /etc
 RUNSTATEDIR ?= /var/run
+LOCALSTATEDIR ?= /var
 
 PKG_CONFIG ?= pkg-config
 CC ?= cc
@@ -40,27 +41,37 @@ WARN += -Werror
 endif
 
 # Recursive (=) so pkg-config runs only when a recipe needs the flags, which
-# is after the deps target has installed whatever was missing.
-# libcrypto (OpenSSL) does the transport AEAD only: src/core/aead.h says why.
+# is after the deps stamp has installed whatever was missing.
 DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags libsodium libcrypto libuv libmnl libmicrohttpd libcurl jansson)
-DEP_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libcrypto libuv libmnl libmicrohttpd)
+# Each program links what it calls, and no more (gcc's --as-needed hides
+# extra ones in readelf -d, but not under the sanitizers, which turn it off).
+# The core: libsodium, and libcrypto (OpenSSL) for the transport AEAD only
+# (src/core/aead.h says why). The test tools and benchmarks link the core alone.
 CORE_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libcrypto)
-# The mesh agent: libcurl for the registry's HTTPS, jansson for its JSON.
-MESH_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libcrypto libuv libmnl libcurl jansson)
-JSON_LIBS = $(shell $(PKG_CONFIG) --libs jansson)
+# veild: the core, the libuv loop, rtnetlink, the metrics listener.
+VEILD_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libcrypto libuv libmnl libmicrohttpd)
 # veilctl: keys, rtnetlink, and the mesh commands' registry calls and local copies.
 VEILCTL_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libmnl libcurl jansson)
-TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka)
-TEST_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
+# The mesh agent: its loop, rtnetlink, libcurl for the registry's HTTPS, jansson for its JSON.
+MESHD_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libuv libmnl libcurl jansson)
+# The unit tests: cmocka, the core, and jansson for the mesh modules' tests.
+UNIT_CFLAGS = $(shell $(PKG_CONFIG) --cflags cmocka)
+UNIT_LIBS = $(shell $(PKG_CONFIG) --libs cmocka) $(CORE_LIBS) $(shell $(PKG_CONFIG) --libs jansson)
+
+# Where things are at run time (include/veil.h), as wireguard-tools passes RUNSTATEDIR.
+PATH_FLAGS := -DSYSCONFDIR='"$(SYSCONFDIR)"' -DRUNSTATEDIR='"$(RUNSTATEDIR)"' -DLOCALSTATEDIR='"$(LOCALSTATEDIR)"'
 
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(SAN_FLAGS) -MMD -MP \
-	-Iinclude -Isrc -DVEIL_VERSION='"$(VERSION)"' $(DEP_CFLAGS) $(CFLAGS) $(CPPFLAGS)
+	-Iinclude -Isrc -DVEIL_VERSION='"$(VERSION)"' $(PATH_FLAGS) $(DEP_CFLAGS) $(CFLAGS) $(CPPFLAGS)
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
+# $(call quiet,WHAT,FILE) prints "  WHAT  FILE" unless V=1 shows whole commands.
 ifeq ($(V),1)
 Q :=
+quiet =
 else
 Q := @
+quiet = @printf '  %-7s %s\n' '$(1)' '$(2)'
 endif
 
 CORE_SRC := $(wildcard src/core/*.c)
@@ -108,13 +119,32 @@ FUZZ_BIN := build/fuzz/fuzz_packet build/fuzz/fuzz_uapi build/fuzz/fuzz_conf bui
 	build/fuzz/fuzz_offload
 FUZZ_DEPS_STAMP := build/.deps-fuzz-ok
 
-.PHONY: FORCE all deps bench-mesh demo-mesh check check-unit check-valgrind check-netns check-san check-fuzz fuzz lint demo bench install deb clean
+.PHONY: FORCE all deps bench-mesh demo-mesh check check-unit check-paths check-valgrind check-netns check-san check-fuzz fuzz lint demo bench install deb clean
 .DEFAULT_GOAL := all
 
 all: $(CORE_LIB) $(VEILD) $(VEILCTL) $(MESHD)
 
-# Installs exactly the missing Debian packages (tools/install-deps.sh says
-# what it installs). Re-checked when the script changes.
+# The entry points a fresh machine runs first install the Debian packages
+# they miss (tools/install-deps.sh says which, and does nothing when none
+# is missing, as in a package build); a single file never does. Each stamp
+# is read as a makefile, so make brings it up to date and starts over before
+# it builds anything, whatever -j says, and before pkg-config is asked for
+# flags. Re-checked when the script changes.
+GOALS := $(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))
+DEPS_GOALS := all install demo demo-mesh bench bench-mesh check check-netns check-unit check-san check-valgrind
+UNIT_DEPS_GOALS := check check-unit check-san check-valgrind
+FUZZ_DEPS_GOALS := check check-fuzz fuzz
+GOAL_STAMPS := $(if $(filter $(DEPS_GOALS),$(GOALS)),$(DEPS_STAMP)) \
+	$(if $(filter $(UNIT_DEPS_GOALS),$(GOALS)),$(UNIT_DEPS_STAMP)) \
+	$(if $(filter $(FUZZ_DEPS_GOALS),$(GOALS)),$(FUZZ_DEPS_STAMP))
+ifeq ($(findstring n,$(firstword -$(MAKEFLAGS)))$(findstring q,$(firstword -$(MAKEFLAGS))),)
+include $(GOAL_STAMPS)
+else
+# make -n would run a makefile's rule for real: under -n and -q the stamps
+# are plain prerequisites of the goals instead, shown and not run.
+$(GOALS): $(GOAL_STAMPS)
+endif
+
 $(DEPS_STAMP): tools/install-deps.sh
 	$(Q)tools/install-deps.sh build
 	$(Q)mkdir -p $(@D) && touch $@
@@ -129,32 +159,32 @@ $(FUZZ_DEPS_STAMP): tools/install-deps.sh
 	$(Q)tools/install-deps.sh fuzz
 	$(Q)mkdir -p $(@D) && touch $@
 
-$(BUILD)/%.o: src/%.c | $(DEPS_STAMP)
+$(BUILD)/%.o: src/%.c
 	@mkdir -p $(@D)
-	@[ "$(V)" = 1 ] || echo "  CC      $<"
+	$(call quiet,CC,$<)
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(CORE_LIB): $(CORE_OBJ)
-	@[ "$(V)" = 1 ] || echo "  AR      $@"
+	$(call quiet,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(VEILD): $(BUILD)/veild.o $(DAEMON_OBJ) $(CORE_LIB)
-	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
-	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(DEP_LIBS)
+	$(call quiet,CCLD,$@)
+	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(VEILD_LIBS)
 
-$(BUILD)/ctl/%.o: tools/veilctl/%.c | $(DEPS_STAMP)
+$(BUILD)/ctl/%.o: tools/veilctl/%.c
 	@mkdir -p $(@D)
-	@[ "$(V)" = 1 ] || echo "  CC      $<"
+	$(call quiet,CC,$<)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itools/veilctl -Itools/mesh -c -o $@ $<
 
-$(BUILD)/mesh/%.o: tools/mesh/%.c | $(DEPS_STAMP)
+$(BUILD)/mesh/%.o: tools/mesh/%.c
 	@mkdir -p $(@D)
-	@[ "$(V)" = 1 ] || echo "  CC      $<"
+	$(call quiet,CC,$<)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itools/veilctl -Itools/mesh -c -o $@ $<
 
 $(MESHD): $(MESH_OBJ) $(MESH_SHARED_OBJ)
-	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
-	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(MESH_LIBS)
+	$(call quiet,CCLD,$@)
+	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(MESHD_LIBS)
 
 # A file that changes only when VERSION does: the two objects that print it
 # are rebuilt then, so veild and veilctl never report different versions.
@@ -169,44 +199,44 @@ FORCE:
 # veilctl shares the mesh's records, messages and local copies with the agent.
 VEILCTL_MESH_OBJ := $(addprefix $(BUILD)/mesh/,view.o record.o etcd.o)
 $(VEILCTL): $(VEILCTL_OBJ) $(VEILCTL_MESH_OBJ) $(BUILD)/notify.o $(CORE_LIB)
-	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
+	$(call quiet,CCLD,$@)
 	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(VEILCTL_LIBS)
 
 # Each unit test includes the .c it tests (to reach static functions) and
 # takes everything else from the core archive.
-$(BUILD)/tests/%: tests/unit/%.c $(CORE_LIB) | $(DEPS_STAMP) $(UNIT_DEPS_STAMP)
+$(BUILD)/tests/%: tests/unit/%.c $(CORE_LIB)
 	@mkdir -p $(@D)
-	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -Itools/veilctl -Itools/mesh $(TEST_CFLAGS) -o $@ $< $(CORE_LIB) \
-		$(ALL_LDFLAGS) $(TEST_LIBS) $(CORE_LIBS) $(JSON_LIBS)
+	$(call quiet,CCLD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -Itools/veilctl -Itools/mesh $(UNIT_CFLAGS) -o $@ $< $(CORE_LIB) \
+		$(ALL_LDFLAGS) $(UNIT_LIBS)
 
 # Test tools may use the protocol core (to craft real handshake messages).
-$(BUILD)/tools/%: tests/tools/%.c $(CORE_LIB) | $(DEPS_STAMP)
+$(BUILD)/tools/%: tests/tools/%.c $(CORE_LIB)
 	@mkdir -p $(@D)
-	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
+	$(call quiet,CCLD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(CORE_LIB) $(ALL_LDFLAGS) $(CORE_LIBS)
 
-$(BUILD)/bench/%: tests/bench/%.c $(CORE_LIB) | $(DEPS_STAMP)
+$(BUILD)/bench/%: tests/bench/%.c $(CORE_LIB)
 	@mkdir -p $(@D)
-	@[ "$(V)" = 1 ] || echo "  CCLD    $@"
+	$(call quiet,CCLD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(CORE_LIB) $(ALL_LDFLAGS) $(CORE_LIBS)
 
 # The packet target drives the whole core; the UAPI target only the parser.
-build/fuzz/fuzz_packet: tests/fuzz/fuzz_packet.c $(CORE_SRC) $(wildcard src/core/*.h) | $(FUZZ_DEPS_STAMP)
-build/fuzz/fuzz_uapi: tests/fuzz/fuzz_uapi.c src/uapi.c src/uapi.h src/core/compiler.h | $(FUZZ_DEPS_STAMP)
-build/fuzz/fuzz_conf: tests/fuzz/fuzz_conf.c tools/veilctl/conf.c tools/veilctl/conf.h | $(FUZZ_DEPS_STAMP)
+build/fuzz/fuzz_packet: tests/fuzz/fuzz_packet.c $(CORE_SRC) $(wildcard src/core/*.h)
+build/fuzz/fuzz_uapi: tests/fuzz/fuzz_uapi.c src/uapi.c src/uapi.h src/core/compiler.h include/veil.h
+build/fuzz/fuzz_conf: tests/fuzz/fuzz_conf.c tools/veilctl/conf.c tools/veilctl/conf.h include/veil.h
 # The mesh target: the agent's pure modules (records, etcd's messages, the view), with jansson.
 build/fuzz/fuzz_mesh: tests/fuzz/fuzz_mesh.c tools/mesh/record.c tools/mesh/etcd.c tools/mesh/view.c \
 	tools/veilctl/conf.c tools/mesh/record.h tools/mesh/etcd.h tools/mesh/view.h tools/veilctl/conf.h \
-	| $(FUZZ_DEPS_STAMP)
+	include/veil.h
 build/fuzz/fuzz_mesh: FUZZ_EXTRA_CFLAGS = -Itools/mesh $(shell $(PKG_CONFIG) --cflags jansson)
 build/fuzz/fuzz_mesh: FUZZ_EXTRA_LIBS = $(shell $(PKG_CONFIG) --libs jansson)
 # The TUN offloads (GRO and the TSO cutter), which fuzz_packet never reaches.
-build/fuzz/fuzz_offload: tests/fuzz/fuzz_offload.c src/offload.c src/offload.h | $(FUZZ_DEPS_STAMP)
+build/fuzz/fuzz_offload: tests/fuzz/fuzz_offload.c src/offload.c src/offload.h
 
 $(FUZZ_BIN):
 	@mkdir -p $(@D)
-	@[ "$(V)" = 1 ] || echo "  FUZZCC  $@"
+	$(call quiet,FUZZCC,$@)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_EXTRA_CFLAGS) -o $@ $(filter %.c,$^) \
 		$(shell $(PKG_CONFIG) --libs libsodium libcrypto) $(FUZZ_EXTRA_LIBS)
 
@@ -220,7 +250,7 @@ check-unit: $(UNIT_BIN)
 # against the sanitizer build; the 150 s rekey test and the registry faults
 # (a 60 s outage; the agent runs under the sanitizers in the other mesh tests)
 # only once.
-check: check-unit
+check: check-unit check-paths
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 check-unit
 	$(Q)$(MAKE) --no-print-directory check-valgrind
 	$(Q)$(MAKE) --no-print-directory check-fuzz
@@ -245,6 +275,15 @@ fuzz: $(FUZZ_BIN)
 # fuzz targets; any finding fails.
 lint:
 	$(Q)PKG_CONFIG=$(PKG_CONFIG) tools/lint.sh
+
+# RUNSTATEDIR, SYSCONFDIR and LOCALSTATEDIR reach every compiled-in path: a
+# build with paths of its own, whose binaries tests/paths.sh reads.
+PATHS_TEST := RUNSTATEDIR=/nonexistent/veil-run SYSCONFDIR=/nonexistent/veil-etc \
+	LOCALSTATEDIR=/nonexistent/veil-var
+check-paths:
+	$(Q)$(MAKE) --no-print-directory -s BUILD=build/paths $(PATHS_TEST) \
+		build/paths/veild build/paths/veilctl build/paths/veil-meshd >/dev/null
+	$(Q)$(PATHS_TEST) tests/paths.sh build/paths
 
 check-san:
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 check-unit
@@ -272,6 +311,7 @@ bench-mesh: all $(TOOL_BIN)
 # Debian package's postinst does; a staged install leaves accounts alone.
 DAEMON_USER := _veil
 
+# The unit names veilctl and the configuration directory where this install puts them.
 install: all
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! getent passwd $(DAEMON_USER) >/dev/null; then \
 		echo "useradd --system $(DAEMON_USER) (veilctl up runs veild as it)"; \
@@ -289,7 +329,9 @@ install: all
 	install -d $(DESTDIR)$(DATADIR)/bash-completion/completions
 	install -m 0644 packaging/bash-completion/veilctl $(DESTDIR)$(DATADIR)/bash-completion/completions/veilctl
 	install -d $(DESTDIR)$(UNITDIR)
-	install -m 0644 packaging/systemd/veil@.service $(DESTDIR)$(UNITDIR)/
+	sed -e 's|/usr/bin/veilctl|$(BINDIR)/veilctl|g' -e 's|/etc/veil|$(SYSCONFDIR)/veil|g' \
+		packaging/systemd/veil@.service >$(BUILD)/veil@.service
+	install -m 0644 $(BUILD)/veil@.service $(DESTDIR)$(UNITDIR)/
 	install -d $(DESTDIR)$(DATADIR)/doc/veil/examples
 	install -m 0644 conf/*.conf $(DESTDIR)$(DATADIR)/doc/veil/examples/
 
@@ -300,4 +342,5 @@ deb:
 clean:
 	rm -rf build
 
--include $(CORE_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(VEILCTL_OBJ:.o=.d) $(MESH_OBJ:.o=.d) $(BUILD)/veild.d $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)
+-include $(CORE_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(VEILCTL_OBJ:.o=.d) $(MESH_OBJ:.o=.d) $(BUILD)/veild.d \
+	$(UNIT_BIN:=.d) $(TOOL_BIN:=.d) $(BENCH_BIN:=.d)

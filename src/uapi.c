@@ -29,6 +29,7 @@
  * follows public_key yet decides whether the peer may be created.
  */
 #include "uapi.h"
+#include "veil.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -472,9 +473,9 @@ static int key_cipher(struct uapi_conn *c, char *value)
 {
 	int cipher, ret;
 
-	if (!strcmp(value, "chacha20poly1305"))
+	if (!strcmp(value, VEIL_CIPHER_CHACHA20POLY1305))
 		cipher = UAPI_CIPHER_CHACHA20POLY1305;
-	else if (!strcmp(value, "aes256gcm"))
+	else if (!strcmp(value, VEIL_CIPHER_AES256GCM))
 		cipher = UAPI_CIPHER_AES256GCM;
 	else
 		return -EINVAL;
@@ -616,8 +617,8 @@ static const struct key_handler device_keys[] = {
 	{ "listen_port", key_listen_port },
 	{ "fwmark", key_fwmark },
 	{ "replace_peers", key_replace_peers },
-	{ "metrics_listen", key_metrics_listen },
-	{ "rotate_private_key", key_rotate_private_key },
+	{ VEIL_UAPI_METRICS_LISTEN, key_metrics_listen },
+	{ VEIL_UAPI_ROTATE_PRIVATE_KEY, key_rotate_private_key },
 	{ "public_key", key_public_key },
 };
 
@@ -627,8 +628,8 @@ static const struct key_handler peer_keys[] = {
 	{ "remove", key_remove },
 	{ "preshared_key", key_preshared_key },
 	{ "endpoint", key_endpoint },
-	{ "endpoint_name", key_endpoint_name },
-	{ "cipher", key_cipher },
+	{ VEIL_UAPI_ENDPOINT_NAME, key_endpoint_name },
+	{ VEIL_UAPI_CIPHER, key_cipher },
 	{ "persistent_keepalive_interval", key_keepalive },
 	{ "replace_allowed_ips", key_replace_allowed_ips },
 	{ "allowed_ip", key_allowed_ip },
@@ -714,10 +715,11 @@ static int handle_line(struct uapi_conn *c, struct uapi_buf *out)
 		if (len == 5 && memcmp(line, "get=1", 5) == 0) {
 			c->state = ST_GET_NL;
 			c->get = GET_WG;
-		} else if (len == 10 && memcmp(line, "veil_get=1", 10) == 0) {
+		} else if (len == strlen(VEIL_UAPI_GET "=1") && memcmp(line, VEIL_UAPI_GET "=1", len) == 0) {
 			c->state = ST_GET_NL;
 			c->get = GET_VEIL;
-		} else if (len == 9 && memcmp(line, "metrics=1", 9) == 0 && c->ops->metrics) {
+		} else if (len == strlen(VEIL_UAPI_METRICS "=1") && memcmp(line, VEIL_UAPI_METRICS "=1", len) == 0 &&
+			   c->ops->metrics) {
 			/* veil's own: Prometheus text instead of key=value lines. */
 			c->state = ST_GET_NL;
 			c->get = GET_METRICS;
@@ -1034,7 +1036,7 @@ static void put_endpoint_as(struct uapi_writer *w, const char *key, const struct
 void uapi_get_metrics_listen(struct uapi_writer *w, const struct sockaddr *sa)
 {
 	if (w->veil && sa)
-		put_endpoint_as(w, "metrics_listen", sa);
+		put_endpoint_as(w, VEIL_UAPI_METRICS_LISTEN, sa);
 }
 
 /* The latest refused handshake: its second and its reason, kept to one line. */
@@ -1047,8 +1049,8 @@ static void put_failure(struct uapi_writer *w, uint64_t sec, const char *why)
 	for (i = 0; line[i]; i++)
 		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
 			line[i] = '?';
-	putf(w, "last_handshake_failure_time_sec", "%llu", (unsigned long long)sec);
-	putf(w, "last_handshake_failure", "%s", line);
+	putf(w, VEIL_UAPI_LAST_FAILURE_TIME, "%llu", (unsigned long long)sec);
+	putf(w, VEIL_UAPI_LAST_FAILURE, "%s", line);
 }
 
 /* Order as wireguard-go writes it (reference 9.3); public_key must come first. */
@@ -1066,10 +1068,11 @@ void uapi_get_peer(struct uapi_writer *w, const struct uapi_peer_info *p)
 	putf(w, "persistent_keepalive_interval", "%u", (unsigned int)p->persistent_keepalive);
 	if (!w->veil)
 		return;
-	putf(w, "cipher", "%s", p->cipher == UAPI_CIPHER_AES256GCM ? "aes256gcm" : "chacha20poly1305");
+	putf(w, VEIL_UAPI_CIPHER, "%s",
+	     p->cipher == UAPI_CIPHER_AES256GCM ? VEIL_CIPHER_AES256GCM : VEIL_CIPHER_CHACHA20POLY1305);
 	if (p->endpoint_name && *p->endpoint_name)
-		putf(w, "endpoint_name", "%s", p->endpoint_name);
-	putf(w, "handshake_failures", "%llu", (unsigned long long)p->handshake_failures);
+		putf(w, VEIL_UAPI_ENDPOINT_NAME, "%s", p->endpoint_name);
+	putf(w, VEIL_UAPI_HANDSHAKE_FAILURES, "%llu", (unsigned long long)p->handshake_failures);
 	if (p->last_failure_sec)
 		put_failure(w, p->last_failure_sec, p->last_failure ? p->last_failure : "");
 }

@@ -30,12 +30,10 @@
 #include "notify.h"
 #include "sandbox.h"
 #include "tun.h"
+#include "veil.h"
 
 #ifndef VEIL_VERSION
 #define VEIL_VERSION "unknown"
-#endif
-#ifndef RUNSTATEDIR
-#define RUNSTATEDIR "/var/run"
 #endif
 
 static void usage(FILE *f)
@@ -45,7 +43,7 @@ static void usage(FILE *f)
 		"       veild --version | --help\n"
 		"\n"
 		"Creates the TUN interface IFNAME and serves WireGuard's userspace API on\n"
-		"%s/wireguard/IFNAME.sock, so that wg(8) and wg-quick(8) configure it.\n"
+		"%s/IFNAME.sock, so that wg(8) and wg-quick(8) configure it.\n"
 		"Without -f it goes to the background once the interface is ready.\n"
 		"\n"
 		"Options:\n"
@@ -66,7 +64,7 @@ static void usage(FILE *f)
 		"  VEIL_OFFLOAD=on|off                     TUN and UDP offloads (default on)\n"
 		"  NOTIFY_SOCKET=PATH                      (systemd) announce our pid when going to\n"
 		"                                          the background\n",
-		RUNSTATEDIR);
+		VEIL_SOCKET_DIR);
 }
 
 static bool valid_ifname(const char *s)
@@ -94,8 +92,8 @@ static int uapi_listen(const char *path)
 	 * 0755 whatever our umask (a caller's umask 077 would shut out the
 	 * control group); a directory that already exists is left as it is.
 	 */
-	if (mkdir(RUNSTATEDIR "/wireguard", 0755) == 0)
-		chmod(RUNSTATEDIR "/wireguard", 0755);
+	if (mkdir(VEIL_SOCKET_DIR, 0755) == 0)
+		chmod(VEIL_SOCKET_DIR, 0755);
 	else if (errno != EEXIST)
 		return -errno;
 	memset(&sun, 0, sizeof(sun));
@@ -422,7 +420,7 @@ int main(int argc, char **argv)
 		return status < 0 ? 1 : 0;
 	if (prepare_process() || resolve_ids(&cfg, group))
 		return 1;
-	snprintf(path, sizeof(path), RUNSTATEDIR "/wireguard/%s.sock", cfg.ifname);
+	snprintf(path, sizeof(path), VEIL_SOCKET_DIR "/%s.sock", cfg.ifname);
 	if (open_interface(&cfg, path, group))
 		return 1;
 	if (!foreground) {

@@ -16,15 +16,7 @@ P1=$(cat "$TMP/p1") P2=$(cat "$TMP/p2")
 # The fingerprint is used in extended regular expressions below: escape its "+".
 FP2=$(printf '%s' "${P2:0:11}" | sed 's/+/\\+/g')
 
-run wg set "$A" private-key "$TMP/k1" listen-port 51001 fwmark 0x20 \
-	peer "$P2" preshared-key "$TMP/psk" allowed-ips 192.0.2.2/32 endpoint 198.18.0.2:51002 \
-	persistent-keepalive 25
-run wg set "$B" private-key "$TMP/k2" listen-port 51002 \
-	peer "$P1" preshared-key "$TMP/psk" allowed-ips 192.0.2.1/32 endpoint 198.18.0.1:51001
-n1 ip addr add 192.0.2.1/24 dev "$A"
-n1 ip link set "$A" up
-n2 ip addr add 192.0.2.2/24 dev "$B"
-n2 ip link set "$B" up
+tunnel_pair -4 -d "fwmark 0x20" -p "persistent-keepalive 25" "$A" "$B" 51001 51002 198.18.0.1 198.18.0.2
 ping_ok "$NS1" 192.0.2.2 || fail "ping"
 # The same allowed IPs again change nothing and must not be logged; new ones must.
 run wg set "$A" peer "$P2" allowed-ips 192.0.2.2/32

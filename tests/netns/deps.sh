@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # What each make target installs. Plain make and make demo install what
 # building veild, veilctl and veil-meshd (and running the demo) needs, and
-# nothing only the tests use: cmocka comes with the unit-test targets. The
-# sets are read from the commands make would run (make -n) and from the
-# demo script, then listed by tools/install-deps.sh --list.
+# nothing only the tests use: cmocka comes with the unit-test targets. A
+# single file (an object, a unit test's binary) installs nothing: only the
+# entry points do. The sets are read from the commands make would run
+# (make -n, which shows the installs and runs none) and from the demo
+# script, then listed by tools/install-deps.sh --list.
 #
 # No namespace is needed; lib.sh gives log/fail, $ROOT and the cleanup trap.
 # shellcheck source=tests/netns/lib.sh
@@ -31,7 +33,10 @@ for what in "make:$(packages $all_sets)" "make demo:$(packages $all_sets $demo_s
 	done
 	log "${what%%:*} installs: $(tr '\n' ' ' <<<"${what#*:}")"
 done
-unit_sets=$(sets_of "$TMP/build/tests/test_conf")
+for file in "$TMP/build/veild.o" "$TMP/build/ctl/conf.o" "$TMP/build/tests/test_conf"; do
+	[ -z "$(sets_of "$file")" ] || fail "make $file installs: $(sets_of "$file" | tr '\n' ' ')"
+done
+unit_sets=$(sets_of check-unit)
 # shellcheck disable=SC2086
 packages $unit_sets | qgrep -xF libcmocka-dev || fail "the unit tests' build does not install cmocka ($unit_sets)"
 # shellcheck disable=SC2086

@@ -198,10 +198,19 @@ contains "veilctl(8) COMMANDS against the options in 'veilctl mesh'" "$(tags "$M
 log "veilctl(8): mesh subcommands agree with 'veilctl mesh': $(oneline "$mesh_subs"); options $(oneline "$mesh_opts")"
 
 # veild's control keys of its own (those of src/uapi.c's handler tables that
-# WireGuard's protocol does not have), each a tag under CONTROL PROTOCOL.
+# WireGuard's protocol does not have), each a tag under CONTROL PROTOCOL. The
+# tables spell WireGuard's keys as literals and veil's own by their names in
+# include/veil.h (VEIL_UAPI_*), which veilctl shares.
 wg_keys="private_key listen_port fwmark replace_peers public_key remove update_only preshared_key
 endpoint persistent_keepalive_interval replace_allowed_ips allowed_ip protocol_version"
-uapi_keys=$(grep -o '^[[:space:]]*{ "[a-z_]*", key_' "$ROOT/src/uapi.c" | sed 's/.*"\(.*\)".*/\1/' | sort -u)
+uapi_keys=$({
+	grep -o '^[[:space:]]*{ "[a-z_]*", key_' "$ROOT/src/uapi.c" | sed 's/.*"\(.*\)".*/\1/'
+	grep -o '^[[:space:]]*{ VEIL_UAPI_[A-Z_]*, key_' "$ROOT/src/uapi.c" | grep -o 'VEIL_UAPI_[A-Z_]*' |
+		while read -r name; do
+			sed -n "s/^#define $name \"\([a-z_]*\)\".*/\1/p" "$ROOT/include/veil.h" | grep . ||
+				echo "UNDEFINED-$name"
+		done
+} | sort -u)
 [ "$(wc -l <<<"$uapi_keys")" -ge 15 ] || fail "cannot read the key tables of src/uapi.c"
 own_keys=$(comm -23 <(printf '%s\n' "$uapi_keys") <(list "$wg_keys"))
 contains "veild(8) CONTROL PROTOCOL against veil's own keys in src/uapi.c" \

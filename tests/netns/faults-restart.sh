@@ -22,14 +22,7 @@ start_daemon "$NS1" veild "$A"
 PID_A=${PIDS[-1]}
 start_daemon "$NS2" veild "$B"
 PID_B=${PIDS[-1]}
-run wg set "$A" private-key "$TMP/k1" listen-port 51001 \
-	peer "$(cat "$TMP/p2")" allowed-ips 192.0.2.2/32 endpoint 198.18.0.2:51002
-run wg set "$B" private-key "$TMP/k2" listen-port 51002 \
-	peer "$(cat "$TMP/p1")" allowed-ips 192.0.2.1/32 endpoint 198.18.0.1:51001
-n1 ip addr add 192.0.2.1/24 dev "$A"
-n1 ip link set "$A" up
-n2 ip addr add 192.0.2.2/24 dev "$B"
-n2 ip link set "$B" up
+tunnel_pair -4 -n "$A" "$B" 51001 51002 198.18.0.1 198.18.0.2
 run n1 tc qdisc add dev "v$RUN" root tbf rate 100mbit burst 64kb latency 50ms
 run n2 tc qdisc add dev "w$RUN" root tbf rate 100mbit burst 64kb latency 50ms
 ping_ok "$NS1" 192.0.2.2 || fail "no ping before the faults"

@@ -33,14 +33,7 @@ genkeys
 start_daemon "$NS1" veild "$ifa"
 start_daemon "$NS2" veild "$ifb"
 BPID=${PIDS[1]}
-run wg set "$ifa" private-key "$TMP/k1" listen-port 51001 \
-	peer "$(cat "$TMP/p2")" preshared-key "$TMP/psk" allowed-ips 192.0.2.2/32 endpoint 198.18.0.2:51002
-run wg set "$ifb" private-key "$TMP/k2" listen-port 51002 \
-	peer "$(cat "$TMP/p1")" preshared-key "$TMP/psk" allowed-ips 192.0.2.1/32 endpoint 198.18.0.1:51001
-n1 ip addr add 192.0.2.1/24 dev "$ifa"
-n1 ip link set "$ifa" up
-n2 ip addr add 192.0.2.2/24 dev "$ifb"
-n2 ip link set "$ifb" up
+tunnel_pair -4 "$ifa" "$ifb" 51001 51002 198.18.0.1 198.18.0.2
 
 # Capture the first handshake and some transport packets on B's link, for group 4.
 # Not through n2: $! must be the PID that becomes timeout (ip netns exec execs it).

@@ -19,14 +19,7 @@ start_daemon "$NS2" veild "$IFB"
 grep -q "WARNING: writing session keys and this interface's private key to .*impersonate" "$TMP/$IFA.log" ||
 	fail "no loud warning that the key log allows impersonation"
 [ "$(stat -c '%a %u' "$TMP/keylog")" = "600 0" ] || fail "key log is $(stat -c '%a %u' "$TMP/keylog"), not 600 root's"
-run wg set "$IFA" private-key "$TMP/k1" listen-port 51001 \
-	peer "$(cat "$TMP/p2")" preshared-key "$TMP/psk" allowed-ips 192.0.2.2/32 endpoint 198.18.0.2:51002
-run wg set "$IFB" private-key "$TMP/k2" listen-port 51002 \
-	peer "$(cat "$TMP/p1")" preshared-key "$TMP/psk" allowed-ips 192.0.2.1/32 endpoint 198.18.0.1:51001
-n1 ip addr add 192.0.2.1/24 dev "$IFA"
-n1 ip link set "$IFA" up
-n2 ip addr add 192.0.2.2/24 dev "$IFB"
-n2 ip link set "$IFB" up
+tunnel_pair -4 "$IFA" "$IFB" 51001 51002 198.18.0.1 198.18.0.2
 
 n2 timeout 30 tcpdump -U -n -i "w$RUN" -w "$TMP/cap.pcap" -c 12 udp >"$TMP/tcpdump.log" 2>&1 &
 TCPDUMP=$!

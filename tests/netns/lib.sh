@@ -172,20 +172,40 @@ wg_up() {
 	ip netns exec "$ns" ip link set "$ifname" up
 }
 
-# tunnel_pair IFA IFB PORTA PORTB ENDPOINT_A ENDPOINT_B: the interfaces in NS1 and NS2
-# become each other's peer (keys from genkeys, with the PSK), carrying 192.0.2.1-2 and
-# fd00::1-2, and come up. ENDPOINT_x is an underlay address ([v6] in brackets).
+# tunnel_pair [-4] [-n] [-d OPTIONS] [-p OPTIONS] IFA IFB PORTA PORTB ENDPOINT_A ENDPOINT_B:
+# the interfaces in NS1 and NS2 become each other's peer (keys from genkeys, with the
+# PSK), carrying 192.0.2.1-2 and fd00::1-2, and come up. ENDPOINT_x is an underlay
+# address ([v6] in brackets). -4: IPv4 only (192.0.2.1-2); -n: no pre-shared key;
+# -d and -p: more of wg set's device and peer options for IFA, as words
+# (-d "fwmark 0x20" -p "persistent-keepalive 25").
 tunnel_pair() {
-	local ifa=$1 ifb=$2 porta=$3 portb=$4 ea=$5 eb=$6
-	run wg set "$ifa" private-key "$TMP/k1" listen-port "$porta" \
-		peer "$(cat "$TMP/p2")" preshared-key "$TMP/psk" allowed-ips 192.0.2.2/32,fd00::2/128 endpoint "$eb:$portb"
+	local opt v6=1 psk=() dev_a="" peer_a="" OPTIND=1
+	psk=(preshared-key "$TMP/psk")
+	while getopts 4nd:p: opt; do
+		case $opt in
+		4) v6=0 ;;
+		n) psk=() ;;
+		d) dev_a=$OPTARG ;;
+		p) peer_a=$OPTARG ;;
+		*) fail "tunnel_pair: unknown option" ;;
+		esac
+	done
+	shift $((OPTIND - 1))
+	local ifa=$1 ifb=$2 porta=$3 portb=$4 ea=$5 eb=$6 ips_a=192.0.2.1/32 ips_b=192.0.2.2/32
+	if [ "$v6" = 1 ]; then
+		ips_a+=,fd00::1/128
+		ips_b+=,fd00::2/128
+	fi
+	# shellcheck disable=SC2086 # -d and -p are lists of words
+	run wg set "$ifa" private-key "$TMP/k1" listen-port "$porta" $dev_a \
+		peer "$(cat "$TMP/p2")" "${psk[@]}" allowed-ips "$ips_b" endpoint "$eb:$portb" $peer_a
 	run wg set "$ifb" private-key "$TMP/k2" listen-port "$portb" \
-		peer "$(cat "$TMP/p1")" preshared-key "$TMP/psk" allowed-ips 192.0.2.1/32,fd00::1/128 endpoint "$ea:$porta"
+		peer "$(cat "$TMP/p1")" "${psk[@]}" allowed-ips "$ips_a" endpoint "$ea:$porta"
 	n1 ip addr add 192.0.2.1/24 dev "$ifa"
-	n1 ip addr add fd00::1/64 dev "$ifa" nodad
+	[ "$v6" = 0 ] || n1 ip addr add fd00::1/64 dev "$ifa" nodad
 	n1 ip link set "$ifa" up
 	n2 ip addr add 192.0.2.2/24 dev "$ifb"
-	n2 ip addr add fd00::2/64 dev "$ifb" nodad
+	[ "$v6" = 0 ] || n2 ip addr add fd00::2/64 dev "$ifb" nodad
 	n2 ip link set "$ifb" up
 }
 

@@ -42,14 +42,7 @@ grep -qE "^Max core file size +0 +0 " "/proc/$PA/limits" || fail "RLIMIT_CORE is
 [ "$(stat -c %u "/proc/$PA/environ")" = 0 ] ||
 	fail "/proc/$PA/environ belongs to uid $(stat -c %u "/proc/$PA/environ"): veild is dumpable"
 
-run wg set "$A" private-key "$TMP/k1" listen-port 51001 fwmark 0x42 \
-	peer "$(cat "$TMP/p2")" allowed-ips 192.0.2.2/32 endpoint 198.18.0.2:51002
-run wg set "$B" private-key "$TMP/k2" listen-port 51002 \
-	peer "$(cat "$TMP/p1")" allowed-ips 192.0.2.1/32 endpoint 198.18.0.1:51001
-n1 ip addr add 192.0.2.1/24 dev "$A"
-n1 ip link set "$A" up
-n2 ip addr add 192.0.2.2/24 dev "$B"
-n2 ip link set "$B" up
+tunnel_pair -4 -n -d "fwmark 0x42" "$A" "$B" 51001 51002 198.18.0.1 198.18.0.2
 ping_ok "$NS1" 192.0.2.2 || fail "no traffic as nobody"
 transfer "$NS2" "$NS1" 192.0.2.1 10
 [ "$(wg show "$A" fwmark)" = 0x42 ] || fail "fwmark not applied"

@@ -11,14 +11,7 @@ genkeys
 A="ea$RUN" B="eb$RUN"
 start_daemon "$NS1" veild "$A"
 start_daemon "$NS2" wireguard-go "$B"
-run wg set "$A" private-key "$TMP/k1" listen-port 51001 \
-	peer "$(cat "$TMP/p2")" allowed-ips 192.0.2.2/32 endpoint 198.18.0.2:51002
-run wg set "$B" private-key "$TMP/k2" listen-port 51002 \
-	peer "$(cat "$TMP/p1")" allowed-ips 192.0.2.1/32 endpoint 198.18.0.1:51001
-n1 ip addr add 192.0.2.1/24 dev "$A"
-n1 ip link set "$A" up
-n2 ip addr add 192.0.2.2/24 dev "$B"
-n2 ip link set "$B" up
+tunnel_pair -4 -n "$A" "$B" 51001 51002 198.18.0.1 198.18.0.2
 
 SECONDS_RUN=${REKEY_SECONDS:-150}
 log "pinging for $SECONDS_RUN s across the rekey"

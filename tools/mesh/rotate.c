@@ -23,6 +23,7 @@
 #include "keys.h"
 #include "log.h"
 #include "nl.h"
+#include "veil.h"
 
 #ifndef VEIL_VERSION
 #define VEIL_VERSION "unknown"
@@ -168,7 +169,7 @@ static int switch_veild(struct agent *a, char *why, size_t whylen)
 	int ret;
 
 	sodium_bin2hex(hex, sizeof(hex), a->rot_key, 32);
-	sbuf_printf(&req, "set=1\nrotate_private_key=%s\n\n", hex);
+	sbuf_printf(&req, "set=1\n" VEIL_UAPI_ROTATE_PRIVATE_KEY "=%s\n\n", hex);
 	sodium_memzero(hex, sizeof(hex));
 	ret = req.failed ? -ENOMEM : ctl_set(a->view.ifname, &req, why, whylen);
 	sbuf_free(&req);

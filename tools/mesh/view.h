@@ -17,9 +17,7 @@
 #include "etcd.h"
 #include "record.h"
 
-#ifndef VEIL_MESH_DIR
-#define VEIL_MESH_DIR "/var/lib/veil/mesh"
-#endif
+#include "veil.h" /* VEIL_MESH_DIR */
 
 enum { VIEW_KEY_MAX = 160 };
 

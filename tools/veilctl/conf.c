@@ -784,12 +784,12 @@ static int v_cipher(struct parser *p, const char *key, char *v)
 	struct conf_peer *peer = peer_now(p);
 	char s[48];
 
-	if (same_word(v, "aes256gcm"))
+	if (same_word(v, VEIL_CIPHER_AES256GCM))
 		peer->cipher = CIPHER_AES256GCM;
-	else if (same_word(v, "chacha20poly1305"))
+	else if (same_word(v, VEIL_CIPHER_CHACHA20POLY1305))
 		peer->cipher = CIPHER_DEFAULT;
 	else
-		return fail(p, key, "\"%s\" is not a cipher (aes256gcm or chacha20poly1305)",
+		return fail(p, key, "\"%s\" is not a cipher (" VEIL_CIPHER_AES256GCM " or " VEIL_CIPHER_CHACHA20POLY1305 ")",
 			    shown(v, s));
 	peer->has_cipher = true;
 	return 0;
@@ -1001,12 +1001,12 @@ static int v_mesh_cipher(struct parser *p, const char *key, char *v)
 {
 	char s[48];
 
-	if (same_word(v, "aes256gcm"))
+	if (same_word(v, VEIL_CIPHER_AES256GCM))
 		p->c->mesh.cipher = CIPHER_AES256GCM;
-	else if (same_word(v, "chacha20poly1305"))
+	else if (same_word(v, VEIL_CIPHER_CHACHA20POLY1305))
 		p->c->mesh.cipher = CIPHER_DEFAULT;
 	else
-		return fail(p, key, "\"%s\" is not a cipher (aes256gcm or chacha20poly1305)",
+		return fail(p, key, "\"%s\" is not a cipher (" VEIL_CIPHER_AES256GCM " or " VEIL_CIPHER_CHACHA20POLY1305 ")",
 			    shown(v, s));
 	return 0;
 }

@@ -20,9 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#ifndef VEIL_CONF_DIR
-#define VEIL_CONF_DIR "/etc/veil"
-#endif
+#include "veil.h" /* VEIL_CONF_DIR */
 
 #define CONF_FILE_MAX (1024L * 1024) /* larger files are refused */
 #define CONF_LINE_MAX 4096
@@ -54,6 +52,12 @@ struct conf_key {
 };
 
 enum conf_cipher { CIPHER_DEFAULT, CIPHER_AES256GCM };
+
+/* The suite's name on the control socket (cipher=) and in a configuration (Cipher =). */
+static inline const char *conf_cipher_name(enum conf_cipher cipher)
+{
+	return cipher == CIPHER_AES256GCM ? VEIL_CIPHER_AES256GCM : VEIL_CIPHER_CHACHA20POLY1305;
+}
 
 struct conf_peer {
 	unsigned int line; /* the [Peer] line */

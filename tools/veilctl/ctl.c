@@ -27,6 +27,7 @@
 #include <sodium.h>
 
 #include "ctl.h"
+#include "veil.h"
 
 enum {
 	REPLY_MAX = 64 * 1024 * 1024, /* 10,000 peers with a few prefixes each need about 5 MB */
@@ -602,7 +603,7 @@ out:
 
 int ctl_metrics(const char *ifname, struct sbuf *text, char *why, size_t whylen)
 {
-	static const char req[] = "metrics=1\n\n";
+	static const char req[] = VEIL_UAPI_METRICS "=1\n\n";
 	struct sbuf reply = { 0 };
 	const char *end, *line;
 	long err;
@@ -720,7 +721,7 @@ static int device_line(struct ctl_device *dev, const char *key, const char *v)
 		if (!parse_u64(v, UINT32_MAX, &n))
 			return -EBADMSG;
 		dev->fwmark = (uint32_t)n;
-	} else if (!strcmp(key, "metrics_listen")) {
+	} else if (!strcmp(key, VEIL_UAPI_METRICS_LISTEN)) {
 		if (!*v || strlen(v) >= sizeof(dev->metrics_listen) || v[strspn(v, "0123456789abcdefABCDEF.:[]%")])
 			return -EBADMSG;
 		snprintf(dev->metrics_listen, sizeof(dev->metrics_listen), "%s", v);
@@ -750,7 +751,7 @@ static uint64_t *peer_number(struct ctl_peer *p, const char *key, uint64_t *max)
 		return &p->rx_bytes;
 	if (!strcmp(key, "tx_bytes"))
 		return &p->tx_bytes;
-	if (!strcmp(key, "handshake_failures")) {
+	if (!strcmp(key, VEIL_UAPI_HANDSHAKE_FAILURES)) {
 		p->has_failures = true;
 		return &p->handshake_failures;
 	}
@@ -759,7 +760,7 @@ static uint64_t *peer_number(struct ctl_peer *p, const char *key, uint64_t *max)
 		return &p->last_handshake_sec;
 	if (!strcmp(key, "last_handshake_time_nsec"))
 		return &p->last_handshake_nsec;
-	if (!strcmp(key, "last_handshake_failure_time_sec"))
+	if (!strcmp(key, VEIL_UAPI_LAST_FAILURE_TIME))
 		return &p->last_failure_sec;
 	return NULL;
 }
@@ -799,17 +800,17 @@ static int peer_line(struct ctl_peer *p, const char *key, char *v)
 		/* Version 1 is the only one; another would mean lines we cannot read right. */
 		if (strcmp(v, "1") != 0)
 			return -EBADMSG;
-	} else if (!strcmp(key, "cipher")) {
-		if (!strcmp(v, "aes256gcm"))
+	} else if (!strcmp(key, VEIL_UAPI_CIPHER)) {
+		if (!strcmp(v, VEIL_CIPHER_AES256GCM))
 			p->cipher = CIPHER_AES256GCM;
-		else if (!strcmp(v, "chacha20poly1305"))
+		else if (!strcmp(v, VEIL_CIPHER_CHACHA20POLY1305))
 			p->cipher = CIPHER_DEFAULT;
 		else
 			return -EBADMSG;
 		p->has_cipher = true;
-	} else if (!strcmp(key, "last_handshake_failure")) {
+	} else if (!strcmp(key, VEIL_UAPI_LAST_FAILURE)) {
 		return failure_line(p, v);
-	} else if (!strcmp(key, "endpoint_name")) {
+	} else if (!strcmp(key, VEIL_UAPI_ENDPOINT_NAME)) {
 		/* "host:port" in the characters veild accepts for it (nothing to escape in JSON or a file). */
 		if (!*v || strlen(v) > 300 || p->endpoint_name ||
 		    v[strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:%[]")])
@@ -946,7 +947,7 @@ void ctl_device_drop_peers(struct ctl_device *dev, const uint8_t (*drop_keys)[32
 
 int ctl_get(const char *ifname, struct ctl_device *dev, char *why, size_t whylen)
 {
-	static const char veil_req[] = "veil_get=1\n\n", wg_req[] = "get=1\n\n";
+	static const char veil_req[] = VEIL_UAPI_GET "=1\n\n", wg_req[] = "get=1\n\n";
 	/* The last interface that hung up on veil_get=1: top asks it once, not every second. */
 	static char plain[sizeof(dev->ifname)];
 	bool answered;
@@ -1023,7 +1024,7 @@ static void put_peer(struct sbuf *b, const struct conf_peer *p)
 	 * peer never starts a handshake under the default suite.
 	 */
 	if (p->cipher == CIPHER_AES256GCM)
-		sbuf_printf(b, "cipher=aes256gcm\n");
+		sbuf_printf(b, VEIL_UAPI_CIPHER "=" VEIL_CIPHER_AES256GCM "\n");
 	if (conf_psk(p))
 		sbuf_hex(b, "preshared_key", conf_psk(p));
 	if (p->endpoint_len)
@@ -1090,9 +1091,8 @@ int ctl_build_extensions(const struct conf *c, struct sbuf *req, bool *any_name)
 		bool name = p->endpoint && ctl_endpoint_is_name(p->endpoint);
 
 		sbuf_hex(req, "public_key", p->public_key);
-		sbuf_printf(req, "update_only=true\nendpoint_name=%s\ncipher=%s\n",
-			    name ? p->endpoint : "",
-			    p->cipher == CIPHER_AES256GCM ? "aes256gcm" : "chacha20poly1305");
+		sbuf_printf(req, "update_only=true\n" VEIL_UAPI_ENDPOINT_NAME "=%s\n" VEIL_UAPI_CIPHER "=%s\n",
+			    name ? p->endpoint : "", conf_cipher_name(p->cipher));
 		*any_name |= name;
 	}
 	sbuf_printf(req, "\n");
@@ -1124,7 +1124,7 @@ static int send_metrics_listen(const char *ifname, const struct conf *c)
 	char why[256] = "", where[256];
 	int ret;
 
-	sbuf_printf(&req, "set=1\nmetrics_listen=%s\n\n", c->metrics_listen ? c->metrics_listen : "");
+	sbuf_printf(&req, "set=1\n" VEIL_UAPI_METRICS_LISTEN "=%s\n\n", c->metrics_listen ? c->metrics_listen : "");
 	ret = ctl_set(ifname, &req, why, sizeof(why));
 	sbuf_free(&req);
 	/* A daemon without it (wireguard-go) and a file without it: nothing was asked. */
@@ -1410,14 +1410,14 @@ static void restore_peer(struct sbuf *b, const struct ctl_peer *p, bool veil)
 	sbuf_hex(b, "public_key", p->public_key);
 	/* The suite first, as put_peer does: no handshake under the wrong one. */
 	if (veil)
-		sbuf_printf(b, "cipher=%s\n", p->cipher == CIPHER_AES256GCM ? "aes256gcm" : "chacha20poly1305");
+		sbuf_printf(b, VEIL_UAPI_CIPHER "=%s\n", conf_cipher_name(p->cipher));
 	sbuf_hex(b, "preshared_key", p->preshared_key ? p->preshared_key : none);
 	if (p->endpoint_len)
 		put_endpoint(b, &p->endpoint);
 	sbuf_printf(b, "persistent_keepalive_interval=%u\n", p->persistent_keepalive);
 	put_allowed_ips(b, p->allowed_ips, p->n_allowed_ips);
 	if (veil)
-		sbuf_printf(b, "endpoint_name=%s\n", p->endpoint_name ? p->endpoint_name : "");
+		sbuf_printf(b, VEIL_UAPI_ENDPOINT_NAME "=%s\n", p->endpoint_name ? p->endpoint_name : "");
 }
 
 int ctl_build_restore(const struct ctl_device *was, const struct ctl_device *now, struct sbuf *req)

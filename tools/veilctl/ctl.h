@@ -15,8 +15,11 @@
 
 #include "conf.h"
 
+#include "veil.h"
+
+/* test_ctl.c points it at a scratch directory. */
 #ifndef CTL_SOCKET_DIR
-#define CTL_SOCKET_DIR "/var/run/wireguard"
+#define CTL_SOCKET_DIR VEIL_SOCKET_DIR
 #endif
 
 /* A growable text buffer in locked memory (requests carry keys in hex). Zero-initialise. */

@@ -17,6 +17,7 @@
 
 #include "ctl.h"
 #include "keys.h"
+#include "veil.h"
 
 enum { KEY_FILE_MAX = 256 }; /* a key and some whitespace; anything longer is not a key file */
 
@@ -217,9 +218,9 @@ static int peer_option(struct sbuf *req, const char *opt, const char *arg)
 		return put_keepalive(req, arg);
 	/* veild's own (wireguard-go refuses it): both peers must name the same. */
 	if (!strcmp(opt, "cipher")) {
-		if (strcmp(arg, "aes256gcm") != 0 && strcmp(arg, "chacha20poly1305") != 0)
-			return bad("cipher is aes256gcm or chacha20poly1305", arg);
-		sbuf_printf(req, "cipher=%s\n", arg);
+		if (strcmp(arg, VEIL_CIPHER_AES256GCM) != 0 && strcmp(arg, VEIL_CIPHER_CHACHA20POLY1305) != 0)
+			return bad("cipher is " VEIL_CIPHER_AES256GCM " or " VEIL_CIPHER_CHACHA20POLY1305, arg);
+		sbuf_printf(req, VEIL_UAPI_CIPHER "=%s\n", arg);
 		return 0;
 	}
 	return bad("unknown peer option", opt);

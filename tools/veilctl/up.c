@@ -38,6 +38,7 @@
 #include "meshctl.h"
 #include "nl.h"
 #include "notify.h"
+#include "veil.h"
 #include "up.h"
 
 enum {
@@ -1411,7 +1412,7 @@ static void reload_undo(struct up_ctx *u, struct reload *r)
 		ctl_device_free(&now);
 	}
 	if (r->metrics && !ret) {
-		sbuf_printf(&req, "set=1\nmetrics_listen=%s\n\n", r->was.metrics_listen);
+		sbuf_printf(&req, "set=1\n" VEIL_UAPI_METRICS_LISTEN "=%s\n\n", r->was.metrics_listen);
 		ret = ctl_set(u->c.name, &req, why, sizeof(why));
 		sbuf_free(&req);
 	}

@@ -9,9 +9,7 @@
 
 #include "conf.h" /* VEIL_CONF_DIR */
 
-#ifndef VEIL_STATE_DIR
-#define VEIL_STATE_DIR "/var/run/veil"
-#endif
+#include "veil.h" /* VEIL_STATE_DIR */
 /*
  * The account `up` runs veild as (veild --user): the Debian package's
  * postinst and `make install` create it. Without it, "nobody"; without
