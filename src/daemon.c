@@ -368,7 +368,7 @@ static void stage(struct vpeer *vp, struct pkt *p)
 	 */
 	if (vp->count == STAGED_MAX) {
 		pkt_put(d, unstage(vp));
-	} else if (d->staged_total >= STAGED_TOTAL_MAX && !vp->wp->keypairs.current) {
+	} else if (d->staged_total >= STAGED_TOTAL_MAX && !wg_peer_has_session(vp->wp)) {
 		if (!vp->count) {
 			pkt_put(d, p); /* others hold the whole budget */
 			return;
@@ -397,7 +397,7 @@ static void flush_tx(struct daemon *d)
 		struct vpeer *vp = d->tx_peer[i];
 
 		if (d->tx[i].src_failed && vp && vp->wp)
-			vp->wp->endpoint.has_src = false;
+			wg_peer_forget_source(vp->wp);
 		pkt_put(d, d->tx_pkt[i]);
 	}
 	d->ntx = 0;
@@ -457,7 +457,7 @@ static void op_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *e
 		log_debug("%s: send failed: %s", d->cfg->ifname, strerror(-err));
 	if (peer) {
 		if (err == 1)
-			peer->endpoint.has_src = false;
+			wg_peer_forget_source(peer);
 		mark_dirty(peer->user);
 	}
 }
@@ -608,15 +608,16 @@ static bool fail_limit_pass(struct fail_limit *slots, size_t n, int err, uint64_
  * one packet: report such failures at most once a second per reason, with
  * how many the line stands for, so they cannot flood the log.
  */
-static void anonymous_failure(struct daemon *d, int err)
+static void anonymous_failure(struct daemon *d, enum wg_refusal why)
 {
 	uint64_t count;
 
-	if (!fail_limit_pass(d->anon, ANON_REASONS, err, now_of(d).mono, &count))
+	if (!fail_limit_pass(d->anon, ANON_REASONS, (int)why, now_of(d).mono, &count))
 		return;
 	log_info("%s: handshake initiation from no known peer refused: %s", d->cfg->ifname,
-		 strerror(-err));
-	audit(d, "handshake_failed", NULL, "reason=\"%s\" count=%" PRIu64, strerror(-err), count);
+		 wg_refusal_name(why));
+	audit(d, "handshake_failed", NULL, "reason=\"%s\" count=%" PRIu64, wg_refusal_name(why),
+	      count);
 }
 
 /* ---- endpoint host names, looked up again by the resolver child ------------- */
@@ -728,12 +729,12 @@ static const char *suite_name(enum noise_suite suite)
 }
 
 /* The peer's initiation is authentic but under the other cipher: say which, loudly. */
-static void suite_mismatch(struct daemon *d, struct wg_peer *peer, const char *fp, int err,
-			   uint64_t count)
+static void suite_mismatch(struct daemon *d, struct wg_peer *peer, const char *fp,
+			   enum wg_refusal why, uint64_t count)
 {
-	const char *offered = suite_name(err == -ENOPROTOOPT ? NOISE_SUITE_AES256GCM
-							     : NOISE_SUITE_WIREGUARD);
-	const char *ours = suite_name(peer->handshake.suite);
+	bool aes = why == WG_REFUSAL_AES_OFFERED;
+	const char *offered = suite_name(aes ? NOISE_SUITE_AES256GCM : NOISE_SUITE_WIREGUARD);
+	const char *ours = suite_name(aes ? NOISE_SUITE_WIREGUARD : NOISE_SUITE_AES256GCM);
 
 	log_error("%s: peer %s…: handshake refused: cipher mismatch: the peer uses %s, this side "
 		  "has cipher %s for it; both sides must set the same (never downgraded)",
@@ -748,73 +749,74 @@ static void suite_mismatch(struct daemon *d, struct wg_peer *peer, const char *f
  * the peer its (visible) receiver index belongs to, so these lines are
  * rate-limited per peer and reason like the anonymous ones.
  */
-static void peer_failure(struct daemon *d, struct wg_peer *peer, const char *fp, int err)
+static void peer_failure(struct daemon *d, struct wg_peer *peer, const char *fp,
+			 enum wg_refusal why)
 {
 	struct vpeer *vp = peer->user;
 	uint64_t count;
 
-	if (!fail_limit_pass(vp->fail, PEER_REASONS, err, now_of(d).mono, &count))
+	if (!fail_limit_pass(vp->fail, PEER_REASONS, (int)why, now_of(d).mono, &count))
 		return;
-	if (err == -ENOPROTOOPT || err == -EPROTONOSUPPORT) {
-		suite_mismatch(d, peer, fp, err, count);
+	if (wg_refusal_is_suite_mismatch(why)) {
+		suite_mismatch(d, peer, fp, why, count);
 		return;
 	}
-	log_info("%s: peer %s…: handshake message refused: %s", d->cfg->ifname, fp, strerror(-err));
+	log_info("%s: peer %s…: handshake message refused: %s", d->cfg->ifname, fp,
+		 wg_refusal_name(why));
 	audit(d, "handshake_failed", peer->public_key, "reason=\"%s\" count=%" PRIu64,
-	      strerror(-err), count);
+	      wg_refusal_name(why), count);
 }
 
-static void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
+static void op_event(void *ctx, struct wg_peer *peer, const struct wg_event_info *e)
 {
 	struct daemon *d = ctx;
 	char fp[12] = "-";
 
 	/* Only these two events can come without a peer (device.h). */
-	assert(peer || ev == WG_EVENT_UNDER_LOAD || ev == WG_EVENT_HANDSHAKE_FAILED);
+	assert(peer || e->ev == WG_EVENT_UNDER_LOAD || e->ev == WG_EVENT_HANDSHAKE_FAILED);
 	if (peer) {
 		fingerprint(peer->public_key, fp);
 		mark_dirty(peer->user);
 	}
-	switch (ev) {
+	switch (e->ev) {
 	case WG_EVENT_HANDSHAKE_SENT:
 		log_debug("%s: peer %s…: sending handshake initiation%s", d->cfg->ifname, fp,
-			  arg ? " (retry)" : "");
+			  e->retry ? " (retry)" : "");
 		note_initiation(peer->user);
 		break;
 	case WG_EVENT_HANDSHAKE_COMPLETE:
 		log_info("%s: peer %s…: handshake complete (%s)", d->cfg->ifname, fp,
-			 arg ? "initiator" : "responder");
+			 e->initiator ? "initiator" : "responder");
 		((struct vpeer *)peer->user)->unanswered_since = 0;
-		/* A session replaced by a new one is a rekey. */
-		audit(d, peer->keypairs.previous ? "rekey" : "handshake_completed",
-		      peer->public_key, "role=%s", arg ? "initiator" : "responder");
+		audit(d, e->rekey ? "rekey" : "handshake_completed",
+		      peer->public_key, "role=%s", e->initiator ? "initiator" : "responder");
 		break;
 	case WG_EVENT_HANDSHAKE_FAILED:
 		if (peer)
-			peer_failure(d, peer, fp, arg);
+			peer_failure(d, peer, fp, e->reason);
 		else
-			anonymous_failure(d, arg);
+			anonymous_failure(d, e->reason);
 		break;
 	case WG_EVENT_GAVE_UP:
-		log_info("%s: peer %s…: no handshake answer after %d attempts, dropping queue",
-			 d->cfg->ifname, fp, MAX_TIMER_HANDSHAKES + 2);
-		audit(d, "handshake_failed", peer->public_key, "reason=\"no answer after %d attempts\"",
-		      MAX_TIMER_HANDSHAKES + 2);
+		log_info("%s: peer %s…: no handshake answer after %u attempts, dropping queue",
+			 d->cfg->ifname, fp, e->attempt);
+		audit(d, "handshake_failed", peer->public_key, "reason=\"no answer after %u attempts\"",
+		      e->attempt);
 		resolve_again(peer->user);
 		break;
 	case WG_EVENT_KEYS_WIPED:
-		log_info("%s: peer %s…: session keys wiped after %d s of silence", d->cfg->ifname,
-			 fp, REJECT_AFTER_TIME_SEC * 3);
-		audit(d, "keypair_expired", peer->public_key, "reason=\"no session for %d s\"",
-		      REJECT_AFTER_TIME_SEC * 3);
+		log_info("%s: peer %s…: session keys wiped after %u s of silence", d->cfg->ifname,
+			 fp, e->after_sec);
+		audit(d, "keypair_expired", peer->public_key, "reason=\"no session for %u s\"",
+		      e->after_sec);
 		break;
 	case WG_EVENT_ENDPOINT_CHANGED:
 		log_debug("%s: peer %s…: endpoint changed", d->cfg->ifname, fp);
 		break;
 	case WG_EVENT_UNDER_LOAD:
 		log_info("%s: %s cookie mode (handshake load)", d->cfg->ifname,
-			 arg ? "entering" : "leaving");
-		audit(d, arg ? "cookie_mode_entered" : "cookie_mode_left", NULL, NULL);
+			 e->on ? "entering" : "leaving");
+		audit(d, e->on ? "cookie_mode_entered" : "cookie_mode_left", NULL, NULL);
 		break;
 	}
 }
@@ -824,15 +826,18 @@ static void op_keylog(void *ctx, struct wg_peer *peer, const uint8_t eph[32])
 	struct daemon *d = ctx;
 	const struct noise_static_identity *id = wg_device_identity(d->wg);
 	char b[4][sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+	struct wg_peer_info info;
 	int i;
 
 	if (!d->keylog)
 		return;
+	wg_peer_get_info(peer, &info);
 	sodium_bin2base64(b[0], sizeof(b[0]), id->private_key, 32, sodium_base64_VARIANT_ORIGINAL);
 	sodium_bin2base64(b[1], sizeof(b[1]), peer->public_key, 32, sodium_base64_VARIANT_ORIGINAL);
 	sodium_bin2base64(b[2], sizeof(b[2]), eph, 32, sodium_base64_VARIANT_ORIGINAL);
-	sodium_bin2base64(b[3], sizeof(b[3]), peer->handshake.preshared_key, 32,
+	sodium_bin2base64(b[3], sizeof(b[3]), info.preshared_key, 32,
 			  sodium_base64_VARIANT_ORIGINAL);
+	sodium_memzero(&info, sizeof(info));
 	fprintf(d->keylog,
 		"LOCAL_STATIC_PRIVATE_KEY = %s\nREMOTE_STATIC_PUBLIC_KEY = %s\n"
 		"LOCAL_EPHEMERAL_PRIVATE_KEY = %s\nPRESHARED_KEY = %s\n",
@@ -1318,9 +1323,12 @@ static int be_peer_remove(void *ctx, void *peer)
 static int be_peer_psk(void *ctx, void *peer, const uint8_t psk[32])
 {
 	struct wg_peer *wp = peer;
-	bool same = wp->has_psk ? sodium_memcmp(wp->handshake.preshared_key, psk, 32) == 0
-				: sodium_is_zero(psk, 32);
+	struct wg_peer_info old;
+	bool same;
 
+	wg_peer_get_info(wp, &old);
+	same = old.has_psk ? sodium_memcmp(old.preshared_key, psk, 32) == 0 : sodium_is_zero(psk, 32);
+	sodium_memzero(&old, sizeof(old));
 	wg_peer_set_psk(wp, psk);
 	if (!same)
 		audit(ctx, wp->has_psk ? "psk_changed" : "psk_removed", wp->public_key, NULL);
@@ -1515,19 +1523,20 @@ static int be_get(void *ctx, struct uapi_writer *w)
 		struct uapi_peer_info info;
 		struct walk_ctx wc = { w };
 		struct metrics_failure why;
+		struct wg_peer_info core;
 
 		memset(&info, 0, sizeof(info));
 		memcpy(info.public_key, p->public_key, 32);
-		if (p->has_psk)
-			memcpy(info.preshared_key, p->handshake.preshared_key, 32);
+		wg_peer_get_info(p, &core);
+		memcpy(info.preshared_key, core.preshared_key, 32);
 		info.endpoint = p->has_endpoint ? &p->endpoint.addr.sa : NULL;
 		info.last_handshake_sec = p->last_handshake_wall / NSEC_PER_SEC;
 		info.last_handshake_nsec = (uint32_t)(p->last_handshake_wall % NSEC_PER_SEC);
 		info.rx_bytes = p->rx_bytes;
 		info.tx_bytes = p->tx_bytes;
 		info.persistent_keepalive = p->persistent_keepalive;
-		info.cipher = p->handshake.suite == NOISE_SUITE_AES256GCM ? UAPI_CIPHER_AES256GCM
-									  : UAPI_CIPHER_CHACHA20POLY1305;
+		info.cipher = core.suite == NOISE_SUITE_AES256GCM ? UAPI_CIPHER_AES256GCM
+								  : UAPI_CIPHER_CHACHA20POLY1305;
 		info.endpoint_name = ((struct vpeer *)p->user)->ep_name;
 		/* Refused handshakes, for an operator without syslog (veil_get=1 only). */
 		info.handshake_failures = p->handshake_failures;
@@ -1538,6 +1547,7 @@ static int be_get(void *ctx, struct uapi_writer *w)
 		}
 		uapi_get_peer(w, &info);
 		sodium_memzero(info.preshared_key, sizeof(info.preshared_key));
+		sodium_memzero(core.preshared_key, sizeof(core.preshared_key));
 		allowedips_walk_owner(&p->allowedips, walk_ip, &wc);
 	}
 	return 0;

@@ -206,13 +206,12 @@ static void on_purge_staged(void *ctx, struct wg_peer *peer)
 	(void)peer;
 }
 
-static void on_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
+static void on_event(void *ctx, struct wg_peer *peer, const struct wg_event_info *e)
 {
 	struct node *n = ctx;
 
 	(void)peer;
-	(void)ev;
-	(void)arg;
+	(void)e;
 	n->events++;
 }
 

@@ -121,17 +121,18 @@ static void test_last_handshake_whole_seconds(void **state)
 static void test_last_failure(void **state)
 {
 	static const struct {
-		int err;
+		enum wg_refusal why;
 		const char *kind, *text;
 	} rows[] = {
-		{ -ENOPROTOOPT, "cipher_mismatch",
+		{ WG_REFUSAL_AES_OFFERED, "cipher_mismatch",
 		  "cipher mismatch: the peer uses aes256gcm, this side has cipher chacha20poly1305 for it" },
-		{ -EPROTONOSUPPORT, "cipher_mismatch",
+		{ WG_REFUSAL_CHACHA_OFFERED, "cipher_mismatch",
 		  "cipher mismatch: the peer uses chacha20poly1305, this side has cipher aes256gcm for it" },
-		{ -ETIMEDOUT, "unanswered", "no answer to any handshake initiation" },
-		{ -EBADMSG, "bad_response", "a handshake response that does not authenticate" },
-		{ -EINVAL, "unexpected_response", "a handshake response to no initiation in progress" },
-		{ -EIO, "other", "Input/output error" },
+		{ WG_REFUSAL_UNANSWERED, "unanswered", "no answer to any handshake initiation" },
+		{ WG_REFUSAL_BAD_AUTH, "bad_response", "a handshake response that does not authenticate" },
+		{ WG_REFUSAL_UNEXPECTED, "unexpected_response", "a handshake response to no initiation in progress" },
+		{ WG_REFUSAL_REPLAY, "other", "replayed timestamp" },
+		{ WG_REFUSAL_FLOOD, "other", "initiation flood" },
 	};
 	struct fixture *f = *state;
 	struct metrics_daemon md = { 0 };
@@ -141,7 +142,7 @@ static void test_last_failure(void **state)
 
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		f->p1->handshake_failures = 7;
-		f->p1->last_failure = rows[i].err;
+		f->p1->last_failure = rows[i].why;
 		f->p1->last_failure_wall = 1700000500ULL * SEC + 999999999ULL;
 		metrics_describe_failure(f->p1, &why);
 		assert_string_equal(why.kind, rows[i].kind);
