@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "engine_stub.h"
 #include "test_util.h"
 
 /* The expected lines are formats with a public key and a value. */
@@ -19,13 +20,7 @@
 
 #define SEC NSEC_PER_SEC
 
-static void no_staged(void *ctx, struct wg_peer *peer)
-{
-	(void)ctx;
-	(void)peer;
-}
-
-static const struct wg_device_ops ops = { .purge_staged = no_staged };
+static const struct wg_device_ops ops = { .purge_staged = stub_purge_staged };
 
 struct fixture {
 	struct test_rng_state rs;
