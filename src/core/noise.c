@@ -21,6 +21,7 @@
 #include <sodium.h>
 
 #include "blake2s.h"
+#include "curve25519.h"
 #include "slab.h"
 #include "timers.h"
 
@@ -111,9 +112,8 @@ static void initial_hash(enum noise_suite suite, uint8_t h[static 32])
 
 static void new_ephemeral(uint8_t priv[static 32], uint8_t pub[static 32], const struct wg_rng *rng)
 {
-	wg_rng_fill(rng, priv, 32);
-	priv[0] &= 248;
-	priv[31] = (priv[31] & 127) | 64;
+	wg_rng_fill(rng, priv, NOISE_PRIVATE_KEY_LEN);
+	curve25519_clamp_secret(priv);
 	crypto_scalarmult_base(pub, priv);
 }
 
@@ -139,8 +139,7 @@ void noise_identity_set(struct noise_static_identity *id, const uint8_t private_
 		return;
 	}
 	/* Store the clamped scalar, as the kernel and wireguard-go report it. */
-	id->private_key[0] &= 248;
-	id->private_key[31] = (id->private_key[31] & 127) | 64;
+	curve25519_clamp_secret(id->private_key);
 	crypto_scalarmult_base(id->public_key, id->private_key);
 }
 
