@@ -20,7 +20,7 @@
 
 /* The interface's static identity. The daemon keeps it in sodium_malloc memory. */
 struct noise_static_identity {
-	uint8_t private_key[NOISE_PUBLIC_KEY_LEN];
+	uint8_t private_key[NOISE_PRIVATE_KEY_LEN];
 	uint8_t public_key[NOISE_PUBLIC_KEY_LEN];
 	bool has_identity;
 };
@@ -54,7 +54,7 @@ struct noise_handshake {
 	uint8_t remote_static[NOISE_PUBLIC_KEY_LEN];
 	uint8_t precomputed_static_static[NOISE_PUBLIC_KEY_LEN];
 	uint8_t preshared_key[NOISE_SYMMETRIC_KEY_LEN];
-	uint8_t ephemeral_private[NOISE_PUBLIC_KEY_LEN];
+	uint8_t ephemeral_private[NOISE_PRIVATE_KEY_LEN];
 	uint8_t remote_ephemeral[NOISE_PUBLIC_KEY_LEN];
 	uint8_t chaining_key[NOISE_HASH_LEN];
 	uint8_t hash[NOISE_HASH_LEN];
@@ -100,7 +100,7 @@ extern const uint8_t noise_initial_chaining_key[NOISE_HASH_LEN];
 extern const uint8_t noise_initial_hash[NOISE_HASH_LEN];
 
 /* Identity: clamps and derives the public key; all-zero means "no identity". */
-void noise_identity_set(struct noise_static_identity *id, const uint8_t private_key[static 32]);
+void noise_identity_set(struct noise_static_identity *id, const uint8_t private_key[static NOISE_PRIVATE_KEY_LEN]);
 
 /*
  * Sets up hs for the peer with the given public key; psk may be NULL. The
@@ -108,7 +108,7 @@ void noise_identity_set(struct noise_static_identity *id, const uint8_t private_
  * stays zero and handshakes with this peer are refused.
  */
 void noise_handshake_init(struct noise_handshake *hs, const struct noise_static_identity *id,
-			  const uint8_t remote_static[static 32], const uint8_t *psk, void *peer);
+			  const uint8_t remote_static[static NOISE_PUBLIC_KEY_LEN], const uint8_t *psk, void *peer);
 void noise_handshake_set_psk(struct noise_handshake *hs, const uint8_t *psk);
 /* Recompute the static-static DH after the identity changed. */
 void noise_handshake_precompute(struct noise_handshake *hs, const struct noise_static_identity *id);
@@ -137,7 +137,7 @@ int noise_create_initiation(struct noise_handshake *hs, const struct noise_stati
  */
 int noise_consume_initiation(const uint8_t msg[static INITIATION_LEN],
 			     const struct noise_static_identity *id,
-			     struct noise_handshake *(*lookup)(void *ctx, const uint8_t pub[32]),
+			     struct noise_handshake *(*lookup)(void *ctx, const uint8_t pub[NOISE_PUBLIC_KEY_LEN]),
 			     void *ctx, uint64_t now, struct noise_handshake **out) __must_check;
 
 int noise_create_response(struct noise_handshake *hs, const struct noise_static_identity *id,
