@@ -172,15 +172,25 @@ void noise_handshake_set_psk(struct noise_handshake *hs, const uint8_t *psk)
 		sodium_memzero(hs->preshared_key, sizeof(hs->preshared_key));
 }
 
-void noise_handshake_clear(struct noise_handshake *hs, struct index_table *idx)
+/*
+ * Back to HANDSHAKE_ZEROED: the ephemeral keys, chaining key and hash of
+ * the exchange are wiped. The peer's static key, PSK, precomputed DH, suite
+ * and latest timestamp stay: they outlive every handshake.
+ */
+static void handshake_zero(struct noise_handshake *hs)
 {
-	index_table_remove(idx, &hs->entry);
 	sodium_memzero(hs->ephemeral_private, sizeof(hs->ephemeral_private));
 	sodium_memzero(hs->remote_ephemeral, sizeof(hs->remote_ephemeral));
 	sodium_memzero(hs->chaining_key, sizeof(hs->chaining_key));
 	sodium_memzero(hs->hash, sizeof(hs->hash));
 	hs->remote_index = 0;
 	hs->state = HANDSHAKE_ZEROED;
+}
+
+void noise_handshake_clear(struct noise_handshake *hs, struct index_table *idx)
+{
+	index_table_remove(idx, &hs->entry);
+	handshake_zero(hs);
 }
 
 int noise_create_initiation(struct noise_handshake *hs, const struct noise_static_identity *id,
@@ -523,12 +533,7 @@ struct noise_keypair *noise_keypairs_derive(struct noise_keypairs *kps, struct n
 	else
 		kps->next = kp;
 
-	sodium_memzero(hs->ephemeral_private, sizeof(hs->ephemeral_private));
-	sodium_memzero(hs->remote_ephemeral, sizeof(hs->remote_ephemeral));
-	sodium_memzero(hs->chaining_key, sizeof(hs->chaining_key));
-	sodium_memzero(hs->hash, sizeof(hs->hash));
-	hs->remote_index = 0;
-	hs->state = HANDSHAKE_ZEROED;
+	handshake_zero(hs);
 	return kp;
 }
 
