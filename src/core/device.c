@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * The receive and send paths of reference sections 4-7, in the order the
- * kernel's receive.c and send.c take them, with the timer hooks of 7.1 at
- * the same points. The caller owns buffers and sockets; this file owns the
+ * The receive and send paths (the WireGuard paper, sections 5 and 6), in the
+ * order the kernel's receive.c and send.c take them, with the timer hooks
+ * of its timers.c at the same points. The caller owns buffers and sockets; this file owns the
  * protocol decisions.
  *
  * Teardown order of a peer: stop its timers, purge its staged packets
@@ -21,7 +21,8 @@
 #include "slab.h"
 
 /*
- * "Under load" (reference 2.4): more than UNDER_LOAD_THRESHOLD handshake
+ * "Under load" (our own measure; the kernel's wg_receive_handshake_packet
+ * counts its queue instead): more than UNDER_LOAD_THRESHOLD handshake
  * messages in one window of UNDER_LOAD_WINDOW; it then lasts
  * UNDER_LOAD_AFTER past the last window that crossed it. 128 per 1/8 s is
  * 1024 handshakes a second, about a fifth of what one core completes.
@@ -599,7 +600,7 @@ bool wg_endpoint_equal(const struct wg_endpoint *a, const struct wg_endpoint *b)
 	       a->has_src == b->has_src && (!a->has_src || a->src.v4.s_addr == b->src.v4.s_addr);
 }
 
-/* Roaming (reference 6.5): the endpoint follows every authenticated packet. */
+/* Roaming (the WireGuard paper, 2.1): the endpoint follows every authenticated packet. */
 static void update_endpoint(struct wg_peer *peer, const struct wg_endpoint *src)
 {
 	if (peer->has_endpoint && wg_endpoint_equal(&peer->endpoint, src))
@@ -780,7 +781,7 @@ static enum wg_drop receive_response(struct wg_device *dev, struct wg_now now,
 	 * would cancel again.
 	 */
 	received_authenticated(peer, now, len);
-	/* Key confirmation: staged data, or else an empty keepalive (reference 7.5). */
+	/* Key confirmation: staged data, or else an empty keepalive (the kernel's wg_receive_handshake_packet). */
 	if (!dev->ops->keypair_ready(dev->ctx, peer))
 		wg_peer_send_keepalive(peer, now);
 	return WG_DROP_NONE;
@@ -803,7 +804,7 @@ static enum wg_drop receive_cookie(struct wg_device *dev, struct wg_now now, con
 	return WG_DROP_NONE;
 }
 
-/* Length and inner source address of a decrypted IP packet (reference 6.3). */
+/* Length and inner source address of a decrypted IP packet (the kernel's wg_packet_consume_data_done). */
 static bool inner_packet(const uint8_t *p, size_t len, size_t *tot, int *family,
 			 const uint8_t **addr)
 {

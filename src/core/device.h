@@ -187,7 +187,7 @@ struct wg_device *wg_device_new(const struct wg_device_ops *ops, void *ctx,
 void wg_device_free(struct wg_device *dev);
 
 const struct noise_static_identity *wg_device_identity(const struct wg_device *dev);
-/* All zero removes the key. A peer with the new public key is removed (reference 9.3). */
+/* All zero removes the key. A peer with the new public key is removed (the kernel's netlink.c set_device). */
 int wg_device_set_private_key(struct wg_device *dev, const uint8_t key[static 32]) __must_check;
 /*
  * The same, but each peer's sessions go on until they expire (a static-key
@@ -247,7 +247,7 @@ bool wg_peer_session_age(const struct wg_peer *peer, uint64_t now, uint64_t *age
  */
 bool wg_peer_set_suite(struct wg_peer *peer, enum noise_suite suite);
 void wg_peer_set_endpoint(struct wg_peer *peer, const struct sockaddr *sa, socklen_t len);
-/* Changing the interval from 0 sends a keepalive at once (reference 7.3). */
+/* Changing the interval from 0 sends a keepalive at once (the kernel's netlink.c set_peer). */
 void wg_peer_set_persistent_keepalive(struct wg_peer *peer, uint16_t interval, struct wg_now now);
 
 /*

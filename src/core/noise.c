@@ -495,7 +495,7 @@ struct noise_keypair *noise_keypairs_derive(struct noise_keypairs *kps, struct n
 	}
 
 	/*
-	 * Slot rotation (reference 7.5). The initiator may use its new keypair
+	 * Slot rotation (the kernel's noise.c add_new_keypair). The initiator may use its new keypair
 	 * at once; the responder parks it in next until the initiator's first
 	 * transport message confirms it.
 	 */
@@ -525,7 +525,7 @@ struct noise_keypair *noise_keypairs_derive(struct noise_keypairs *kps, struct n
 	kp->is_initiator = initiator;
 	kp->remote_index = hs->remote_index;
 	kp->sending_valid = true;
-	/* The keypair takes over the handshake's index number (4.6). */
+	/* The keypair takes over the handshake's index number (the kernel's wg_index_hashtable_replace). */
 	index_table_replace(idx, &hs->entry, &kp->entry);
 
 	if (initiator)

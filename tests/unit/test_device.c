@@ -649,7 +649,7 @@ static void test_first_packet(void **state)
 /*
  * The responder's staged data goes out when the initiator's first packet
  * confirms the session. If it never gets an answer, a new handshake is due
- * after KEEPALIVE_TIMEOUT + REKEY_TIMEOUT (reference 6.1): the confirming
+ * after KEEPALIVE_TIMEOUT + REKEY_TIMEOUT (the kernel's wg_timers_data_sent): the confirming
  * packet's own timer events must not cancel that timer afterwards.
  */
 static void test_unanswered_confirmation(void **state)
@@ -1488,7 +1488,7 @@ static void test_private_key_change(void **state)
 	pump(w);
 	assert_int_equal(a->delivered, 3);
 
-	/* Taking A's own private key removes the peer with that public key (9.3). */
+	/* Taking A's own private key removes the peer with that public key (kernel netlink.c set_device). */
 	assert_int_equal(wg_device_set_private_key(b->dev, a->priv), 0);
 	assert_null(b->peer);
 	assert_int_equal(wg_device_peer_count(b->dev), 0);
