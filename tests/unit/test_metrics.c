@@ -20,8 +20,6 @@
 
 #define SEC NSEC_PER_SEC
 
-static const struct wg_device_ops ops = { .purge_staged = stub_purge_staged };
-
 struct fixture {
 	struct test_rng_state rs;
 	struct wg_rng rng;
@@ -38,7 +36,7 @@ static int setup(void **state)
 	assert_non_null(f);
 	f->rs.s = 18;
 	f->rng = (struct wg_rng){ test_rng_fill, &f->rs };
-	f->dev = wg_device_new(&ops, NULL, &f->rng);
+	f->dev = wg_device_new(&engine_stub_ops, NULL, &f->rng);
 	assert_non_null(f->dev);
 	memset(key, 1, sizeof(key));
 	assert_int_equal(wg_device_peer_add(f->dev, key, &f->p1), 0);
