@@ -95,15 +95,16 @@ static bool fail_limit_pass(struct fail_limit *slots, size_t n, int err, uint64_
  * one packet: report such failures at most once a second per reason, with
  * how many the line stands for, so they cannot flood the log.
  */
-void anonymous_failure(struct daemon *d, int err)
+void anonymous_failure(struct daemon *d, enum wg_refusal why)
 {
 	uint64_t count;
 
-	if (!fail_limit_pass(d->anon, ANON_REASONS, err, now_of(d).mono, &count))
+	if (!fail_limit_pass(d->anon, ANON_REASONS, (int)why, now_of(d).mono, &count))
 		return;
 	log_info("%s: handshake initiation from no known peer refused: %s", d->cfg->ifname,
-		 strerror(-err));
-	audit(d, "handshake_failed", NULL, "reason=\"%s\" count=%" PRIu64, strerror(-err), count);
+		 wg_refusal_name(why));
+	audit(d, "handshake_failed", NULL, "reason=\"%s\" count=%" PRIu64, wg_refusal_name(why),
+	      count);
 }
 
 const char *suite_name(enum noise_suite suite)
@@ -112,12 +113,12 @@ const char *suite_name(enum noise_suite suite)
 }
 
 /* The peer's initiation is authentic but under the other cipher: say which, loudly. */
-static void suite_mismatch(struct daemon *d, struct wg_peer *peer, const char *fp, int err,
-			   uint64_t count)
+static void suite_mismatch(struct daemon *d, struct wg_peer *peer, const char *fp,
+			   enum wg_refusal why, uint64_t count)
 {
-	const char *offered = suite_name(err == -ENOPROTOOPT ? NOISE_SUITE_AES256GCM
-							     : NOISE_SUITE_WIREGUARD);
-	const char *ours = suite_name(peer->handshake.suite);
+	bool aes = why == WG_REFUSAL_AES_OFFERED;
+	const char *offered = suite_name(aes ? NOISE_SUITE_AES256GCM : NOISE_SUITE_WIREGUARD);
+	const char *ours = suite_name(aes ? NOISE_SUITE_WIREGUARD : NOISE_SUITE_AES256GCM);
 
 	log_error("%s: peer %s…: handshake refused: cipher mismatch: the peer uses %s, this side "
 		  "has cipher %s for it; both sides must set the same (never downgraded)",
@@ -132,20 +133,21 @@ static void suite_mismatch(struct daemon *d, struct wg_peer *peer, const char *f
  * the peer its (visible) receiver index belongs to, so these lines are
  * rate-limited per peer and reason like the anonymous ones.
  */
-void peer_failure(struct daemon *d, struct wg_peer *peer, const char *fp, int err)
+void peer_failure(struct daemon *d, struct wg_peer *peer, const char *fp, enum wg_refusal why)
 {
 	struct vpeer *vp = peer->user;
 	uint64_t count;
 
-	if (!fail_limit_pass(vp->fail, PEER_REASONS, err, now_of(d).mono, &count))
+	if (!fail_limit_pass(vp->fail, PEER_REASONS, (int)why, now_of(d).mono, &count))
 		return;
-	if (err == -ENOPROTOOPT || err == -EPROTONOSUPPORT) {
-		suite_mismatch(d, peer, fp, err, count);
+	if (wg_refusal_is_suite_mismatch(why)) {
+		suite_mismatch(d, peer, fp, why, count);
 		return;
 	}
-	log_info("%s: peer %s…: handshake message refused: %s", d->cfg->ifname, fp, strerror(-err));
+	log_info("%s: peer %s…: handshake message refused: %s", d->cfg->ifname, fp,
+		 wg_refusal_name(why));
 	audit(d, "handshake_failed", peer->public_key, "reason=\"%s\" count=%" PRIu64,
-	      strerror(-err), count);
+	      wg_refusal_name(why), count);
 }
 
 void endpoint_str(const struct sockaddr *sa, char *out, size_t len)

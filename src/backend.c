@@ -138,9 +138,12 @@ static int be_peer_remove(void *ctx, void *peer)
 static int be_peer_psk(void *ctx, void *peer, const uint8_t psk[32])
 {
 	struct wg_peer *wp = peer;
-	bool same = wp->has_psk ? sodium_memcmp(wp->handshake.preshared_key, psk, 32) == 0
-				: sodium_is_zero(psk, 32);
+	struct wg_peer_info old;
+	bool same;
 
+	wg_peer_get_info(wp, &old);
+	same = old.has_psk ? sodium_memcmp(old.preshared_key, psk, 32) == 0 : sodium_is_zero(psk, 32);
+	sodium_memzero(&old, sizeof(old));
 	wg_peer_set_psk(wp, psk);
 	if (!same)
 		audit(ctx, wp->has_psk ? "psk_changed" : "psk_removed", wp->public_key, NULL);
@@ -322,19 +325,20 @@ static int be_get(void *ctx, struct uapi_writer *w)
 		struct uapi_peer_info info;
 		struct walk_ctx wc = { w };
 		struct metrics_failure why;
+		struct wg_peer_info core;
 
 		memset(&info, 0, sizeof(info));
 		memcpy(info.public_key, p->public_key, 32);
-		if (p->has_psk)
-			memcpy(info.preshared_key, p->handshake.preshared_key, 32);
+		wg_peer_get_info(p, &core);
+		memcpy(info.preshared_key, core.preshared_key, 32);
 		info.endpoint = p->has_endpoint ? &p->endpoint.addr.sa : NULL;
 		info.last_handshake_sec = p->last_handshake_wall / NSEC_PER_SEC;
 		info.last_handshake_nsec = (uint32_t)(p->last_handshake_wall % NSEC_PER_SEC);
 		info.rx_bytes = p->rx_bytes;
 		info.tx_bytes = p->tx_bytes;
 		info.persistent_keepalive = p->persistent_keepalive;
-		info.cipher = p->handshake.suite == NOISE_SUITE_AES256GCM ? UAPI_CIPHER_AES256GCM
-									  : UAPI_CIPHER_CHACHA20POLY1305;
+		info.cipher = core.suite == NOISE_SUITE_AES256GCM ? UAPI_CIPHER_AES256GCM
+								  : UAPI_CIPHER_CHACHA20POLY1305;
 		info.endpoint_name = ((struct vpeer *)p->user)->ep_name;
 		/* Refused handshakes, for an operator without syslog (veil_get=1 only). */
 		info.handshake_failures = p->handshake_failures;
@@ -345,6 +349,7 @@ static int be_get(void *ctx, struct uapi_writer *w)
 		}
 		uapi_get_peer(w, &info);
 		sodium_memzero(info.preshared_key, sizeof(info.preshared_key));
+		sodium_memzero(core.preshared_key, sizeof(core.preshared_key));
 		allowedips_walk_owner(&p->allowedips, walk_ip, &wc);
 	}
 	return 0;

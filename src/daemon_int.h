@@ -222,8 +222,8 @@ void endpoint_str(const struct sockaddr *sa, char *out, size_t len);
 const char *suite_name(enum noise_suite suite);
 void audit(struct daemon *d, const char *event, const uint8_t *pub, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-void anonymous_failure(struct daemon *d, int err);
-void peer_failure(struct daemon *d, struct wg_peer *peer, const char *fp, int err);
+void anonymous_failure(struct daemon *d, enum wg_refusal why);
+void peer_failure(struct daemon *d, struct wg_peer *peer, const char *fp, enum wg_refusal why);
 
 /* ---- peers.c: buffers, work lists, staging, timers -------------------------------- */
 
@@ -246,7 +246,7 @@ void op_peer_removed(void *ctx, struct wg_peer *peer);
 
 /* ---- events.c: engine events, key log, endpoint names ------------------------------ */
 
-void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg);
+void op_event(void *ctx, struct wg_peer *peer, const struct wg_event_info *e);
 void op_keylog(void *ctx, struct wg_peer *peer, const uint8_t eph[32]);
 /* Fork the resolver child and watch its replies (before the sandbox). */
 void start_resolver(struct daemon *d);

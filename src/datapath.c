@@ -33,7 +33,7 @@ void op_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *ep,
 		log_debug("%s: send failed: %s", d->cfg->ifname, strerror(-err));
 	if (peer) {
 		if (err == 1)
-			peer->endpoint.has_src = false;
+			wg_peer_forget_source(peer);
 		mark_dirty(peer->user);
 	}
 }

@@ -143,57 +143,56 @@ void start_resolver(struct daemon *d)
 
 /* ---- the engine's events ------------------------------------------------- */
 
-void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
+void op_event(void *ctx, struct wg_peer *peer, const struct wg_event_info *e)
 {
 	struct daemon *d = ctx;
 	char fp[12] = "-";
 
 	/* Only these two events can come without a peer (device.h). */
-	assert(peer || ev == WG_EVENT_UNDER_LOAD || ev == WG_EVENT_HANDSHAKE_FAILED);
+	assert(peer || e->ev == WG_EVENT_UNDER_LOAD || e->ev == WG_EVENT_HANDSHAKE_FAILED);
 	if (peer) {
 		fingerprint(peer->public_key, fp);
 		mark_dirty(peer->user);
 	}
-	switch (ev) {
+	switch (e->ev) {
 	case WG_EVENT_HANDSHAKE_SENT:
 		log_debug("%s: peer %s…: sending handshake initiation%s", d->cfg->ifname, fp,
-			  arg ? " (retry)" : "");
+			  e->retry ? " (retry)" : "");
 		note_initiation(peer->user);
 		break;
 	case WG_EVENT_HANDSHAKE_COMPLETE:
 		log_info("%s: peer %s…: handshake complete (%s)", d->cfg->ifname, fp,
-			 arg ? "initiator" : "responder");
+			 e->initiator ? "initiator" : "responder");
 		((struct vpeer *)peer->user)->unanswered_since = 0;
-		/* A session replaced by a new one is a rekey. */
-		audit(d, peer->keypairs.previous ? "rekey" : "handshake_completed",
-		      peer->public_key, "role=%s", arg ? "initiator" : "responder");
+		audit(d, e->rekey ? "rekey" : "handshake_completed",
+		      peer->public_key, "role=%s", e->initiator ? "initiator" : "responder");
 		break;
 	case WG_EVENT_HANDSHAKE_FAILED:
 		if (peer)
-			peer_failure(d, peer, fp, arg);
+			peer_failure(d, peer, fp, e->reason);
 		else
-			anonymous_failure(d, arg);
+			anonymous_failure(d, e->reason);
 		break;
 	case WG_EVENT_GAVE_UP:
-		log_info("%s: peer %s…: no handshake answer after %d attempts, dropping queue",
-			 d->cfg->ifname, fp, MAX_TIMER_HANDSHAKES + 2);
-		audit(d, "handshake_failed", peer->public_key, "reason=\"no answer after %d attempts\"",
-		      MAX_TIMER_HANDSHAKES + 2);
+		log_info("%s: peer %s…: no handshake answer after %u attempts, dropping queue",
+			 d->cfg->ifname, fp, e->attempt);
+		audit(d, "handshake_failed", peer->public_key, "reason=\"no answer after %u attempts\"",
+		      e->attempt);
 		resolve_again(peer->user);
 		break;
 	case WG_EVENT_KEYS_WIPED:
-		log_info("%s: peer %s…: session keys wiped after %d s of silence", d->cfg->ifname,
-			 fp, REJECT_AFTER_TIME_SEC * 3);
-		audit(d, "keypair_expired", peer->public_key, "reason=\"no session for %d s\"",
-		      REJECT_AFTER_TIME_SEC * 3);
+		log_info("%s: peer %s…: session keys wiped after %u s of silence", d->cfg->ifname,
+			 fp, e->after_sec);
+		audit(d, "keypair_expired", peer->public_key, "reason=\"no session for %u s\"",
+		      e->after_sec);
 		break;
 	case WG_EVENT_ENDPOINT_CHANGED:
 		log_debug("%s: peer %s…: endpoint changed", d->cfg->ifname, fp);
 		break;
 	case WG_EVENT_UNDER_LOAD:
 		log_info("%s: %s cookie mode (handshake load)", d->cfg->ifname,
-			 arg ? "entering" : "leaving");
-		audit(d, arg ? "cookie_mode_entered" : "cookie_mode_left", NULL, NULL);
+			 e->on ? "entering" : "leaving");
+		audit(d, e->on ? "cookie_mode_entered" : "cookie_mode_left", NULL, NULL);
 		break;
 	}
 }
@@ -203,15 +202,18 @@ void op_keylog(void *ctx, struct wg_peer *peer, const uint8_t eph[32])
 	struct daemon *d = ctx;
 	const struct noise_static_identity *id = wg_device_identity(d->wg);
 	char b[4][sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+	struct wg_peer_info info;
 	int i;
 
 	if (!d->keylog)
 		return;
+	wg_peer_get_info(peer, &info);
 	sodium_bin2base64(b[0], sizeof(b[0]), id->private_key, 32, sodium_base64_VARIANT_ORIGINAL);
 	sodium_bin2base64(b[1], sizeof(b[1]), peer->public_key, 32, sodium_base64_VARIANT_ORIGINAL);
 	sodium_bin2base64(b[2], sizeof(b[2]), eph, 32, sodium_base64_VARIANT_ORIGINAL);
-	sodium_bin2base64(b[3], sizeof(b[3]), peer->handshake.preshared_key, 32,
+	sodium_bin2base64(b[3], sizeof(b[3]), info.preshared_key, 32,
 			  sodium_base64_VARIANT_ORIGINAL);
+	sodium_memzero(&info, sizeof(info));
 	fprintf(d->keylog,
 		"LOCAL_STATIC_PRIVATE_KEY = %s\nREMOTE_STATIC_PUBLIC_KEY = %s\n"
 		"LOCAL_EPHEMERAL_PRIVATE_KEY = %s\nPRESHARED_KEY = %s\n",

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "metrics.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -60,8 +59,7 @@ static const struct family {
 /* A value of one peer; false when the sample is absent. */
 static bool peer_value(const struct wg_peer *p, enum peer_value v, struct wg_now now, double *out)
 {
-	const struct noise_keypair *kp = p->keypairs.current;
-	uint64_t sec;
+	uint64_t sec, age;
 
 	switch (v) {
 	case V_RX_BYTES: *out = (double)p->rx_bytes; return true;
@@ -80,9 +78,9 @@ static bool peer_value(const struct wg_peer *p, enum peer_value v, struct wg_now
 		*out = (double)sec;
 		return p->last_failure_wall != 0;
 	case V_KEYPAIR_AGE:
-		if (!kp || now.mono < kp->created)
+		if (!wg_peer_session_age(p, now.mono, &age))
 			return false;
-		*out = (double)(now.mono - kp->created) / (double)NSEC_PER_SEC;
+		*out = (double)age / (double)NSEC_PER_SEC;
 		return true;
 	case V_DROP_REPLAY: *out = (double)p->replay_drops; return true;
 	case V_DROP_AUTH: *out = (double)p->decrypt_drops; return true;
@@ -97,17 +95,17 @@ static void header(struct uapi_writer *w, const struct family *f)
 }
 
 /* A failure's label value (metrics.h). */
-static const char *failure_kind(int err)
+static const char *failure_kind(enum wg_refusal why)
 {
-	switch (err) {
-	case -ENOPROTOOPT:
-	case -EPROTONOSUPPORT:
+	switch (why) {
+	case WG_REFUSAL_AES_OFFERED:
+	case WG_REFUSAL_CHACHA_OFFERED:
 		return "cipher_mismatch";
-	case -ETIMEDOUT:
+	case WG_REFUSAL_UNANSWERED:
 		return "unanswered";
-	case -EBADMSG:
+	case WG_REFUSAL_BAD_AUTH:
 		return "bad_response";
-	case -EINVAL:
+	case WG_REFUSAL_UNEXPECTED:
 		return "unexpected_response";
 	default:
 		return "other";
@@ -116,32 +114,32 @@ static const char *failure_kind(int err)
 
 void metrics_describe_failure(const struct wg_peer *p, struct metrics_failure *out)
 {
-	/* -ENOPROTOOPT: an initiation under AES-256-GCM came, this side expects ChaCha20-Poly1305. */
-	bool aes_offered = p->last_failure == -ENOPROTOOPT;
+	/* An initiation under AES-256-GCM came, this side expects ChaCha20-Poly1305. */
+	bool aes_offered = p->last_failure == WG_REFUSAL_AES_OFFERED;
 
 	out->kind = failure_kind(p->last_failure);
 	switch (p->last_failure) {
-	case -ENOPROTOOPT:
-	case -EPROTONOSUPPORT:
+	case WG_REFUSAL_AES_OFFERED:
+	case WG_REFUSAL_CHACHA_OFFERED:
 		snprintf(out->text, sizeof(out->text),
 			 "cipher mismatch: the peer uses %s, this side has cipher %s for it",
 			 aes_offered ? "aes256gcm" : "chacha20poly1305",
 			 aes_offered ? "chacha20poly1305" : "aes256gcm");
 		break;
-	case -ETIMEDOUT:
+	case WG_REFUSAL_UNANSWERED:
 		snprintf(out->text, sizeof(out->text), "no answer to any handshake initiation for %d s "
 			 "(the peer down or unreachable, or its key for this side another)",
 			 REKEY_ATTEMPT_TIME_SEC);
 		break;
-	case -EBADMSG:
+	case WG_REFUSAL_BAD_AUTH:
 		snprintf(out->text, sizeof(out->text), "a handshake response that does not authenticate "
 			 "(the pre-shared keys differ?)");
 		break;
-	case -EINVAL:
+	case WG_REFUSAL_UNEXPECTED:
 		snprintf(out->text, sizeof(out->text), "a handshake response to no initiation in progress");
 		break;
 	default:
-		snprintf(out->text, sizeof(out->text), "%s", strerror(-p->last_failure));
+		snprintf(out->text, sizeof(out->text), "%s", wg_refusal_name(p->last_failure));
 		break;
 	}
 }

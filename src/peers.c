@@ -182,7 +182,7 @@ void stage(struct vpeer *vp, struct pkt *p)
 	 */
 	if (vp->count == STAGED_MAX) {
 		pkt_put(d, unstage(vp));
-	} else if (d->staged_total >= STAGED_TOTAL_MAX && !vp->wp->keypairs.current) {
+	} else if (d->staged_total >= STAGED_TOTAL_MAX && !wg_peer_has_session(vp->wp)) {
 		if (!vp->count) {
 			pkt_put(d, p); /* others hold the whole budget */
 			return;
@@ -211,7 +211,7 @@ static void flush_tx(struct daemon *d)
 		struct vpeer *vp = d->tx_peer[i];
 
 		if (d->tx[i].src_failed && vp && vp->wp)
-			vp->wp->endpoint.has_src = false;
+			wg_peer_forget_source(vp->wp);
 		pkt_put(d, d->tx_pkt[i]);
 	}
 	d->ntx = 0;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * The UAPI text protocol (protocol reference, 9.2 framing, 9.3 keys, 9.4
- * errno values). Per connection, a small state machine:
+ * The UAPI text protocol (WireGuard's "Cross-platform Userspace Interface",
+ * https://www.wireguard.com/xplatform/: framing, keys, errno values). Per connection, a small state machine:
  *
  *   OP      reading the operation line: "get=1" (or veil's own "veil_get=1"
  *           and "metrics=1") -> GET_NL, "set=1" -> SET, anything else ->
@@ -611,7 +611,7 @@ struct key_handler {
 	int (*fn)(struct uapi_conn *c, char *value);
 };
 
-/* Reference 9.3. Keys that only `get` emits are unknown here, hence -EINVAL. */
+/* The keys of the cross-platform interface. Keys that only `get` emits are unknown here, hence -EINVAL. */
 static const struct key_handler device_keys[] = {
 	{ "private_key", key_private_key },
 	{ "listen_port", key_listen_port },
@@ -1053,7 +1053,7 @@ static void put_failure(struct uapi_writer *w, uint64_t sec, const char *why)
 	putf(w, VEIL_UAPI_LAST_FAILURE, "%s", line);
 }
 
-/* Order as wireguard-go writes it (reference 9.3); public_key must come first. */
+/* Order as wireguard-go writes it (its device/uapi.go); public_key must come first. */
 void uapi_get_peer(struct uapi_writer *w, const struct uapi_peer_info *p)
 {
 	put_key(w, "public_key", p->public_key);

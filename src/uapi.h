@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The cross-platform userspace API (protocol reference, section 9): the text
+ * The cross-platform userspace API (https://www.wireguard.com/xplatform/): the text
  * protocol stock `wg` speaks over /var/run/wireguard/<IFNAME>.sock.
  *
  * This module does no I/O. The daemon feeds it the bytes it reads from one
@@ -52,7 +52,7 @@ struct uapi_writer;
 
 /*
  * What the daemon implements. Every op returns 0 or a negative errno, which
- * becomes the reply's errno= value as is (reference 9.4: a failed rebind of
+ * becomes the reply's errno= value as is (as wireguard-go's: a failed rebind of
  * listen_port must return -EADDRINUSE). A NULL op answers -EOPNOTSUPP, except
  * set_begin and set_end, which are optional hooks.
  *

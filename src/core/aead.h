@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The transport AEAD (reference 5.4.6): ChaCha20-Poly1305, or veil's
+ * The transport AEAD (the WireGuard paper, 5.4.6): ChaCha20-Poly1305, or veil's
  * AES-256-GCM suite, with a 96-bit nonce and a 16-byte tag appended, as one
  * small interface over OpenSSL's libcrypto (EVP). A keypair keeps one
  * context per direction, keyed once when the handshake derives it, so a

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Allowed IPs as two path-compressed binary tries (protocol reference,
- * section 8).
+ * Allowed IPs as two path-compressed binary tries (cryptokey routing, the
+ * WireGuard paper, section 2; the kernel's allowedips.c).
  *
  * Every node has a bit length, cidr, and up to two children; a child's cidr
  * is larger than its parent's, and child[b] holds the prefixes whose bit

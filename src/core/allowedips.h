@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Allowed IPs: the cryptokey routing table (protocol reference, section 8).
+ * Allowed IPs: the cryptokey routing table (the WireGuard paper, section 2).
  * Two longest-prefix-match tables, one for IPv4 and one for IPv6, map
  * prefixes to owners (peers). A prefix belongs to at most one owner;
  * overlapping prefixes of different lengths may belong to different owners.

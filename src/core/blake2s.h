@@ -38,7 +38,8 @@ void blake2s_hmac(uint8_t out[static BLAKE2S_HASH_SIZE], const uint8_t *key,
 		  size_t keylen, const uint8_t *in, size_t inlen);
 
 /*
- * KDF1/2/3 of the reference (1.6): HKDF with salt = chaining key, IKM = x,
+ * KDF1/2/3 of the WireGuard paper (5.4, the kernel's noise.c kdf()): HKDF with
+ * salt = chaining key, IKM = x,
  * empty info. t2 and t3 may be NULL for fewer outputs.
  */
 void blake2s_kdf(uint8_t t1[static 32], uint8_t *t2, uint8_t *t3,

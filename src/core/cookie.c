@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * WireGuard's DoS mitigation (reference section 5, whitepaper 5.4.4). mac1
+ * WireGuard's DoS mitigation (the WireGuard paper, 5.3 and 5.4.4; the
+ * kernel's cookie.c). mac1
  * proves the sender knows our public key; under load, mac2 proves it can
  * receive at its source address, because the cookie it is keyed with was sent
  * there encrypted in a cookie reply.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mac1, mac2 and cookie replies (reference section 5). The checker is the
+ * mac1, mac2 and cookie replies (the WireGuard paper, 5.3, 5.4.4 and 5.4.7). The checker is the
  * responder's side (one per interface), the maker the initiator's (one per
  * peer). Pure: time and randomness come in as arguments.
  */

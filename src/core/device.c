@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * The receive and send paths of reference sections 4-7, in the order the
- * kernel's receive.c and send.c take them, with the timer hooks of 7.1 at
- * the same points. The caller owns buffers and sockets; this file owns the
+ * The receive and send paths (the WireGuard paper, sections 5 and 6), in the
+ * order the kernel's receive.c and send.c take them, with the timer hooks
+ * of its timers.c at the same points. The caller owns buffers and sockets; this file owns the
  * protocol decisions.
  *
  * Teardown order of a peer: stop its timers, purge its staged packets
@@ -21,7 +21,8 @@
 #include "slab.h"
 
 /*
- * "Under load" (reference 2.4): more than UNDER_LOAD_THRESHOLD handshake
+ * "Under load" (our own measure; the kernel's wg_receive_handshake_packet
+ * counts its queue instead): more than UNDER_LOAD_THRESHOLD handshake
  * messages in one window of UNDER_LOAD_WINDOW; it then lasts
  * UNDER_LOAD_AFTER past the last window that crossed it. 128 per 1/8 s is
  * 1024 handshakes a second, about a fifth of what one core completes.
@@ -53,19 +54,67 @@ struct wg_device {
 	struct wg_device_stats stats;
 };
 
-static void emit(struct wg_device *dev, struct wg_peer *peer, enum wg_event ev, int arg)
+static void emit(struct wg_device *dev, struct wg_peer *peer, const struct wg_event_info *e)
 {
 	if (dev->ops->event)
-		dev->ops->event(dev->ctx, peer, ev, arg);
+		dev->ops->event(dev->ctx, peer, e);
 }
 
-/* A handshake of peer failed (refused, or given up: -ETIMEDOUT): counted, kept, told. */
-static void peer_failed(struct wg_peer *peer, struct wg_now now, enum wg_event ev, int err)
+/* An event that says nothing but its kind. */
+static void emit_plain(struct wg_device *dev, struct wg_peer *peer, enum wg_event ev)
+{
+	struct wg_event_info e = { .ev = ev };
+
+	emit(dev, peer, &e);
+}
+
+static const char *const refusal_names[WG_REFUSAL_COUNT] = {
+	[WG_REFUSAL_NONE] = "none",
+	[WG_REFUSAL_UNKNOWN_PEER] = "unknown peer",
+	[WG_REFUSAL_BAD_AUTH] = "does not authenticate",
+	[WG_REFUSAL_REPLAY] = "replayed timestamp",
+	[WG_REFUSAL_FLOOD] = "initiation flood",
+	[WG_REFUSAL_NO_IDENTITY] = "no private key",
+	[WG_REFUSAL_AES_OFFERED] = "cipher mismatch",
+	[WG_REFUSAL_CHACHA_OFFERED] = "cipher mismatch",
+	[WG_REFUSAL_UNEXPECTED] = "no initiation in progress",
+	[WG_REFUSAL_UNANSWERED] = "no answer",
+	[WG_REFUSAL_OTHER] = "other",
+};
+
+const char *wg_refusal_name(enum wg_refusal r)
+{
+	return (unsigned int)r < WG_REFUSAL_COUNT ? refusal_names[r] : "other";
+}
+
+bool wg_refusal_is_suite_mismatch(enum wg_refusal r)
+{
+	return r == WG_REFUSAL_AES_OFFERED || r == WG_REFUSAL_CHACHA_OFFERED;
+}
+
+/* The reason behind a handshake step's -errno (noise.h lists them). */
+static enum wg_refusal refusal_of(int err)
+{
+	switch (err) {
+	case -ENOENT: return WG_REFUSAL_UNKNOWN_PEER;
+	case -EBADMSG: return WG_REFUSAL_BAD_AUTH;
+	case -EEXIST: return WG_REFUSAL_REPLAY;
+	case -EBUSY: return WG_REFUSAL_FLOOD;
+	case -ENOKEY: return WG_REFUSAL_NO_IDENTITY;
+	case -ENOPROTOOPT: return WG_REFUSAL_AES_OFFERED;
+	case -EPROTONOSUPPORT: return WG_REFUSAL_CHACHA_OFFERED;
+	case -EINVAL: return WG_REFUSAL_UNEXPECTED;
+	default: return WG_REFUSAL_OTHER;
+	}
+}
+
+/* A handshake of peer failed (refused, or given up): counted, kept, told. */
+static void peer_failed(struct wg_peer *peer, struct wg_now now, struct wg_event_info *e)
 {
 	peer->handshake_failures++;
-	peer->last_failure = err;
+	peer->last_failure = e->reason;
 	peer->last_failure_wall = now.wall;
-	emit(peer->dev, peer, ev, ev == WG_EVENT_GAVE_UP ? 0 : err);
+	emit(peer->dev, peer, e);
 }
 
 struct wg_device *wg_device_new(const struct wg_device_ops *ops, void *ctx,
@@ -333,6 +382,35 @@ void wg_peer_set_psk(struct wg_peer *peer, const uint8_t *psk)
 	noise_handshake_set_psk(&peer->handshake, peer->has_psk ? psk : NULL);
 }
 
+bool wg_peer_has_session(const struct wg_peer *peer)
+{
+	return peer->keypairs.current != NULL;
+}
+
+void wg_peer_forget_source(struct wg_peer *peer)
+{
+	peer->endpoint.has_src = false;
+}
+
+void wg_peer_get_info(const struct wg_peer *peer, struct wg_peer_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->has_psk = peer->has_psk;
+	if (peer->has_psk)
+		memcpy(info->preshared_key, peer->handshake.preshared_key, NOISE_SYMMETRIC_KEY_LEN);
+	info->suite = peer->handshake.suite;
+}
+
+bool wg_peer_session_age(const struct wg_peer *peer, uint64_t now, uint64_t *age)
+{
+	const struct noise_keypair *kp = peer->keypairs.current;
+
+	if (!kp || now < kp->created)
+		return false;
+	*age = now - kp->created;
+	return true;
+}
+
 bool wg_peer_set_suite(struct wg_peer *peer, enum noise_suite suite)
 {
 	struct wg_device *dev = peer->dev;
@@ -369,6 +447,7 @@ static void send_to_peer(struct wg_peer *peer, const uint8_t *buf, size_t len)
 
 void wg_peer_initiate(struct wg_peer *peer, struct wg_now now, bool is_retry)
 {
+	struct wg_event_info e = { .ev = WG_EVENT_HANDSHAKE_SENT, .retry = is_retry };
 	struct wg_device *dev = peer->dev;
 	uint8_t msg[INITIATION_LEN];
 
@@ -384,7 +463,8 @@ void wg_peer_initiate(struct wg_peer *peer, struct wg_now now, bool is_retry)
 	timers_event_any_authenticated_packet_sent(&peer->timers, now.mono);
 	send_to_peer(peer, msg, sizeof(msg));
 	timers_event_handshake_initiated(&peer->timers, now.mono);
-	emit(dev, peer, WG_EVENT_HANDSHAKE_SENT, is_retry);
+	e.attempt = peer->timers.handshake_attempts + 1;
+	emit(dev, peer, &e);
 }
 
 int wg_peer_encrypt(struct wg_peer *peer, struct wg_now now, uint8_t *buf, size_t len,
@@ -455,8 +535,11 @@ uint64_t wg_peer_run_timers(struct wg_peer *peer, struct wg_now now)
 	if (act & TIMERS_CLEAR_SOURCE)
 		peer->endpoint.has_src = false;
 	if (act & TIMERS_GIVE_UP) {
+		struct wg_event_info e = { .ev = WG_EVENT_GAVE_UP, .reason = WG_REFUSAL_UNANSWERED,
+					   .attempt = peer->timers.handshake_attempts + 1 };
+
 		dev->ops->purge_staged(dev->ctx, peer);
-		peer_failed(peer, now, WG_EVENT_GAVE_UP, -ETIMEDOUT);
+		peer_failed(peer, now, &e);
 	}
 	if (act & TIMERS_SEND_INITIATION_RETRY)
 		wg_peer_initiate(peer, now, true);
@@ -465,9 +548,14 @@ uint64_t wg_peer_run_timers(struct wg_peer *peer, struct wg_now now)
 	if (act & TIMERS_SEND_KEEPALIVE)
 		wg_peer_send_keepalive(peer, now);
 	if (act & TIMERS_WIPE_KEYS) {
+		struct wg_event_info e = {
+			.ev = WG_EVENT_KEYS_WIPED,
+			.after_sec = (unsigned int)(ZERO_KEY_MATERIAL_TIMEOUT / NSEC_PER_SEC),
+		};
+
 		noise_keypairs_clear(&peer->keypairs, dev->index);
 		noise_handshake_clear(&peer->handshake, dev->index);
-		emit(dev, peer, WG_EVENT_KEYS_WIPED, 0);
+		emit(dev, peer, &e);
 	}
 	return timers_next_deadline(&peer->timers);
 }
@@ -512,14 +600,14 @@ bool wg_endpoint_equal(const struct wg_endpoint *a, const struct wg_endpoint *b)
 	       a->has_src == b->has_src && (!a->has_src || a->src.v4.s_addr == b->src.v4.s_addr);
 }
 
-/* Roaming (reference 6.5): the endpoint follows every authenticated packet. */
+/* Roaming (the WireGuard paper, 2.1): the endpoint follows every authenticated packet. */
 static void update_endpoint(struct wg_peer *peer, const struct wg_endpoint *src)
 {
 	if (peer->has_endpoint && wg_endpoint_equal(&peer->endpoint, src))
 		return;
 	peer->endpoint = *src;
 	peer->has_endpoint = true;
-	emit(peer->dev, peer, WG_EVENT_ENDPOINT_CHANGED, 0);
+	emit_plain(peer->dev, peer, WG_EVENT_ENDPOINT_CHANGED);
 }
 
 void wg_device_force_under_load(struct wg_device *dev, bool on)
@@ -532,8 +620,10 @@ bool wg_device_under_load(struct wg_device *dev, uint64_t now)
 	bool load = dev->forced_load || (dev->load_until && now < dev->load_until);
 
 	if (load != dev->was_under_load) {
+		struct wg_event_info e = { .ev = WG_EVENT_UNDER_LOAD, .on = load };
+
 		dev->was_under_load = load;
-		emit(dev, NULL, WG_EVENT_UNDER_LOAD, load);
+		emit(dev, NULL, &e);
 	}
 	return load;
 }
@@ -587,6 +677,18 @@ static enum wg_drop check_macs(struct wg_device *dev, struct wg_now now,
 	return WG_DROP_COOKIE_SENT;
 }
 
+/*
+ * An authenticated message of len bytes came from peer: count it and tell
+ * the timers. Each receive path calls it before it sends anything.
+ */
+static void received_authenticated(struct wg_peer *peer, struct wg_now now, size_t len)
+{
+	peer->rx_bytes += len;
+	peer->rx_packets++;
+	timers_event_any_authenticated_packet_received(&peer->timers, now.mono);
+	timers_event_any_authenticated_packet_traversal(&peer->timers, now.mono);
+}
+
 static enum wg_drop receive_initiation(struct wg_device *dev, struct wg_now now,
 				       const struct wg_endpoint *src, const uint8_t *buf, size_t len)
 {
@@ -603,19 +705,18 @@ static enum wg_drop receive_initiation(struct wg_device *dev, struct wg_now now,
 		return drop;
 	ret = noise_consume_initiation(buf, dev->identity, lookup_handshake, dev, now.mono, &hs);
 	if (ret) {
+		struct wg_event_info e = { .ev = WG_EVENT_HANDSHAKE_FAILED, .reason = refusal_of(ret) };
+
 		/* A suite mismatch comes from an authentic peer, which is named. */
-		if (ret == -ENOPROTOOPT || ret == -EPROTONOSUPPORT)
-			peer_failed(hs->entry.peer, now, WG_EVENT_HANDSHAKE_FAILED, ret);
-		else if (ret != -ENOENT)
-			emit(dev, NULL, WG_EVENT_HANDSHAKE_FAILED, ret);
+		if (wg_refusal_is_suite_mismatch(e.reason))
+			peer_failed(hs->entry.peer, now, &e);
+		else if (e.reason != WG_REFUSAL_UNKNOWN_PEER)
+			emit(dev, NULL, &e);
 		return WG_DROP_HANDSHAKE;
 	}
 	peer = hs->entry.peer;
 	update_endpoint(peer, src);
-	peer->rx_bytes += len;
-	peer->rx_packets++;
-	timers_event_any_authenticated_packet_received(&peer->timers, now.mono);
-	timers_event_any_authenticated_packet_traversal(&peer->timers, now.mono);
+	received_authenticated(peer, now, len);
 
 	if (noise_create_response(hs, dev->identity, dev->index, resp, dev->rng))
 		return WG_DROP_HANDSHAKE;
@@ -634,11 +735,15 @@ static enum wg_drop receive_initiation(struct wg_device *dev, struct wg_now now,
 
 static void handshake_complete(struct wg_peer *peer, struct wg_now now, bool initiator)
 {
+	struct wg_event_info e = { .ev = WG_EVENT_HANDSHAKE_COMPLETE, .initiator = initiator };
+
 	timers_event_handshake_complete(&peer->timers, now.mono);
 	peer->last_handshake_wall = now.wall;
 	peer->handshakes_completed++;
 	peer->dev->stats.handshakes_completed++;
-	emit(peer->dev, peer, WG_EVENT_HANDSHAKE_COMPLETE, initiator);
+	/* A session replaced by this one (now the previous) makes it a rekey. */
+	e.rekey = peer->keypairs.previous != NULL;
+	emit(peer->dev, peer, &e);
 }
 
 static enum wg_drop receive_response(struct wg_device *dev, struct wg_now now,
@@ -660,14 +765,14 @@ static enum wg_drop receive_response(struct wg_device *dev, struct wg_now now,
 	peer = e->peer;
 	ret = noise_consume_response(buf, &peer->handshake, dev->identity);
 	if (ret) {
-		peer_failed(peer, now, WG_EVENT_HANDSHAKE_FAILED, ret);
+		struct wg_event_info fe = { .ev = WG_EVENT_HANDSHAKE_FAILED, .reason = refusal_of(ret) };
+
+		peer_failed(peer, now, &fe);
 		return WG_DROP_HANDSHAKE;
 	}
 	if (!noise_keypairs_derive(&peer->keypairs, &peer->handshake, dev->index, now.mono))
 		return WG_DROP_HANDSHAKE;
 	update_endpoint(peer, src);
-	peer->rx_bytes += len;
-	peer->rx_packets++;
 	timers_event_session_derived(&peer->timers, now.mono);
 	handshake_complete(peer, now, true);
 	/*
@@ -675,9 +780,8 @@ static enum wg_drop receive_response(struct wg_device *dev, struct wg_now now,
 	 * below arms the new-handshake timer, which a received event after it
 	 * would cancel again.
 	 */
-	timers_event_any_authenticated_packet_received(&peer->timers, now.mono);
-	timers_event_any_authenticated_packet_traversal(&peer->timers, now.mono);
-	/* Key confirmation: staged data, or else an empty keepalive (reference 7.5). */
+	received_authenticated(peer, now, len);
+	/* Key confirmation: staged data, or else an empty keepalive (the kernel's wg_receive_handshake_packet). */
 	if (!dev->ops->keypair_ready(dev->ctx, peer))
 		wg_peer_send_keepalive(peer, now);
 	return WG_DROP_NONE;
@@ -700,7 +804,7 @@ static enum wg_drop receive_cookie(struct wg_device *dev, struct wg_now now, con
 	return WG_DROP_NONE;
 }
 
-/* Length and inner source address of a decrypted IP packet (reference 6.3). */
+/* Length and inner source address of a decrypted IP packet (the kernel's wg_packet_consume_data_done). */
 static bool inner_packet(const uint8_t *p, size_t len, size_t *tot, int *family,
 			 const uint8_t **addr)
 {
@@ -759,12 +863,9 @@ static enum wg_drop receive_data(struct wg_device *dev, struct wg_now now,
 	    timers_want_rekey_on_receive(&peer->timers, kp->is_initiator, kp->created, now.mono))
 		wg_peer_initiate(peer, now, false);
 	/* As for the response: this packet's timer events before the staged data goes. */
-	timers_event_any_authenticated_packet_received(&peer->timers, now.mono);
-	timers_event_any_authenticated_packet_traversal(&peer->timers, now.mono);
+	received_authenticated(peer, now, len);
 	if (confirmed)
 		dev->ops->keypair_ready(dev->ctx, peer);
-	peer->rx_bytes += len;
-	peer->rx_packets++;
 	if (n == 0)
 		return WG_DROP_NONE; /* keepalive */
 	timers_event_data_received(&peer->timers, now.mono);

@@ -61,17 +61,55 @@ enum wg_drop {
 };
 
 /*
+ * Why a handshake failed: a message refused, or no answer at all. The
+ * handshake code (noise.c) returns -errno; the engine names the reason once,
+ * here, so the glue never decodes errno values (or prints strerror's words
+ * for them).
+ */
+enum wg_refusal {
+	WG_REFUSAL_NONE = 0,
+	WG_REFUSAL_UNKNOWN_PEER,	/* initiation from a static key we do not know */
+	WG_REFUSAL_BAD_AUTH,		/* a handshake AEAD or DH failed */
+	WG_REFUSAL_REPLAY,		/* initiation timestamp not newer than the last one */
+	WG_REFUSAL_FLOOD,		/* initiations from the peer faster than allowed */
+	WG_REFUSAL_NO_IDENTITY,		/* this interface has no private key */
+	WG_REFUSAL_AES_OFFERED,		/* peer uses AES-256-GCM, we have ChaCha20-Poly1305 for it */
+	WG_REFUSAL_CHACHA_OFFERED,	/* peer uses ChaCha20-Poly1305, we have AES-256-GCM */
+	WG_REFUSAL_UNEXPECTED,		/* a response to no initiation in progress */
+	WG_REFUSAL_UNANSWERED,		/* no answer after every retry */
+	WG_REFUSAL_OTHER,
+	WG_REFUSAL_COUNT,
+};
+
+/* A short name for logs and audit lines ("replayed timestamp"); never NULL. */
+const char *wg_refusal_name(enum wg_refusal r);
+/* Whether r is a cipher mismatch (one of the two *_OFFERED). */
+bool wg_refusal_is_suite_mismatch(enum wg_refusal r);
+
+/*
  * Events come with their peer, except UNDER_LOAD and a HANDSHAKE_FAILED whose
  * sender is unknown (peer NULL).
  */
 enum wg_event {
-	WG_EVENT_HANDSHAKE_SENT,        /* initiation sent (arg: 1 if a retry) */
-	WG_EVENT_HANDSHAKE_COMPLETE,    /* a keypair is confirmed (arg: 1 if we initiated) */
-	WG_EVENT_HANDSHAKE_FAILED,      /* a handshake message from this peer refused (arg: -errno) */
-	WG_EVENT_GAVE_UP,               /* no answer after all retries */
-	WG_EVENT_KEYS_WIPED,            /* zero_key_material fired */
+	WG_EVENT_HANDSHAKE_SENT,        /* initiation sent (attempt, retry) */
+	WG_EVENT_HANDSHAKE_COMPLETE,    /* a keypair is confirmed (initiator, rekey) */
+	WG_EVENT_HANDSHAKE_FAILED,      /* a handshake message from this peer refused (reason) */
+	WG_EVENT_GAVE_UP,               /* no answer after all retries (attempt: how many sent) */
+	WG_EVENT_KEYS_WIPED,            /* zero_key_material fired (after_sec) */
 	WG_EVENT_ENDPOINT_CHANGED,      /* roaming */
-	WG_EVENT_UNDER_LOAD,            /* arg: 1 entering, 0 leaving */
+	WG_EVENT_UNDER_LOAD,            /* on: entering (true) or leaving */
+};
+
+/* What an event says; the fields its comment above names are set, the rest zero. */
+struct wg_event_info {
+	enum wg_event ev;
+	enum wg_refusal reason;
+	unsigned int attempt;	/* SENT: this initiation's number, 1 the first; GAVE_UP: all sent */
+	unsigned int after_sec;	/* KEYS_WIPED: seconds without a new session */
+	bool retry;		/* SENT: a retransmission */
+	bool initiator;		/* COMPLETE: we sent the initiation */
+	bool rekey;		/* COMPLETE: the new session replaced one */
+	bool on;		/* UNDER_LOAD */
 };
 
 struct wg_peer;
@@ -97,7 +135,7 @@ struct wg_device_ops {
 	/* Drop peer's staged packets. */
 	void (*purge_staged)(void *ctx, struct wg_peer *peer);
 	/* Something worth a log line or a metric happened. May be NULL. */
-	void (*event)(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg);
+	void (*event)(void *ctx, struct wg_peer *peer, const struct wg_event_info *e);
 	/* peer is about to be freed (also when a key change removes it). May be NULL. */
 	void (*peer_removed)(void *ctx, struct wg_peer *peer);
 	/*
@@ -126,11 +164,9 @@ struct wg_peer {
 	uint64_t handshake_failures; /* its messages refused, or no answer after every retry */
 	/*
 	 * The latest of those failures, for operators who have no log: why
-	 * (the -errno of the refusal, -ENOPROTOOPT/-EPROTONOSUPPORT for a
-	 * cipher mismatch, -ETIMEDOUT for no answer after every retry) and
-	 * when (wall clock, ns; 0: never).
+	 * and when (wall clock, ns; 0: never).
 	 */
-	int last_failure;
+	enum wg_refusal last_failure;
 	uint64_t last_failure_wall;
 	uint64_t last_handshake_wall;
 	uint64_t allowedips_drops, replay_drops, decrypt_drops;
@@ -151,7 +187,7 @@ struct wg_device *wg_device_new(const struct wg_device_ops *ops, void *ctx,
 void wg_device_free(struct wg_device *dev);
 
 const struct noise_static_identity *wg_device_identity(const struct wg_device *dev);
-/* All zero removes the key. A peer with the new public key is removed (reference 9.3). */
+/* All zero removes the key. A peer with the new public key is removed (the kernel's netlink.c set_device). */
 int wg_device_set_private_key(struct wg_device *dev, const uint8_t key[static 32]) __must_check;
 /*
  * The same, but each peer's sessions go on until they expire (a static-key
@@ -186,6 +222,24 @@ struct wg_peer *wg_device_peer_next(const struct wg_peer *peer);
 size_t wg_device_peer_count(const struct wg_device *dev);
 
 void wg_peer_set_psk(struct wg_peer *peer, const uint8_t *psk);
+/* Whether peer has a keypair to send with (its current session). */
+bool wg_peer_has_session(const struct wg_peer *peer);
+/*
+ * Forget the local address peer was last reached on, so the next send
+ * lets the kernel choose (the address went away, or a send from it failed).
+ */
+void wg_peer_forget_source(struct wg_peer *peer);
+
+/* What the control socket's get and the metrics show of a peer's protocol state. */
+struct wg_peer_info {
+	uint8_t preshared_key[NOISE_SYMMETRIC_KEY_LEN]; /* all zero without one */
+	bool has_psk;
+	enum noise_suite suite;
+};
+/* Copies peer's state into info; the caller wipes info->preshared_key after use. */
+void wg_peer_get_info(const struct wg_peer *peer, struct wg_peer_info *info);
+/* How old (ns) peer's current session is at monotonic now; false without one. */
+bool wg_peer_session_age(const struct wg_peer *peer, uint64_t now, uint64_t *age) __must_check;
 /*
  * The transport suite (noise.h). A change ends the peer's sessions and any
  * handshake in progress; the next handshake uses the new suite. Returns
@@ -193,7 +247,7 @@ void wg_peer_set_psk(struct wg_peer *peer, const uint8_t *psk);
  */
 bool wg_peer_set_suite(struct wg_peer *peer, enum noise_suite suite);
 void wg_peer_set_endpoint(struct wg_peer *peer, const struct sockaddr *sa, socklen_t len);
-/* Changing the interval from 0 sends a keepalive at once (reference 7.3). */
+/* Changing the interval from 0 sends a keepalive at once (the kernel's netlink.c set_peer). */
 void wg_peer_set_persistent_keepalive(struct wg_peer *peer, uint16_t interval, struct wg_now now);
 
 /*

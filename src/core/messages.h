@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * WireGuard wire layout and protocol constants, as stated in the project's
- * protocol reference (sections 2 and 3). Everything the core, the daemon and
+ * WireGuard wire layout and protocol constants, as the WireGuard paper gives
+ * them (5.4.2-5.4.7 for the messages, 6.1 for the timing constants) and the
+ * kernel's messages.h names them. Everything the core, the daemon and
  * the tests agree on lives here, grouped in named enums.
  *
  * Times in the core are plain uint64_t nanoseconds on a monotonic clock that
@@ -76,7 +77,7 @@ enum message_type {
 	MESSAGE_DATA = 4,
 };
 
-/* Offsets and sizes of the four messages (reference section 3). */
+/* Offsets and sizes of the four messages (the WireGuard paper, 5.4.2-5.4.7). */
 enum message_layout {
 	MESSAGE_HEADER_LEN = 4,
 	MESSAGE_MACS_LEN = 32,

@@ -21,6 +21,7 @@
 #include <sodium.h>
 
 #include "blake2s.h"
+#include "curve25519.h"
 #include "slab.h"
 #include "timers.h"
 
@@ -34,7 +35,7 @@ const uint8_t noise_initial_hash[NOISE_HASH_LEN] = {
 	0x2d, 0x9c, 0x6c, 0x66, 0x22, 0x93, 0xe8, 0xb7, 0x0e, 0xe1, 0x9c, 0x65, 0xba, 0x07, 0x9e, 0xf3,
 };
 
-static void mix_hash(uint8_t h[static 32], const uint8_t *in, size_t len)
+static void mix_hash(uint8_t h[static NOISE_HASH_LEN], const uint8_t *in, size_t len)
 {
 	struct blake2s_state s;
 
@@ -45,21 +46,22 @@ static void mix_hash(uint8_t h[static 32], const uint8_t *in, size_t len)
 }
 
 /* ck = KDF1(ck, in) */
-static void mix_key1(uint8_t ck[static 32], const uint8_t *in, size_t len)
+static void mix_key1(uint8_t ck[static NOISE_HASH_LEN], const uint8_t *in, size_t len)
 {
 	blake2s_kdf(ck, NULL, NULL, ck, in, len);
 }
 
 /* (ck, k) = KDF2(ck, in) */
-static void mix_key2(uint8_t ck[static 32], uint8_t k[static 32], const uint8_t *in, size_t len)
+static void mix_key2(uint8_t ck[static NOISE_HASH_LEN], uint8_t k[static NOISE_SYMMETRIC_KEY_LEN], const uint8_t *in, size_t len)
 {
 	blake2s_kdf(ck, k, NULL, ck, in, len);
 }
 
 /* ck = KDF1(ck, DH(priv, pub)); false if the DH result is all zero. */
-static bool mix_dh(uint8_t ck[static 32], const uint8_t priv[static 32], const uint8_t pub[static 32])
+static bool mix_dh(uint8_t ck[static NOISE_HASH_LEN], const uint8_t priv[static NOISE_PRIVATE_KEY_LEN],
+		   const uint8_t pub[static NOISE_PUBLIC_KEY_LEN])
 {
-	uint8_t shared[32];
+	uint8_t shared[NOISE_PUBLIC_KEY_LEN];
 	bool ok;
 
 	ok = crypto_scalarmult(shared, priv, pub) == 0;
@@ -76,8 +78,8 @@ static void aead_nonce(uint8_t nonce[static 12], uint64_t counter)
 }
 
 /* Handshake AEADs use a fresh key each time, so their counter is always zero. */
-static void seal(uint8_t *out, const uint8_t *plain, size_t len, const uint8_t key[static 32],
-		 const uint8_t h[static 32])
+static void seal(uint8_t *out, const uint8_t *plain, size_t len, const uint8_t key[static NOISE_SYMMETRIC_KEY_LEN],
+		 const uint8_t h[static NOISE_HASH_LEN])
 {
 	uint8_t nonce[12];
 
@@ -86,8 +88,8 @@ static void seal(uint8_t *out, const uint8_t *plain, size_t len, const uint8_t k
 						  nonce, key);
 }
 
-static bool open_sealed(uint8_t *out, const uint8_t *in, size_t len, const uint8_t key[static 32],
-			const uint8_t h[static 32])
+static bool open_sealed(uint8_t *out, const uint8_t *in, size_t len, const uint8_t key[static NOISE_SYMMETRIC_KEY_LEN],
+			const uint8_t h[static NOISE_HASH_LEN])
 {
 	uint8_t nonce[12], none[1];
 
@@ -97,7 +99,7 @@ static bool open_sealed(uint8_t *out, const uint8_t *in, size_t len, const uint8
 }
 
 /* h = HASH(HASH(CONSTRUCTION) || IDENTIFIER), the identifier the suite's (see noise.h). */
-static void initial_hash(enum noise_suite suite, uint8_t h[static 32])
+static void initial_hash(enum noise_suite suite, uint8_t h[static NOISE_HASH_LEN])
 {
 	static const char aes_id[] = NOISE_AES256GCM_IDENTIFIER;
 
@@ -109,11 +111,11 @@ static void initial_hash(enum noise_suite suite, uint8_t h[static 32])
 	mix_hash(h, (const uint8_t *)aes_id, sizeof(aes_id) - 1);
 }
 
-static void new_ephemeral(uint8_t priv[static 32], uint8_t pub[static 32], const struct wg_rng *rng)
+static void new_ephemeral(uint8_t priv[static NOISE_PRIVATE_KEY_LEN], uint8_t pub[static NOISE_PUBLIC_KEY_LEN],
+			  const struct wg_rng *rng)
 {
-	wg_rng_fill(rng, priv, 32);
-	priv[0] &= 248;
-	priv[31] = (priv[31] & 127) | 64;
+	wg_rng_fill(rng, priv, NOISE_PRIVATE_KEY_LEN);
+	curve25519_clamp_secret(priv);
 	crypto_scalarmult_base(pub, priv);
 }
 
@@ -130,17 +132,17 @@ void noise_tai64n(uint8_t out[static NOISE_TIMESTAMP_LEN], uint64_t unix_ns)
 		out[8 + i] = (uint8_t)(nsec >> (24 - 8 * i));
 }
 
-void noise_identity_set(struct noise_static_identity *id, const uint8_t private_key[static 32])
+void noise_identity_set(struct noise_static_identity *id,
+		       const uint8_t private_key[static NOISE_PRIVATE_KEY_LEN])
 {
-	memcpy(id->private_key, private_key, 32);
-	id->has_identity = !sodium_is_zero(private_key, 32);
+	memcpy(id->private_key, private_key, NOISE_PRIVATE_KEY_LEN);
+	id->has_identity = !sodium_is_zero(private_key, NOISE_PRIVATE_KEY_LEN);
 	if (!id->has_identity) {
 		sodium_memzero(id->public_key, sizeof(id->public_key));
 		return;
 	}
 	/* Store the clamped scalar, as the kernel and wireguard-go report it. */
-	id->private_key[0] &= 248;
-	id->private_key[31] = (id->private_key[31] & 127) | 64;
+	curve25519_clamp_secret(id->private_key);
 	crypto_scalarmult_base(id->public_key, id->private_key);
 }
 
@@ -148,16 +150,16 @@ void noise_handshake_precompute(struct noise_handshake *hs, const struct noise_s
 {
 	if (!id->has_identity ||
 	    crypto_scalarmult(hs->precomputed_static_static, id->private_key, hs->remote_static))
-		sodium_memzero(hs->precomputed_static_static, 32);
+		sodium_memzero(hs->precomputed_static_static, sizeof(hs->precomputed_static_static));
 }
 
 void noise_handshake_init(struct noise_handshake *hs, const struct noise_static_identity *id,
-			  const uint8_t remote_static[static 32], const uint8_t *psk, void *peer)
+			  const uint8_t remote_static[static NOISE_PUBLIC_KEY_LEN], const uint8_t *psk, void *peer)
 {
 	memset(hs, 0, sizeof(*hs));
 	hs->entry.kind = INDEX_HANDSHAKE;
 	hs->entry.peer = peer;
-	memcpy(hs->remote_static, remote_static, 32);
+	memcpy(hs->remote_static, remote_static, NOISE_PUBLIC_KEY_LEN);
 	noise_handshake_set_psk(hs, psk);
 	noise_handshake_precompute(hs, id);
 }
@@ -165,14 +167,18 @@ void noise_handshake_init(struct noise_handshake *hs, const struct noise_static_
 void noise_handshake_set_psk(struct noise_handshake *hs, const uint8_t *psk)
 {
 	if (psk)
-		memcpy(hs->preshared_key, psk, 32);
+		memcpy(hs->preshared_key, psk, NOISE_SYMMETRIC_KEY_LEN);
 	else
-		sodium_memzero(hs->preshared_key, 32);
+		sodium_memzero(hs->preshared_key, sizeof(hs->preshared_key));
 }
 
-void noise_handshake_clear(struct noise_handshake *hs, struct index_table *idx)
+/*
+ * Back to HANDSHAKE_ZEROED: the ephemeral keys, chaining key and hash of
+ * the exchange are wiped. The peer's static key, PSK, precomputed DH, suite
+ * and latest timestamp stay: they outlive every handshake.
+ */
+static void handshake_zero(struct noise_handshake *hs)
 {
-	index_table_remove(idx, &hs->entry);
 	sodium_memzero(hs->ephemeral_private, sizeof(hs->ephemeral_private));
 	sodium_memzero(hs->remote_ephemeral, sizeof(hs->remote_ephemeral));
 	sodium_memzero(hs->chaining_key, sizeof(hs->chaining_key));
@@ -181,39 +187,45 @@ void noise_handshake_clear(struct noise_handshake *hs, struct index_table *idx)
 	hs->state = HANDSHAKE_ZEROED;
 }
 
+void noise_handshake_clear(struct noise_handshake *hs, struct index_table *idx)
+{
+	index_table_remove(idx, &hs->entry);
+	handshake_zero(hs);
+}
+
 int noise_create_initiation(struct noise_handshake *hs, const struct noise_static_identity *id,
 			    struct index_table *idx, uint8_t msg[static INITIATION_LEN],
 			    uint64_t wall_ns, const struct wg_rng *rng)
 {
-	uint8_t ck[32], h[32], k[32], e_priv[32], ts[NOISE_TIMESTAMP_LEN];
+	uint8_t ck[NOISE_HASH_LEN], h[NOISE_HASH_LEN], k[NOISE_SYMMETRIC_KEY_LEN], e_priv[NOISE_PRIVATE_KEY_LEN], ts[NOISE_TIMESTAMP_LEN];
 	int ret = -ENOKEY;
 
-	if (!id->has_identity || sodium_is_zero(hs->precomputed_static_static, 32))
+	if (!id->has_identity || sodium_is_zero(hs->precomputed_static_static, NOISE_PUBLIC_KEY_LEN))
 		goto out;
 
 	memset(msg, 0, INITIATION_LEN);
 	le32_write(msg, MESSAGE_HANDSHAKE_INITIATION);
-	memcpy(ck, noise_initial_chaining_key, 32);
+	memcpy(ck, noise_initial_chaining_key, NOISE_HASH_LEN);
 	initial_hash(hs->suite, h);
-	mix_hash(h, hs->remote_static, 32);
+	mix_hash(h, hs->remote_static, NOISE_PUBLIC_KEY_LEN);
 
 	/* e */
 	new_ephemeral(e_priv, msg + INITIATION_EPHEMERAL, rng);
-	mix_key1(ck, msg + INITIATION_EPHEMERAL, 32);
-	mix_hash(h, msg + INITIATION_EPHEMERAL, 32);
+	mix_key1(ck, msg + INITIATION_EPHEMERAL, NOISE_PUBLIC_KEY_LEN);
+	mix_hash(h, msg + INITIATION_EPHEMERAL, NOISE_PUBLIC_KEY_LEN);
 
 	/* es */
 	ret = -EINVAL;
 	if (crypto_scalarmult(k, e_priv, hs->remote_static))
 		goto out;
-	mix_key2(ck, k, k, 32);
+	mix_key2(ck, k, k, NOISE_PUBLIC_KEY_LEN);
 
 	/* s */
-	seal(msg + INITIATION_STATIC, id->public_key, 32, k, h);
-	mix_hash(h, msg + INITIATION_STATIC, NOISE_ENCRYPTED_LEN(32));
+	seal(msg + INITIATION_STATIC, id->public_key, NOISE_PUBLIC_KEY_LEN, k, h);
+	mix_hash(h, msg + INITIATION_STATIC, NOISE_ENCRYPTED_LEN(NOISE_PUBLIC_KEY_LEN));
 
 	/* ss */
-	mix_key2(ck, k, hs->precomputed_static_static, 32);
+	mix_key2(ck, k, hs->precomputed_static_static, NOISE_PUBLIC_KEY_LEN);
 
 	/* {t} */
 	noise_tai64n(ts, wall_ns);
@@ -227,9 +239,9 @@ int noise_create_initiation(struct noise_handshake *hs, const struct noise_stati
 		goto out;
 	le32_write(msg + INITIATION_SENDER, hs->entry.index);
 
-	memcpy(hs->ephemeral_private, e_priv, 32);
-	memcpy(hs->chaining_key, ck, 32);
-	memcpy(hs->hash, h, 32);
+	memcpy(hs->ephemeral_private, e_priv, NOISE_PRIVATE_KEY_LEN);
+	memcpy(hs->chaining_key, ck, NOISE_HASH_LEN);
+	memcpy(hs->hash, h, NOISE_HASH_LEN);
 	hs->state = HANDSHAKE_CREATED_INITIATION;
 	ret = 0;
 out:
@@ -243,10 +255,10 @@ out:
 
 int noise_consume_initiation(const uint8_t msg[static INITIATION_LEN],
 			     const struct noise_static_identity *id,
-			     struct noise_handshake *(*lookup)(void *ctx, const uint8_t pub[32]),
+			     struct noise_handshake *(*lookup)(void *ctx, const uint8_t pub[NOISE_PUBLIC_KEY_LEN]),
 			     void *ctx, uint64_t now, struct noise_handshake **out)
 {
-	uint8_t ck[32], h[32], k[32], s[32], ts[NOISE_TIMESTAMP_LEN];
+	uint8_t ck[NOISE_HASH_LEN], h[NOISE_HASH_LEN], k[NOISE_SYMMETRIC_KEY_LEN], s[NOISE_PUBLIC_KEY_LEN], ts[NOISE_TIMESTAMP_LEN];
 	const uint8_t *e = msg + INITIATION_EPHEMERAL;
 	struct noise_handshake *hs;
 	enum noise_suite suite;
@@ -255,16 +267,16 @@ int noise_consume_initiation(const uint8_t msg[static INITIATION_LEN],
 
 	if (!id->has_identity)
 		goto out;
-	memcpy(ck, noise_initial_chaining_key, 32);
+	memcpy(ck, noise_initial_chaining_key, NOISE_HASH_LEN);
 
 	/* e (the chaining key does not depend on the suite; the hash does) */
-	mix_key1(ck, e, 32);
+	mix_key1(ck, e, NOISE_PUBLIC_KEY_LEN);
 
 	/* es */
 	ret = -EBADMSG;
 	if (crypto_scalarmult(k, id->private_key, e))
 		goto out;
-	mix_key2(ck, k, k, 32);
+	mix_key2(ck, k, k, NOISE_PUBLIC_KEY_LEN);
 
 	/*
 	 * s, under each suite's hash in turn: the one that opens is the suite
@@ -273,14 +285,14 @@ int noise_consume_initiation(const uint8_t msg[static INITIATION_LEN],
 	 */
 	for (suite = NOISE_SUITE_WIREGUARD; suite < NOISE_SUITES; suite++) {
 		initial_hash(suite, h);
-		mix_hash(h, id->public_key, 32);
-		mix_hash(h, e, 32);
-		if (open_sealed(s, msg + INITIATION_STATIC, NOISE_ENCRYPTED_LEN(32), k, h))
+		mix_hash(h, id->public_key, NOISE_PUBLIC_KEY_LEN);
+		mix_hash(h, e, NOISE_PUBLIC_KEY_LEN);
+		if (open_sealed(s, msg + INITIATION_STATIC, NOISE_ENCRYPTED_LEN(NOISE_PUBLIC_KEY_LEN), k, h))
 			break;
 	}
 	if (suite == NOISE_SUITES)
 		goto out;
-	mix_hash(h, msg + INITIATION_STATIC, NOISE_ENCRYPTED_LEN(32));
+	mix_hash(h, msg + INITIATION_STATIC, NOISE_ENCRYPTED_LEN(NOISE_PUBLIC_KEY_LEN));
 
 	/* The decrypted static key is how the responder learns who calls. */
 	ret = -ENOENT;
@@ -290,9 +302,9 @@ int noise_consume_initiation(const uint8_t msg[static INITIATION_LEN],
 
 	/* ss */
 	ret = -EBADMSG;
-	if (sodium_is_zero(hs->precomputed_static_static, 32))
+	if (sodium_is_zero(hs->precomputed_static_static, NOISE_PUBLIC_KEY_LEN))
 		goto out;
-	mix_key2(ck, k, hs->precomputed_static_static, 32);
+	mix_key2(ck, k, hs->precomputed_static_static, NOISE_PUBLIC_KEY_LEN);
 
 	/* {t} */
 	if (!open_sealed(ts, msg + INITIATION_TIMESTAMP, NOISE_ENCRYPTED_LEN(NOISE_TIMESTAMP_LEN), k, h))
@@ -322,9 +334,9 @@ int noise_consume_initiation(const uint8_t msg[static INITIATION_LEN],
 		goto out;
 	}
 
-	memcpy(hs->remote_ephemeral, e, 32);
-	memcpy(hs->chaining_key, ck, 32);
-	memcpy(hs->hash, h, 32);
+	memcpy(hs->remote_ephemeral, e, NOISE_PUBLIC_KEY_LEN);
+	memcpy(hs->chaining_key, ck, NOISE_HASH_LEN);
+	memcpy(hs->hash, h, NOISE_HASH_LEN);
 	hs->remote_index = le32_read(msg + INITIATION_SENDER);
 	hs->state = HANDSHAKE_CONSUMED_INITIATION;
 	*out = hs;
@@ -339,12 +351,12 @@ out:
 }
 
 /* The responder's and initiator's shared tail: psk, then {} over the empty string. */
-static void mix_psk(uint8_t ck[static 32], uint8_t h[static 32], uint8_t k[static 32],
-		    const uint8_t psk[static 32])
+static void mix_psk(uint8_t ck[static NOISE_HASH_LEN], uint8_t h[static NOISE_HASH_LEN], uint8_t k[static NOISE_SYMMETRIC_KEY_LEN],
+		    const uint8_t psk[static NOISE_SYMMETRIC_KEY_LEN])
 {
-	uint8_t tau[32];
+	uint8_t tau[NOISE_HASH_LEN];
 
-	blake2s_kdf(ck, tau, k, ck, psk, 32);
+	blake2s_kdf(ck, tau, k, ck, psk, NOISE_SYMMETRIC_KEY_LEN);
 	mix_hash(h, tau, sizeof(tau));
 	sodium_memzero(tau, sizeof(tau));
 }
@@ -353,7 +365,7 @@ int noise_create_response(struct noise_handshake *hs, const struct noise_static_
 			  struct index_table *idx, uint8_t msg[static RESPONSE_LEN],
 			  const struct wg_rng *rng)
 {
-	uint8_t ck[32], h[32], k[32], e_priv[32];
+	uint8_t ck[NOISE_HASH_LEN], h[NOISE_HASH_LEN], k[NOISE_SYMMETRIC_KEY_LEN], e_priv[NOISE_PRIVATE_KEY_LEN];
 	uint8_t *e = msg + RESPONSE_EPHEMERAL;
 	int ret = -EINVAL;
 
@@ -362,13 +374,13 @@ int noise_create_response(struct noise_handshake *hs, const struct noise_static_
 	memset(msg, 0, RESPONSE_LEN);
 	le32_write(msg, MESSAGE_HANDSHAKE_RESPONSE);
 	le32_write(msg + RESPONSE_RECEIVER, hs->remote_index);
-	memcpy(ck, hs->chaining_key, 32);
-	memcpy(h, hs->hash, 32);
+	memcpy(ck, hs->chaining_key, NOISE_HASH_LEN);
+	memcpy(h, hs->hash, NOISE_HASH_LEN);
 
 	/* e */
 	new_ephemeral(e_priv, e, rng);
-	mix_key1(ck, e, 32);
-	mix_hash(h, e, 32);
+	mix_key1(ck, e, NOISE_PUBLIC_KEY_LEN);
+	mix_hash(h, e, NOISE_PUBLIC_KEY_LEN);
 
 	/* ee, se */
 	if (!mix_dh(ck, e_priv, hs->remote_ephemeral) || !mix_dh(ck, e_priv, hs->remote_static))
@@ -385,9 +397,9 @@ int noise_create_response(struct noise_handshake *hs, const struct noise_static_
 		goto out;
 	le32_write(msg + RESPONSE_SENDER, hs->entry.index);
 
-	memcpy(hs->ephemeral_private, e_priv, 32);
-	memcpy(hs->chaining_key, ck, 32);
-	memcpy(hs->hash, h, 32);
+	memcpy(hs->ephemeral_private, e_priv, NOISE_PRIVATE_KEY_LEN);
+	memcpy(hs->chaining_key, ck, NOISE_HASH_LEN);
+	memcpy(hs->hash, h, NOISE_HASH_LEN);
 	hs->state = HANDSHAKE_CREATED_RESPONSE;
 	ret = 0;
 out:
@@ -401,18 +413,18 @@ out:
 int noise_consume_response(const uint8_t msg[static RESPONSE_LEN], struct noise_handshake *hs,
 			   const struct noise_static_identity *id)
 {
-	uint8_t ck[32], h[32], k[32];
+	uint8_t ck[NOISE_HASH_LEN], h[NOISE_HASH_LEN], k[NOISE_SYMMETRIC_KEY_LEN];
 	const uint8_t *e = msg + RESPONSE_EPHEMERAL;
 	int ret = -EINVAL;
 
 	if (hs->state != HANDSHAKE_CREATED_INITIATION || !id->has_identity)
 		goto out;
-	memcpy(ck, hs->chaining_key, 32);
-	memcpy(h, hs->hash, 32);
+	memcpy(ck, hs->chaining_key, NOISE_HASH_LEN);
+	memcpy(h, hs->hash, NOISE_HASH_LEN);
 
 	/* e */
-	mix_key1(ck, e, 32);
-	mix_hash(h, e, 32);
+	mix_key1(ck, e, NOISE_PUBLIC_KEY_LEN);
+	mix_hash(h, e, NOISE_PUBLIC_KEY_LEN);
 
 	/* ee, se */
 	ret = -EBADMSG;
@@ -425,9 +437,9 @@ int noise_consume_response(const uint8_t msg[static RESPONSE_LEN], struct noise_
 		goto out;
 	mix_hash(h, msg + RESPONSE_EMPTY, NOISE_AUTHTAG_LEN);
 
-	memcpy(hs->remote_ephemeral, e, 32);
-	memcpy(hs->chaining_key, ck, 32);
-	memcpy(hs->hash, h, 32);
+	memcpy(hs->remote_ephemeral, e, NOISE_PUBLIC_KEY_LEN);
+	memcpy(hs->chaining_key, ck, NOISE_HASH_LEN);
+	memcpy(hs->hash, h, NOISE_HASH_LEN);
 	hs->remote_index = le32_read(msg + RESPONSE_SENDER);
 	hs->state = HANDSHAKE_CONSUMED_RESPONSE;
 	ret = 0;
@@ -483,7 +495,7 @@ struct noise_keypair *noise_keypairs_derive(struct noise_keypairs *kps, struct n
 	}
 
 	/*
-	 * Slot rotation (reference 7.5). The initiator may use its new keypair
+	 * Slot rotation (the kernel's noise.c add_new_keypair). The initiator may use its new keypair
 	 * at once; the responder parks it in next until the initiator's first
 	 * transport message confirms it.
 	 */
@@ -513,7 +525,7 @@ struct noise_keypair *noise_keypairs_derive(struct noise_keypairs *kps, struct n
 	kp->is_initiator = initiator;
 	kp->remote_index = hs->remote_index;
 	kp->sending_valid = true;
-	/* The keypair takes over the handshake's index number (4.6). */
+	/* The keypair takes over the handshake's index number (the kernel's wg_index_hashtable_replace). */
 	index_table_replace(idx, &hs->entry, &kp->entry);
 
 	if (initiator)
@@ -521,12 +533,7 @@ struct noise_keypair *noise_keypairs_derive(struct noise_keypairs *kps, struct n
 	else
 		kps->next = kp;
 
-	sodium_memzero(hs->ephemeral_private, sizeof(hs->ephemeral_private));
-	sodium_memzero(hs->remote_ephemeral, sizeof(hs->remote_ephemeral));
-	sodium_memzero(hs->chaining_key, sizeof(hs->chaining_key));
-	sodium_memzero(hs->hash, sizeof(hs->hash));
-	hs->remote_index = 0;
-	hs->state = HANDSHAKE_ZEROED;
+	handshake_zero(hs);
 	return kp;
 }
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Noise_IKpsk2 as WireGuard uses it (reference section 4), the transport
- * keypairs it yields (4.6, 6.1-6.3) and their previous/current/next slots
- * (7.5). Pure: time and randomness come in as arguments.
+ * Noise_IKpsk2 as WireGuard uses it (the WireGuard paper, 5.4.2-5.4.3), the
+ * transport keypairs it yields (5.4.5, 5.4.6) and their previous/current/next
+ * slots (the kernel's noise.c, add_new_keypair and wg_noise_received_with_keypair). Pure: time and randomness come in as arguments.
  */
 #ifndef VEIL_NOISE_H
 #define VEIL_NOISE_H
@@ -20,7 +20,7 @@
 
 /* The interface's static identity. The daemon keeps it in sodium_malloc memory. */
 struct noise_static_identity {
-	uint8_t private_key[NOISE_PUBLIC_KEY_LEN];
+	uint8_t private_key[NOISE_PRIVATE_KEY_LEN];
 	uint8_t public_key[NOISE_PUBLIC_KEY_LEN];
 	bool has_identity;
 };
@@ -47,14 +47,14 @@ enum noise_suite {
 #define NOISE_SUITES 2
 #define NOISE_AES256GCM_IDENTIFIER "veil v1 aes256gcm transport"
 
-/* Per-peer handshake state (reference 4.1). */
+/* Per-peer handshake state (the kernel's noise.h, struct noise_handshake). */
 struct noise_handshake {
 	struct index_entry entry;
 	enum noise_handshake_state state;
 	uint8_t remote_static[NOISE_PUBLIC_KEY_LEN];
 	uint8_t precomputed_static_static[NOISE_PUBLIC_KEY_LEN];
 	uint8_t preshared_key[NOISE_SYMMETRIC_KEY_LEN];
-	uint8_t ephemeral_private[NOISE_PUBLIC_KEY_LEN];
+	uint8_t ephemeral_private[NOISE_PRIVATE_KEY_LEN];
 	uint8_t remote_ephemeral[NOISE_PUBLIC_KEY_LEN];
 	uint8_t chaining_key[NOISE_HASH_LEN];
 	uint8_t hash[NOISE_HASH_LEN];
@@ -95,12 +95,12 @@ struct noise_keypairs {
 
 void noise_keypairs_init(struct noise_keypairs *kps, struct slab_cache *cache);
 
-/* The Noise protocol's initial chaining key and hash (reference 2.1). */
+/* The Noise protocol's initial chaining key and hash (the WireGuard paper, 5.4.2: C_i, H_i). */
 extern const uint8_t noise_initial_chaining_key[NOISE_HASH_LEN];
 extern const uint8_t noise_initial_hash[NOISE_HASH_LEN];
 
 /* Identity: clamps and derives the public key; all-zero means "no identity". */
-void noise_identity_set(struct noise_static_identity *id, const uint8_t private_key[static 32]);
+void noise_identity_set(struct noise_static_identity *id, const uint8_t private_key[static NOISE_PRIVATE_KEY_LEN]);
 
 /*
  * Sets up hs for the peer with the given public key; psk may be NULL. The
@@ -108,7 +108,7 @@ void noise_identity_set(struct noise_static_identity *id, const uint8_t private_
  * stays zero and handshakes with this peer are refused.
  */
 void noise_handshake_init(struct noise_handshake *hs, const struct noise_static_identity *id,
-			  const uint8_t remote_static[static 32], const uint8_t *psk, void *peer);
+			  const uint8_t remote_static[static NOISE_PUBLIC_KEY_LEN], const uint8_t *psk, void *peer);
 void noise_handshake_set_psk(struct noise_handshake *hs, const uint8_t *psk);
 /* Recompute the static-static DH after the identity changed. */
 void noise_handshake_precompute(struct noise_handshake *hs, const struct noise_static_identity *id);
@@ -137,7 +137,7 @@ int noise_create_initiation(struct noise_handshake *hs, const struct noise_stati
  */
 int noise_consume_initiation(const uint8_t msg[static INITIATION_LEN],
 			     const struct noise_static_identity *id,
-			     struct noise_handshake *(*lookup)(void *ctx, const uint8_t pub[32]),
+			     struct noise_handshake *(*lookup)(void *ctx, const uint8_t pub[NOISE_PUBLIC_KEY_LEN]),
 			     void *ctx, uint64_t now, struct noise_handshake **out) __must_check;
 
 int noise_create_response(struct noise_handshake *hs, const struct noise_static_identity *id,
@@ -149,8 +149,8 @@ int noise_consume_response(const uint8_t msg[static RESPONSE_LEN], struct noise_
 			   const struct noise_static_identity *id) __must_check;
 
 /*
- * Derive the transport keypair from a completed handshake (4.6) and place it
- * in the slots (7.5); the handshake is wiped. Returns the new keypair or NULL
+ * Derive the transport keypair from a completed handshake (the WireGuard
+ * paper, 5.4.5) and place it in the slots (the kernel's add_new_keypair); the handshake is wiped. Returns the new keypair or NULL
  * if the handshake is in no state to derive one.
  */
 struct noise_keypair *noise_keypairs_derive(struct noise_keypairs *kps, struct noise_handshake *hs,
@@ -163,7 +163,7 @@ void noise_keypairs_clear(struct noise_keypairs *kps, struct index_table *idx);
 /* Make current and next unusable for sending (private key changed). */
 void noise_keypairs_expire(struct noise_keypairs *kps);
 
-/* Zero padding of a plaintext of len bytes (reference 6.2). */
+/* Zero padding of a plaintext of len bytes (the WireGuard paper, 5.4.6). */
 size_t noise_padded_len(size_t len, unsigned int mtu);
 
 /*
@@ -182,7 +182,7 @@ int noise_keypair_encrypt(struct noise_keypair *kp, uint8_t *msg, const uint8_t 
 int noise_keypair_decrypt(struct noise_keypair *kp, uint8_t *plain, const uint8_t *msg,
 			  size_t len, uint64_t now) __must_check;
 
-/* TAI64N of a Unix time in nanoseconds (reference 1.7). */
+/* TAI64N of a Unix time in nanoseconds (the WireGuard paper, 5.4.2; the kernel's tai64n_now). */
 void noise_tai64n(uint8_t out[static NOISE_TIMESTAMP_LEN], uint64_t unix_ns);
 
 #endif

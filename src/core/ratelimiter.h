@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Per-source token bucket for handshake messages under load (reference 2.4):
+ * Per-source token bucket for handshake messages under load (the kernel's ratelimiter.c):
  * 20 a second with a burst of 5, IPv4 sources by address, IPv6 by /64, as
  * the kernel keys them. Only consulted after a valid mac2, so the source is
  * known to receive at its address.

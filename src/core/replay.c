@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Replay window, following reference 6.4 (RFC 6479's ring of bitmap words, as
+ * Replay window (the WireGuard paper, 5.4.6; RFC 6479's ring of bitmap words, as
  * wireguard-go's replay.go and the kernel's counter_validate use it).
  *
  * The ring holds 128 words of 64 bits. The word holding `greatest` is only

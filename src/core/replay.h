@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Sliding replay window for transport counters (reference 6.4, RFC 6479).
+ * Sliding replay window for transport counters (the WireGuard paper, 5.4.6; RFC 6479).
  * One per receiving keypair; the caller serialises access to it.
  */
 #ifndef VEIL_REPLAY_H

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Per-peer timer state machine, following reference 7.1-7.4, which describes
- * the Linux kernel's timers.c and wireguard-go's timers.go. Five one-shot
+ * Per-peer timer state machine (the WireGuard paper, section 6), as the
+ * Linux kernel's timers.c and wireguard-go's timers.go implement it. Five one-shot
  * timers are kept as absolute deadlines (0 = not armed); events arm and
  * cancel them, and timers_run turns expired ones into actions for the caller.
  *

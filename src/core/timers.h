@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Per-peer timers (reference 7) as plain state: events go in with the time,
+ * Per-peer timers (the WireGuard paper, section 6) as plain state: events go in with the time,
  * timers_run says which actions are due, and timers_next_deadline tells the
  * daemon when to call timers_run again. Nothing here reads a clock.
  *
@@ -32,7 +32,7 @@ struct timers {
 	uint64_t new_handshake_at;
 	uint64_t zero_key_material_at;
 	uint64_t persistent_keepalive_at;
-	uint64_t last_sent_handshake;		/* initiation or response, for 7.2 */
+	uint64_t last_sent_handshake;		/* initiation or response, for REKEY_TIMEOUT */
 	bool have_sent_handshake;
 	unsigned int handshake_attempts;
 	bool need_another_keepalive;
@@ -47,7 +47,7 @@ void timers_stop(struct timers *t);
 
 /*
  * Events, named after where the send and receive paths call them
- * (reference 7.1 "Which calls fire where").
+ * (the kernel's wg_timers_* calls in send.c and receive.c).
  */
 void timers_event_data_sent(struct timers *t, uint64_t now);	/* non-keepalive data sent */
 void timers_event_data_received(struct timers *t, uint64_t now); /* non-keepalive data received */
@@ -56,7 +56,7 @@ void timers_event_any_authenticated_packet_received(struct timers *t, uint64_t n
 void timers_event_any_authenticated_packet_traversal(struct timers *t, uint64_t now);
 /* An initiation was sent: (re)arms retransmit and records last_sent_handshake. */
 void timers_event_handshake_initiated(struct timers *t, uint64_t now);
-/* A response was sent: records last_sent_handshake (7.2). */
+/* A response was sent: records last_sent_handshake (the kernel's wg_packet_send_handshake_response). */
 void timers_event_response_sent(struct timers *t, uint64_t now);
 void timers_event_handshake_complete(struct timers *t, uint64_t now);
 void timers_event_session_derived(struct timers *t, uint64_t now);
@@ -81,7 +81,7 @@ unsigned int timers_run(struct timers *t, uint64_t now);
 /* Earliest armed deadline, UINT64_MAX if none. */
 uint64_t timers_next_deadline(const struct timers *t);
 
-/* Rekey and expiry predicates (7.4) on plain numbers, for the keypair code. */
+/* Rekey and expiry predicates (the WireGuard paper, 6.2 and 6.3) on plain numbers, for the keypair code. */
 bool timers_want_rekey_on_send(bool is_initiator, uint64_t created, uint64_t send_counter,
 			       uint64_t now);
 /* Sets sent_lastminute_handshake, so it answers true once per session. */

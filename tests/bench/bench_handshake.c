@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "core/device.h"
+#include "../unit/engine_stub.h"
 
 enum { PEERS = 2000, ROUNDS = 3 };
 
@@ -29,29 +30,9 @@ static void op_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *e
 	responses += len == RESPONSE_LEN;
 }
 
-static void op_deliver(void *ctx, struct wg_peer *peer, uint8_t *pkt, size_t len)
-{
-	(void)ctx;
-	(void)peer;
-	(void)pkt;
-	(void)len;
-}
-
-static size_t op_ready(void *ctx, struct wg_peer *peer)
-{
-	(void)ctx;
-	(void)peer;
-	return 0;
-}
-
-static void op_purge(void *ctx, struct wg_peer *peer)
-{
-	(void)ctx;
-	(void)peer;
-}
-
 static const struct wg_device_ops ops = {
-	.send = op_send, .deliver = op_deliver, .keypair_ready = op_ready, .purge_staged = op_purge,
+	.send = op_send, .deliver = stub_deliver, .keypair_ready = stub_keypair_ready,
+	.purge_staged = stub_purge_staged,
 };
 
 static double now_s(void)

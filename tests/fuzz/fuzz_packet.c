@@ -34,6 +34,7 @@
 
 #include "core/device.h"
 #include "core/messages.h"
+#include "../unit/engine_stub.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -193,34 +194,20 @@ static void on_deliver(void *ctx, struct wg_peer *peer, uint8_t *pkt, size_t len
 	(void)pkt;
 }
 
-static size_t on_keypair_ready(void *ctx, struct wg_peer *peer)
-{
-	(void)ctx;
-	(void)peer;
-	return 0;
-}
-
-static void on_purge_staged(void *ctx, struct wg_peer *peer)
-{
-	(void)ctx;
-	(void)peer;
-}
-
-static void on_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
+static void on_event(void *ctx, struct wg_peer *peer, const struct wg_event_info *e)
 {
 	struct node *n = ctx;
 
 	(void)peer;
-	(void)ev;
-	(void)arg;
+	(void)e;
 	n->events++;
 }
 
 static const struct wg_device_ops device_ops = {
 	.send = on_send,
 	.deliver = on_deliver,
-	.keypair_ready = on_keypair_ready,
-	.purge_staged = on_purge_staged,
+	.keypair_ready = stub_keypair_ready,
+	.purge_staged = stub_purge_staged,
 	.event = on_event,
 };
 

@@ -6,8 +6,9 @@
 #    retry (6 s of the restart).
 # 2. The receiving side dies: the survivor still holds a session its peer forgot
 #    and learns of it only through the "data sent, nothing received" timer
-#    (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT = 15 s after the last packet it received,
-#    reference 6.4); its pings must get through within 15 s of the kill plus slack.
+#    (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT = 15 s after the last packet it received;
+#    the kernel's timers.c, wg_expired_new_handshake); its pings must get through
+#    within 15 s of the kill plus slack.
 # Both times the transfer must complete with the right checksum, over a client that
 # starts a fresh transfer (at most three attempts) when the interrupted one failed.
 # The underlay is shaped to 100 Mbit/s (tbf) so the transfer is still running when

@@ -4,7 +4,12 @@
 
 #include "test_util.h"
 
-/* BLAKE2s-256 of 00 01 .. n-1, unkeyed and keyed with 00..1f (reference 11.3.1-2). */
+/*
+ * BLAKE2s-256 of 00 01 .. n-1, unkeyed and keyed with 00..1f: the arrays
+ * blake2s_testvecs and blake2s_keyed_testvecs of wireguard-linux-compat's
+ * src/crypto/zinc/selftest/blake2s.c (the keyed ones are also in
+ * golang.org/x/crypto's blake2s/blake2s_test.go).
+ */
 static const struct {
 	size_t n;
 	const char *unkeyed, *keyed;
@@ -42,7 +47,7 @@ static const struct {
 	{ 200, "42a6f8ff590af21b512e9e088257aa34", "b8d300fa7937e4d1e67c8468df4c9a43" },
 };
 
-/* wireguard-go device/kdf_test.go (reference 11.3.3). */
+/* wireguard-go device/kdf_test.go. */
 static const struct {
 	const char *key, *input, *t1, *t2, *t3;
 } kdf_vectors[] = {
@@ -187,7 +192,7 @@ static void test_kdf(void **state)
 	}
 }
 
-/* The protocol's initial chaining key and hash (reference 2.1). */
+/* The protocol's initial chaining key and hash (the WireGuard paper, 5.4.2: C_i, H_i). */
 static void test_protocol_constants(void **state)
 {
 	static const char construction[] = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";

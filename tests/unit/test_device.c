@@ -68,7 +68,8 @@ struct node {
 	size_t last_rx_len;
 	uint64_t verdicts[WG_DROP_COUNT]; /* of datagrams the wire brought it */
 	uint64_t events[EVENTS];
-	int last_fail;			/* arg of the last HANDSHAKE_FAILED */
+	enum wg_refusal last_fail;	/* reason of the last HANDSHAKE_FAILED */
+	struct wg_event_info last_event[EVENTS];
 	uint64_t hs_at[MAX_HS];		/* completions of handshakes it initiated */
 	size_t n_hs;
 	uint64_t wire_bytes;		/* what it sent on behalf of a peer */
@@ -300,16 +301,17 @@ static void op_purge_staged(void *ctx, struct wg_peer *peer)
 	s->purges++;
 }
 
-static void op_event(void *ctx, struct wg_peer *peer, enum wg_event ev, int arg)
+static void op_event(void *ctx, struct wg_peer *peer, const struct wg_event_info *e)
 {
 	struct node *n = ctx;
 
 	(void)peer;
-	assert_true((unsigned int)ev < EVENTS);
-	n->events[ev]++;
-	if (ev == WG_EVENT_HANDSHAKE_FAILED)
-		n->last_fail = arg;
-	if (ev == WG_EVENT_HANDSHAKE_COMPLETE && arg) {
+	assert_true((unsigned int)e->ev < EVENTS);
+	n->events[e->ev]++;
+	n->last_event[e->ev] = *e;
+	if (e->ev == WG_EVENT_HANDSHAKE_FAILED)
+		n->last_fail = e->reason;
+	if (e->ev == WG_EVENT_HANDSHAKE_COMPLETE && e->initiator) {
 		assert_true(n->n_hs < MAX_HS);
 		n->hs_at[n->n_hs++] = n->w->now.mono;
 	}
@@ -647,7 +649,7 @@ static void test_first_packet(void **state)
 /*
  * The responder's staged data goes out when the initiator's first packet
  * confirms the session. If it never gets an answer, a new handshake is due
- * after KEEPALIVE_TIMEOUT + REKEY_TIMEOUT (reference 6.1): the confirming
+ * after KEEPALIVE_TIMEOUT + REKEY_TIMEOUT (the kernel's wg_timers_data_sent): the confirming
  * packet's own timer events must not cancel that timer afterwards.
  */
 static void test_unanswered_confirmation(void **state)
@@ -742,7 +744,7 @@ static void test_psk_mismatch(void **state)
 	assert_int_equal(a->events[WG_EVENT_HANDSHAKE_FAILED], a->verdicts[WG_DROP_HANDSHAKE]);
 	/* Each refusal is counted on the peer, the latest kept with its reason and time. */
 	assert_int_equal(a->peer->handshake_failures, a->events[WG_EVENT_HANDSHAKE_FAILED]);
-	assert_int_equal(a->peer->last_failure, -EBADMSG);
+	assert_int_equal(a->peer->last_failure, WG_REFUSAL_BAD_AUTH);
 	assert_true(a->peer->last_failure_wall > w->now.wall - 6 * SEC);
 	assert_true(a->peer->last_failure_wall <= w->now.wall);
 	assert_int_equal(b->peer->handshake_failures, 0);
@@ -849,9 +851,12 @@ static void test_silence_wipes_keys(void **state)
 	assert_non_null(a->peer->keypairs.current);
 	assert_non_null(b->peer->keypairs.current);
 
+	assert_true(wg_peer_has_session(a->peer));
 	advance(w, 1);
 	assert_null(a->peer->keypairs.current);
 	assert_null(b->peer->keypairs.current);
+	assert_false(wg_peer_has_session(a->peer));
+	assert_int_equal(a->last_event[WG_EVENT_KEYS_WIPED].after_sec, ZERO_KEY_MATERIAL_TIMEOUT / SEC);
 	assert_int_equal(keypairs_in_use(a->peer) + keypairs_in_use(b->peer), 0);
 	assert_int_equal(index_table_count(a->dev->index), 0);
 	assert_int_equal(index_table_count(b->dev->index), 0);
@@ -908,9 +913,14 @@ static void test_unreachable_gives_up(void **state)
 	assert_int_equal(a->stage.count, 0);
 	assert_int_equal(a->events[WG_EVENT_GAVE_UP], 1);
 	assert_int_equal(a->events[WG_EVENT_HANDSHAKE_SENT], 20);
+	/* The events count the attempts themselves: the glue does no arithmetic. */
+	assert_int_equal(a->last_event[WG_EVENT_HANDSHAKE_SENT].attempt, 20);
+	assert_true(a->last_event[WG_EVENT_HANDSHAKE_SENT].retry);
+	assert_int_equal(a->last_event[WG_EVENT_GAVE_UP].attempt, 20);
+	assert_int_equal(a->last_event[WG_EVENT_GAVE_UP].reason, WG_REFUSAL_UNANSWERED);
 	/* Giving up is a failure of its own: -ETIMEDOUT, at the time it happened. */
 	assert_int_equal(a->peer->handshake_failures, 1);
-	assert_int_equal(a->peer->last_failure, -ETIMEDOUT);
+	assert_int_equal(a->peer->last_failure, WG_REFUSAL_UNANSWERED);
 	assert_true(a->peer->last_failure_wall > w->wall0 + (t0 - w->mono0) + 90 * SEC);
 	assert_true(a->peer->last_failure_wall <= w->now.wall);
 	assert_int_equal(b->peer->rx_bytes, 0);
@@ -1094,7 +1104,7 @@ static void test_hostile_input(void **state)
 	assert_int_equal(feed(w, b, &a->addr, buf, INITIATION_LEN + 1), WG_DROP_MALFORMED);
 	assert_int_equal(feed(w, b, &a->addr, init, INITIATION_LEN), WG_DROP_HANDSHAKE);
 	assert_int_equal(b->events[WG_EVENT_HANDSHAKE_FAILED], fails + 1);
-	assert_int_equal(b->last_fail, -EEXIST);
+	assert_int_equal(b->last_fail, WG_REFUSAL_REPLAY);
 	assert_int_equal(w->wire_count, 0); /* no response */
 	assert_null(b->peer->keypairs.next);
 	/* The response replayed to A finds no handshake under its receiver index. */
@@ -1478,11 +1488,104 @@ static void test_private_key_change(void **state)
 	pump(w);
 	assert_int_equal(a->delivered, 3);
 
-	/* Taking A's own private key removes the peer with that public key (9.3). */
+	/* Taking A's own private key removes the peer with that public key (kernel netlink.c set_device). */
 	assert_int_equal(wg_device_set_private_key(b->dev, a->priv), 0);
 	assert_null(b->peer);
 	assert_int_equal(wg_device_peer_count(b->dev), 0);
 	assert_int_equal(index_table_count(b->dev->index), 0);
+}
+
+/* ---- what the core tells the glue ------------------------------------------------- */
+
+/* Each -errno of noise.h has its reason, and each reason its own name. */
+static void test_refusal_names(void **state)
+{
+	static const struct {
+		int err;
+		enum wg_refusal why;
+		const char *name;
+		bool suite;
+	} rows[] = {
+		{ -ENOENT, WG_REFUSAL_UNKNOWN_PEER, "unknown peer", false },
+		{ -EBADMSG, WG_REFUSAL_BAD_AUTH, "does not authenticate", false },
+		{ -EEXIST, WG_REFUSAL_REPLAY, "replayed timestamp", false },
+		{ -EBUSY, WG_REFUSAL_FLOOD, "initiation flood", false },
+		{ -ENOKEY, WG_REFUSAL_NO_IDENTITY, "no private key", false },
+		{ -ENOPROTOOPT, WG_REFUSAL_AES_OFFERED, "cipher mismatch", true },
+		{ -EPROTONOSUPPORT, WG_REFUSAL_CHACHA_OFFERED, "cipher mismatch", true },
+		{ -EINVAL, WG_REFUSAL_UNEXPECTED, "no initiation in progress", false },
+		{ -EIO, WG_REFUSAL_OTHER, "other", false },
+	};
+	size_t i;
+	int r;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		assert_int_equal(refusal_of(rows[i].err), rows[i].why);
+		assert_string_equal(wg_refusal_name(rows[i].why), rows[i].name);
+		assert_int_equal(wg_refusal_is_suite_mismatch(rows[i].why), rows[i].suite);
+	}
+	assert_string_equal(wg_refusal_name(WG_REFUSAL_UNANSWERED), "no answer");
+	for (r = 0; r < WG_REFUSAL_COUNT; r++)
+		assert_non_null(wg_refusal_name((enum wg_refusal)r));
+	assert_string_equal(wg_refusal_name(WG_REFUSAL_COUNT), "other");
+}
+
+/* Session, PSK, suite, sticky source and rekey, as the glue asks for them. */
+static void test_peer_state(void **state)
+{
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	struct wg_peer_info info;
+	uint8_t psk[32];
+	uint64_t age;
+
+	assert_false(wg_peer_has_session(a->peer));
+	assert_false(wg_peer_session_age(a->peer, w->now.mono, &age));
+	memset(&info, 0xff, sizeof(info));
+	wg_peer_get_info(a->peer, &info);
+	assert_false(info.has_psk);
+	assert_true(sodium_is_zero(info.preshared_key, sizeof(info.preshared_key)));
+	assert_int_equal(info.suite, NOISE_SUITE_WIREGUARD);
+	assert_true(wg_peer_set_suite(a->peer, NOISE_SUITE_AES256GCM));
+	wg_peer_get_info(a->peer, &info);
+	assert_int_equal(info.suite, NOISE_SUITE_AES256GCM);
+	assert_true(wg_peer_set_suite(a->peer, NOISE_SUITE_WIREGUARD));
+
+	memset(psk, 0x33, sizeof(psk));
+	wg_peer_set_psk(a->peer, psk);
+	wg_peer_set_psk(b->peer, psk);
+	wg_peer_get_info(a->peer, &info);
+	assert_true(info.has_psk);
+	assert_memory_equal(info.preshared_key, psk, sizeof(psk));
+
+	establish(w);
+	assert_true(wg_peer_has_session(a->peer));
+	/* Each side authenticated two messages: a handshake message and one data packet. */
+	assert_int_equal(a->peer->rx_packets, 2);
+	assert_int_equal(b->peer->rx_packets, 2);
+	assert_true(wg_peer_session_age(a->peer, w->now.mono + 5 * SEC, &age));
+	assert_int_equal(age, w->now.mono + 5 * SEC - a->peer->keypairs.current->created);
+	assert_int_equal(a->last_event[WG_EVENT_HANDSHAKE_SENT].attempt, 1);
+	assert_false(a->last_event[WG_EVENT_HANDSHAKE_SENT].retry);
+	assert_true(a->last_event[WG_EVENT_HANDSHAKE_COMPLETE].initiator);
+	assert_false(a->last_event[WG_EVENT_HANDSHAKE_COMPLETE].rekey);
+	assert_false(b->last_event[WG_EVENT_HANDSHAKE_COMPLETE].initiator);
+	assert_false(b->last_event[WG_EVENT_HANDSHAKE_COMPLETE].rekey);
+
+	/* A second handshake replaces the session: a rekey, on both sides. */
+	advance(w, REKEY_TIMEOUT + SEC);
+	wg_peer_initiate(a->peer, w->now, false);
+	pump(w);
+	assert_true(a->last_event[WG_EVENT_HANDSHAKE_COMPLETE].rekey);
+	assert_int_equal(send_pkt(a, b, AF_INET, 64), 1);
+	pump(w);
+	assert_true(b->last_event[WG_EVENT_HANDSHAKE_COMPLETE].rekey);
+	assert_false(b->last_event[WG_EVENT_HANDSHAKE_COMPLETE].initiator);
+
+	a->peer->endpoint.has_src = true;
+	wg_peer_forget_source(a->peer);
+	assert_false(a->peer->endpoint.has_src);
 }
 
 int main(void)
@@ -1503,6 +1606,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_peer_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_private_key_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_limit, setup, teardown),
+		cmocka_unit_test(test_refusal_names),
+		cmocka_unit_test_setup_teardown(test_peer_state, setup, teardown),
 	};
 
 	if (sodium_init() < 0)

@@ -17,6 +17,7 @@ static void watch_free(struct slab_cache *c, void *p);
 #include "core/device.c"
 #undef slab_free
 
+#include "engine_stub.h"
 #include "test_util.h"
 
 static void watch_free(struct slab_cache *c, void *p)
@@ -62,29 +63,9 @@ static void op_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *e
 	L.nwire++;
 }
 
-static void op_deliver(void *ctx, struct wg_peer *peer, uint8_t *pkt, size_t len)
-{
-	(void)ctx;
-	(void)peer;
-	(void)pkt;
-	(void)len;
-}
-
-static size_t op_ready(void *ctx, struct wg_peer *peer)
-{
-	(void)ctx;
-	(void)peer;
-	return 0;
-}
-
-static void op_purge(void *ctx, struct wg_peer *peer)
-{
-	(void)ctx;
-	(void)peer;
-}
-
 static const struct wg_device_ops ops = {
-	.send = op_send, .deliver = op_deliver, .keypair_ready = op_ready, .purge_staged = op_purge,
+	.send = op_send, .deliver = stub_deliver, .keypair_ready = stub_keypair_ready,
+	.purge_staged = stub_purge_staged,
 };
 
 /* Deliver everything on the wire to the other side until quiet. */

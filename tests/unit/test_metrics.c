@@ -12,20 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "engine_stub.h"
 #include "test_util.h"
 
 /* The expected lines are formats with a public key and a value. */
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
 
 #define SEC NSEC_PER_SEC
-
-static void no_staged(void *ctx, struct wg_peer *peer)
-{
-	(void)ctx;
-	(void)peer;
-}
-
-static const struct wg_device_ops ops = { .purge_staged = no_staged };
 
 struct fixture {
 	struct test_rng_state rs;
@@ -43,7 +36,7 @@ static int setup(void **state)
 	assert_non_null(f);
 	f->rs.s = 18;
 	f->rng = (struct wg_rng){ test_rng_fill, &f->rs };
-	f->dev = wg_device_new(&ops, NULL, &f->rng);
+	f->dev = wg_device_new(&engine_stub_ops, NULL, &f->rng);
 	assert_non_null(f->dev);
 	memset(key, 1, sizeof(key));
 	assert_int_equal(wg_device_peer_add(f->dev, key, &f->p1), 0);
@@ -121,17 +114,18 @@ static void test_last_handshake_whole_seconds(void **state)
 static void test_last_failure(void **state)
 {
 	static const struct {
-		int err;
+		enum wg_refusal why;
 		const char *kind, *text;
 	} rows[] = {
-		{ -ENOPROTOOPT, "cipher_mismatch",
+		{ WG_REFUSAL_AES_OFFERED, "cipher_mismatch",
 		  "cipher mismatch: the peer uses aes256gcm, this side has cipher chacha20poly1305 for it" },
-		{ -EPROTONOSUPPORT, "cipher_mismatch",
+		{ WG_REFUSAL_CHACHA_OFFERED, "cipher_mismatch",
 		  "cipher mismatch: the peer uses chacha20poly1305, this side has cipher aes256gcm for it" },
-		{ -ETIMEDOUT, "unanswered", "no answer to any handshake initiation" },
-		{ -EBADMSG, "bad_response", "a handshake response that does not authenticate" },
-		{ -EINVAL, "unexpected_response", "a handshake response to no initiation in progress" },
-		{ -EIO, "other", "Input/output error" },
+		{ WG_REFUSAL_UNANSWERED, "unanswered", "no answer to any handshake initiation" },
+		{ WG_REFUSAL_BAD_AUTH, "bad_response", "a handshake response that does not authenticate" },
+		{ WG_REFUSAL_UNEXPECTED, "unexpected_response", "a handshake response to no initiation in progress" },
+		{ WG_REFUSAL_REPLAY, "other", "replayed timestamp" },
+		{ WG_REFUSAL_FLOOD, "other", "initiation flood" },
 	};
 	struct fixture *f = *state;
 	struct metrics_daemon md = { 0 };
@@ -141,7 +135,7 @@ static void test_last_failure(void **state)
 
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		f->p1->handshake_failures = 7;
-		f->p1->last_failure = rows[i].err;
+		f->p1->last_failure = rows[i].why;
 		f->p1->last_failure_wall = 1700000500ULL * SEC + 999999999ULL;
 		metrics_describe_failure(f->p1, &why);
 		assert_string_equal(why.kind, rows[i].kind);

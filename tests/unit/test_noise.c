@@ -160,7 +160,7 @@ static void test_capture_bit_flips(void **state)
 		msg[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 		/*
 		 * Everything up to mac2 is covered by mac1 and the AEADs.
-		 * mac2 is only examined under load (reference 5.3), and
+		 * mac2 is only examined under load (the WireGuard paper, 5.3), and
 		 * then a flipped one fails too.
 		 */
 		if (bit < INITIATION_MAC2 * 8)
@@ -559,7 +559,7 @@ static void test_replayed_and_flooded_initiations(void **state)
 	side_free(&b);
 }
 
-/* Low-order points and a missing identity are refused (reference 1.1). */
+/* Low-order points (an all-zero DH result, RFC 7748, 6.1) and a missing identity are refused. */
 static void test_zero_dh_refused(void **state)
 {
 	uint8_t priv[32], zero_pub[32] = { 0 }, msg[INITIATION_LEN];

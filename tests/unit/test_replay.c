@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Replay window: the reference's sequence (6.4), ring-word wrap, huge jumps,
+ * Replay window: the kernel self-test's sequence, ring-word wrap, huge jumps,
  * the rejection limit, random permutations, and a naive model.
  */
 #include "core/replay.c"
@@ -32,7 +32,7 @@ static void run_rows(const struct row *rows, size_t n)
 	}
 }
 
-/* Reference 6.4, from the kernel self-test by way of wireguard-go, T = 8129. */
+/* The kernel's selftest/counter.c rows, by way of wireguard-go, T = 8129. */
 static const struct row reference_rows[] = {
 	/*  1 */ { 0, true },
 	/*  2 */ { 1, true },

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Timers (reference 7): single timers at their exact deadlines, the rekey
+ * Timers (the WireGuard paper, section 6): single timers at their exact deadlines, the rekey
  * predicates at their boundaries, and hours of scripted traffic driven by a
  * fake clock in 1 ms steps with a jitter source whose values we choose.
  */
@@ -426,7 +426,7 @@ static void test_keypair_expired(void **state)
 
 /*
  * The simulator plays the daemon's part: it calls the events in the order of
- * reference 7.1 "Which calls fire where", performs the actions timers_run
+ * the kernel's wg_timers_* calls in send.c and receive.c, performs the actions timers_run
  * returns, and logs what it sent and when. Time moves in 1 ms steps, so an
  * action that fired a millisecond early or late shows up in the log.
  */
@@ -478,7 +478,7 @@ static void sim_send_keepalive(struct sim *s)
 	s->keepalive_at[s->keepalives++] = s->now;
 }
 
-/* Without a session the packet is staged and a handshake started instead (6.1). */
+/* Without a session the packet is staged and a handshake started instead (the kernel's wg_packet_send_staged_packets). */
 static void sim_send_data(struct sim *s)
 {
 	if (!s->session) {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * UAPI text protocol: every set key with good and bad values, the requests
- * stock `wg` sends (reference 9.5), partial apply and skipping, several
+ * stock `wg` sends (wireguard-tools' ipc-uapi.h), partial apply and skipping, several
  * requests per connection, update_only, the device's own key, overlong
  * lines, a byte-exact get, and every value a set accepts coming back whole
  * through get=1 and veil_get=1 at its longest. A fake backend logs every call as a line of
@@ -740,7 +740,7 @@ static void test_endpoint_scope_name(void **state)
 	       log, 0);
 }
 
-/* ---- set: what wg sends (reference 9.5) ---- */
+/* ---- set: what wg sends (wireguard-tools' ipc-uapi.h) ---- */
 
 /* a followed by b, in a static buffer: for expected logs sharing a head. */
 static const char *cat(const char *a, const char *b)

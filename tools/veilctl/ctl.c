@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * The client side of WireGuard's userspace API (ctl.h; protocol reference
- * section 9): connect to a daemon's socket, read its state back with get=1,
- * send it changes with set=1, and build those changes from a configuration.
+ * The client side of WireGuard's userspace API (ctl.h; described at
+ * wireguard.com/xplatform): connect to a daemon's socket, read its state
+ * back with get=1, send it changes with set=1, and build those changes
+ * from a configuration.
  *
  * A get reply carries the private key and every pre-shared key in hex, so
  * replies are read into locked memory (an sbuf) and wiped once parsed.

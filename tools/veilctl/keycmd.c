@@ -11,6 +11,7 @@
 
 #include <sodium.h>
 
+#include "core/curve25519.h"
 #include "ctl.h"
 
 enum { B64_LEN = sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL), KEY_IN_MAX = 256 };
@@ -41,10 +42,8 @@ static int random_key(bool clamp)
 		return 1;
 	}
 	randombytes_buf(k, 32);
-	if (clamp) {
-		k[0] &= 248;
-		k[31] = (uint8_t)((k[31] & 127) | 64);
-	}
+	if (clamp)
+		curve25519_clamp_secret(k);
 	ret = print_key(k);
 	sodium_free(k);
 	return ret;
