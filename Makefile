@@ -182,7 +182,7 @@ $(BUILD)/mesh/%.o: tools/mesh/%.c
 	$(call quiet,CC,$<)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itools/veilctl -Itools/mesh -c -o $@ $<
 
-$(MESHD): $(MESH_OBJ) $(MESH_SHARED_OBJ)
+$(MESHD): $(MESH_OBJ) $(MESH_SHARED_OBJ) $(CORE_LIB)
 	$(call quiet,CCLD,$@)
 	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(MESHD_LIBS)
 

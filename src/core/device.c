@@ -17,6 +17,7 @@
 
 #include <sodium.h>
 
+#include "curve25519.h"
 #include "ratelimiter.h"
 #include "slab.h"
 
@@ -333,8 +334,7 @@ static int set_private_key(struct wg_device *dev, const uint8_t key[static 32], 
 
 	/* Compare clamped forms: a key differing only in clamped bits is the same identity. */
 	memcpy(clamped, key, 32);
-	clamped[0] &= 248;
-	clamped[31] = (clamped[31] & 127) | 64;
+	curve25519_clamp_secret(clamped);
 	same = id->has_identity ? sodium_memcmp(id->private_key, clamped, 32) == 0
 				: sodium_is_zero(key, 32);
 	sodium_memzero(clamped, sizeof(clamped));

@@ -20,6 +20,7 @@
 #include <sodium.h>
 
 #include "agent_int.h"
+#include "core/curve25519.h"
 #include "keys.h"
 #include "log.h"
 #include "nl.h"
@@ -92,8 +93,7 @@ static int next_key(struct agent *a, char *why, size_t whylen)
 	switch (k->source) {
 	case KEYSRC_FILE:
 		randombytes_buf(a->rot_key, 32);
-		a->rot_key[0] &= 248;
-		a->rot_key[31] = (a->rot_key[31] & 127) | 64;
+		curve25519_clamp_secret(a->rot_key);
 		break;
 	case KEYSRC_CREDENTIAL:
 		ret = key_from_credential(k->arg, a->rot_key, why, whylen);
