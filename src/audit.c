@@ -21,7 +21,7 @@
 
 #include "log.h"
 
-void fingerprint(const uint8_t *pub, char out[12])
+void audit__fingerprint(const uint8_t *pub, char out[12])
 {
 	char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
 
@@ -35,13 +35,13 @@ void fingerprint(const uint8_t *pub, char out[12])
  * interface, peer fingerprint (never a key), who asked, and the time (added
  * by log_audit). uid=- pid=- means the daemon itself.
  */
-void audit(struct daemon *d, const char *event, const uint8_t *pub, const char *fmt, ...)
+void audit__line(struct daemon *d, const char *event, const uint8_t *pub, const char *fmt, ...)
 {
 	char fp[12] = "-", extra[256] = "", who[48];
 	va_list ap;
 
 	if (pub)
-		fingerprint(pub, fp);
+		audit__fingerprint(pub, fp);
 	if (fmt) {
 		extra[0] = ' ';
 		va_start(ap, fmt);
@@ -95,7 +95,7 @@ static bool fail_limit_pass(struct fail_limit *slots, size_t n, int err, uint64_
  * one packet: report such failures at most once a second per reason, with
  * how many the line stands for, so they cannot flood the log.
  */
-void anonymous_failure(struct daemon *d, enum wg_refusal why)
+void audit__anonymous_failure(struct daemon *d, enum wg_refusal why)
 {
 	uint64_t count;
 
@@ -103,11 +103,11 @@ void anonymous_failure(struct daemon *d, enum wg_refusal why)
 		return;
 	log_info("%s: handshake initiation from no known peer refused: %s", d->cfg->ifname,
 		 wg_refusal_name(why));
-	audit(d, "handshake_failed", NULL, "reason=\"%s\" count=%" PRIu64, wg_refusal_name(why),
+	audit__line(d, "handshake_failed", NULL, "reason=\"%s\" count=%" PRIu64, wg_refusal_name(why),
 	      count);
 }
 
-const char *suite_name(enum noise_suite suite)
+const char *audit__suite_name(enum noise_suite suite)
 {
 	return suite == NOISE_SUITE_AES256GCM ? "aes256gcm" : "chacha20poly1305";
 }
@@ -117,13 +117,13 @@ static void suite_mismatch(struct daemon *d, struct wg_peer *peer, const char *f
 			   enum wg_refusal why, uint64_t count)
 {
 	bool aes = why == WG_REFUSAL_AES_OFFERED;
-	const char *offered = suite_name(aes ? NOISE_SUITE_AES256GCM : NOISE_SUITE_WIREGUARD);
-	const char *ours = suite_name(aes ? NOISE_SUITE_WIREGUARD : NOISE_SUITE_AES256GCM);
+	const char *offered = audit__suite_name(aes ? NOISE_SUITE_AES256GCM : NOISE_SUITE_WIREGUARD);
+	const char *ours = audit__suite_name(aes ? NOISE_SUITE_WIREGUARD : NOISE_SUITE_AES256GCM);
 
 	log_error("%s: peer %s…: handshake refused: cipher mismatch: the peer uses %s, this side "
 		  "has cipher %s for it; both sides must set the same (never downgraded)",
 		  d->cfg->ifname, fp, offered, ours);
-	audit(d, "handshake_failed", peer->public_key,
+	audit__line(d, "handshake_failed", peer->public_key,
 	      "reason=\"cipher mismatch\" offered=%s configured=%s count=%" PRIu64, offered, ours,
 	      count);
 }
@@ -133,7 +133,7 @@ static void suite_mismatch(struct daemon *d, struct wg_peer *peer, const char *f
  * the peer its (visible) receiver index belongs to, so these lines are
  * rate-limited per peer and reason like the anonymous ones.
  */
-void peer_failure(struct daemon *d, struct wg_peer *peer, const char *fp, enum wg_refusal why)
+void audit__peer_failure(struct daemon *d, struct wg_peer *peer, const char *fp, enum wg_refusal why)
 {
 	struct vpeer *vp = peer->user;
 	uint64_t count;
@@ -146,11 +146,11 @@ void peer_failure(struct daemon *d, struct wg_peer *peer, const char *fp, enum w
 	}
 	log_info("%s: peer %s…: handshake message refused: %s", d->cfg->ifname, fp,
 		 wg_refusal_name(why));
-	audit(d, "handshake_failed", peer->public_key, "reason=\"%s\" count=%" PRIu64,
+	audit__line(d, "handshake_failed", peer->public_key, "reason=\"%s\" count=%" PRIu64,
 	      wg_refusal_name(why), count);
 }
 
-void endpoint_str(const struct sockaddr *sa, char *out, size_t len)
+void audit__endpoint_str(const struct sockaddr *sa, char *out, size_t len)
 {
 	char a[INET6_ADDRSTRLEN] = "?";
 

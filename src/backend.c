@@ -37,9 +37,9 @@ static int set_key(struct daemon *d, const uint8_t key[32], bool rotate)
 	/* The identity changes behind our const pointer: fetch it again. */
 	id = wg_device_identity(d->wg);
 	for (p = wg_device_peer_first(d->wg); p; p = wg_device_peer_next(p))
-		mark_dirty(p->user);
+		peers__mark_dirty(p->user);
 	if (!err && (had != id->has_identity || sodium_memcmp(before, id->public_key, 32)))
-		audit(d, rotate ? "private_key_rotated" : id->has_identity ? "private_key_set" : "private_key_removed",
+		audit__line(d, rotate ? "private_key_rotated" : id->has_identity ? "private_key_set" : "private_key_removed",
 		      NULL, NULL);
 	return err;
 }
@@ -61,9 +61,9 @@ static int be_set_listen_port(void *ctx, uint16_t port)
 
 	if (port && port == d->udp.port)
 		return 0;
-	if (listen_on(d, port))
+	if (datapath__listen_on(d, port))
 		return -EADDRINUSE;
-	audit(d, "listen_port_set", NULL, "port=%u", d->udp.port);
+	audit__line(d, "listen_port_set", NULL, "port=%u", d->udp.port);
 	return 0;
 }
 
@@ -75,7 +75,7 @@ static int be_set_fwmark(void *ctx, uint32_t mark)
 		return 0;
 	if (udp_set_fwmark(&d->udp, mark))
 		return -EADDRINUSE;
-	audit(d, "fwmark_set", NULL, "fwmark=0x%x", mark);
+	audit__line(d, "fwmark_set", NULL, "fwmark=0x%x", mark);
 	return 0;
 }
 
@@ -84,7 +84,7 @@ static int be_replace_peers(void *ctx)
 	struct daemon *d = ctx;
 
 	if (wg_device_peer_count(d->wg))
-		audit(d, "peers_replaced", NULL, "removed=%zu", wg_device_peer_count(d->wg));
+		audit__line(d, "peers_replaced", NULL, "removed=%zu", wg_device_peer_count(d->wg));
 	wg_device_peers_clear(d->wg);
 	return 0;
 }
@@ -123,7 +123,7 @@ static int be_peer_select(void *ctx, const uint8_t pub[32], bool create, void **
 	wp->user = vp;
 	uv_timer_init(&d->loop, &vp->timer);
 	*out = wp;
-	audit(d, "peer_added", pub, NULL);
+	audit__line(d, "peer_added", pub, NULL);
 	return 0;
 }
 
@@ -146,7 +146,7 @@ static int be_peer_psk(void *ctx, void *peer, const uint8_t psk[32])
 	sodium_memzero(&old, sizeof(old));
 	wg_peer_set_psk(wp, psk);
 	if (!same)
-		audit(ctx, wp->has_psk ? "psk_changed" : "psk_removed", wp->public_key, NULL);
+		audit__line(ctx, wp->has_psk ? "psk_changed" : "psk_removed", wp->public_key, NULL);
 	return 0;
 }
 
@@ -158,14 +158,14 @@ static int be_peer_endpoint(void *ctx, void *peer, const struct sockaddr *sa, so
 
 	memcpy(&ep.addr, sa, len < sizeof(ep.addr) ? len : sizeof(ep.addr));
 	if (!wp->has_endpoint || !wg_endpoint_equal_addr(&wp->endpoint, &ep)) {
-		endpoint_str(sa, buf, sizeof(buf));
-		audit(ctx, "endpoint_set", wp->public_key, "endpoint=%s", buf);
+		audit__endpoint_str(sa, buf, sizeof(buf));
+		audit__line(ctx, "endpoint_set", wp->public_key, "endpoint=%s", buf);
 	}
 	wg_peer_set_endpoint(peer, sa, len);
 	/* An address given by the operator replaces a name; veilctl sends the name after it. */
 	free(((struct vpeer *)wp->user)->ep_name);
 	((struct vpeer *)wp->user)->ep_name = NULL;
-	mark_dirty(wp->user);
+	peers__mark_dirty(wp->user);
 	return 0;
 }
 
@@ -188,7 +188,7 @@ static int be_peer_endpoint_name(void *ctx, void *peer, const char *name)
 	vp->ep_name = copy;
 	resolver_lookup_cancel(&vp->lookup);
 	vp->resolved_at = 0;
-	audit(ctx, "endpoint_name_set", wp->public_key, "name=%s", *name ? name : "-");
+	audit__line(ctx, "endpoint_name_set", wp->public_key, "name=%s", *name ? name : "-");
 	return 0;
 }
 
@@ -200,7 +200,7 @@ static int be_peer_cipher(void *ctx, void *peer, int cipher)
 								 : NOISE_SUITE_WIREGUARD;
 	char fp[12];
 
-	fingerprint(wp->public_key, fp);
+	audit__fingerprint(wp->public_key, fp);
 	if (suite == NOISE_SUITE_AES256GCM && !crypto_aead_aes256gcm_is_available()) {
 		log_error("%s: peer %s…: cipher aes256gcm refused: this CPU lacks the AES "
 			  "instructions libsodium's AES-256-GCM needs", d->cfg->ifname, fp);
@@ -209,10 +209,10 @@ static int be_peer_cipher(void *ctx, void *peer, int cipher)
 	if (!wg_peer_set_suite(wp, suite))
 		return 0;
 	/* Its sessions ended: the next packet starts a handshake under the new suite. */
-	mark_dirty(wp->user);
+	peers__mark_dirty(wp->user);
 	log_info("%s: peer %s…: cipher %s; sessions under the old one ended", d->cfg->ifname, fp,
-		 suite_name(suite));
-	audit(d, "cipher_set", wp->public_key, "cipher=%s", suite_name(suite));
+		 audit__suite_name(suite));
+	audit__line(d, "cipher_set", wp->public_key, "cipher=%s", audit__suite_name(suite));
 	return 0;
 }
 
@@ -222,9 +222,9 @@ static int be_peer_keepalive(void *ctx, void *peer, uint16_t interval)
 	struct wg_peer *wp = peer;
 
 	if (interval != wp->persistent_keepalive)
-		audit(d, "keepalive_set", wp->public_key, "interval=%u", interval);
+		audit__line(d, "keepalive_set", wp->public_key, "interval=%u", interval);
 	wg_peer_set_persistent_keepalive(wp, interval, now_of(d));
-	mark_dirty(wp->user);
+	peers__mark_dirty(wp->user);
 	return 0;
 }
 
@@ -256,10 +256,10 @@ static void touch_ips(struct daemon *d, struct wg_peer *wp)
 {
 	struct vpeer *vp = wp->user;
 
-	if (on_list(&vp->ips))
+	if (peers__on_list(&vp->ips))
 		return;
 	ips_digest(wp, vp->ips_before);
-	link_push(&d->ips_head, &vp->ips);
+	peers__link_push(&d->ips_head, &vp->ips);
 }
 
 static int be_peer_replace_allowed_ips(void *ctx, void *peer)
@@ -419,7 +419,7 @@ static int be_set_metrics_listen(void *ctx, const struct sockaddr *sa, socklen_t
 	if (len == d->metrics_len && (!len || !memcmp(&d->metrics_addr, sa, len)))
 		return 0; /* as it is (every reload says it again) */
 	if (sa) {
-		endpoint_str(sa, where, sizeof(where));
+		audit__endpoint_str(sa, where, sizeof(where));
 		if (port_of(sa) == 0)
 			return -EINVAL; /* a scraper must know where to come */
 		err = open_listener(d, sa, len, &h);
@@ -440,7 +440,7 @@ static int be_set_metrics_listen(void *ctx, const struct sockaddr *sa, socklen_t
 			log_error("%s: WARNING: metrics on %s name every peer's public key to anyone "
 				  "who can reach it; prefer a loopback address", d->cfg->ifname, where);
 	}
-	audit(d, "metrics_listen_set", NULL, "listen=%s", where);
+	audit__line(d, "metrics_listen_set", NULL, "listen=%s", where);
 	return 0;
 }
 
@@ -453,15 +453,15 @@ static void be_set_end(void *ctx, int err)
 	uint8_t after[16];
 
 	(void)err;
-	while ((l = link_pop(&d->ips_head))) {
+	while ((l = peers__link_pop(&d->ips_head))) {
 		struct vpeer *vp = container_of(l, struct vpeer, ips);
 
 		ips_digest(vp->wp, after);
 		if (memcmp(after, vp->ips_before, sizeof(after)) != 0)
-			audit(d, "allowed_ips_changed", vp->wp->public_key, "count=%zu",
+			audit__line(d, "allowed_ips_changed", vp->wp->public_key, "count=%zu",
 			      vp->wp->allowedips.count);
 	}
-	finish_batch(d);
+	peers__finish_batch(d);
 }
 
 const struct uapi_backend_ops uapi_ops = {

@@ -205,7 +205,7 @@ static bool caller_allowed(const struct daemon *d, const struct ucred *cred)
 	return false;
 }
 
-void uapi_accept(uv_stream_t *server, int status)
+void control__uapi_accept(uv_stream_t *server, int status)
 {
 	struct daemon *d = container_of((uv_pipe_t *)server, struct daemon, uapi);
 	struct uconn *uc;
@@ -245,7 +245,7 @@ void uapi_accept(uv_stream_t *server, int status)
 	uconn_pump(uc);
 }
 
-void close_walk(uv_handle_t *h, void *arg)
+void control__close_walk(uv_handle_t *h, void *arg)
 {
 	struct daemon *d = arg;
 

@@ -24,13 +24,13 @@
 #include "sandbox.h"
 
 static const struct wg_device_ops engine_ops = {
-	.send = op_send,
-	.deliver = op_deliver,
-	.keypair_ready = op_keypair_ready,
-	.purge_staged = op_purge_staged,
-	.event = op_event,
-	.peer_removed = op_peer_removed,
-	.keylog = op_keylog,
+	.send = datapath__op_send,
+	.deliver = datapath__op_deliver,
+	.keypair_ready = peers__op_keypair_ready,
+	.purge_staged = peers__op_purge_staged,
+	.event = events__op_event,
+	.peer_removed = peers__op_peer_removed,
+	.keylog = events__op_keylog,
 };
 
 /* ---- set-up and teardown ------------------------------------------------- */
@@ -162,7 +162,7 @@ static int daemon_open(struct daemon *d)
 	int err;
 
 	if (!tun_get_mtu(cfg->ifname, &mtu))
-		set_mtu(d, mtu);
+		watch__set_mtu(d, mtu);
 	if (cfg->keylog_path)
 		start_keylog(d);
 	log_info("%s: offloads %s", cfg->ifname,
@@ -170,29 +170,29 @@ static int daemon_open(struct daemon *d)
 		 : d->tun_mode == TUN_USO ? "on (TUN TSO, USO and checksum, UDP GSO and GRO)"
 		 : d->tun_mode == TUN_TSO ? "on (TUN TSO and checksum, UDP GSO and GRO; no TUN USO)"
 					   : "on for UDP (GSO, GRO); the kernel refused TUN TSO");
-	err = listen_on(d, 0);
+	err = datapath__listen_on(d, 0);
 	if (err) {
 		log_error("%s: cannot open UDP sockets: %s", cfg->ifname, strerror(-err));
 		return -1;
 	}
 	if (uv_poll_init(&d->loop, &d->tun_poll, d->tun_fd) ||
-	    uv_poll_start(&d->tun_poll, UV_READABLE, tun_cb) ||
+	    uv_poll_start(&d->tun_poll, UV_READABLE, datapath__tun_cb) ||
 	    uv_pipe_init(&d->loop, &d->uapi, 0) || uv_pipe_open(&d->uapi, cfg->uapi_fd) ||
-	    uv_listen((uv_stream_t *)&d->uapi, 16, uapi_accept)) {
+	    uv_listen((uv_stream_t *)&d->uapi, 16, control__uapi_accept)) {
 		log_error("%s: cannot set up the event loop", cfg->ifname);
 		return -1;
 	}
 	uv_timer_init(&d->loop, &d->pool_trim);
-	uv_timer_start(&d->pool_trim, pool_trim_cb, POOL_TRIM_MS, POOL_TRIM_MS);
-	watch_netlink(d);
+	uv_timer_start(&d->pool_trim, peers__pool_trim_cb, POOL_TRIM_MS, POOL_TRIM_MS);
+	watch__netlink(d);
 	if (cfg->uapi_path && uv_fs_event_init(&d->loop, &d->sock_watch) == 0)
-		uv_fs_event_start(&d->sock_watch, sock_watch_cb, cfg->uapi_path, 0);
+		uv_fs_event_start(&d->sock_watch, watch__sock_watch_cb, cfg->uapi_path, 0);
 	uv_signal_init(&d->loop, &d->sigint);
 	uv_signal_init(&d->loop, &d->sigterm);
 	d->sigint.data = d->sigterm.data = d;
 	uv_signal_start(&d->sigint, signal_cb, SIGINT);
 	uv_signal_start(&d->sigterm, signal_cb, SIGTERM);
-	start_resolver(d);
+	events__start_resolver(d);
 	return 0;
 }
 
@@ -257,15 +257,15 @@ static void daemon_close(struct daemon *d, const char *sock_name)
 {
 	d->stopping = true;
 	if (d->wg)
-		audit(d, "interface_stopped", NULL, "peers=%zu", wg_device_peer_count(d->wg));
+		audit__line(d, "interface_stopped", NULL, "peers=%zu", wg_device_peer_count(d->wg));
 	wg_device_free(d->wg);
 	d->wg = NULL;
-	unwatch(&d->udp4);
-	unwatch(&d->udp6);
+	datapath__unwatch(&d->udp4);
+	datapath__unwatch(&d->udp6);
 	udp_close(&d->udp);
 	httpd_stop(d->httpd); /* its handles close here, not in the walk below */
 	d->httpd = NULL;
-	uv_walk(&d->loop, close_walk, d);
+	uv_walk(&d->loop, control__close_walk, d);
 	uv_run(&d->loop, UV_RUN_DEFAULT);
 	if (d->nl)
 		mnl_socket_close(d->nl);

@@ -217,49 +217,49 @@ static inline void stop(struct daemon *d, int status)
 
 /* ---- audit.c: what lines say, and how often ------------------------------------ */
 
-void fingerprint(const uint8_t *pub, char out[12]);
-void endpoint_str(const struct sockaddr *sa, char *out, size_t len);
-const char *suite_name(enum noise_suite suite);
-void audit(struct daemon *d, const char *event, const uint8_t *pub, const char *fmt, ...)
+void audit__fingerprint(const uint8_t *pub, char out[12]);
+void audit__endpoint_str(const struct sockaddr *sa, char *out, size_t len);
+const char *audit__suite_name(enum noise_suite suite);
+void audit__line(struct daemon *d, const char *event, const uint8_t *pub, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-void anonymous_failure(struct daemon *d, enum wg_refusal why);
-void peer_failure(struct daemon *d, struct wg_peer *peer, const char *fp, enum wg_refusal why);
+void audit__anonymous_failure(struct daemon *d, enum wg_refusal why);
+void audit__peer_failure(struct daemon *d, struct wg_peer *peer, const char *fp, enum wg_refusal why);
 
 /* ---- peers.c: buffers, work lists, staging, timers -------------------------------- */
 
-struct pkt *pkt_get(struct daemon *d);
-void pkt_put(struct daemon *d, struct pkt *p);
-void pool_trim_cb(uv_timer_t *t);
-bool on_list(const struct link *l);
-void link_push(struct link **head, struct link *l);
-struct link *link_pop(struct link **head);
+struct pkt *peers__pkt_get(struct daemon *d);
+void peers__pkt_put(struct daemon *d, struct pkt *p);
+void peers__pool_trim_cb(uv_timer_t *t);
+bool peers__on_list(const struct link *l);
+void peers__link_push(struct link **head, struct link *l);
+struct link *peers__link_pop(struct link **head);
 /* The peer's timer is re-armed at the end of this batch. */
-void mark_dirty(struct vpeer *vp);
+void peers__mark_dirty(struct vpeer *vp);
 /* End of every callback: send what was staged, re-arm the timers it touched. */
-void finish_batch(struct daemon *d);
+void peers__finish_batch(struct daemon *d);
 /* Queue p (from the pool) on vp, which sends it at the end of the batch or after a handshake. */
-void stage(struct vpeer *vp, struct pkt *p);
+void peers__stage(struct vpeer *vp, struct pkt *p);
 /* The engine's upcalls about a peer's queue and its removal (device.h). */
-size_t op_keypair_ready(void *ctx, struct wg_peer *peer);
-void op_purge_staged(void *ctx, struct wg_peer *peer);
-void op_peer_removed(void *ctx, struct wg_peer *peer);
+size_t peers__op_keypair_ready(void *ctx, struct wg_peer *peer);
+void peers__op_purge_staged(void *ctx, struct wg_peer *peer);
+void peers__op_peer_removed(void *ctx, struct wg_peer *peer);
 
 /* ---- events.c: engine events, key log, endpoint names ------------------------------ */
 
-void op_event(void *ctx, struct wg_peer *peer, const struct wg_event_info *e);
-void op_keylog(void *ctx, struct wg_peer *peer, const uint8_t eph[32]);
+void events__op_event(void *ctx, struct wg_peer *peer, const struct wg_event_info *e);
+void events__op_keylog(void *ctx, struct wg_peer *peer, const uint8_t eph[32]);
 /* Fork the resolver child and watch its replies (before the sandbox). */
-void start_resolver(struct daemon *d);
+void events__start_resolver(struct daemon *d);
 
 /* ---- datapath.c: TUN and UDP ------------------------------------------------------- */
 
-void op_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *ep, const uint8_t *buf,
+void datapath__op_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *ep, const uint8_t *buf,
 	     size_t len);
-void op_deliver(void *ctx, struct wg_peer *peer, uint8_t *pkt, size_t len);
-void tun_cb(uv_poll_t *h, int status, int events);
+void datapath__op_deliver(void *ctx, struct wg_peer *peer, uint8_t *pkt, size_t len);
+void datapath__tun_cb(uv_poll_t *h, int status, int events);
 /* Open the UDP sockets on port (0: any) and watch them, in place of the old ones. */
-int listen_on(struct daemon *d, uint16_t port);
-void unwatch(struct upoll **up);
+int datapath__listen_on(struct daemon *d, uint16_t port);
+void datapath__unwatch(struct upoll **up);
 
 /* ---- backend.c: the control socket's handlers -------------------------------------- */
 
@@ -267,14 +267,14 @@ extern const struct uapi_backend_ops uapi_ops;
 
 /* ---- control.c: the control socket -------------------------------------------------- */
 
-void uapi_accept(uv_stream_t *server, int status);
+void control__uapi_accept(uv_stream_t *server, int status);
 /* uv_walk's callback at teardown: closes every handle, wiping control connections. */
-void close_walk(uv_handle_t *h, void *arg);
+void control__close_walk(uv_handle_t *h, void *arg);
 
 /* ---- watch.c: following the interface ---------------------------------------------- */
 
-void set_mtu(struct daemon *d, unsigned int mtu);
-void watch_netlink(struct daemon *d);
-void sock_watch_cb(uv_fs_event_t *h, const char *name, int events, int status);
+void watch__set_mtu(struct daemon *d, unsigned int mtu);
+void watch__netlink(struct daemon *d);
+void watch__sock_watch_cb(uv_fs_event_t *h, const char *name, int events, int status);
 
 #endif

@@ -23,7 +23,7 @@
 
 /* ---- the engine's upcalls that send and deliver -------------------------- */
 
-void op_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *ep,
+void datapath__op_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *ep,
 		    const uint8_t *buf, size_t len)
 {
 	struct daemon *d = ctx;
@@ -34,7 +34,7 @@ void op_send(void *ctx, struct wg_peer *peer, const struct wg_endpoint *ep,
 	if (peer) {
 		if (err == 1)
 			wg_peer_forget_source(peer);
-		mark_dirty(peer->user);
+		peers__mark_dirty(peer->user);
 	}
 }
 
@@ -45,7 +45,7 @@ static void flush_rx(struct daemon *d);
  * until the end of the receive round, when one flow's segments go to the
  * kernel as one write; without, each goes at once.
  */
-void op_deliver(void *ctx, struct wg_peer *peer, uint8_t *pkt, size_t len)
+void datapath__op_deliver(void *ctx, struct wg_peer *peer, uint8_t *pkt, size_t len)
 {
 	struct daemon *d = ctx;
 
@@ -58,7 +58,7 @@ void op_deliver(void *ctx, struct wg_peer *peer, uint8_t *pkt, size_t len)
 		d->rx[d->nrx].data = pkt;
 		d->rx[d->nrx++].len = len;
 	}
-	mark_dirty(peer->user);
+	peers__mark_dirty(peer->user);
 }
 
 /* ---- writing to the TUN device ------------------------------------------- */
@@ -157,10 +157,10 @@ static void route(struct daemon *d, struct pkt *p, uint64_t now)
 	if (!wp || !wg_device_identity(d->wg)->has_identity) {
 		if (!wp)
 			icmp_unreachable(d, p->data + DATA_HEADER_LEN, p->len, now);
-		pkt_put(d, p);
+		peers__pkt_put(d, p);
 		return;
 	}
-	stage(wp->user, p);
+	peers__stage(wp->user, p);
 }
 
 /* A packet from the TUN longer than we carry (the MTU is above PKT_CAP): counted, dropped. */
@@ -177,7 +177,7 @@ static void tun_read_plain(struct daemon *d, uint64_t now)
 	int i;
 
 	for (i = 0; i < BATCH; i++) {
-		struct pkt *p = pkt_get(d);
+		struct pkt *p = peers__pkt_get(d);
 		ssize_t r;
 
 		if (!p) {
@@ -191,13 +191,13 @@ static void tun_read_plain(struct daemon *d, uint64_t now)
 		 */
 		r = read(d->tun_fd, p->data + DATA_HEADER_LEN, PKT_CAP + 1);
 		if (r <= 0) {
-			pkt_put(d, p);
+			peers__pkt_put(d, p);
 			tun_read_failed(d, r);
 			break;
 		}
 		if (r > PKT_CAP) {
 			too_long(d);
-			pkt_put(d, p);
+			peers__pkt_put(d, p);
 			continue;
 		}
 		p->len = (size_t)r;
@@ -222,10 +222,10 @@ static unsigned int tun_cut(struct daemon *d, const struct virtio_net_hdr *vh, s
 		too_long(d);
 		return 0;
 	}
-	while ((p = pkt_get(d))) {
+	while ((p = peers__pkt_get(d))) {
 		p->len = offload_tso_next(&t, p->data + DATA_HEADER_LEN);
 		if (!p->len) {
-			pkt_put(d, p);
+			peers__pkt_put(d, p);
 			break;
 		}
 		route(d, p, now);
@@ -240,7 +240,7 @@ static unsigned int tun_cut(struct daemon *d, const struct virtio_net_hdr *vh, s
  * TCP segment or UDP train of up to 64 KB spills past it into tun_buf,
  * where it is made whole and cut. Reads stop once a batch's worth of
  * packets is staged, so no peer's queue (128) overflows before
- * finish_batch sends.
+ * peers__finish_batch sends.
  */
 static void tun_read_vnet(struct daemon *d, uint64_t now)
 {
@@ -249,7 +249,7 @@ static void tun_read_vnet(struct daemon *d, uint64_t now)
 	struct virtio_net_hdr vh;
 
 	for (reads = 0; reads < BATCH && made < BATCH; reads++) {
-		struct pkt *p = pkt_get(d);
+		struct pkt *p = peers__pkt_get(d);
 		struct iovec iov[3];
 		size_t len;
 		ssize_t r;
@@ -266,7 +266,7 @@ static void tun_read_vnet(struct daemon *d, uint64_t now)
 		iov[2].iov_len = OFFLOAD_MAX - PKT_CAP;
 		r = readv(d->tun_fd, iov, 3);
 		if (r <= VNET_HDR_LEN) {
-			pkt_put(d, p);
+			peers__pkt_put(d, p);
 			if (r > 0)
 				continue;
 			tun_read_failed(d, r);
@@ -279,7 +279,7 @@ static void tun_read_vnet(struct daemon *d, uint64_t now)
 			if (len > PKT_CAP ||
 			    ((vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
 			     offload_finish_csum(&vh, p->data + DATA_HEADER_LEN, len))) {
-				pkt_put(d, p);
+				peers__pkt_put(d, p);
 				continue;
 			}
 			p->len = len;
@@ -288,12 +288,12 @@ static void tun_read_vnet(struct daemon *d, uint64_t now)
 			continue;
 		}
 		memcpy(d->tun_buf + VNET_HDR_LEN, p->data + DATA_HEADER_LEN, len < PKT_CAP ? len : PKT_CAP);
-		pkt_put(d, p);
+		peers__pkt_put(d, p);
 		made += tun_cut(d, &vh, len, now);
 	}
 }
 
-void tun_cb(uv_poll_t *h, int status, int events)
+void datapath__tun_cb(uv_poll_t *h, int status, int events)
 {
 	struct daemon *d = container_of(h, struct daemon, tun_poll);
 
@@ -309,7 +309,7 @@ void tun_cb(uv_poll_t *h, int status, int events)
 		tun_read_plain(d, now_of(d).mono);
 	else
 		tun_read_vnet(d, now_of(d).mono);
-	finish_batch(d);
+	peers__finish_batch(d);
 }
 
 /* ---- receiving from UDP -------------------------------------------------- */
@@ -353,7 +353,7 @@ static void udp_cb(uv_poll_t *h, int status, int events)
 		if (got < (int)n)
 			break;
 	}
-	finish_batch(d);
+	peers__finish_batch(d);
 }
 
 static void close_free(uv_handle_t *h)
@@ -379,7 +379,7 @@ static struct upoll *watch_udp(struct daemon *d, int fd)
 	return up;
 }
 
-void unwatch(struct upoll **up)
+void datapath__unwatch(struct upoll **up)
 {
 	if (!*up)
 		return;
@@ -388,7 +388,7 @@ void unwatch(struct upoll **up)
 	*up = NULL;
 }
 
-int listen_on(struct daemon *d, uint16_t port)
+int datapath__listen_on(struct daemon *d, uint16_t port)
 {
 	struct udp_sockets nu;
 	int err;
@@ -396,8 +396,8 @@ int listen_on(struct daemon *d, uint16_t port)
 	err = udp_open(&nu, port, d->udp.fwmark, d->cfg->offload);
 	if (err)
 		return err;
-	unwatch(&d->udp4);
-	unwatch(&d->udp6);
+	datapath__unwatch(&d->udp4);
+	datapath__unwatch(&d->udp6);
 	udp_close(&d->udp);
 	d->udp = nu;
 	d->udp4 = watch_udp(d, nu.fd4);

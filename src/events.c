@@ -68,7 +68,7 @@ static void resolved(struct daemon *d, const struct resolver_reply *rp)
 	/* Only the answer to the lookup out: the peer, its name, the request may have changed. */
 	if (!vp || !vp->ep_name || !resolver_lookup_take(&vp->lookup, rp))
 		return;
-	fingerprint(wp->public_key, fp);
+	audit__fingerprint(wp->public_key, fp);
 	if (rp->err) {
 		log_info("%s: peer %s…: cannot look up %s: %s", d->cfg->ifname, fp, vp->ep_name,
 			 gai_strerror(rp->err));
@@ -81,13 +81,13 @@ static void resolved(struct daemon *d, const struct resolver_reply *rp)
 	if (wp->has_endpoint && wg_endpoint_equal_addr(&wp->endpoint, &ep))
 		return;
 	if (wp->has_endpoint)
-		endpoint_str((const struct sockaddr *)&wp->endpoint.addr, was, sizeof(was));
-	endpoint_str((const struct sockaddr *)&rp->addr, now, sizeof(now));
+		audit__endpoint_str((const struct sockaddr *)&wp->endpoint.addr, was, sizeof(was));
+	audit__endpoint_str((const struct sockaddr *)&rp->addr, now, sizeof(now));
 	wg_peer_set_endpoint(wp, (const struct sockaddr *)&rp->addr, rp->len);
-	mark_dirty(vp);
+	peers__mark_dirty(vp);
 	log_info("%s: peer %s…: %s now resolves to %s (was %s)", d->cfg->ifname, fp, vp->ep_name,
 		 now, was);
-	audit(d, "endpoint_resolved", wp->public_key, "name=%s endpoint=%s was=%s", vp->ep_name,
+	audit__line(d, "endpoint_resolved", wp->public_key, "name=%s endpoint=%s was=%s", vp->ep_name,
 	      now, was);
 }
 
@@ -117,7 +117,7 @@ static void resolver_cb(uv_poll_t *h, int status, int events)
 		close(d->resolver_fd);
 		d->resolver_fd = -1;
 	}
-	finish_batch(d);
+	peers__finish_batch(d);
 }
 
 /*
@@ -125,7 +125,7 @@ static void resolver_cb(uv_poll_t *h, int status, int events)
  * forbids fork). Without it veild still works; names are just not looked
  * up again.
  */
-void start_resolver(struct daemon *d)
+void events__start_resolver(struct daemon *d)
 {
 	int err = resolver_start(&d->resolver_fd, &d->resolver_pid);
 
@@ -143,7 +143,7 @@ void start_resolver(struct daemon *d)
 
 /* ---- the engine's events ------------------------------------------------- */
 
-void op_event(void *ctx, struct wg_peer *peer, const struct wg_event_info *e)
+void events__op_event(void *ctx, struct wg_peer *peer, const struct wg_event_info *e)
 {
 	struct daemon *d = ctx;
 	char fp[12] = "-";
@@ -151,8 +151,8 @@ void op_event(void *ctx, struct wg_peer *peer, const struct wg_event_info *e)
 	/* Only these two events can come without a peer (device.h). */
 	assert(peer || e->ev == WG_EVENT_UNDER_LOAD || e->ev == WG_EVENT_HANDSHAKE_FAILED);
 	if (peer) {
-		fingerprint(peer->public_key, fp);
-		mark_dirty(peer->user);
+		audit__fingerprint(peer->public_key, fp);
+		peers__mark_dirty(peer->user);
 	}
 	switch (e->ev) {
 	case WG_EVENT_HANDSHAKE_SENT:
@@ -164,26 +164,26 @@ void op_event(void *ctx, struct wg_peer *peer, const struct wg_event_info *e)
 		log_info("%s: peer %s…: handshake complete (%s)", d->cfg->ifname, fp,
 			 e->initiator ? "initiator" : "responder");
 		((struct vpeer *)peer->user)->unanswered_since = 0;
-		audit(d, e->rekey ? "rekey" : "handshake_completed",
+		audit__line(d, e->rekey ? "rekey" : "handshake_completed",
 		      peer->public_key, "role=%s", e->initiator ? "initiator" : "responder");
 		break;
 	case WG_EVENT_HANDSHAKE_FAILED:
 		if (peer)
-			peer_failure(d, peer, fp, e->reason);
+			audit__peer_failure(d, peer, fp, e->reason);
 		else
-			anonymous_failure(d, e->reason);
+			audit__anonymous_failure(d, e->reason);
 		break;
 	case WG_EVENT_GAVE_UP:
 		log_info("%s: peer %s…: no handshake answer after %u attempts, dropping queue",
 			 d->cfg->ifname, fp, e->attempt);
-		audit(d, "handshake_failed", peer->public_key, "reason=\"no answer after %u attempts\"",
+		audit__line(d, "handshake_failed", peer->public_key, "reason=\"no answer after %u attempts\"",
 		      e->attempt);
 		resolve_again(peer->user);
 		break;
 	case WG_EVENT_KEYS_WIPED:
 		log_info("%s: peer %s…: session keys wiped after %u s of silence", d->cfg->ifname,
 			 fp, e->after_sec);
-		audit(d, "keypair_expired", peer->public_key, "reason=\"no session for %u s\"",
+		audit__line(d, "keypair_expired", peer->public_key, "reason=\"no session for %u s\"",
 		      e->after_sec);
 		break;
 	case WG_EVENT_ENDPOINT_CHANGED:
@@ -192,12 +192,12 @@ void op_event(void *ctx, struct wg_peer *peer, const struct wg_event_info *e)
 	case WG_EVENT_UNDER_LOAD:
 		log_info("%s: %s cookie mode (handshake load)", d->cfg->ifname,
 			 e->on ? "entering" : "leaving");
-		audit(d, e->on ? "cookie_mode_entered" : "cookie_mode_left", NULL, NULL);
+		audit__line(d, e->on ? "cookie_mode_entered" : "cookie_mode_left", NULL, NULL);
 		break;
 	}
 }
 
-void op_keylog(void *ctx, struct wg_peer *peer, const uint8_t eph[32])
+void events__op_keylog(void *ctx, struct wg_peer *peer, const uint8_t eph[32])
 {
 	struct daemon *d = ctx;
 	const struct noise_static_identity *id = wg_device_identity(d->wg);

@@ -19,7 +19,7 @@
 
 /* ---- packet buffers ------------------------------------------------------ */
 
-struct pkt *pkt_get(struct daemon *d)
+struct pkt *peers__pkt_get(struct daemon *d)
 {
 	struct pkt *p = d->pool;
 
@@ -41,7 +41,7 @@ struct pkt *pkt_get(struct daemon *d)
  * full batch); once things are quiet it gives all but a reserve back, from
  * slabs, so the memory really returns to the kernel.
  */
-void pool_trim_cb(uv_timer_t *t)
+void peers__pool_trim_cb(uv_timer_t *t)
 {
 	struct daemon *d = container_of(t, struct daemon, pool_trim);
 	struct pkt *p;
@@ -54,7 +54,7 @@ void pool_trim_cb(uv_timer_t *t)
 	}
 }
 
-void pkt_put(struct daemon *d, struct pkt *p)
+void peers__pkt_put(struct daemon *d, struct pkt *p)
 {
 	p->next = d->pool;
 	d->pool = p;
@@ -63,14 +63,14 @@ void pkt_put(struct daemon *d, struct pkt *p)
 
 /* ---- work lists ---------------------------------------------------------- */
 
-bool on_list(const struct link *l)
+bool peers__on_list(const struct link *l)
 {
 	return l->pprev != NULL;
 }
 
-void link_push(struct link **head, struct link *l)
+void peers__link_push(struct link **head, struct link *l)
 {
-	if (on_list(l))
+	if (peers__on_list(l))
 		return;
 	l->next = *head;
 	if (*head)
@@ -81,7 +81,7 @@ void link_push(struct link **head, struct link *l)
 
 static void link_del(struct link *l)
 {
-	if (!on_list(l))
+	if (!peers__on_list(l))
 		return;
 	*l->pprev = l->next;
 	if (l->next)
@@ -90,7 +90,7 @@ static void link_del(struct link *l)
 	l->pprev = NULL;
 }
 
-struct link *link_pop(struct link **head)
+struct link *peers__link_pop(struct link **head)
 {
 	struct link *l = *head;
 
@@ -101,11 +101,11 @@ struct link *link_pop(struct link **head)
 
 /* ---- per-peer timers ----------------------------------------------------- */
 
-void mark_dirty(struct vpeer *vp)
+void peers__mark_dirty(struct vpeer *vp)
 {
 	if (!vp->wp)
 		return; /* removed: its timer is closing */
-	link_push(&vp->d->dirty_head, &vp->dirty);
+	peers__link_push(&vp->d->dirty_head, &vp->dirty);
 }
 
 static void peer_timer_cb(uv_timer_t *t);
@@ -126,15 +126,15 @@ static void flush_tx(struct daemon *d);
 static void send_staged(struct vpeer *vp, struct wg_now now);
 
 /* End of every callback: send what was staged, re-arm the timers it touched. */
-void finish_batch(struct daemon *d)
+void peers__finish_batch(struct daemon *d)
 {
 	struct wg_now now = now_of(d);
 	struct link *l;
 
-	while ((l = link_pop(&d->flush_head)))
+	while ((l = peers__link_pop(&d->flush_head)))
 		send_staged(container_of(l, struct vpeer, flush), now);
 	flush_tx(d);
-	while ((l = link_pop(&d->dirty_head)))
+	while ((l = peers__link_pop(&d->dirty_head)))
 		arm_timer(container_of(l, struct vpeer, dirty), now);
 }
 
@@ -145,8 +145,8 @@ static void peer_timer_cb(uv_timer_t *t)
 	if (!vp->wp)
 		return;
 	wg_peer_run_timers(vp->wp, now_of(vp->d));
-	mark_dirty(vp);
-	finish_batch(vp->d);
+	peers__mark_dirty(vp);
+	peers__finish_batch(vp->d);
 }
 
 /* ---- staging and sending ------------------------------------------------- */
@@ -167,10 +167,10 @@ static struct pkt *unstage(struct vpeer *vp)
 static void purge(struct vpeer *vp)
 {
 	while (vp->count)
-		pkt_put(vp->d, unstage(vp));
+		peers__pkt_put(vp->d, unstage(vp));
 }
 
-void stage(struct vpeer *vp, struct pkt *p)
+void peers__stage(struct vpeer *vp, struct pkt *p)
 {
 	struct daemon *d = vp->d;
 
@@ -181,13 +181,13 @@ void stage(struct vpeer *vp, struct pkt *p)
 	 * a session sends at the end of this batch.
 	 */
 	if (vp->count == STAGED_MAX) {
-		pkt_put(d, unstage(vp));
+		peers__pkt_put(d, unstage(vp));
 	} else if (d->staged_total >= STAGED_TOTAL_MAX && !wg_peer_has_session(vp->wp)) {
 		if (!vp->count) {
-			pkt_put(d, p); /* others hold the whole budget */
+			peers__pkt_put(d, p); /* others hold the whole budget */
 			return;
 		}
-		pkt_put(d, unstage(vp));
+		peers__pkt_put(d, unstage(vp));
 	}
 	p->next = NULL;
 	if (vp->tail)
@@ -197,7 +197,7 @@ void stage(struct vpeer *vp, struct pkt *p)
 	vp->tail = p;
 	vp->count++;
 	d->staged_total++;
-	link_push(&d->flush_head, &vp->flush);
+	peers__link_push(&d->flush_head, &vp->flush);
 }
 
 static void flush_tx(struct daemon *d)
@@ -212,7 +212,7 @@ static void flush_tx(struct daemon *d)
 
 		if (d->tx[i].src_failed && vp && vp->wp)
 			wg_peer_forget_source(vp->wp);
-		pkt_put(d, d->tx_pkt[i]);
+		peers__pkt_put(d, d->tx_pkt[i]);
 	}
 	d->ntx = 0;
 }
@@ -247,10 +247,10 @@ static size_t send_staged_count(struct vpeer *vp, struct wg_now now)
 	}
 	/* What could not go waits for a handshake: back within the budget. */
 	while (d->staged_total > STAGED_TOTAL_MAX && vp->count)
-		pkt_put(d, unstage(vp));
+		peers__pkt_put(d, unstage(vp));
 	if (sent)
 		wg_peer_sent(wp, now, bytes, true);
-	mark_dirty(vp);
+	peers__mark_dirty(vp);
 	return sent;
 }
 
@@ -261,16 +261,16 @@ static void send_staged(struct vpeer *vp, struct wg_now now)
 
 /* ---- the engine's upcalls about a peer ----------------------------------- */
 
-size_t op_keypair_ready(void *ctx, struct wg_peer *peer)
+size_t peers__op_keypair_ready(void *ctx, struct wg_peer *peer)
 {
 	struct vpeer *vp = peer->user;
 
 	(void)ctx;
-	mark_dirty(vp);
+	peers__mark_dirty(vp);
 	return send_staged_count(vp, now_of(vp->d));
 }
 
-void op_purge_staged(void *ctx, struct wg_peer *peer)
+void peers__op_purge_staged(void *ctx, struct wg_peer *peer)
 {
 	(void)ctx;
 	purge(peer->user);
@@ -288,14 +288,14 @@ static void free_vpeer(uv_handle_t *h)
  * every work list and the send batch, its timer stops, and the memory
  * goes only in the timer's close callback, after this loop iteration.
  */
-void op_peer_removed(void *ctx, struct wg_peer *peer)
+void peers__op_peer_removed(void *ctx, struct wg_peer *peer)
 {
 	struct daemon *d = ctx;
 	struct vpeer *vp = peer->user;
 	unsigned int i;
 
 	if (!d->stopping)
-		audit(d, "peer_removed", peer->public_key, NULL);
+		audit__line(d, "peer_removed", peer->public_key, NULL);
 	purge(vp);
 	link_del(&vp->dirty);
 	link_del(&vp->flush);

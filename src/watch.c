@@ -17,7 +17,7 @@
 
 #include "log.h"
 
-void set_mtu(struct daemon *d, unsigned int mtu)
+void watch__set_mtu(struct daemon *d, unsigned int mtu)
 {
 	if (mtu > PKT_CAP)
 		log_error("%s: MTU %u is above the %d bytes veil carries: larger packets are dropped",
@@ -50,7 +50,7 @@ static int link_msg_cb(const struct nlmsghdr *nlh, void *data)
 
 		if (mtu != wg_device_mtu(d->wg)) {
 			log_info("%s: MTU is now %u", d->cfg->ifname, mtu);
-			set_mtu(d, mtu);
+			watch__set_mtu(d, mtu);
 		}
 	}
 	return MNL_CB_OK;
@@ -80,7 +80,7 @@ static void netlink_cb(uv_poll_t *h, int status, int events)
 	}
 }
 
-void watch_netlink(struct daemon *d)
+void watch__netlink(struct daemon *d)
 {
 	int fd;
 
@@ -100,7 +100,7 @@ void watch_netlink(struct daemon *d)
 }
 
 /* Deleting the control socket stops the daemon, as the cross-platform page asks. */
-void sock_watch_cb(uv_fs_event_t *h, const char *name, int events, int status)
+void watch__sock_watch_cb(uv_fs_event_t *h, const char *name, int events, int status)
 {
 	struct daemon *d = container_of(h, struct daemon, sock_watch);
 	struct stat st;
