@@ -536,6 +536,13 @@ static void test_parse_watch(void **state)
 	assert_string_equal(m.cancel_reason, "odd: \"}}\" } { ] [ \" end\\");
 	etcd_watch_msg_free(&m);
 
+	/* Control characters (a terminal escape, a new line) become spaces: it is logged. */
+	snprintf(body, sizeof(body), "%s", "{\"result\":{\"canceled\":true,"
+		 "\"cancel_reason\":\"a\\u001b[2Jb\\nc\\u007f\"}}");
+	assert_int_equal(etcd_parse_watch(body, strlen(body), &m), 0);
+	assert_string_equal(m.cancel_reason, "a [2Jb c ");
+	etcd_watch_msg_free(&m);
+
 	/* A long reason is cut to fit. */
 	memset(long_reason, 'r', sizeof(long_reason) - 1);
 	long_reason[sizeof(long_reason) - 1] = '\0';

@@ -256,6 +256,14 @@ enum {
 	GRPC_UNAUTHENTICATED = 16,
 };
 
+/* Text from the registry goes into log lines: one line, no terminal escapes. */
+static void one_line(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+}
+
 static enum etcd_error_kind kind_of(int code, const char *msg)
 {
 	if (strstr(msg, "invalid auth token") || strstr(msg, "user name is empty") ||
@@ -302,9 +310,7 @@ int etcd_reply_error(long status, const char *body, size_t len, struct etcd_erro
 			 (int)(len > 150 ? 150 : len), body);
 	else
 		snprintf(e->message, sizeof(e->message), "HTTP status %ld", status);
-	for (size_t i = 0; e->message[i]; i++)
-		if ((unsigned char)e->message[i] < 0x20 || e->message[i] == 0x7f)
-			e->message[i] = ' ';
+	one_line(e->message);
 	e->kind = kind_of(e->code, e->message);
 	if (e->kind == ETCD_ERR_OTHER && (status == 401))
 		e->kind = ETCD_ERR_AUTH;
@@ -459,6 +465,7 @@ int etcd_parse_watch(const char *json, size_t len, struct etcd_watch_msg *m)
 	m->compact_revision = num(json_object_get(r, "compact_revision"));
 	reason = json_string_value(json_object_get(r, "cancel_reason"));
 	snprintf(m->cancel_reason, sizeof(m->cancel_reason), "%s", reason ? reason : "");
+	one_line(m->cancel_reason);
 	events = json_object_get(r, "events");
 	if (events && !json_is_array(events))
 		goto out;
