@@ -1278,21 +1278,20 @@ int conf_ifname_of(const char *path, char out[static 16])
 static int name_from_path(struct conf *c, const char *path, struct conf_error *err)
 {
 	const char *base = strrchr(path, '/');
+	char name[16];
 	size_t n;
 
-	base = base ? base + 1 : path;
-	n = strlen(base);
-	if (n > 5 && !strcmp(base + n - 5, ".conf"))
-		n -= 5;
-	c->name = strndup(base, n);
-	if (!c->name)
-		return -ENOMEM;
-	if (!conf_valid_ifname(c->name)) {
+	if (conf_ifname_of(path, name)) {
+		base = base ? base + 1 : path;
+		n = strlen(base);
+		if (n > 5 && !strcmp(base + n - 5, ".conf"))
+			n -= 5;
 		set_error(err, "%s: \"%.*s\" is not a valid interface name "
 			  "(1-15 characters of A-Z a-z 0-9 _ = + . -)", path, (int)(n > 32 ? 32 : n), base);
 		return -EINVAL;
 	}
-	return 0;
+	c->name = strdup(name);
+	return c->name ? 0 : -ENOMEM;
 }
 
 /* A line's length without the CR of a CRLF end. */
