@@ -48,8 +48,8 @@ DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags libsodium libcrypto libuv libmnl lib
 # The core: libsodium, and libcrypto (OpenSSL) for the transport AEAD only
 # (src/core/aead.h says why). The test tools and benchmarks link the core alone.
 CORE_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libcrypto)
-# veild: the core, the libuv loop, rtnetlink, the metrics listener.
-VEILD_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libcrypto libuv libmnl libmicrohttpd)
+# veild: the core, the libuv loop, rtnetlink, the metrics listener, the crypto workers' threads.
+VEILD_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libcrypto libuv libmnl libmicrohttpd) -pthread
 # veilctl: keys, rtnetlink, and the mesh commands' registry calls and local copies.
 VEILCTL_LIBS = $(shell $(PKG_CONFIG) --libs libsodium libmnl libcurl jansson)
 # The mesh agent: its loop, rtnetlink, libcurl for the registry's HTTPS, jansson for its JSON.

@@ -197,6 +197,33 @@ static int daemon_open(struct daemon *d)
 }
 
 /*
+ * The crypto workers (src/workers.h), cfg->workers threads in all, and the
+ * receive batch they need. -1 (logged) if they cannot be had.
+ */
+static int start_workers(struct daemon *d)
+{
+	const struct daemon_config *cfg = d->cfg;
+	int err;
+
+	err = workers_start(&d->workers, cfg->workers);
+	if (err) {
+		log_error("%s: cannot start %u crypto workers: %s", cfg->ifname, cfg->workers,
+			  strerror(-err));
+		return -1;
+	}
+	if (parallel(d)) {
+		d->rxq = calloc(RXQ_MAX, sizeof(*d->rxq));
+		d->rxq_job = calloc(RXQ_MAX, sizeof(*d->rxq_job));
+		if (!d->rxq || !d->rxq_job) {
+			log_error("%s: out of memory for the receive batch", cfg->ifname);
+			return -1;
+		}
+	}
+	log_info("%s: %u crypto worker%s", cfg->ifname, cfg->workers, cfg->workers == 1 ? "" : "s");
+	return 0;
+}
+
+/*
  * Give up what serving does not need, now that every socket is open: the
  * user (-u), new privileges, and with the seccomp filter most system
  * calls. -1 (logged) if any step fails.
@@ -227,6 +254,9 @@ static int daemon_confine(struct daemon *d)
 		log_error("%s: cannot set no_new_privs: %s", cfg->ifname, strerror(-err));
 		return -1;
 	}
+	/* After the user switch (the threads take its credentials), before the filter (it covers them too). */
+	if (start_workers(d))
+		return -1;
 	if (cfg->seccomp) {
 		err = sandbox_seccomp(d->sock_dir);
 		if (err) {
@@ -296,6 +326,9 @@ static void daemon_free(struct daemon *d)
 		sodium_memzero(d->tun_buf, VNET_HDR_LEN + OFFLOAD_MAX);
 		free(d->tun_buf);
 	}
+	workers_stop(d->workers);
+	free(d->rxq);
+	free(d->rxq_job);
 	free(d);
 }
 

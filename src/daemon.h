@@ -22,6 +22,7 @@ struct daemon_config {
 	const char *keylog_path; /* VEIL_KEYLOG_FILE, or NULL */
 	const char *user;        /* switch to this user once set up, or NULL */
 	bool seccomp;            /* install the system-call filter */
+	unsigned int workers;    /* threads sharing the AEAD (src/workers.h); 1: the loop's alone */
 	/* Besides root, members of this group may use the control socket. */
 	bool has_control_group;
 	unsigned int control_gid;

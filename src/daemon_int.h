@@ -41,6 +41,7 @@
 #include "tun.h"
 #include "udp.h"
 #include "veil.h"
+#include "workers.h"
 
 struct httpd;
 struct mnl_socket;
@@ -77,6 +78,19 @@ enum {
 	RX_SLOTS_GRO = 32,
 	RX_SLOT_GRO = 65536,
 	RX_MAX = 256,
+	/*
+	 * With workers: received datagrams of a round wait here for their AEAD
+	 * to run as one batch, RXQ_MAX at a time.
+	 */
+	RXQ_MAX = 1024,
+};
+
+/* A received datagram waiting for its batch (with workers): job is its index in rxq_job, or -1. */
+struct rx_seg {
+	uint8_t *buf;
+	size_t len;
+	const struct wg_endpoint *ep;
+	int job;
 };
 
 struct pkt {
@@ -177,6 +191,19 @@ struct daemon {
 	struct pkt *tx_pkt[BATCH];
 	struct vpeer *tx_peer[BATCH];
 	unsigned int ntx;
+	/*
+	 * With workers (more than one), the send batch's AEAD runs as one batch
+	 * over them: tx_job[i] seals tx[i]; those below nsealed are done. The
+	 * keypairs they name stay alive until then: jobs wait only through
+	 * peers__finish_batch's loop (defer_seal), where no keypair goes.
+	 */
+	struct workers *workers;
+	struct wg_crypt_job tx_job[BATCH];
+	unsigned int nsealed;
+	bool defer_seal;
+	struct rx_seg *rxq;	       /* received datagrams waiting for their batch */
+	struct wg_crypt_job *rxq_job; /* the data messages among them */
+	unsigned int nrxq, nrxq_job;
 	struct rate_window icmp; /* ICMP replies written, 10 a second at most */
 	struct metrics_daemon counters; /* what the engine does not count (too long packets) */
 	struct fail_limit anon[ANON_REASONS];
@@ -194,6 +221,12 @@ struct daemon {
 };
 
 /* ---- inline helpers ------------------------------------------------------------ */
+
+/* Whether the AEAD runs in batches over several threads (src/workers.c). */
+static inline bool parallel(const struct daemon *d)
+{
+	return workers_count(d->workers) > 1;
+}
 
 static inline struct wg_now now_of(struct daemon *d)
 {

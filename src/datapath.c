@@ -315,6 +315,49 @@ void datapath__tun_cb(uv_poll_t *h, int status, int events)
 /* ---- receiving from UDP -------------------------------------------------- */
 
 /*
+ * With workers: the datagrams queued so far, their AEAD as one batch over
+ * the workers, then each, in the order it arrived, through the rest of the
+ * engine (wg_device_receive_opened, or wg_device_receive for what is not
+ * a data message of a known keypair).
+ */
+static void rxq_flush(struct daemon *d, struct wg_now now)
+{
+	unsigned int i;
+
+	workers_run(d->workers, d->rxq_job, d->nrxq_job);
+	for (i = 0; i < d->nrxq; i++) {
+		struct rx_seg *s = &d->rxq[i];
+
+		if (s->job >= 0)
+			wg_device_receive_opened(d->wg, now, s->ep, s->buf, s->len, &d->rxq_job[s->job]);
+		else
+			wg_device_receive(d->wg, now, s->ep, s->buf, s->len);
+	}
+	d->nrxq = d->nrxq_job = 0;
+}
+
+/* One received datagram: to the engine at once, or with workers into the batch. */
+static void rx_one(struct daemon *d, struct wg_now now, const struct wg_endpoint *ep, uint8_t *buf,
+		   size_t len)
+{
+	struct rx_seg *s;
+
+	if (!parallel(d)) {
+		wg_device_receive(d->wg, now, ep, buf, len);
+		return;
+	}
+	if (d->nrxq == RXQ_MAX)
+		rxq_flush(d, now);
+	s = &d->rxq[d->nrxq++];
+	s->buf = buf;
+	s->len = len;
+	s->ep = ep;
+	s->job = -1;
+	if (wg_device_open_begin(d->wg, now, buf, len, &d->rxq_job[d->nrxq_job]))
+		s->job = (int)d->nrxq_job++;
+}
+
+/*
  * A round receives into the slots, decrypts in place (a GRO read holds
  * several datagrams of seg bytes each) and, with offloads, writes what it
  * decrypted to the TUN device before the slots are used again.
@@ -345,10 +388,12 @@ static void udp_cb(uv_poll_t *h, int status, int events)
 
 			do { /* once for an empty (truncated) one, which the engine counts */
 				step = len - off < seg ? len - off : seg;
-				wg_device_receive(d->wg, now, &msgs[i].ep, msgs[i].buf + off, step);
+				rx_one(d, now, &msgs[i].ep, msgs[i].buf + off, step);
 				off += step;
 			} while (off < len);
 		}
+		if (d->nrxq)
+			rxq_flush(d, now);
 		flush_rx(d);
 		if (got < (int)n)
 			break;

@@ -125,14 +125,20 @@ static void arm_timer(struct vpeer *vp, struct wg_now now)
 static void flush_tx(struct daemon *d);
 static void send_staged(struct vpeer *vp, struct wg_now now);
 
-/* End of every callback: send what was staged, re-arm the timers it touched. */
+/*
+ * End of every callback: send what was staged, re-arm the timers it
+ * touched. With workers, every peer's packets are sealed together, as one
+ * batch, just before they go.
+ */
 void peers__finish_batch(struct daemon *d)
 {
 	struct wg_now now = now_of(d);
 	struct link *l;
 
+	d->defer_seal = true;
 	while ((l = peers__link_pop(&d->flush_head)))
 		send_staged(container_of(l, struct vpeer, flush), now);
+	d->defer_seal = false;
 	flush_tx(d);
 	while ((l = peers__link_pop(&d->dirty_head)))
 		arm_timer(container_of(l, struct vpeer, dirty), now);
@@ -200,10 +206,45 @@ void peers__stage(struct vpeer *vp, struct pkt *p)
 	peers__link_push(&d->flush_head, &vp->flush);
 }
 
+/*
+ * Seal what waits in the send batch, over the workers. A message whose
+ * AEAD failed (it cannot, short of memory for a thread's context) leaves
+ * the batch and its peer starts a handshake.
+ */
+static void seal_tx(struct daemon *d)
+{
+	unsigned int i, k;
+
+	if (!parallel(d))
+		d->nsealed = d->ntx; /* sealed as they were queued */
+	if (d->nsealed == d->ntx)
+		return;
+	workers_run(d->workers, d->tx_job + d->nsealed, d->ntx - d->nsealed);
+	for (i = k = d->nsealed; i < d->ntx; i++) {
+		if (d->tx_job[i].result) {
+			struct vpeer *vp = d->tx_peer[i];
+
+			if (vp && vp->wp)
+				wg_peer_encrypt_failed(vp->wp, now_of(d));
+			peers__pkt_put(d, d->tx_pkt[i]);
+			continue;
+		}
+		if (k != i) {
+			d->tx[k] = d->tx[i];
+			d->tx_pkt[k] = d->tx_pkt[i];
+			d->tx_peer[k] = d->tx_peer[i];
+			d->tx_job[k] = d->tx_job[i];
+		}
+		k++;
+	}
+	d->ntx = d->nsealed = k;
+}
+
 static void flush_tx(struct daemon *d)
 {
 	unsigned int i;
 
+	seal_tx(d);
 	if (!d->ntx)
 		return;
 	udp_send_batch(&d->udp, d->tx, d->ntx);
@@ -214,10 +255,14 @@ static void flush_tx(struct daemon *d)
 			wg_peer_forget_source(vp->wp);
 		peers__pkt_put(d, d->tx_pkt[i]);
 	}
-	d->ntx = 0;
+	d->ntx = d->nsealed = 0;
 }
 
-/* Encrypt staged packets in place and queue them for sendmmsg. Returns how many. */
+/*
+ * Encrypt staged packets in place and queue them for sendmmsg. Returns how
+ * many. With workers, only the counters are taken here; the AEAD runs in
+ * seal_tx, at once unless peers__finish_batch is gathering every peer's.
+ */
 static size_t send_staged_count(struct vpeer *vp, struct wg_now now)
 {
 	struct daemon *d = vp->d;
@@ -231,12 +276,17 @@ static size_t send_staged_count(struct vpeer *vp, struct wg_now now)
 	}
 	while (vp->count) {
 		struct pkt *p = vp->head;
+		int err;
 
-		if (wg_peer_encrypt(wp, now, p->data, p->len, &len))
-			break; /* no session yet: a handshake is under way */
-		unstage(vp);
 		if (d->ntx == BATCH)
 			flush_tx(d);
+		if (parallel(d))
+			err = wg_peer_encrypt_begin(wp, now, p->data, p->len, &len, &d->tx_job[d->ntx]);
+		else
+			err = wg_peer_encrypt(wp, now, p->data, p->len, &len);
+		if (err)
+			break; /* no session yet: a handshake is under way */
+		unstage(vp);
 		d->tx[d->ntx].buf = p->data;
 		d->tx[d->ntx].len = len;
 		d->tx[d->ntx].ep = wp->endpoint;
@@ -245,6 +295,8 @@ static size_t send_staged_count(struct vpeer *vp, struct wg_now now)
 		bytes += len;
 		sent++;
 	}
+	if (!d->defer_seal)
+		seal_tx(d);
 	/* What could not go waits for a handshake: back within the budget. */
 	while (d->staged_total > STAGED_TOTAL_MAX && vp->count)
 		peers__pkt_put(d, unstage(vp));
@@ -272,7 +324,8 @@ size_t peers__op_keypair_ready(void *ctx, struct wg_peer *peer)
 
 void peers__op_purge_staged(void *ctx, struct wg_peer *peer)
 {
-	(void)ctx;
+	/* The peer's keypairs may go next: no job may still name one. */
+	seal_tx(ctx);
 	purge(peer->user);
 }
 

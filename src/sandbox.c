@@ -199,6 +199,7 @@ static int install(struct prog *p, const int *calls, size_t count, uint32_t othe
 {
 	struct sock_fprog prog;
 	size_t i;
+	long ret;
 
 	for (i = 0; i < count; i++) {
 		emit(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned int)calls[i], 0, 1));
@@ -209,10 +210,16 @@ static int install(struct prog *p, const int *calls, size_t count, uint32_t othe
 		return -E2BIG;
 	prog.len = (unsigned short)p->n;
 	prog.filter = p->f;
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
-	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+	/*
+	 * TSYNC: the filter covers every thread of the process (veild's crypto
+	 * workers start before it), or none: a thread it cannot cover fails it.
+	 */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return -errno;
-	return 0;
+	ret = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
+	if (ret < 0)
+		return -errno;
+	return ret > 0 ? -EBUSY : 0;
 }
 
 int sandbox_seccomp(int sock_dirfd)

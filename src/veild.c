@@ -31,6 +31,7 @@
 #include "sandbox.h"
 #include "tun.h"
 #include "veil.h"
+#include "workers.h"
 
 #ifndef VEIL_VERSION
 #define VEIL_VERSION "unknown"
@@ -39,7 +40,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: veild [-f] [-u USER] [-g GROUP] [--no-seccomp] IFNAME\n"
+		"Usage: veild [-f] [-u USER] [-g GROUP] [-w N] [--no-seccomp] IFNAME\n"
 		"       veild --version | --help\n"
 		"\n"
 		"Creates the TUN interface IFNAME and serves WireGuard's userspace API on\n"
@@ -52,6 +53,9 @@ static void usage(FILE *f)
 		"                            CAP_NET_BIND_SERVICE, CAP_IPC_LOCK only); also VEIL_USER\n"
 		"  -g, --control-group GROUP let GROUP use the control socket besides root;\n"
 		"                            also VEIL_CONTROL_GROUP\n"
+		"  -w, --workers N           N threads share the encryption and decryption\n"
+		"                            (1-%d; default: the CPUs veild may run on);\n"
+		"                            also VEIL_WORKERS\n"
 		"      --no-seccomp          do not install the system-call filter (debugging)\n"
 		"\n"
 		"Environment:\n"
@@ -62,9 +66,10 @@ static void usage(FILE *f)
 		"  VEIL_CONTROL_GROUP=GROUP                same as -g\n"
 		"  VEIL_KEYLOG_FILE=PATH                   append session keys for Wireshark (debugging only)\n"
 		"  VEIL_OFFLOAD=on|off                     TUN and UDP offloads (default on)\n"
+		"  VEIL_WORKERS=N                          same as -w\n"
 		"  NOTIFY_SOCKET=PATH                      (systemd) announce our pid when going to\n"
 		"                                          the background\n",
-		VEIL_SOCKET_DIR);
+		VEIL_SOCKET_DIR, WORKERS_MAX);
 }
 
 static bool valid_ifname(const char *s)
@@ -168,11 +173,29 @@ static void notify_ready(void *arg)
 	}
 }
 
-/* The environment's defaults for what options may then change; -1 on a bad VEIL_OFFLOAD. */
+/* A worker count from VEIL_WORKERS or -w (named by what): 1..WORKERS_MAX, or said on stderr. */
+static int parse_workers(const char *s, const char *what, unsigned int *out)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || *s == '+' || n < 1 || n > WORKERS_MAX) {
+		fprintf(stderr, "veild: %s is a number of workers from 1 to %d, not '%s'\n", what,
+			WORKERS_MAX, s);
+		return -1;
+	}
+	*out = (unsigned int)n;
+	return 0;
+}
+
+/* The environment's defaults for what options may then change; -1 on a bad VEIL_OFFLOAD or VEIL_WORKERS. */
 static int read_env(struct daemon_config *cfg, bool *foreground, const char **group)
 {
 	const char *fg_env = getenv("WG_PROCESS_FOREGROUND");
 	const char *off = getenv("VEIL_OFFLOAD");
+	const char *workers = getenv("VEIL_WORKERS");
 
 	*foreground = fg_env && !strcmp(fg_env, "1");
 	*group = getenv("VEIL_CONTROL_GROUP");
@@ -183,6 +206,9 @@ static int read_env(struct daemon_config *cfg, bool *foreground, const char **gr
 		return -1;
 	}
 	cfg->offload = !off || !strcmp(off, "on");
+	cfg->workers = workers_default();
+	if (workers && parse_workers(workers, "VEIL_WORKERS", &cfg->workers))
+		return -1;
 	return 0;
 }
 
@@ -198,6 +224,7 @@ static int parse_options(int argc, char **argv, struct daemon_config *cfg, bool 
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "user", required_argument, NULL, 'u' },
 		{ "control-group", required_argument, NULL, 'g' },
+		{ "workers", required_argument, NULL, 'w' },
 		{ "no-seccomp", no_argument, NULL, 'S' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -207,7 +234,7 @@ static int parse_options(int argc, char **argv, struct daemon_config *cfg, bool 
 
 	if (read_env(cfg, foreground, group))
 		return -1;
-	while ((c = getopt_long(argc, argv, "fhVu:g:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "fhVu:g:w:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			*foreground = true;
@@ -217,6 +244,10 @@ static int parse_options(int argc, char **argv, struct daemon_config *cfg, bool 
 			break;
 		case 'g':
 			*group = optarg;
+			break;
+		case 'w':
+			if (parse_workers(optarg, "--workers", &cfg->workers))
+				return -1;
 			break;
 		case 'S':
 			cfg->seccomp = false;

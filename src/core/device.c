@@ -467,25 +467,58 @@ void wg_peer_initiate(struct wg_peer *peer, struct wg_now now, bool is_retry)
 	emit(dev, peer, &e);
 }
 
-int wg_peer_encrypt(struct wg_peer *peer, struct wg_now now, uint8_t *buf, size_t len,
-		    size_t *out_len)
+int wg_crypt_job_run(struct wg_crypt_job *job, struct aead_ctx *ctx)
+{
+	uint8_t *payload = job->msg + DATA_HEADER_LEN;
+
+	if (job->open)
+		job->result = noise_open(ctx, job->msg, job->len, job->counter);
+	else
+		job->result = noise_seal(ctx, payload, payload, job->len, job->counter);
+	return job->result;
+}
+
+int wg_peer_encrypt_begin(struct wg_peer *peer, struct wg_now now, uint8_t *buf, size_t len,
+			  size_t *out_len, struct wg_crypt_job *job)
 {
 	struct noise_keypair *kp = peer->keypairs.current;
 	size_t padded = len ? noise_padded_len(len, peer->dev->mtu) : 0;
-	int ret;
 
-	if (!kp) {
+	if (!kp || noise_keypair_seal_begin(kp, buf, now.mono, &job->counter)) {
 		wg_peer_initiate(peer, now, false);
 		return -ENOKEY;
 	}
 	memset(buf + DATA_HEADER_LEN + len, 0, padded - len);
-	ret = noise_keypair_encrypt(kp, buf, buf + DATA_HEADER_LEN, padded, now.mono);
-	if (ret) {
-		wg_peer_initiate(peer, now, false);
-		return -ENOKEY;
-	}
+	job->key = &kp->send_ctx;
+	job->kp = kp;
+	job->serial = kp->serial;
+	job->msg = buf;
+	job->len = padded;
+	job->open = false;
+	job->result = 0;
 	*out_len = DATA_HEADER_LEN + padded + NOISE_AUTHTAG_LEN;
 	peer->tx_packets++; /* its bytes count in wg_peer_sent, once the batch went */
+	return 0;
+}
+
+void wg_peer_encrypt_failed(struct wg_peer *peer, struct wg_now now)
+{
+	peer->tx_packets--;
+	wg_peer_initiate(peer, now, false);
+}
+
+int wg_peer_encrypt(struct wg_peer *peer, struct wg_now now, uint8_t *buf, size_t len,
+		    size_t *out_len)
+{
+	struct wg_crypt_job job;
+	int ret = wg_peer_encrypt_begin(peer, now, buf, len, out_len, &job);
+
+	if (ret)
+		return ret;
+	if (wg_crypt_job_run(&job, job.key)) {
+		wg_peer_encrypt_failed(peer, now);
+		return -ENOKEY;
+	}
 	return 0;
 }
 
@@ -823,17 +856,12 @@ static bool inner_packet(const uint8_t *p, size_t len, size_t *tot, int *family,
 	return false;
 }
 
-static enum wg_drop receive_data(struct wg_device *dev, struct wg_now now,
-				 const struct wg_endpoint *src, uint8_t *buf, size_t len)
+/* The first half of a data message: its keypair and counter (noise_keypair_open_begin). */
+static enum wg_drop open_begin(struct wg_device *dev, struct wg_now now, uint8_t *buf,
+			       size_t len, struct wg_crypt_job *job)
 {
-	uint8_t *plain = buf + DATA_HEADER_LEN;
 	struct noise_keypair *kp;
 	struct index_entry *e;
-	struct wg_peer *peer;
-	const uint8_t *addr;
-	bool confirmed;
-	size_t tot;
-	int family, n;
 
 	if (len < DATA_MIN_LEN)
 		return WG_DROP_MALFORMED;
@@ -841,17 +869,38 @@ static enum wg_drop receive_data(struct wg_device *dev, struct wg_now now,
 	if (!e || e->kind != INDEX_KEYPAIR)
 		return WG_DROP_NO_KEYPAIR;
 	kp = container_of(e, struct noise_keypair, entry);
-	peer = e->peer;
-	n = noise_keypair_decrypt(kp, plain, buf, len, now.mono);
-	if (n == -EKEYEXPIRED)
+	if (noise_keypair_open_begin(kp, buf, len, now.mono, &job->counter))
 		return WG_DROP_NO_KEYPAIR;
-	if (n == -EEXIST) {
-		peer->replay_drops++;
-		return WG_DROP_REPLAY;
-	}
-	if (n < 0) {
+	job->key = &kp->recv_ctx;
+	job->kp = kp;
+	job->serial = kp->serial;
+	job->msg = buf;
+	job->len = len;
+	job->open = true;
+	job->result = 0;
+	return WG_DROP_NONE;
+}
+
+/* The second half, once the AEAD ran: the kernel's wg_packet_rx_poll and what it calls. */
+static enum wg_drop receive_opened(struct wg_device *dev, struct wg_now now,
+				   const struct wg_endpoint *src, uint8_t *buf, size_t len,
+				   const struct wg_crypt_job *job)
+{
+	uint8_t *plain = buf + DATA_HEADER_LEN;
+	struct noise_keypair *kp = job->kp;
+	struct wg_peer *peer = kp->entry.peer;
+	size_t n = len - DATA_MIN_LEN, tot;
+	const uint8_t *addr;
+	bool confirmed;
+	int family;
+
+	if (job->result) {
 		peer->decrypt_drops++;
 		return WG_DROP_DECRYPT;
+	}
+	if (!noise_keypair_open_done(kp, job->counter)) {
+		peer->replay_drops++;
+		return WG_DROP_REPLAY;
 	}
 
 	/* Endpoint first: the staged packets sent below must go to the new address. */
@@ -870,7 +919,7 @@ static enum wg_drop receive_data(struct wg_device *dev, struct wg_now now,
 		return WG_DROP_NONE; /* keepalive */
 	timers_event_data_received(&peer->timers, now.mono);
 
-	if (!inner_packet(plain, (size_t)n, &tot, &family, &addr))
+	if (!inner_packet(plain, n, &tot, &family, &addr))
 		return WG_DROP_BAD_INNER;
 	/* Cryptokey routing: the inner source must belong to this peer. */
 	if (allowedips_lookup(dev->allowedips, family, addr) != &peer->allowedips) {
@@ -879,6 +928,40 @@ static enum wg_drop receive_data(struct wg_device *dev, struct wg_now now,
 	}
 	dev->ops->deliver(dev->ctx, peer, plain, tot);
 	return WG_DROP_NONE;
+}
+
+static enum wg_drop receive_data(struct wg_device *dev, struct wg_now now,
+				 const struct wg_endpoint *src, uint8_t *buf, size_t len)
+{
+	struct wg_crypt_job job;
+	enum wg_drop drop = open_begin(dev, now, buf, len, &job);
+
+	if (drop)
+		return drop;
+	wg_crypt_job_run(&job, job.key);
+	return receive_opened(dev, now, src, buf, len, &job);
+}
+
+bool wg_device_open_begin(struct wg_device *dev, struct wg_now now, uint8_t *buf, size_t len,
+			  struct wg_crypt_job *job)
+{
+	return message_type_of(buf, len) == MESSAGE_DATA &&
+	       open_begin(dev, now, buf, len, job) == WG_DROP_NONE;
+}
+
+enum wg_drop wg_device_receive_opened(struct wg_device *dev, struct wg_now now,
+				      const struct wg_endpoint *src, uint8_t *buf, size_t len,
+				      const struct wg_crypt_job *job)
+{
+	struct index_entry *e = index_table_lookup(dev->index, le32_read(buf + DATA_RECEIVER));
+	enum wg_drop drop = WG_DROP_NO_KEYPAIR;
+
+	/* A keypair that went (or whose slot a new one took) since the job was made: dropped. */
+	if (e && e->kind == INDEX_KEYPAIR && container_of(e, struct noise_keypair, entry) == job->kp &&
+	    job->kp->serial == job->serial)
+		drop = receive_opened(dev, now, src, buf, len, job);
+	dev->stats.drops[drop]++;
+	return drop;
 }
 
 enum wg_drop wg_device_receive(struct wg_device *dev, struct wg_now now,

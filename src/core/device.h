@@ -257,6 +257,45 @@ void wg_peer_set_persistent_keepalive(struct wg_peer *peer, uint16_t interval, s
 enum wg_drop wg_device_receive(struct wg_device *dev, struct wg_now now,
 			       const struct wg_endpoint *src, uint8_t *buf, size_t len);
 
+/*
+ * One transport AEAD, apart from the engine's bookkeeping, so that the
+ * daemon can run a batch of them on several threads (src/workers.c). The
+ * engine fills it on the loop's thread (wg_peer_encrypt_begin,
+ * wg_device_open_begin); wg_crypt_job_run does the AEAD on any thread,
+ * under ctx: the keypair's own context (key) when no other thread uses it,
+ * or that thread's copy of it (aead_copy). key must stay alive until the
+ * run: the daemon runs its jobs before it returns to the loop.
+ */
+struct wg_crypt_job {
+	struct aead_ctx *key;		/* the keypair's context for this direction */
+	struct noise_keypair *kp;	/* whose: an opened message is checked against it again */
+	uint64_t serial;		/* kp's serial when the job was made */
+	uint8_t *msg;			/* the message: header, payload, tag */
+	size_t len;			/* seal: payload bytes (padded); open: the message's bytes */
+	uint64_t counter;
+	bool open;
+	int result; /* of the run: 0, -EIO (seal) or -EBADMSG (open) */
+};
+
+/* Run one job under ctx; sets and returns job->result. */
+int wg_crypt_job_run(struct wg_crypt_job *job, struct aead_ctx *ctx);
+
+/*
+ * wg_device_receive in halves. wg_device_open_begin: true when buf is a data
+ * message for a keypair that may receive it, with job filled; false for
+ * anything else, which goes to wg_device_receive as it is. After the job
+ * ran, wg_device_receive_opened does the rest (replay window, timers,
+ * allowed IPs, delivery) and returns what wg_device_receive would: a
+ * keypair gone or replaced meanwhile drops the message (WG_DROP_NO_KEYPAIR).
+ * Messages must reach wg_device_receive_opened and wg_device_receive in the
+ * order they arrived.
+ */
+bool wg_device_open_begin(struct wg_device *dev, struct wg_now now, uint8_t *buf, size_t len,
+			  struct wg_crypt_job *job) __must_check;
+enum wg_drop wg_device_receive_opened(struct wg_device *dev, struct wg_now now,
+				      const struct wg_endpoint *src, uint8_t *buf, size_t len,
+				      const struct wg_crypt_job *job);
+
 /* The peer an outgoing IP packet is routed to (by destination), or NULL. */
 struct wg_peer *wg_device_route(const struct wg_device *dev, const uint8_t *pkt, size_t len);
 
@@ -268,6 +307,14 @@ struct wg_peer *wg_device_route(const struct wg_device *dev, const uint8_t *pkt,
  */
 int wg_peer_encrypt(struct wg_peer *peer, struct wg_now now, uint8_t *buf, size_t len,
 		    size_t *out_len) __must_check;
+/*
+ * wg_peer_encrypt without the AEAD: the counter is taken and the header
+ * written; the payload is sealed when job runs. A job whose run failed
+ * (the message must not go) is reported with wg_peer_encrypt_failed.
+ */
+int wg_peer_encrypt_begin(struct wg_peer *peer, struct wg_now now, uint8_t *buf, size_t len,
+			  size_t *out_len, struct wg_crypt_job *job) __must_check;
+void wg_peer_encrypt_failed(struct wg_peer *peer, struct wg_now now);
 /* After a batch of wg_peer_encrypt calls went out: timers and the rekey check. */
 void wg_peer_sent(struct wg_peer *peer, struct wg_now now, size_t bytes, bool had_data);
 void wg_peer_send_keepalive(struct wg_peer *peer, struct wg_now now);

@@ -468,6 +468,9 @@ static void keypair_wipe(struct noise_keypairs *kps, struct noise_keypair *kp,
 	slab_free(kps->cache, kp);
 }
 
+/* Keypairs made so far, by every device of the process: their serial numbers. */
+static uint64_t keypair_serial;
+
 struct noise_keypair *noise_keypairs_derive(struct noise_keypairs *kps, struct noise_handshake *hs,
 					    struct index_table *idx, uint64_t now)
 {
@@ -522,6 +525,7 @@ struct noise_keypair *noise_keypairs_derive(struct noise_keypairs *kps, struct n
 	kp->suite = hs->suite;
 	replay_init(&kp->replay);
 	kp->created = now;
+	kp->serial = ++keypair_serial;
 	kp->is_initiator = initiator;
 	kp->remote_index = hs->remote_index;
 	kp->sending_valid = true;
@@ -578,29 +582,71 @@ size_t noise_padded_len(size_t len, unsigned int mtu)
 	return len + (padded - x);
 }
 
-int noise_keypair_encrypt(struct noise_keypair *kp, uint8_t *msg, const uint8_t *plain,
-			  size_t len, uint64_t now)
+int noise_keypair_seal_begin(struct noise_keypair *kp, uint8_t *msg, uint64_t now,
+			     uint64_t *counter)
 {
-	uint8_t nonce[12];
-	uint64_t n;
-
 	if (!kp->sending_valid || timers_keypair_expired(kp->created, kp->send_counter, now))
 		return -EKEYEXPIRED;
-	n = kp->send_counter++;
-	aead_nonce(nonce, n);
+	*counter = kp->send_counter++;
 	le32_write(msg, MESSAGE_DATA);
 	le32_write(msg + DATA_RECEIVER, kp->remote_index);
-	le64_write(msg + DATA_COUNTER, n);
+	le64_write(msg + DATA_COUNTER, *counter);
+	return 0;
+}
+
+int noise_seal(struct aead_ctx *ctx, uint8_t *out, const uint8_t *in, size_t len,
+	       uint64_t counter)
+{
+	uint8_t nonce[12];
+
+	aead_nonce(nonce, counter);
 	/*
 	 * Both AEADs take a 96-bit nonce and append a 16-byte tag: the message is
 	 * the same shape. Encryption is in place, so a failure must not let the
 	 * buffer go out.
 	 */
-	if (aead_seal(&kp->send_ctx, msg + DATA_HEADER_LEN, plain, len, nonce)) {
-		sodium_memzero(msg + DATA_HEADER_LEN, len + NOISE_AUTHTAG_LEN);
+	if (aead_seal(ctx, out, in, len, nonce)) {
+		sodium_memzero(out, len + NOISE_AUTHTAG_LEN);
 		return -EIO;
 	}
 	return 0;
+}
+
+int noise_keypair_encrypt(struct noise_keypair *kp, uint8_t *msg, const uint8_t *plain,
+			  size_t len, uint64_t now)
+{
+	uint64_t n;
+	int ret = noise_keypair_seal_begin(kp, msg, now, &n);
+
+	return ret ? ret : noise_seal(&kp->send_ctx, msg + DATA_HEADER_LEN, plain, len, n);
+}
+
+int noise_keypair_open_begin(const struct noise_keypair *kp, const uint8_t *msg, size_t len,
+			     uint64_t now, uint64_t *counter)
+{
+	if (len < DATA_MIN_LEN)
+		return -EBADMSG;
+	*counter = le64_read(msg + DATA_COUNTER);
+	if (!kp->entry.hashed || timers_keypair_expired(kp->created, *counter, now))
+		return -EKEYEXPIRED;
+	return 0;
+}
+
+int noise_open(struct aead_ctx *ctx, uint8_t *msg, size_t len, uint64_t counter)
+{
+	uint8_t nonce[12];
+
+	aead_nonce(nonce, counter);
+	/* A keypair opens only under its own suite: a message under the other one fails here. */
+	if (aead_open(ctx, msg + DATA_HEADER_LEN, msg + DATA_HEADER_LEN, len - DATA_HEADER_LEN, nonce))
+		return -EBADMSG;
+	return 0;
+}
+
+bool noise_keypair_open_done(struct noise_keypair *kp, uint64_t counter)
+{
+	/* The replay window moves only for authenticated counters. */
+	return replay_check_and_set(&kp->replay, counter);
 }
 
 int noise_keypair_decrypt(struct noise_keypair *kp, uint8_t *plain, const uint8_t *msg,
@@ -608,18 +654,14 @@ int noise_keypair_decrypt(struct noise_keypair *kp, uint8_t *plain, const uint8_
 {
 	uint8_t nonce[12];
 	uint64_t n;
+	int ret = noise_keypair_open_begin(kp, msg, len, now, &n);
 
-	if (len < DATA_MIN_LEN)
-		return -EBADMSG;
-	n = le64_read(msg + DATA_COUNTER);
-	if (!kp->entry.hashed || timers_keypair_expired(kp->created, n, now))
-		return -EKEYEXPIRED;
+	if (ret)
+		return ret;
 	aead_nonce(nonce, n);
-	/* A keypair opens only under its own suite: a message under the other one fails here. */
 	if (aead_open(&kp->recv_ctx, plain, msg + DATA_HEADER_LEN, len - DATA_HEADER_LEN, nonce))
 		return -EBADMSG;
-	/* The replay window moves only for authenticated counters. */
-	if (!replay_check_and_set(&kp->replay, n))
+	if (!noise_keypair_open_done(kp, n))
 		return -EEXIST;
 	return (int)(len - DATA_MIN_LEN);
 }

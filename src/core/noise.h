@@ -73,6 +73,7 @@ struct noise_keypair {
 	uint64_t send_counter;
 	struct replay_counter replay;
 	uint64_t created;
+	uint64_t serial; /* unique per keypair made: tells a reused slab slot from this one */
 	uint32_t remote_index;
 	enum noise_suite suite;
 	bool is_initiator;
@@ -181,6 +182,30 @@ int noise_keypair_encrypt(struct noise_keypair *kp, uint8_t *msg, const uint8_t 
  */
 int noise_keypair_decrypt(struct noise_keypair *kp, uint8_t *plain, const uint8_t *msg,
 			  size_t len, uint64_t now) __must_check;
+
+/*
+ * The same two operations in halves, for a caller that runs the AEAD
+ * elsewhere (veild's workers, several threads): the halves that touch the
+ * keypair's state (counter, replay window) on the caller's thread, the AEAD
+ * in between under ctx, which is the keypair's own context or a copy of it.
+ *
+ * noise_keypair_seal_begin: -EKEYEXPIRED if kp must not send any more;
+ * otherwise takes the next counter into *counter and writes the header.
+ * noise_seal: encrypt len bytes of in to out (out may be in; the message's
+ * payload is at msg + DATA_HEADER_LEN) under counter: 0 or -EIO.
+ * noise_keypair_open_begin: the counter of a data message of len bytes, or
+ * -EBADMSG (too short), -EKEYEXPIRED. noise_open: authenticate and decrypt
+ * the payload in place: 0 or -EBADMSG. noise_keypair_open_done: the replay
+ * window, for an authenticated counter only: false for a replay.
+ */
+int noise_keypair_seal_begin(struct noise_keypair *kp, uint8_t *msg, uint64_t now,
+			     uint64_t *counter) __must_check;
+int noise_seal(struct aead_ctx *ctx, uint8_t *out, const uint8_t *in, size_t len,
+	       uint64_t counter) __must_check;
+int noise_keypair_open_begin(const struct noise_keypair *kp, const uint8_t *msg, size_t len,
+			     uint64_t now, uint64_t *counter) __must_check;
+int noise_open(struct aead_ctx *ctx, uint8_t *msg, size_t len, uint64_t counter) __must_check;
+bool noise_keypair_open_done(struct noise_keypair *kp, uint64_t counter) __must_check;
 
 /* TAI64N of a Unix time in nanoseconds (the WireGuard paper, 5.4.2; the kernel's tai64n_now). */
 void noise_tai64n(uint8_t out[static NOISE_TIMESTAMP_LEN], uint64_t unix_ns);

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * veild's crypto workers: a batch of transport AEAD jobs (struct
+ * wg_crypt_job, src/core/device.h) run on several threads, the loop's own
+ * included, and workers_run returns once every job of the batch is done.
+ * The loop's thread keeps everything else: counters are taken and replay
+ * windows moved there, in order, before and after a batch, so a peer's
+ * packets leave in the order they were staged and arrive in the order they
+ * were received (docs/performance.md, "Several cores").
+ *
+ * Each thread seals and opens under its own copy of a keypair's context
+ * (aead_copy), taken once per batch and wiped at its end. A batch too small
+ * to be worth waking anyone runs on the calling thread alone, under the
+ * keypairs' own contexts, exactly as without workers.
+ */
+#ifndef VEIL_WORKERS_H
+#define VEIL_WORKERS_H
+
+#include <stddef.h>
+
+#include "core/compiler.h"
+#include "core/device.h"
+
+enum {
+	WORKERS_MAX = 64,
+	/* Fewer jobs than this run on the calling thread: a wake-up costs more. */
+	WORKERS_MIN_BATCH = 4,
+};
+
+struct workers;
+
+/*
+ * How many workers to run by default: the CPUs this process may run on
+ * (sched_getaffinity), at most WORKERS_MAX.
+ */
+unsigned int workers_default(void);
+
+/*
+ * Start a pool of n workers, the calling thread being one of them: n - 1
+ * threads. n == 1 starts none (every batch runs on the caller). 0, or
+ * -EINVAL (n out of 1..WORKERS_MAX), -ENOMEM, or a pthread_create error.
+ */
+int workers_start(struct workers **out, unsigned int n) __must_check;
+/* Stop and join the threads and free the pool (NULL is fine). */
+void workers_stop(struct workers *w);
+unsigned int workers_count(const struct workers *w);
+
+/*
+ * Run jobs[0..n) and return when all are done (each job's result set).
+ * Only the thread that started the pool calls it.
+ */
+void workers_run(struct workers *w, struct wg_crypt_job *jobs, size_t n);
+
+#endif
