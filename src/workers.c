@@ -58,6 +58,7 @@ struct workers {
 	_Atomic bool stop;
 	_Alignas(64) _Atomic uint32_t done; /* jobs finished in this batch; the caller sleeps on it */
 	_Atomic uint32_t waiting;
+	_Atomic uint32_t running; /* threads that reached thread_main */
 };
 
 struct thread_arg {
@@ -174,6 +175,8 @@ static void *thread_main(void *arg)
 	uint32_t seen = 0, gen;
 
 	free(ta);
+	atomic_fetch_add(&w->running, 1);
+	futex_wake(&w->running);
 	for (;;) {
 		gen = atomic_load(&w->gen);
 		if (atomic_load(&w->stop))
@@ -252,6 +255,12 @@ int workers_start(struct workers **out, unsigned int n)
 		workers_stop(w);
 		return err;
 	}
+	/*
+	 * Return once every thread runs: libc's start of a thread makes system
+	 * calls (rseq) that the seccomp filter, installed next, would refuse.
+	 */
+	for (uint32_t up; (up = atomic_load(&w->running)) < w->started;)
+		futex_wait(&w->running, up);
 	*out = w;
 	return 0;
 }
