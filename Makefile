@@ -221,6 +221,12 @@ $(BUILD)/bench/%: tests/bench/%.c $(CORE_LIB)
 	$(call quiet,CCLD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(CORE_LIB) $(ALL_LDFLAGS) $(CORE_LIBS)
 
+# The workers' benchmark drives veild's own pool (src/workers.c) over the core.
+$(BUILD)/bench/bench_workers: tests/bench/bench_workers.c $(BUILD)/workers.o $(CORE_LIB)
+	@mkdir -p $(@D)
+	$(call quiet,CCLD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/workers.o $(CORE_LIB) $(ALL_LDFLAGS) $(CORE_LIBS) -pthread
+
 # The packet target drives the whole core; the UAPI target only the parser.
 build/fuzz/fuzz_packet: tests/fuzz/fuzz_packet.c $(CORE_SRC) $(wildcard src/core/*.h)
 build/fuzz/fuzz_uapi: tests/fuzz/fuzz_uapi.c src/uapi.c src/uapi.h src/core/compiler.h include/veil.h

@@ -90,7 +90,7 @@ unsigned int workers_default(void)
 
 	if (sched_getaffinity(0, sizeof(set), &set))
 		return 1;
-	n = CPU_COUNT(&set);
+	n = CPU_COUNT(&set) - 1;
 	if (n < 1)
 		return 1;
 	return n > WORKERS_MAX ? WORKERS_MAX : (unsigned int)n;

@@ -30,8 +30,12 @@ enum {
 struct workers;
 
 /*
- * How many workers to run by default: the CPUs this process may run on
- * (sched_getaffinity), at most WORKERS_MAX.
+ * How many workers to run by default: one less than the CPUs this process
+ * may run on (sched_getaffinity), at least 1, at most WORKERS_MAX. The
+ * loop's thread is a worker too, and the kernel's side of each packet (the
+ * TUN device, the UDP stack, which took a third of the time in the
+ * profile) needs a core of its own: on two CPUs a second worker only took
+ * time from it (docs/performance.md, "Several cores").
  */
 unsigned int workers_default(void);
 

@@ -12,6 +12,11 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 tools/install-deps.sh test
+# Every veild of the suite (started by a test or by veilctl, which passes its
+# environment on) runs with two crypto workers, the threaded path, whatever
+# veild's default is on this machine (one less than its CPUs: one on two);
+# tests/netns/workers.sh tries one and four.
+export VEIL_WORKERS=${VEIL_WORKERS:-2}
 pass=0
 fail=0
 for t in $tests; do
