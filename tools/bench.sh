@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: veild side by side with wireguard-go and the bare veth, in one run,
-# interleaved and repeated (ROUNDS, default 3; the median is reported). A benchmark,
-# not a test: it prints figures and ratios and fails only if a set-up does not work.
+# interleaved and repeated (ROUNDS, default 4, of BENCH_SECONDS, default 8; the median
+# is reported). A benchmark, not a test: it prints figures and ratios and fails only if
+# a set-up does not work.
 #
 # Per set-up: iperf3 TCP with 1 and 4 streams, iperf3 UDP at full rate with datagrams
 # that just fit the tunnel MTU (1392 bytes over IPv4), ping RTT (average and 99th
@@ -20,7 +21,7 @@
 . "$(dirname "$0")/../tests/netns/lib.sh"
 LOG_LEVEL=error
 
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-4}
 SUITE=${BENCH_SUITE:-chacha20poly1305}
 case "$SUITE" in chacha20poly1305|aes256gcm) ;; *) fail "BENCH_SUITE is chacha20poly1305 or aes256gcm, not $SUITE" ;; esac
 OFFLOAD=${BENCH_OFFLOAD:-on}
@@ -28,7 +29,7 @@ case "$OFFLOAD" in on|off) ;; *) fail "BENCH_OFFLOAD is on or off, not $OFFLOAD"
 # start_daemon passes DAEMON_ENV to veild only, so wireguard-go runs as it always does.
 DAEMON_ENV="${DAEMON_ENV:+$DAEMON_ENV }VEIL_OFFLOAD=$OFFLOAD"
 VEILCTL="$ROOT/$BUILD/veilctl"
-SECS=${BENCH_SECONDS:-5}
+SECS=${BENCH_SECONDS:-8}
 setup_hosts
 genkeys
 n2 iperf3 -s -D -I "$TMP/iperf.pid" >/dev/null 2>&1 || fail "iperf3 server"
