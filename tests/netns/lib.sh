@@ -128,9 +128,10 @@ setup_hosts() {
 }
 
 # start_daemon NS IMPL IFNAME: run a userspace daemon in the foreground, remember its PID,
-# and wait (bounded) for its control socket.
+# and wait (bounded) for its control socket. IMPL is veild, wireguard-go (Debian's) or
+# wireguard-go-current (the binary named by WG_GO_CURRENT, run the same way).
 start_daemon() {
-	local ns=$1 impl=$2 ifname=$3 i sock="/var/run/wireguard/$3.sock" stale
+	local ns=$1 impl=$2 ifname=$3 i sock="/var/run/wireguard/$3.sock" stale wggo=wireguard-go
 	# A stale socket left by a killed daemon: wait for the new daemon's own socket
 	# (another inode) before asking wg, or wg could unlink the fresh one as stale.
 	stale=$(stat -c "%i %y" "$sock" 2>/dev/null || true)
@@ -138,8 +139,10 @@ start_daemon() {
 	veild) ip netns exec "$ns" env LOG_LEVEL=${LOG_LEVEL:-verbose} ${DAEMON_ENV:-} "$VEILD" -f "$ifname" \
 		>>"$TMP/$ifname.log" 2>&1 &
 		;;
-	wireguard-go) ip netns exec "$ns" env LOG_LEVEL=verbose WG_PROCESS_FOREGROUND=1 wireguard-go -f "$ifname" \
-		>>"$TMP/$ifname.log" 2>&1 &
+	wireguard-go | wireguard-go-current)
+		[ "$impl" = wireguard-go ] || wggo=$WG_GO_CURRENT
+		ip netns exec "$ns" env LOG_LEVEL=verbose WG_PROCESS_FOREGROUND=1 "$wggo" -f "$ifname" \
+			>>"$TMP/$ifname.log" 2>&1 &
 		;;
 	esac
 	PIDS+=($!)
