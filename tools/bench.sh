@@ -8,8 +8,9 @@
 # The set-ups: veth; wg-go-2023, a current upstream wireguard-go with TUN and UDP
 # offloads (BENCH_WG_CURRENT, default ../shared/anchors/wireguard-go-0.0.20231211 beside
 # the repository; skipped with a line saying why where it is missing); wg-go-2022,
-# Debian's wireguard-go 0.0.20220316; veild with its default workers (one per CPU);
-# veild-1w with VEIL_WORKERS=1; veild-aes256gcm. The headline ratio line holds veild to
+# Debian's wireguard-go 0.0.20220316; veild with its default workers (one less than
+# the CPUs, at least one); veild-Nw with VEIL_WORKERS=N, the other case: 1 where the
+# default runs several, 2 where it runs one (BENCH_WORKERS sets N); veild-aes256gcm. The headline ratio line holds veild to
 # wg-go-2023 (to wg-go-2022 where that is skipped), and the line under it gives the
 # range that ratio spans over the rounds (lowest over highest to highest over lowest).
 #
@@ -46,14 +47,18 @@ VEILCTL="$ROOT/$BUILD/veilctl"
 SECS=${BENCH_SECONDS:-8}
 # start_daemon's wireguard-go-current runs this binary.
 WG_GO_CURRENT=${BENCH_WG_CURRENT:-$ROOT/../shared/anchors/wireguard-go-0.0.20231211}
-SETUPS=(veth wg-go-2023 wg-go-2022 veild veild-1w veild-aes256gcm)
+# veild's default worker count (src/workers.h), and the other row's.
+DEF_W=$(($(nproc) > 1 ? $(nproc) - 1 : 1))
+ALT_W=${BENCH_WORKERS:-$((DEF_W > 1 ? 1 : 2))}
+ALT="veild-${ALT_W}w"
+SETUPS=(veth wg-go-2023 wg-go-2022 veild "$ALT" veild-aes256gcm)
 SKIPPED=
 if [ ! -f "$WG_GO_CURRENT" ]; then
 	SKIPPED="wg-go-2023 skipped: $WG_GO_CURRENT does not exist (set BENCH_WG_CURRENT)"
 elif ! "$WG_GO_CURRENT" --version >/dev/null 2>&1; then
 	SKIPPED="wg-go-2023 skipped: $WG_GO_CURRENT --version does not run"
 fi
-[ -z "$SKIPPED" ] || SETUPS=(veth wg-go-2022 veild veild-1w veild-aes256gcm)
+[ -z "$SKIPPED" ] || SETUPS=(veth wg-go-2022 veild "$ALT" veild-aes256gcm)
 # The reference of the headline ratio line.
 REF=wg-go-2023
 [ -z "$SKIPPED" ] || REF=wg-go-2022
@@ -79,7 +84,7 @@ tunnel() {
 	impl=$(impl_of "$setup")
 	IFA="ba$RUN" IFB="bb$RUN"
 	[ "$setup" = veild-aes256gcm ] && cipher=aes256gcm
-	[ "$setup" = veild-1w ] && env+=" VEIL_WORKERS=1"
+	[ "$setup" = "$ALT" ] && env+=" VEIL_WORKERS=$ALT_W"
 	DAEMON_ENV=$env start_daemon "$NS1" "$impl" "$IFA"
 	DA=${PIDS[-1]}
 	DAEMON_ENV=$env start_daemon "$NS2" "$impl" "$IFB"
@@ -268,7 +273,8 @@ else
 	ratios "veild on aes256gcm/$REF" veild-aes256gcm "$REF"
 fi
 ratios "aes256gcm/chacha20poly1305 (both veild)" veild-aes256gcm veild
-ratios "veild default workers/veild 1 worker" veild veild-1w
+plural() { [ "$1" = 1 ] && echo "$1 worker" || echo "$1 workers"; }
+ratios "veild $(plural "$ALT_W")/veild default ($(plural "$DEF_W"))" "$ALT" veild
 echo "(medians of $ROUNDS interleaved rounds of ${SECS} s each, $((T1 - T0)) s in all; $(nproc) CPUs;" \
 	"load average $LOAD0 before, $(cut -d' ' -f1-3 /proc/loadavg) after; this machine is shared and noisy)"
 echo
@@ -278,7 +284,7 @@ PEERS=${BENCH_PEERS:-10000}
 printf '[Interface]\nPrivateKey = %s\nListenPort = 51001\n\n' "$(cat "$TMP/k1")" | cat - "$TMP/peers.conf" >"$TMP/many.conf"
 ms() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null || fail "$*"; t1=$(date +%s%N); echo $(((t1 - t0) / 1000000)); }
 for s in "${SETUPS[@]}"; do
-	case "$s" in veth | veild-1w | veild-aes256gcm) continue ;; esac
+	case "$s" in veth | "$ALT" | veild-aes256gcm) continue ;; esac
 	IFA="pa$RUN"
 	start_daemon "$NS1" "$(impl_of "$s")" "$IFA"
 	D=${PIDS[-1]}
