@@ -209,6 +209,8 @@ $(BUILD)/tests/%: tests/unit/%.c $(CORE_LIB)
 	$(call quiet,CCLD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -Itools/veilctl -Itools/mesh $(UNIT_CFLAGS) -o $@ $< $(CORE_LIB) \
 		$(ALL_LDFLAGS) $(UNIT_LIBS)
+# The crypto workers' test runs their threads.
+$(BUILD)/tests/test_workers: UNIT_LIBS += -pthread
 
 # Test tools may use the protocol core (to craft real handshake messages).
 $(BUILD)/tools/%: tests/tools/%.c $(CORE_LIB)
