@@ -1588,6 +1588,402 @@ static void test_peer_state(void **state)
 	assert_false(a->peer->endpoint.has_src);
 }
 
+/* ---- 11: the split path (veild's crypto workers) ------------------------------------------ */
+
+enum { SPLIT_MAX = 16 };
+
+/*
+ * Send count packets of len bytes from n to its peer as veild does with
+ * workers: every counter taken first (wg_peer_encrypt_begin), the jobs run
+ * afterwards in reverse order (threads finish them in any order), then all
+ * sent in the order they were begun. The counters taken go to counters.
+ */
+static void split_send(struct node *n, const struct node *to, size_t count, size_t len,
+		       uint64_t *counters)
+{
+	struct wg_peer *peer = n->peer;
+	struct wg_now now = n->w->now;
+	struct wg_crypt_job jobs[SPLIT_MAX];
+	uint8_t buf[SPLIT_MAX][BUF_ROOM];
+	size_t out[SPLIT_MAX], bytes = 0, i;
+
+	assert_true(count <= SPLIT_MAX);
+	for (i = 0; i < count; i++) {
+		build_pkt(buf[i] + DATA_HEADER_LEN, AF_INET, n->tun4, to->tun4, n->tx_seq++, len);
+		assert_int_equal(wg_peer_encrypt_begin(peer, now, buf[i], len, &out[i], &jobs[i]), 0);
+		assert_false(jobs[i].open);
+		assert_int_equal(le64_read(buf[i] + DATA_COUNTER), jobs[i].counter);
+		counters[i] = jobs[i].counter;
+	}
+	for (i = count; i-- > 0;)
+		assert_int_equal(wg_crypt_job_run(&jobs[i], jobs[i].key), 0);
+	for (i = 0; i < count; i++) {
+		n->dev->ops->send(n, peer, &peer->endpoint, buf[i], out[i]);
+		bytes += out[i];
+	}
+	if (count)
+		wg_peer_sent(peer, now, bytes, true);
+}
+
+/*
+ * Receive d[0..count) as veild does with workers (datapath.c, rxq_flush):
+ * wg_device_open_begin for each in the order they came, the jobs run in
+ * reverse order, then, in the order order gives (NULL: as they came),
+ * wg_device_receive_opened, or wg_device_receive for what was not a data
+ * message of a keypair that may receive it. verdict[i] is d[i]'s. Returns
+ * how many went through the halves.
+ */
+static size_t split_receive(struct world *w, struct datagram *d, size_t count, const size_t *order,
+			    enum wg_drop *verdict)
+{
+	struct wg_crypt_job jobs[2 * SPLIT_MAX];
+	bool halves[2 * SPLIT_MAX];
+	struct node *to;
+	size_t i, k, n = 0;
+
+	assert_true(count <= 2 * SPLIT_MAX);
+	for (i = 0; i < count; i++) {
+		to = node_at(w, &d[i].dst);
+		assert_non_null(to);
+		halves[i] = wg_device_open_begin(to->dev, w->now, d[i].data, d[i].len, &jobs[i]);
+		if (!halves[i])
+			continue;
+		n++;
+		assert_true(jobs[i].open);
+		assert_int_equal(jobs[i].counter, le64_read(d[i].data + DATA_COUNTER));
+	}
+	for (i = count; i-- > 0;)
+		if (halves[i])
+			wg_crypt_job_run(&jobs[i], jobs[i].key);
+	for (k = 0; k < count; k++) {
+		i = order ? order[k] : k;
+		to = node_at(w, &d[i].dst);
+		if (halves[i])
+			verdict[i] = wg_device_receive_opened(to->dev, w->now, &d[i].src, d[i].data,
+							      d[i].len, &jobs[i]);
+		else
+			verdict[i] = wg_device_receive(to->dev, w->now, &d[i].src, d[i].data, d[i].len);
+		to->verdicts[verdict[i]]++;
+	}
+	return n;
+}
+
+/* Take every datagram off the wire (at most max): how many. */
+static size_t wire_take_all(struct world *w, struct datagram *d, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max && wire_take(w, &d[n]))
+		n++;
+	assert_int_equal(w->wire_count, 0);
+	return n;
+}
+
+/*
+ * Sealed in halves, a message is the very message wg_peer_encrypt makes
+ * under the same counter; opened in halves, it is delivered as
+ * wg_device_receive delivers it, with the same bookkeeping.
+ */
+static void test_split_equals_one_call(void **state)
+{
+	static const size_t lens[] = { 24, 61, 100, 1000, MAX_PKT };
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	uint8_t pkt[MAX_PKT], one[BUF_ROOM], two[BUF_ROOM];
+	struct noise_keypair *kp;
+	struct wg_crypt_job job;
+	struct datagram d[2];
+	size_t i, one_len, two_len;
+	uint64_t c, rx_bytes, rx_packets, delivered, none;
+	enum wg_drop v;
+
+	establish(w);
+	kp = a->peer->keypairs.current;
+	for (i = 0; i < ARRAY_SIZE(lens); i++) {
+		build_pkt(pkt, AF_INET, a->tun4, b->tun4, a->tx_seq++, lens[i]);
+		c = kp->send_counter;
+		memcpy(one + DATA_HEADER_LEN, pkt, lens[i]);
+		assert_int_equal(wg_peer_encrypt(a->peer, w->now, one, lens[i], &one_len), 0);
+		kp->send_counter = c; /* the same counter again, for the comparison alone */
+		memset(two, 0xee, sizeof(two));
+		memcpy(two + DATA_HEADER_LEN, pkt, lens[i]);
+		assert_int_equal(wg_peer_encrypt_begin(a->peer, w->now, two, lens[i], &two_len, &job), 0);
+		assert_int_equal(job.counter, c);
+		assert_ptr_equal(job.kp, kp);
+		assert_ptr_equal(job.key, &kp->send_ctx);
+		assert_int_equal(job.serial, kp->serial);
+		assert_int_equal(kp->send_counter, c + 1);
+		assert_int_equal(two_len, one_len);
+		assert_int_equal(wg_crypt_job_run(&job, job.key), 0);
+		assert_memory_equal(two, one, one_len);
+	}
+
+	/* B takes one message of each pair whole and the other in halves: the same outcome. */
+	for (i = 0; i < ARRAY_SIZE(lens); i++) {
+		assert_int_equal(send_pkt(a, b, AF_INET, lens[i]), 1);
+		assert_int_equal(send_pkt(a, b, AF_INET, lens[i]), 1);
+		assert_int_equal(wire_take_all(w, d, 2), 2);
+		rx_bytes = b->peer->rx_bytes;
+		rx_packets = b->peer->rx_packets;
+		delivered = b->delivered;
+		none = wg_device_stats(b->dev)->drops[WG_DROP_NONE];
+		assert_int_equal(feed(w, b, &d[0].src, d[0].data, d[0].len), WG_DROP_NONE);
+		assert_int_equal(b->last_rx_len, lens[i]);
+		assert_int_equal(b->peer->rx_bytes - rx_bytes, d[0].len);
+		assert_int_equal(b->peer->rx_packets - rx_packets, 1);
+		assert_int_equal(b->delivered - delivered, 1);
+		assert_int_equal(wg_device_stats(b->dev)->drops[WG_DROP_NONE] - none, 1);
+		assert_int_equal(split_receive(w, &d[1], 1, NULL, &v), 1);
+		assert_int_equal(v, WG_DROP_NONE);
+		assert_int_equal(b->last_rx_len, lens[i]);
+		assert_int_equal(b->peer->rx_bytes - rx_bytes, d[0].len + d[1].len);
+		assert_int_equal(b->peer->rx_packets - rx_packets, 2);
+		assert_int_equal(b->delivered - delivered, 2);
+		assert_int_equal(wg_device_stats(b->dev)->drops[WG_DROP_NONE] - none, 2);
+	}
+	assert_int_equal(bad_verdicts(b), 0);
+
+	/* Anything but a data message of a known keypair is not for the halves. */
+	memset(one, 0, sizeof(one));
+	le32_write(one, MESSAGE_DATA);
+	le32_write(one + DATA_RECEIVER, 0x12345678);
+	assert_false(wg_device_open_begin(b->dev, w->now, one, 80, &job));
+	assert_false(wg_device_open_begin(b->dev, w->now, one, DATA_MIN_LEN - 1, &job));
+	le32_write(one, MESSAGE_HANDSHAKE_INITIATION);
+	assert_false(wg_device_open_begin(b->dev, w->now, one, INITIATION_LEN, &job));
+}
+
+/* Counters taken ahead of the AEAD rise by one each time and are never taken twice. */
+static void test_split_counters(void **state)
+{
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	struct datagram d[SPLIT_MAX];
+	enum wg_drop v[SPLIT_MAX];
+	uint64_t counters[SPLIT_MAX], next, tx, sent;
+	struct noise_keypair *kp;
+	struct wg_crypt_job job;
+	uint8_t buf[BUF_ROOM];
+	size_t round, count, i, out;
+	uint32_t seq;
+
+	establish(w);
+	kp = a->peer->keypairs.current;
+	next = kp->send_counter;
+	for (round = 0; round < 40; round++) {
+		count = 1 + round % SPLIT_MAX;
+		split_send(a, b, count, 40 + round, counters);
+		for (i = 0; i < count; i++)
+			assert_int_equal(counters[i], next++);
+		assert_int_equal(wire_take_all(w, d, SPLIT_MAX), count);
+		assert_int_equal(split_receive(w, d, count, NULL, v), count);
+		for (i = 0; i < count; i++)
+			assert_int_equal(v[i], WG_DROP_NONE);
+		/* The one-call path between batches takes the next counter, no other. */
+		if (round % 3 == 0) {
+			assert_int_equal(send_pkt(a, b, AF_INET, 50), 1);
+			assert_int_equal(wire_take_all(w, d, 1), 1);
+			assert_int_equal(le64_read(d[0].data + DATA_COUNTER), next++);
+			assert_int_equal(split_receive(w, d, 1, NULL, v), 1);
+			assert_int_equal(v[0], WG_DROP_NONE);
+		}
+	}
+	assert_ptr_equal(a->peer->keypairs.current, kp);
+
+	/*
+	 * A job whose AEAD failed: the message never goes, its packet is not
+	 * counted, a handshake starts, and its counter is not taken again.
+	 */
+	advance(w, REKEY_TIMEOUT + SEC);
+	assert_int_equal(w->wire_count, 0);
+	sent = a->events[WG_EVENT_HANDSHAKE_SENT];
+	tx = a->peer->tx_packets;
+	build_pkt(buf + DATA_HEADER_LEN, AF_INET, a->tun4, b->tun4, a->tx_seq++, 60);
+	assert_int_equal(wg_peer_encrypt_begin(a->peer, w->now, buf, 60, &out, &job), 0);
+	assert_int_equal(job.counter, next++);
+	wg_peer_encrypt_failed(a->peer, w->now);
+	assert_int_equal(a->events[WG_EVENT_HANDSHAKE_SENT], sent + 1);
+	assert_int_equal(a->peer->tx_packets, tx + 1); /* the initiation alone */
+	assert_int_equal(wire_take_all(w, d, 1), 1);
+	assert_int_equal(message_type_of(d[0].data, d[0].len), MESSAGE_HANDSHAKE_INITIATION);
+	split_send(a, b, 1, 60, counters);
+	assert_int_equal(counters[0], next);
+
+	/* Every packet B was given arrived once. */
+	pump(w);
+	for (seq = 0; seq < a->tx_seq; seq++)
+		if (seq != a->tx_seq - 2) /* the failed one */
+			assert_int_equal(b->seen[seq], 1);
+	assert_int_equal(b->seen[a->tx_seq - 2], 0);
+	assert_int_equal(bad_verdicts(b), 0);
+}
+
+/* The same message opened twice, in one batch or in two: the second is a replay. */
+static void test_split_replay(void **state)
+{
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	struct datagram d[4];
+	enum wg_drop v[2];
+	uint64_t counter, delivered, replays;
+
+	establish(w);
+	split_send(a, b, 1, 64, &counter);
+	assert_int_equal(wire_take_all(w, d, 1), 1);
+	/* Copies: a message is opened in place. */
+	d[1] = d[2] = d[3] = d[0];
+	delivered = b->delivered;
+	replays = b->peer->replay_drops;
+	assert_int_equal(split_receive(w, d, 2, NULL, v), 2);
+	assert_int_equal(v[0], WG_DROP_NONE);
+	assert_int_equal(v[1], WG_DROP_REPLAY);
+	assert_int_equal(b->delivered, delivered + 1);
+	assert_int_equal(b->peer->replay_drops, replays + 1);
+	/* Again later, in halves or whole. */
+	assert_int_equal(split_receive(w, &d[2], 1, NULL, v), 1);
+	assert_int_equal(v[0], WG_DROP_REPLAY);
+	assert_int_equal(feed(w, b, &a->addr, d[3].data, d[3].len), WG_DROP_REPLAY);
+	assert_int_equal(b->delivered, delivered + 1);
+	assert_int_equal(b->peer->replay_drops, replays + 3);
+	assert_int_equal(wg_device_stats(b->dev)->drops[WG_DROP_REPLAY], 3);
+}
+
+/*
+ * Opened together, received out of the order they came (3, 1, 2), in order,
+ * or with copies among them: each message is accepted once, whatever the
+ * order, and never twice. (veild itself keeps the order they came.)
+ */
+static void test_split_out_of_order(void **state)
+{
+	static const size_t shuffled[3] = { 2, 0, 1 }, backwards[6] = { 5, 4, 3, 2, 1, 0 };
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	struct datagram d[6], copy[3];
+	enum wg_drop v[6];
+	uint64_t counters[3], delivered;
+	uint32_t first, seq;
+	size_t i, accepted;
+
+	establish(w);
+	first = a->tx_seq;
+	delivered = b->delivered;
+	split_send(a, b, 3, 100, counters);
+	assert_int_equal(wire_take_all(w, d, 3), 3);
+	memcpy(copy, d, sizeof(copy));
+	assert_int_equal(split_receive(w, d, 3, shuffled, v), 3);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(v[i], WG_DROP_NONE);
+	assert_int_equal(b->delivered, delivered + 3);
+	assert_int_equal(split_receive(w, copy, 3, NULL, v), 3);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(v[i], WG_DROP_REPLAY);
+
+	/* In order. */
+	split_send(a, b, 3, 100, counters);
+	assert_int_equal(wire_take_all(w, d, 3), 3);
+	memcpy(copy, d, sizeof(copy));
+	assert_int_equal(split_receive(w, d, 3, NULL, v), 3);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(v[i], WG_DROP_NONE);
+	assert_int_equal(split_receive(w, copy, 3, shuffled, v), 3);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(v[i], WG_DROP_REPLAY);
+
+	/* Two messages, each three times in one batch, received backwards: each once. */
+	split_send(a, b, 2, 100, counters);
+	assert_int_equal(wire_take_all(w, d, 2), 2);
+	for (i = 2; i < 6; i++)
+		d[i] = d[i % 2];
+	assert_int_equal(split_receive(w, d, 6, backwards, v), 6);
+	for (i = accepted = 0; i < 6; i++)
+		accepted += v[i] == WG_DROP_NONE;
+	assert_int_equal(accepted, 2);
+	assert_int_equal(v[4], WG_DROP_NONE);
+	assert_int_equal(v[5], WG_DROP_NONE);
+
+	for (seq = first; seq < a->tx_seq; seq++)
+		assert_int_equal(b->seen[seq], 1);
+	assert_int_equal(b->delivered, delivered + 8);
+	assert_int_equal(b->verdicts[WG_DROP_REPLAY], 10);
+	assert_int_equal(b->peer->replay_drops, 10);
+}
+
+/*
+ * A keypair replaced between wg_device_open_begin and
+ * wg_device_receive_opened: its message is dropped (WG_DROP_NO_KEYPAIR) and
+ * nothing is delivered. First a serial that changed (a new keypair in the
+ * old one's place), then a real rotation within one batch: B gets two
+ * messages under its previous keypair with A's next initiation between
+ * them, which wipes that keypair (the kernel's add_new_keypair) after the
+ * first message was received and before the second.
+ */
+static void test_split_keypair_replaced(void **state)
+{
+	struct world *w = *state;
+	struct node *a = &w->n[NODE_A], *b = &w->n[NODE_B];
+	struct noise_keypair *k1;
+	struct wg_crypt_job job;
+	struct datagram d[3];
+	enum wg_drop v[3];
+	uint64_t counters[2], delivered, no_keypair;
+	uint32_t first;
+
+	establish(w);
+	split_send(a, b, 1, 64, counters);
+	assert_int_equal(wire_take_all(w, d, 1), 1);
+	assert_true(wg_device_open_begin(b->dev, w->now, d[0].data, d[0].len, &job));
+	assert_int_equal(wg_crypt_job_run(&job, job.key), 0);
+	delivered = b->delivered;
+	job.kp->serial++;
+	assert_int_equal(wg_device_receive_opened(b->dev, w->now, &a->addr, d[0].data, d[0].len, &job),
+			 WG_DROP_NO_KEYPAIR);
+	assert_int_equal(b->delivered, delivered);
+	assert_int_equal(wg_device_stats(b->dev)->drops[WG_DROP_NO_KEYPAIR], 1);
+	/* The same job, the serial as it was: that alone made the difference. */
+	job.kp->serial--;
+	assert_int_equal(wg_device_receive_opened(b->dev, w->now, &a->addr, d[0].data, d[0].len, &job),
+			 WG_DROP_NONE);
+	assert_int_equal(b->delivered, delivered + 1);
+
+	/* Two messages under K1, held back. */
+	k1 = b->peer->keypairs.current;
+	first = a->tx_seq;
+	split_send(a, b, 2, 64, counters);
+	assert_int_equal(wire_take_all(w, d, 2), 2);
+	d[2] = d[1];
+	/* A rekeys: K2 is confirmed on B, K1 becomes its previous keypair. */
+	advance(w, REKEY_TIMEOUT + SEC);
+	wg_peer_initiate(a->peer, w->now, false);
+	pump(w);
+	assert_ptr_not_equal(b->peer->keypairs.current, k1);
+	assert_ptr_equal(b->peer->keypairs.previous, k1);
+	/* A starts another handshake. */
+	advance(w, REKEY_TIMEOUT + SEC);
+	wg_peer_initiate(a->peer, w->now, false);
+	assert_int_equal(wire_take_all(w, &d[1], 1), 1);
+	assert_int_equal(message_type_of(d[1].data, d[1].len), MESSAGE_HANDSHAKE_INITIATION);
+
+	/* One batch: K1's first message, the initiation, K1's second message. */
+	delivered = b->delivered;
+	no_keypair = wg_device_stats(b->dev)->drops[WG_DROP_NO_KEYPAIR];
+	assert_int_equal(split_receive(w, d, 3, NULL, v), 2);
+	assert_int_equal(v[0], WG_DROP_NONE);
+	assert_int_equal(v[1], WG_DROP_NONE);
+	assert_int_equal(v[2], WG_DROP_NO_KEYPAIR);
+	assert_null(b->peer->keypairs.previous);
+	assert_non_null(b->peer->keypairs.next);
+	assert_int_equal(b->delivered, delivered + 1);
+	assert_int_equal(b->seen[first], 1);
+	assert_int_equal(b->seen[first + 1], 0);
+	assert_int_equal(wg_device_stats(b->dev)->drops[WG_DROP_NO_KEYPAIR], no_keypair + 1);
+
+	/* The handshake completes and the session carries on. */
+	pump(w);
+	assert_int_equal(send_pkt(a, b, AF_INET, 64), 1);
+	pump(w);
+	assert_int_equal(b->delivered, delivered + 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1608,6 +2004,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_peer_limit, setup, teardown),
 		cmocka_unit_test(test_refusal_names),
 		cmocka_unit_test_setup_teardown(test_peer_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_split_equals_one_call, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_split_counters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_split_replay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_split_out_of_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_split_keypair_replaced, setup, teardown),
 	};
 
 	if (sodium_init() < 0)
