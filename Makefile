@@ -21,12 +21,17 @@ V ?= 0
 VERSION := $(shell git describe --always --dirty --tags 2>/dev/null || echo 0.0.0)
 
 # Build variants live in their own directories so a sanitizer build never
-# mixes objects with the release build.
+# mixes objects with the release build, nor ThreadSanitizer's (which cannot
+# share a process with AddressSanitizer) with the other sanitizers'.
 ifeq ($(SANITIZE),)
 BUILD ?= build
 SAN_FLAGS :=
 else
+ifeq ($(SANITIZE),thread)
+BUILD ?= build/tsan
+else
 BUILD ?= build/san
+endif
 ifeq ($(SANITIZE),1)
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 else

@@ -15,7 +15,7 @@ for t in "$@"; do
 		status=1
 	fi
 	cat "$out"
-	if [ "$status" -eq 0 ] && grep -q -E "(Address|Leak|UndefinedBehavior)Sanitizer|runtime error:" "$out"; then
+	if [ "$status" -eq 0 ] && grep -q -E "(Address|Leak|UndefinedBehavior|Thread)Sanitizer|runtime error:" "$out"; then
 		echo "FAILED: $t: a sanitizer report in its output" >&2
 		status=1
 	fi

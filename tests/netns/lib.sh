@@ -91,7 +91,7 @@ cleanup() {
 		rm -f "$f"
 	done
 	# A sanitizer build reports in the daemons' logs: any report fails the test.
-	if grep -l -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$TMP"/*.log 2>/dev/null; then
+	if grep -l -E "ERROR: (Address|Leak)Sanitizer|(WARNING|ERROR|FATAL): ThreadSanitizer|runtime error:" "$TMP"/*.log 2>/dev/null; then
 		echo "sanitizer report in a daemon log" >&2
 		status=1
 	fi
