@@ -101,9 +101,11 @@ static int allowed_calls(void)
 	close(s);
 	if (getrandom(buf, sizeof(buf), 0) != sizeof(buf))
 		return 3;
-	/* Opening a file fails gently. */
+#ifndef __SANITIZE_THREAD__
+	/* Opening a file fails gently (ThreadSanitizer's build allows it: src/sandbox.c). */
 	if (open("/etc/hostname", O_RDONLY) >= 0 || errno != EACCES)
 		return 4;
+#endif
 	return 0;
 }
 
