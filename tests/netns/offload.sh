@@ -80,21 +80,6 @@ seq_trains() {
 	tail -n 1 "$TMP/seq.out"
 }
 
-# host_drops RECV_NS SEND_NS SEND_IF: datagrams the hosts dropped on the way for reasons
-# that are no tunnel's: full receive buffers of the receiving namespace's UDP sockets (the
-# far daemon's, and sequdp's), the sending TUN's queue (its daemon not reading fast enough)
-# and the kernels' per-CPU backlogs (a veth or TUN delivery on a busy CPU). A shared 2-core
-# machine drops some of a 40,000/s stream there; a tunnel's own losses show up nowhere.
-# Prints the three counts: UDP buffers, the TUN queue, the backlogs.
-host_drops() {
-	local rns=$1 sns=$2 sif=$3 udp udp6 tun soft=0 _d
-	udp=$(ip netns exec "$rns" awk '$1 == "Udp:" && $2 ~ /^[0-9]+$/ { print $6 }' /proc/net/snmp)
-	udp6=$(ip netns exec "$rns" awk '$1 == "Udp6RcvbufErrors" { print $2 }' /proc/net/snmp6)
-	tun=$(ip netns exec "$sns" cat "/sys/class/net/$sif/statistics/tx_dropped")
-	while read -r _ _d _; do soft=$((soft + 16#$_d)); done </proc/net/softnet_stat
-	echo "$((udp + udp6)) $tun $soft"
-}
-
 # udp_trains N SETTING FAR IFA IFB: numbered UDP datagrams sent as UDP_SEGMENT trains of
 # 16 each way (sequdp checks every byte of each). With TUN USO the near kernel hands
 # veild a train whole (seen on the TUN as one packet past the MTU) and a far veild
