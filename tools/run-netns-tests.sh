@@ -22,6 +22,10 @@ fail=0
 for t in $tests; do
 	# NETNS_SKIP: space-separated test names not to run in this pass.
 	case " ${NETNS_SKIP:-} " in *" $(basename "$t" .sh) "*) echo "=== $t (skipped in this pass)"; continue ;; esac
+	# NETNS_ONLY: space-separated test names, the only ones to run (make check-tsan).
+	if [ -n "${NETNS_ONLY:-}" ]; then
+		case " $NETNS_ONLY " in *" $(basename "$t" .sh) "*) ;; *) continue ;; esac
+	fi
 	echo "=== $t"
 	start=$(date +%s)
 	if timeout 900 bash "$t"; then
