@@ -26,8 +26,6 @@
 #include "core/aead.h"
 
 enum {
-	/* Distinct keypairs a thread keeps copies of within one batch (more: it copies again). */
-	COPIES = 4,
 	/* Jobs per batch the claim word can count; a longer batch runs in parts. */
 	CLAIM_MAX = 0xffff,
 	/*
@@ -40,15 +38,16 @@ enum {
 	SPIN = 2000,
 };
 
-struct copy {
-	const struct aead_ctx *src; /* NULL: unused in this batch */
-	struct aead_ctx ctx;
-};
-
+/*
+ * A thread's own contexts, one per suite and direction, made once and
+ * re-keyed in place for each keypair it serves (no allocation on the data
+ * path), and each keyed to zeros again when the thread goes idle.
+ */
 struct share {
-	struct copy copies[COPIES];
-	unsigned int evict;
-	_Alignas(64) char pad; /* each thread's copies on their own cache lines */
+	struct aead_ctx ctx[2][2];		  /* [AES-256-GCM?][open?] */
+	const struct noise_keypair *kp[2][2]; /* whose key each holds, or NULL */
+	uint64_t serial[2][2];
+	_Alignas(64) char pad; /* each thread's on cache lines of its own */
 };
 
 struct workers {
@@ -107,25 +106,37 @@ unsigned int workers_count(const struct workers *w)
 	return w ? w->n : 1;
 }
 
-/* The thread's copy of src's context for this batch, or NULL if it cannot be had. */
-static struct aead_ctx *copy_of(struct share *s, struct aead_ctx *src)
-{
-	struct copy *c;
-	unsigned int i;
+static const uint8_t zero_key[32];
 
-	for (i = 0; i < COPIES; i++)
-		if (s->copies[i].src == src)
-			return &s->copies[i].ctx;
-	for (i = 0; i < COPIES && s->copies[i].src; i++)
-		;
-	if (i == COPIES)
-		i = s->evict++ % COPIES;
-	c = &s->copies[i];
-	c->src = NULL;
-	if (aead_copy(&c->ctx, src))
-		return NULL;
-	c->src = src;
-	return &c->ctx;
+/* This thread's context for job, keyed with its keypair's key; NULL if it cannot be. */
+static struct aead_ctx *context_for(struct share *s, const struct wg_crypt_job *j)
+{
+	bool aes;
+	const uint8_t *key = wg_crypt_job_key(j, &aes);
+	int dir = j->open ? 1 : 0;
+
+	if (s->kp[aes][dir] != j->kp || s->serial[aes][dir] != j->serial) {
+		s->kp[aes][dir] = NULL;
+		if (aead_rekey(&s->ctx[aes][dir], key))
+			return NULL;
+		s->kp[aes][dir] = j->kp;
+		s->serial[aes][dir] = j->serial;
+	}
+	return &s->ctx[aes][dir];
+}
+
+/* Key every context that holds a keypair's key to zeros: nothing of it stays here. */
+static void wipe_share(struct share *s)
+{
+	int a, d;
+
+	for (a = 0; a < 2; a++)
+		for (d = 0; d < 2; d++)
+			if (s->kp[a][d]) {
+				s->kp[a][d] = NULL;
+				if (aead_rekey(&s->ctx[a][d], zero_key))
+					aead_free(&s->ctx[a][d]); /* cannot be: OpenSSL wipes it as it frees */
+			}
 }
 
 /* Take the next job of batch gen, if there is one left. */
@@ -145,15 +156,14 @@ static bool claim(struct workers *w, uint32_t gen, uint32_t *index)
 	}
 }
 
-/* Run jobs of batch gen until none is left, then wipe this thread's copies. */
+/* Run jobs of batch gen until none is left. */
 static void run_share(struct workers *w, struct share *s, uint32_t gen, uint32_t size)
 {
 	uint32_t i;
-	unsigned int k;
 
 	while (claim(w, gen, &i)) {
 		struct wg_crypt_job *j = &w->jobs[i];
-		struct aead_ctx *ctx = copy_of(s, j->key);
+		struct aead_ctx *ctx = context_for(s, j);
 
 		if (ctx) {
 			wg_crypt_job_run(j, ctx);
@@ -165,11 +175,6 @@ static void run_share(struct workers *w, struct share *s, uint32_t gen, uint32_t
 		}
 		if (atomic_fetch_add(&w->done, 1) + 1 == size && atomic_load(&w->waiting))
 			futex_wake(&w->done);
-	}
-	for (k = 0; k < COPIES; k++) {
-		if (s->copies[k].src)
-			aead_forget(&s->copies[k].ctx);
-		s->copies[k].src = NULL;
 	}
 }
 
@@ -194,6 +199,7 @@ static void *thread_main(void *arg)
 			continue;
 		}
 		if (gen == seen) {
+			wipe_share(s); /* idle: no key stays in this thread's contexts */
 			atomic_fetch_add(&w->sleepers, 1);
 			futex_wait(&w->gen, seen);
 			atomic_fetch_sub(&w->sleepers, 1);
@@ -208,12 +214,30 @@ static void *thread_main(void *arg)
 
 static void free_pool(struct workers *w)
 {
-	unsigned int i, k;
+	unsigned int i;
+	int a, d;
 
-	for (i = 0; i < WORKERS_MAX; i++)
-		for (k = 0; k < COPIES; k++)
-			aead_free(&w->share[i].copies[k].ctx);
+	for (i = 0; i < w->n; i++)
+		for (a = 0; a < 2; a++)
+			for (d = 0; d < 2; d++)
+				aead_free(&w->share[i].ctx[a][d]);
 	free(w);
+}
+
+/* Each thread's four contexts (made here, before any sandbox: OpenSSL may load what it needs). */
+static int make_shares(struct workers *w)
+{
+	unsigned int i;
+	int a, d, err;
+
+	for (i = 0; i < w->n; i++)
+		for (a = 0; a < 2; a++)
+			for (d = 0; d < 2; d++) {
+				err = aead_init(&w->share[i].ctx[a][d], a, zero_key, !d);
+				if (err)
+					return err;
+			}
+	return 0;
 }
 
 void workers_stop(struct workers *w)
@@ -243,6 +267,13 @@ int workers_start(struct workers **out, unsigned int n)
 	if (!w)
 		return -ENOMEM;
 	w->n = n;
+	if (n > 1) {
+		err = make_shares(w);
+		if (err) {
+			free_pool(w);
+			return err;
+		}
+	}
 	/* Signals stay with the loop's thread: the threads start with all of them blocked. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -291,6 +322,7 @@ static void run_batch(struct workers *w, struct wg_crypt_job *jobs, uint32_t n)
 	if (atomic_load(&w->sleepers))
 		futex_wake(&w->gen);
 	run_share(w, &w->share[0], gen, n);
+	wipe_share(&w->share[0]); /* the caller's keep no key past its batch */
 	for (spin = 0; (d = atomic_load(&w->done)) != n; spin++) {
 		if (spin < SPIN) {
 			cpu_relax();

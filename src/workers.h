@@ -8,10 +8,12 @@
  * packets leave in the order they were staged and arrive in the order they
  * were received (docs/performance.md, "Several cores").
  *
- * Each thread seals and opens under its own copy of a keypair's context
- * (aead_copy), taken once per batch and wiped at its end. A batch too small
- * to be worth waking anyone runs on the calling thread alone, under the
- * keypairs' own contexts, exactly as without workers.
+ * Each thread seals and opens under contexts of its own, made once and
+ * re-keyed in place for the keypair of each job (aead_rekey: no allocation
+ * on the data path); the caller's are keyed to zeros after each batch, a
+ * thread's when it goes idle. A batch too small to be worth waking anyone
+ * runs on the calling thread alone, under the keypairs' own contexts,
+ * exactly as without workers.
  */
 #ifndef VEIL_WORKERS_H
 #define VEIL_WORKERS_H

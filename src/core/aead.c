@@ -58,23 +58,12 @@ void aead_free(struct aead_ctx *c)
 	c->evp = NULL;
 }
 
-int aead_copy(struct aead_ctx *dst, const struct aead_ctx *src)
+int aead_rekey(struct aead_ctx *c, const uint8_t key[static 32])
 {
-	if (!src->evp)
+	/* No cipher: the context keeps its own and its provider's state, only the key changes. */
+	if (!c->evp || EVP_CipherInit_ex(c->evp, NULL, NULL, key, NULL, -1) != 1)
 		return -EIO;
-	if (!dst->evp) {
-		dst->evp = EVP_CIPHER_CTX_new();
-		if (!dst->evp)
-			return -ENOMEM;
-	}
-	return EVP_CIPHER_CTX_copy(dst->evp, src->evp) == 1 ? 0 : -EIO;
-}
-
-void aead_forget(struct aead_ctx *c)
-{
-	/* Reset frees the cipher's data, which OpenSSL cleanses first. */
-	if (c->evp)
-		EVP_CIPHER_CTX_reset(c->evp);
+	return 0;
 }
 
 int aead_seal(struct aead_ctx *c, uint8_t *out, const uint8_t *in, size_t len,

@@ -35,13 +35,11 @@ int aead_init(struct aead_ctx *c, bool aes256gcm, const uint8_t key[static 32], 
 /* Free (and so wipe) a context; a zeroed one is left alone. */
 void aead_free(struct aead_ctx *c);
 /*
- * Make dst a copy of src (same key and direction), for a thread that must
- * not share src's state (src/workers.c). dst's context is allocated on its
- * first copy and kept; src is only read. 0, or -ENOMEM / -EIO.
+ * Key a context made by aead_init again, for the same cipher and direction,
+ * in place: nothing is allocated (a worker thread re-keys its own context
+ * for each keypair it serves; src/workers.c). 0 or -EIO.
  */
-int aead_copy(struct aead_ctx *dst, const struct aead_ctx *src) __must_check;
-/* Wipe a copy's key schedule and keep its allocation for the next aead_copy. */
-void aead_forget(struct aead_ctx *c);
+int aead_rekey(struct aead_ctx *c, const uint8_t key[static 32]) __must_check;
 /* Encrypt len bytes of in to out (which may be in) and append the tag: 0 or -EIO. */
 int aead_seal(struct aead_ctx *c, uint8_t *out, const uint8_t *in, size_t len,
 	      const uint8_t nonce[static 12]) __must_check;

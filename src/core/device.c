@@ -478,6 +478,12 @@ int wg_crypt_job_run(struct wg_crypt_job *job, struct aead_ctx *ctx)
 	return job->result;
 }
 
+const uint8_t *wg_crypt_job_key(const struct wg_crypt_job *job, bool *aes256gcm)
+{
+	*aes256gcm = job->kp->suite == NOISE_SUITE_AES256GCM;
+	return job->open ? job->kp->recv_key : job->kp->send_key;
+}
+
 int wg_peer_encrypt_begin(struct wg_peer *peer, struct wg_now now, uint8_t *buf, size_t len,
 			  size_t *out_len, struct wg_crypt_job *job)
 {

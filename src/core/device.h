@@ -263,8 +263,9 @@ enum wg_drop wg_device_receive(struct wg_device *dev, struct wg_now now,
  * engine fills it on the loop's thread (wg_peer_encrypt_begin,
  * wg_device_open_begin); wg_crypt_job_run does the AEAD on any thread,
  * under ctx: the keypair's own context (key) when no other thread uses it,
- * or that thread's copy of it (aead_copy). key must stay alive until the
- * run: the daemon runs its jobs before it returns to the loop.
+ * or a context of that thread's own keyed with wg_crypt_job_key. The
+ * keypair must stay alive until the run: the daemon runs its jobs before it
+ * returns to the loop.
  */
 struct wg_crypt_job {
 	struct aead_ctx *key;		/* the keypair's context for this direction */
@@ -279,6 +280,11 @@ struct wg_crypt_job {
 
 /* Run one job under ctx; sets and returns job->result. */
 int wg_crypt_job_run(struct wg_crypt_job *job, struct aead_ctx *ctx);
+/*
+ * The key a job runs under (its keypair's, for its direction), for a
+ * thread's own context (aead_rekey), and whether it is AES-256-GCM's.
+ */
+const uint8_t *wg_crypt_job_key(const struct wg_crypt_job *job, bool *aes256gcm);
 
 /*
  * wg_device_receive in halves. wg_device_open_begin: true when buf is a data

@@ -31,7 +31,7 @@ static double now_s(void)
 }
 
 static uint8_t msgs[JOBS][MSG], sealed[JOBS][MSG];
-static struct aead_ctx seal_ctx, open_ctx;
+static struct noise_keypair kp; /* one peer's keypair: its key both ways */
 
 /*
  * Payload Gbit/s of batches run on n workers, the best of three rounds of
@@ -59,7 +59,9 @@ static double rate(unsigned int n, bool open, double secs)
 				memcpy(msgs, sealed, sizeof(msgs));
 			for (i = 0; i < JOBS; i++)
 				jobs[i] = (struct wg_crypt_job){
-					.key = open ? &open_ctx : &seal_ctx,
+					.key = open ? &kp.recv_ctx : &kp.send_ctx,
+					.kp = &kp,
+					.serial = kp.serial,
 					.msg = msgs[i],
 					.len = open ? MSG : PAYLOAD,
 					.counter = open ? (uint64_t)i : counter++,
@@ -93,16 +95,20 @@ static int suite(bool aes, unsigned int max)
 	unsigned int n;
 	int i;
 
-	if (aead_init(&seal_ctx, aes, key, true) || aead_init(&open_ctx, aes, key, false)) {
+	memcpy(kp.send_key, key, sizeof(key));
+	memcpy(kp.recv_key, key, sizeof(key));
+	kp.suite = aes ? NOISE_SUITE_AES256GCM : NOISE_SUITE_WIREGUARD;
+	kp.serial++;
+	if (aead_init(&kp.send_ctx, aes, key, true) || aead_init(&kp.recv_ctx, aes, key, false)) {
 		fprintf(stderr, "bench_workers: no AEAD\n");
 		return 1;
 	}
 	/* Messages sealed with counters 0..JOBS-1, for the open rounds. */
 	for (i = 0; i < JOBS; i++) {
 		memset(sealed[i], i, MSG);
-		j = (struct wg_crypt_job){ .key = &seal_ctx, .msg = sealed[i], .len = PAYLOAD,
-					   .counter = (uint64_t)i };
-		if (wg_crypt_job_run(&j, &seal_ctx))
+		j = (struct wg_crypt_job){ .key = &kp.send_ctx, .kp = &kp, .serial = kp.serial,
+					   .msg = sealed[i], .len = PAYLOAD, .counter = (uint64_t)i };
+		if (wg_crypt_job_run(&j, &kp.send_ctx))
 			return 1;
 	}
 	printf("crypto workers, %s, batches of %d x %d bytes, %u CPUs usable:\n",
@@ -117,8 +123,8 @@ static int suite(bool aes, unsigned int max)
 		printf("  %2u worker%s: seal %6.2f Gbit/s (%.2fx), open %6.2f Gbit/s (%.2fx)\n", n,
 		       n == 1 ? " " : "s", s, s / one_seal, o, o / one_open);
 	}
-	aead_free(&seal_ctx);
-	aead_free(&open_ctx);
+	aead_free(&kp.send_ctx);
+	aead_free(&kp.recv_ctx);
 	return 0;
 }
 

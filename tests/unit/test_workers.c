@@ -6,10 +6,11 @@
  * what is intact and refuse what was damaged, under a wrong nonce or a wrong
  * key; 2,000 batches back to back (200 under valgrind), of sizes below
  * WORKERS_MIN_BATCH and above, seal and open mixed, each job checked; one
- * batch longer than a claim word counts; a job whose context cannot be
- * copied fails and leaves no plaintext; and the pool's limits. More keys
- * than a thread keeps copies of, so the copies are evicted and taken again
- * within a batch. Four threads on a machine of two CPUs: they interleave.
+ * batch longer than a claim word counts; a job whose thread's context
+ * cannot be keyed fails and leaves no plaintext; and the pool's limits. Six
+ * keypairs over the two suites, so a thread's contexts are keyed again and
+ * again within a batch. Four threads on a machine of two CPUs: they
+ * interleave.
  * Built with -pthread; run under ThreadSanitizer by make check-tsan.
  */
 #include "workers.c"
@@ -21,7 +22,7 @@
 #include "test_util.h"
 
 enum {
-	KEYS = 6,	/* more than a thread's COPIES */
+	KEYS = 6,	/* several per suite: a thread's context is keyed again and again */
 	THREADS = 4,
 	PAYLOAD_MAX = 1440,
 	ROOM = DATA_HEADER_LEN + PAYLOAD_MAX + NOISE_AUTHTAG_LEN,
@@ -30,8 +31,8 @@ enum {
 	STRESS_ROOM = DATA_HEADER_LEN + STRESS_PAYLOAD + NOISE_AUTHTAG_LEN,
 };
 
-/* Half ChaCha20-Poly1305, half AES-256-GCM; each key in both directions. */
-static struct aead_ctx seal_ctx[KEYS], open_ctx[KEYS];
+/* Half ChaCha20-Poly1305, half AES-256-GCM; each keypair's key in both directions. */
+static struct noise_keypair kps[KEYS];
 
 static int keys_setup(void **state)
 {
@@ -42,7 +43,12 @@ static int keys_setup(void **state)
 	(void)state;
 	for (i = 0; i < KEYS; i++) {
 		test_rng_fill(&rs, key, sizeof(key));
-		if (aead_init(&seal_ctx[i], i % 2, key, true) || aead_init(&open_ctx[i], i % 2, key, false))
+		memcpy(kps[i].send_key, key, sizeof(key));
+		memcpy(kps[i].recv_key, key, sizeof(key));
+		kps[i].suite = i % 2 ? NOISE_SUITE_AES256GCM : NOISE_SUITE_WIREGUARD;
+		kps[i].serial = (uint64_t)i + 1;
+		if (aead_init(&kps[i].send_ctx, i % 2, key, true) ||
+		    aead_init(&kps[i].recv_ctx, i % 2, key, false))
 			return -1;
 	}
 	sodium_memzero(key, sizeof(key));
@@ -55,8 +61,8 @@ static int keys_teardown(void **state)
 
 	(void)state;
 	for (i = 0; i < KEYS; i++) {
-		aead_free(&seal_ctx[i]);
-		aead_free(&open_ctx[i]);
+		aead_free(&kps[i].send_ctx);
+		aead_free(&kps[i].recv_ctx);
 	}
 	return 0;
 }
@@ -79,8 +85,9 @@ static void seal_job(struct wg_crypt_job *j, uint8_t *msg, int k, size_t len, ui
 	le32_write(msg, MESSAGE_DATA);
 	le64_write(msg + DATA_COUNTER, counter);
 	test_rng_fill(rs, msg + DATA_HEADER_LEN, len);
-	*j = (struct wg_crypt_job){ .key = &seal_ctx[k], .msg = msg, .len = len, .counter = counter,
-				    .open = false, .result = 99 };
+	*j = (struct wg_crypt_job){ .key = &kps[k].send_ctx, .kp = &kps[k], .serial = kps[k].serial,
+				    .msg = msg, .len = len, .counter = counter, .open = false,
+				    .result = 99 };
 }
 
 /*
@@ -97,8 +104,8 @@ static void open_job(struct wg_crypt_job *j, uint8_t *msg, uint8_t *plain, int k
 	seal_job(&s, msg, k, len, counter, rs);
 	memcpy(plain, msg + DATA_HEADER_LEN, len);
 	assert_int_equal(wg_crypt_job_run(&s, s.key), 0);
-	*j = (struct wg_crypt_job){ .key = &open_ctx[k], .msg = msg,
-				    .len = DATA_HEADER_LEN + len + NOISE_AUTHTAG_LEN,
+	*j = (struct wg_crypt_job){ .key = &kps[k].recv_ctx, .kp = &kps[k], .serial = kps[k].serial,
+				    .msg = msg, .len = DATA_HEADER_LEN + len + NOISE_AUTHTAG_LEN,
 				    .counter = counter, .open = true, .result = 99 };
 	switch (damage) {
 	case 1:
@@ -109,7 +116,10 @@ static void open_job(struct wg_crypt_job *j, uint8_t *msg, uint8_t *plain, int k
 		j->counter ^= 1ULL << (test_rng_next(rs) % 64);
 		break;
 	case 3:
-		j->key = &open_ctx[(k + 1 + (int)(test_rng_next(rs) % (KEYS - 1))) % KEYS];
+		k = (k + 1 + (int)(test_rng_next(rs) % (KEYS - 1))) % KEYS;
+		j->key = &kps[k].recv_ctx;
+		j->kp = &kps[k];
+		j->serial = kps[k].serial;
 		break;
 	}
 }
@@ -299,30 +309,35 @@ static void test_longer_than_a_claim(void **state)
 
 /* ---- failures and limits ---------------------------------------------------------------- */
 
-/* A context that cannot be copied (here: none at all) fails its job, and a seal leaves no plaintext. */
-static void test_uncopyable_context(void **state)
+/*
+ * A thread context that cannot be keyed (here: the AES-256-GCM ones of every
+ * thread are gone) fails its job, and a seal leaves no plaintext; the other
+ * suite's jobs of the batch are done.
+ */
+static void test_unkeyable_context(void **state)
 {
 	enum { N = 16 };
 	struct test_rng_state rs = { 0xdeadc0deULL };
-	struct aead_ctx none = { NULL };
 	struct wg_crypt_job jobs[N];
 	uint8_t *room = malloc(N * ROOM), plain[PAYLOAD_MAX];
 	struct workers *w = start(THREADS);
 	size_t i;
+	int d;
 
 	(void)state;
 	assert_non_null(room);
+	for (i = 0; i < THREADS; i++)
+		for (d = 0; d < 2; d++)
+			aead_free(&w->share[i].ctx[1][d]);
 	for (i = 0; i < N; i++) {
-		if (i % 2)
+		if (i % 4 >= 2)
 			open_job(&jobs[i], room + i * ROOM, plain, (int)(i % KEYS), 100, i, 0, &rs);
 		else
 			seal_job(&jobs[i], room + i * ROOM, (int)(i % KEYS), 100, i, &rs);
-		if (i % 4 >= 2)
-			jobs[i].key = &none;
 	}
 	workers_run(w, jobs, N);
 	for (i = 0; i < N; i++) {
-		if (i % 4 < 2) {
+		if (jobs[i].kp->suite == NOISE_SUITE_WIREGUARD) {
 			assert_int_equal(jobs[i].result, 0);
 		} else if (jobs[i].open) {
 			assert_int_equal(jobs[i].result, -EBADMSG);
@@ -389,7 +404,7 @@ int main(void)
 		cmocka_unit_test(test_open_refuses_damage),
 		cmocka_unit_test(test_many_batches),
 		cmocka_unit_test(test_longer_than_a_claim),
-		cmocka_unit_test(test_uncopyable_context),
+		cmocka_unit_test(test_unkeyable_context),
 		cmocka_unit_test(test_limits),
 	};
 
