@@ -35,6 +35,7 @@
 #include <pwd.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -203,6 +204,22 @@ static void prologue(struct prog *p)
 #endif
 }
 
+/* The threads of this process (/proc/self/status), or 0 if it cannot be read. */
+static int threads(void)
+{
+	char line[128];
+	FILE *f = fopen("/proc/self/status", "re");
+	int n = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Threads: %d", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
 /* Each of calls[] allowed, anything else answered with otherwise (a SECCOMP_RET_*); then install. */
 static int install(struct prog *p, const int *calls, size_t count, uint32_t otherwise)
 {
@@ -226,6 +243,14 @@ static int install(struct prog *p, const int *calls, size_t count, uint32_t othe
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return -errno;
 	ret = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
+	if (ret < 0 && errno == ENOSYS && threads() == 1) {
+		/*
+		 * No seccomp(2) (a kernel before 3.17, or valgrind, which does not
+		 * know the call): prctl covers the calling thread, which is all
+		 * there is. A process with threads gets the error instead.
+		 */
+		ret = prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+	}
 	if (ret < 0)
 		return -errno;
 	return ret > 0 ? -EBUSY : 0;
