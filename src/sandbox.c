@@ -36,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -214,8 +215,10 @@ static int threads(void)
 	if (!f)
 		return 0;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Threads: %d", &n) == 1)
+		if (!strncmp(line, "Threads:", 8)) {
+			n = (int)strtol(line + 8, NULL, 10);
 			break;
+		}
 	fclose(f);
 	return n;
 }
