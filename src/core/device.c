@@ -478,6 +478,19 @@ int wg_crypt_job_run(struct wg_crypt_job *job, struct aead_ctx *ctx)
 	return job->result;
 }
 
+/* A job on kp's context for its direction (open: receiving), not run yet. */
+static void job_init(struct wg_crypt_job *job, struct noise_keypair *kp, uint8_t *msg, size_t len,
+		     bool open)
+{
+	job->key = open ? &kp->recv_ctx : &kp->send_ctx;
+	job->kp = kp;
+	job->serial = kp->serial;
+	job->msg = msg;
+	job->len = len;
+	job->open = open;
+	job->result = 0;
+}
+
 const uint8_t *wg_crypt_job_key(const struct wg_crypt_job *job, bool *aes256gcm)
 {
 	*aes256gcm = job->kp->suite == NOISE_SUITE_AES256GCM;
@@ -495,13 +508,7 @@ int wg_peer_encrypt_begin(struct wg_peer *peer, struct wg_now now, uint8_t *buf,
 		return -ENOKEY;
 	}
 	memset(buf + DATA_HEADER_LEN + len, 0, padded - len);
-	job->key = &kp->send_ctx;
-	job->kp = kp;
-	job->serial = kp->serial;
-	job->msg = buf;
-	job->len = padded;
-	job->open = false;
-	job->result = 0;
+	job_init(job, kp, buf, padded, false);
 	*out_len = DATA_HEADER_LEN + padded + NOISE_AUTHTAG_LEN;
 	peer->tx_packets++; /* its bytes count in wg_peer_sent, once the batch went */
 	return 0;
@@ -877,13 +884,7 @@ static enum wg_drop open_begin(struct wg_device *dev, struct wg_now now, uint8_t
 	kp = container_of(e, struct noise_keypair, entry);
 	if (noise_keypair_open_begin(kp, buf, len, now.mono, &job->counter))
 		return WG_DROP_NO_KEYPAIR;
-	job->key = &kp->recv_ctx;
-	job->kp = kp;
-	job->serial = kp->serial;
-	job->msg = buf;
-	job->len = len;
-	job->open = true;
-	job->result = 0;
+	job_init(job, kp, buf, len, true);
 	return WG_DROP_NONE;
 }
 
