@@ -208,7 +208,7 @@ void peers__stage(struct vpeer *vp, struct pkt *p)
 
 /*
  * Seal what waits in the send batch, over the workers. A message whose
- * AEAD failed (it cannot, short of memory for a thread's context) leaves
+ * AEAD failed (it cannot, short of a thread's context refusing its key) leaves
  * the batch and its peer starts a handshake.
  */
 static void seal_tx(struct daemon *d)
